@@ -1,0 +1,255 @@
+"""Wire types of the Reka Chat API: frozen, slotted, keyword-only attrs classes with no I/O.
+
+Field names and nesting follow the API exactly, so the vendor's attribute paths
+(``response.responses[0].message.content``) work unchanged. Conversion to and from JSON
+lives in ``_converter.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+__all__ = [
+    "AudioPart",
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "ChunkResponse",
+    "Content",
+    "ContentPart",
+    "ImagePart",
+    "Message",
+    "MessageResponse",
+    "Model",
+    "PdfPart",
+    "Role",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolOutput",
+    "Usage",
+    "VideoPart",
+]
+
+Role = Literal["user", "assistant", "system", "tool_output"]
+ROLES: frozenset[str] = frozenset(("user", "assistant", "system", "tool_output"))
+
+
+@attrs.frozen(kw_only=True)
+class TextPart:
+    """A text content part: ``{"type": "text", "text": "..."}``."""
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+@attrs.frozen(kw_only=True)
+class ImagePart:
+    """An image given by URL (``https://`` or a ``data:`` URI)."""
+
+    type: Literal["image_url"] = "image_url"
+    image_url: str
+
+
+@attrs.frozen(kw_only=True)
+class VideoPart:
+    """A short video given by URL."""
+
+    type: Literal["video_url"] = "video_url"
+    video_url: str
+
+
+@attrs.frozen(kw_only=True)
+class AudioPart:
+    """An audio clip given by URL."""
+
+    type: Literal["audio_url"] = "audio_url"
+    audio_url: str
+
+
+@attrs.frozen(kw_only=True)
+class PdfPart:
+    """A PDF document given by URL."""
+
+    type: Literal["pdf_url"] = "pdf_url"
+    pdf_url: str
+
+
+@attrs.frozen(kw_only=True)
+class ToolOutput:
+    """The output of a tool call, sent back in a ``tool_output`` message."""
+
+    tool_call_id: str
+    output: str
+
+
+ContentPart = TextPart | ImagePart | VideoPart | AudioPart | PdfPart
+#: Message content: plain text, or a list of parts. Parts of a type this version does not know
+#: are kept as plain dicts rather than rejected.
+Content = str | list[ContentPart | ToolOutput | dict[str, Any]]
+
+
+@attrs.frozen(kw_only=True)
+class ToolCall:
+    """A call to a tool requested by the model."""
+
+    id: str
+    name: str
+    parameters: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Tool:
+    """A function the model may call; ``parameters`` is a JSON schema."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+def _content_text(content: Content | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    out = []
+    for part in content:
+        if isinstance(part, TextPart):
+            out.append(part.text)
+        elif isinstance(part, dict) and part.get("type") == "text":
+            out.append(str(part.get("text", "")))
+    return "".join(out)
+
+
+@attrs.frozen(kw_only=True)
+class Message:
+    """One turn of a conversation.
+
+    Attributes:
+        role: ``"user"``, ``"assistant"``, ``"system"`` or ``"tool_output"``.
+        content: a string, or a list of content parts (``ToolOutput`` items for ``tool_output``).
+        tool_calls: calls the assistant asked for, if any.
+    """
+
+    role: str
+    content: Content | None = None
+    tool_calls: list[ToolCall] | None = None
+
+    @property
+    def text(self) -> str:
+        """The text of the content: the string itself, or the text parts joined."""
+        return _content_text(self.content)
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """Token counts of a request."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class MessageResponse:
+    """One generated answer of a non-streamed response."""
+
+    message: Message
+    finish_reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatResponse:
+    """The response to ``POST /chat``.
+
+    ``response.responses[0].message.content`` works as in the official SDK; ``response.text``
+    is the short form.
+    """
+
+    id: str
+    model: str
+    responses: list[MessageResponse]
+    usage: Usage = attrs.field(factory=Usage)
+
+    @property
+    def text(self) -> str:
+        """The text of the first response ("" when there is none)."""
+        return self.responses[0].message.text if self.responses else ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        """The finish reason of the first response."""
+        return self.responses[0].finish_reason if self.responses else None
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls of the first response (empty when there are none)."""
+        if self.responses and self.responses[0].message.tool_calls:
+            return self.responses[0].message.tool_calls
+        return []
+
+
+@attrs.frozen(kw_only=True)
+class ChunkResponse:
+    """One answer inside a stream event; ``chunk.content`` is cumulative."""
+
+    chunk: Message
+    finish_reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatChunk:
+    """One server-sent event of a streamed chat.
+
+    Attributes:
+        responses: as sent; ``responses[0].chunk.content`` is the whole text so far.
+        delta: the text that is new since the previous chunk (computed by the client).
+    """
+
+    id: str
+    model: str
+    responses: list[ChunkResponse]
+    usage: Usage | None = None
+    delta: str = ""
+
+    @property
+    def text(self) -> str:
+        """The cumulative text of the first response so far."""
+        return self.responses[0].chunk.text if self.responses else ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        """The finish reason of the first response (``None`` until the last chunk)."""
+        return self.responses[0].finish_reason if self.responses else None
+
+
+@attrs.frozen(kw_only=True)
+class Model:
+    """An entry of ``GET /models``."""
+
+    id: str
+
+
+@attrs.frozen(kw_only=True)
+class ChatRequest:
+    """The body of ``POST /chat``. ``None`` fields are omitted on the wire.
+
+    ``extra_body`` is merged into the JSON as-is, for fields this version does not know.
+    """
+
+    model: str
+    messages: list[Message]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    tools: list[Tool] | None = None
+    tool_choice: str | None = None
+    use_search_engine: bool | None = None
+    stream: bool | None = None
+    extra_body: dict[str, Any] | None = None
