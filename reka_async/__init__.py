@@ -3,6 +3,7 @@
 Public names are re-exported here; every module is private.
 """
 
+from ._batch import BatchResult, BatchRunner, BatchStats, BatchStream
 from ._client import DEFAULT_BASE_URL, NOT_GIVEN, AsyncClient
 from ._exceptions import (
     APIConnectionError,
@@ -62,6 +63,10 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchAbortedError",
+    "BatchResult",
+    "BatchRunner",
+    "BatchStats",
+    "BatchStream",
     "ChatChunk",
     "ChatRequest",
     "ChatResponse",

@@ -85,11 +85,13 @@ class BatchAbortedError(RekaError):
 
     Attributes:
         cause: the error that stopped the batch.
+        results: the results finished before it stopped (filled in by ``BatchRunner.run``).
     """
 
     def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
         super().__init__(message)
         self.cause = cause
+        self.results: list[Any] = []
 
 
 class APIError(RekaError):
@@ -264,7 +266,9 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
             msgs = []
             for item in detail:
                 if isinstance(item, dict):
-                    loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                    raw_loc = item.get("loc")
+                    parts = raw_loc if isinstance(raw_loc, list) else []
+                    loc = ".".join(str(p) for p in parts if p != "body")
                     msg = str(item.get("msg", ""))
                     msgs.append(f"{loc}: {msg}" if loc else msg)
             return "validation_error", "; ".join(msgs) or None
