@@ -1,0 +1,55 @@
+"""Developer tasks. ``nox`` alone runs what CI runs: lint, typecheck, tests.
+
+Sessions use uv to build their virtualenvs when it is available (``pip install nox uv``).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+LINT_PATHS = ["reka_async", "tests", "examples", "benchmarks", "noxfile.py"]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[lint]")
+    session.run("mypy", "--strict", "reka_async")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (unit, integration against the mock server, CLI subprocesses, examples)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run every example against the embedded mock server."""
+    session.install("-e", ".")
+    for path in sorted(glob.glob("examples/*.py")):
+        if not os.path.basename(path).startswith("_"):
+            session.run("python", path, "--mock")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against raw aiohttp, httpx and the official SDK (``-- --quick`` for a smoke run)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
