@@ -50,6 +50,6 @@ def examples(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against raw aiohttp, httpx and the official SDK (``-- --quick`` for a smoke run)."""
+    """Benchmarks vs raw aiohttp, httpx and the official SDK (``-- --quick``: smoke run)."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
