@@ -1,6 +1,6 @@
 """Assistant completions: prefill the start of the answer and stop after the code block.
 
-    python examples/assistant_prefill.py --mock
+python examples/assistant_prefill.py --mock
 """
 
 import asyncio

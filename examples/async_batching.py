@@ -1,6 +1,6 @@
 """Async batching: the vendor's Semaphore + gather pattern, then the same job as one line.
 
-    python examples/async_batching.py --mock
+python examples/async_batching.py --mock
 """
 
 import asyncio

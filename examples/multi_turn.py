@@ -1,6 +1,6 @@
 """Multiple turn conversations: send the history, get the next assistant turn.
 
-    python examples/multi_turn.py --mock
+python examples/multi_turn.py --mock
 """
 
 import asyncio

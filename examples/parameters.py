@@ -1,6 +1,6 @@
 """Useful parameters: temperature, max_tokens (and finish_reason "length"), stop.
 
-    python examples/parameters.py --mock
+python examples/parameters.py --mock
 """
 
 import asyncio

@@ -1,6 +1,6 @@
 """Quickstart: the vendor's first example, on the blocking ``Client``.
 
-    python examples/quickstart.py --mock     # or set REKA_API_KEY and drop --mock
+python examples/quickstart.py --mock     # or set REKA_API_KEY and drop --mock
 """
 
 from _support import parse_args, sync_connection

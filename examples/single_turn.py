@@ -1,6 +1,6 @@
 """Single turn prompting with ``AsyncClient``.
 
-    python examples/single_turn.py --mock
+python examples/single_turn.py --mock
 """
 
 import asyncio

@@ -1,6 +1,6 @@
 """The batching one-liner on the blocking ``Client`` (scripts and notebooks).
 
-    python examples/sync_batching.py --mock
+python examples/sync_batching.py --mock
 """
 
 from _support import parse_args, sync_connection
