@@ -105,11 +105,11 @@ class AsyncChat:
                 "temperature": temperature,
                 "top_p": top_p,
                 "top_k": top_k,
-                "stop": list(stop) if stop is not None else None,
+                "stop": _as_list(stop),
                 "seed": seed,
                 "presence_penalty": presence_penalty,
                 "frequency_penalty": frequency_penalty,
-                "tools": list(tools) if tools is not None else None,
+                "tools": _as_list(tools),
                 "tool_choice": tool_choice,
                 "use_search_engine": use_search_engine,
             },
@@ -160,11 +160,11 @@ class AsyncChat:
                 "temperature": temperature,
                 "top_p": top_p,
                 "top_k": top_k,
-                "stop": list(stop) if stop is not None else None,
+                "stop": _as_list(stop),
                 "seed": seed,
                 "presence_penalty": presence_penalty,
                 "frequency_penalty": frequency_penalty,
-                "tools": list(tools) if tools is not None else None,
+                "tools": _as_list(tools),
                 "tool_choice": tool_choice,
                 "use_search_engine": use_search_engine,
             },
@@ -361,6 +361,15 @@ class AsyncClient:
     @staticmethod
     def _body_of(request: ChatRequest) -> dict[str, Any]:
         return request_from_model(request)
+
+
+def _as_list(value: Any) -> Any:
+    """A list from a sequence argument; anything else (``None``, a single ``str``, a wrong type)
+    goes to validation unchanged, so ``stop="END"`` is one stop string, not three, and a wrong
+    type is an ``InvalidRequestError`` rather than a ``TypeError`` from ``list()``."""
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return list(value)
+    return value
 
 
 def _as_default_timeout(value: float | None) -> Timeout:

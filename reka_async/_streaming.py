@@ -112,7 +112,7 @@ class SSEDecoder:
         elif field == "id":
             if "\0" not in value:
                 self._id = value
-        elif field == "retry" and value.isdigit():
+        elif field == "retry" and value.isascii() and value.isdigit():
             self._retry = int(value)
 
 

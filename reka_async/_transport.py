@@ -107,6 +107,20 @@ class RetryEvent:
 RetryHook = Callable[[RetryEvent], None]
 
 
+def _quota_exhausted(remaining: str | None) -> bool:
+    """Whether ``x-ratelimit-remaining`` allows reading ``x-ratelimit-reset`` as a wait.
+
+    The reset time is sent on every response; while requests remain in the window it is only
+    when the window rolls over, not a delay to honour (a 500 must not wait for it).
+    """
+    if remaining is None:
+        return True
+    try:
+        return float(remaining) <= 0
+    except ValueError:
+        return True
+
+
 def _parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     """The delay the server asks for, in seconds, from the documented headers."""
     value = headers.get("retry-after-ms")
@@ -126,7 +140,7 @@ def _parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
             except (TypeError, ValueError, IndexError, OverflowError):
                 pass
     value = headers.get("x-ratelimit-reset")
-    if value:
+    if value and _quota_exhausted(headers.get("x-ratelimit-remaining")):
         try:
             reset = float(value)
         except ValueError:

@@ -1,0 +1,507 @@
+"""AsyncClient request building, configuration, error mapping and lifecycle (aioresponses)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from reka_async import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AsyncClient,
+    AuthenticationError,
+    ImagePart,
+    InternalServerError,
+    InvalidRequestError,
+    Message,
+    MissingAPIKeyError,
+    Model,
+    TextPart,
+    __version__,
+)
+
+if TYPE_CHECKING:
+    from aioresponses.core import RequestCall
+    from conftest import CompatAioresponses, FastRetries
+
+BASE = "https://api.reka.ai/v1"
+CHAT_URL = f"{BASE}/chat"
+MODELS_URL = f"{BASE}/models"
+SECRET = "sk-very-secret-key-0123456789"
+HI = [{"role": "user", "content": "Hi"}]
+
+REPLY = {
+    "id": "chat-1",
+    "model": "reka-flash",
+    "responses": [{"finish_reason": "stop", "message": {"role": "assistant", "content": "Hello"}}],
+    "usage": {"input_tokens": 1, "output_tokens": 1},
+}
+
+
+def calls(mock_api: CompatAioresponses, method: str, url: str) -> list[RequestCall]:
+    return list(mock_api.requests.get((method, URL(url)), []))
+
+
+def total_calls(mock_api: CompatAioresponses) -> int:
+    return sum(len(c) for c in mock_api.requests.values())
+
+
+def sent_json(call: RequestCall) -> Any:
+    return json.loads(call.kwargs["data"])
+
+
+# --- what goes on the wire ------------------------------------------------------------------
+
+
+async def test_default_headers_are_sent(mock_api: CompatAioresponses) -> None:
+    mock_api.post(CHAT_URL, payload=REPLY)
+    async with AsyncClient(SECRET) as client:
+        await client.chat.create(model="reka-flash", messages=HI)
+    (call,) = calls(mock_api, "POST", CHAT_URL)
+    headers = call.kwargs["headers"]
+    assert headers["X-Api-Key"] == SECRET
+    assert headers["User-Agent"] == f"reka-async/{__version__}"
+    assert headers["Content-Type"] == "application/json"
+
+
+async def test_json_body_has_the_documented_shape(mock_api: CompatAioresponses) -> None:
+    mock_api.post(CHAT_URL, payload=REPLY)
+    async with AsyncClient(SECRET) as client:
+        await client.chat.create(
+            model="reka-core",
+            messages=[
+                Message(
+                    role="user",
+                    content=[ImagePart(image_url="https://x/c.png"), TextPart(text="?")],
+                ),
+                {"role": "assistant", "content": "A cat"},
+                {"role": "user", "content": "Sure?"},
+            ],
+            max_tokens=32,
+            temperature=0.0,
+            stop=("END",),
+        )
+    (call,) = calls(mock_api, "POST", CHAT_URL)
+    assert sent_json(call) == {
+        "model": "reka-core",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": "https://x/c.png"},
+                    {"type": "text", "text": "?"},
+                ],
+            },
+            {"role": "assistant", "content": "A cat"},
+            {"role": "user", "content": "Sure?"},
+        ],
+        "max_tokens": 32,
+        "temperature": 0.0,
+        "stop": ["END"],
+    }
+
+
+async def test_response_is_parsed(mock_api: CompatAioresponses) -> None:
+    mock_api.post(CHAT_URL, payload=REPLY)
+    async with AsyncClient(SECRET) as client:
+        resp = await client.chat.create(model="reka-flash", messages=HI)
+    assert resp.text == "Hello"
+    assert resp.responses[0].message.content == "Hello"
+    assert resp.usage.output_tokens == 1
+
+
+async def test_a_single_stop_string_is_sent_as_one_stop_sequence(
+    mock_api: CompatAioresponses,
+) -> None:
+    mock_api.post(CHAT_URL, payload=REPLY)
+    async with AsyncClient(SECRET) as client:
+        await client.chat.create(model="reka-flash", messages=HI, stop="END")
+    (call,) = calls(mock_api, "POST", CHAT_URL)
+    assert sent_json(call)["stop"] == ["END"]
+
+
+@pytest.mark.parametrize("kwargs", [{"stop": 5}, {"tools": 5}, {"temperature": "warm"}])
+async def test_invalid_arguments_raise_before_anything_is_sent(
+    mock_api: CompatAioresponses, kwargs: dict[str, Any]
+) -> None:
+    async with AsyncClient(SECRET) as client:
+        with pytest.raises(InvalidRequestError):
+            await client.chat.create(model="reka-flash", messages=HI, **kwargs)
+        with pytest.raises(InvalidRequestError):
+            client.chat.create_stream(model="reka-flash", messages=HI, **kwargs)
+    assert total_calls(mock_api) == 0
+
+
+async def test_extra_headers_are_added_to_one_request(mock_api: CompatAioresponses) -> None:
+    mock_api.post(CHAT_URL, payload=REPLY, repeat=True)
+    async with AsyncClient(SECRET) as client:
+        await client.chat.create(model="reka-flash", messages=HI, extra_headers={"X-Trace": "t1"})
+        await client.chat.create(model="reka-flash", messages=HI)
+    first, second = calls(mock_api, "POST", CHAT_URL)
+    assert first.kwargs["headers"]["X-Trace"] == "t1"
+    assert first.kwargs["headers"]["X-Api-Key"] == SECRET
+    assert "X-Trace" not in second.kwargs["headers"]
+
+
+async def test_extra_headers_cannot_set_the_api_key(mock_api: CompatAioresponses) -> None:
+    async with AsyncClient(SECRET) as client:
+        with pytest.raises(ValueError, match="api_key"):
+            await client.chat.create(
+                model="reka-flash", messages=HI, extra_headers={"x-api-key": "other"}
+            )
+    assert total_calls(mock_api) == 0
+
+
+async def test_default_headers_are_sent_with_every_request(mock_api: CompatAioresponses) -> None:
+    mock_api.post(CHAT_URL, payload=REPLY)
+    async with AsyncClient(SECRET, default_headers={"X-Team": "search"}) as client:
+        await client.chat.create(model="reka-flash", messages=HI)
+    (call,) = calls(mock_api, "POST", CHAT_URL)
+    assert call.kwargs["headers"]["X-Team"] == "search"
+
+
+async def test_extra_body_is_merged_into_the_sent_json(mock_api: CompatAioresponses) -> None:
+    mock_api.post(CHAT_URL, payload=REPLY)
+    async with AsyncClient(SECRET) as client:
+        await client.chat.create(
+            model="reka-flash", messages=HI, extra_body={"new_feature": {"on": True}}
+        )
+    (call,) = calls(mock_api, "POST", CHAT_URL)
+    assert sent_json(call) == {"model": "reka-flash", "messages": HI, "new_feature": {"on": True}}
+
+
+async def test_per_request_max_retries_zero_sends_once(
+    mock_api: CompatAioresponses, fast_retries: FastRetries
+) -> None:
+    mock_api.post(CHAT_URL, status=503, body=b"busy", repeat=True)
+    async with AsyncClient(SECRET, max_retries=3) as client:
+        fast_retries(client)
+        with pytest.raises(InternalServerError):
+            await client.chat.create(model="reka-flash", messages=HI, max_retries=0)
+    assert len(calls(mock_api, "POST", CHAT_URL)) == 1
+
+
+async def test_client_max_retries_bounds_the_attempts(
+    mock_api: CompatAioresponses, fast_retries: FastRetries
+) -> None:
+    mock_api.post(CHAT_URL, status=503, body=b"busy", repeat=True)
+    async with AsyncClient(SECRET, max_retries=3) as client:
+        fast_retries(client)
+        with pytest.raises(InternalServerError):
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert len(calls(mock_api, "POST", CHAT_URL)) == 4
+
+
+async def test_retry_then_success_returns_the_response(
+    mock_api: CompatAioresponses, fast_retries: FastRetries
+) -> None:
+    mock_api.post(CHAT_URL, status=500, body=b"oops")
+    mock_api.post(CHAT_URL, payload=REPLY)
+    async with AsyncClient(SECRET) as client:
+        fast_retries(client)
+        resp = await client.chat.create(model="reka-flash", messages=HI)
+    assert resp.text == "Hello"
+    assert len(calls(mock_api, "POST", CHAT_URL)) == 2
+
+
+@pytest.mark.parametrize("value", [-1, True])
+def test_invalid_max_retries_is_rejected(value: Any) -> None:
+    with pytest.raises(ValueError, match="max_retries"):
+        AsyncClient(SECRET, max_retries=value)
+
+
+@pytest.mark.parametrize("value", [0, -2.5, "10"])
+async def test_invalid_per_request_timeout_is_rejected(
+    mock_api: CompatAioresponses, value: Any
+) -> None:
+    async with AsyncClient(SECRET) as client:
+        with pytest.raises(ValueError, match="timeout"):
+            await client.chat.create(model="reka-flash", messages=HI, timeout=value)
+    assert total_calls(mock_api) == 0
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+def test_missing_key_names_the_environment_variable() -> None:
+    with pytest.raises(MissingAPIKeyError, match="REKA_API_KEY"):
+        AsyncClient()
+
+
+def test_empty_key_is_missing() -> None:
+    with pytest.raises(MissingAPIKeyError):
+        AsyncClient(api_key="")
+
+
+async def test_environment_is_read_at_construction(
+    mock_api: CompatAioresponses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REKA_API_KEY", "env-key")
+    monkeypatch.setenv("REKA_BASE_URL", "https://proxy.example.com/reka/v1")
+    client = AsyncClient()
+    monkeypatch.setenv("REKA_API_KEY", "changed-later")
+    monkeypatch.setenv("REKA_BASE_URL", "https://elsewhere.example.com/v1")
+    mock_api.post("https://proxy.example.com/reka/v1/chat", payload=REPLY)
+    async with client:
+        assert client.base_url == "https://proxy.example.com/reka/v1"
+        await client.chat.create(model="reka-flash", messages=HI)
+    (call,) = calls(mock_api, "POST", "https://proxy.example.com/reka/v1/chat")
+    assert call.kwargs["headers"]["X-Api-Key"] == "env-key"
+
+
+def test_explicit_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REKA_API_KEY", "env-key")
+    monkeypatch.setenv("REKA_BASE_URL", "https://proxy.example.com/v1")
+    client = AsyncClient("arg-key", "https://api.example.org/v1/")
+    assert client.base_url == "https://api.example.org/v1"
+
+
+def test_default_base_url() -> None:
+    assert AsyncClient(SECRET).base_url == "https://api.reka.ai/v1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://api.example.com/v1", "http://10.0.0.5:8000/v1", "http://127.0.0.1.example.com/v1"],
+)
+def test_plain_http_to_a_remote_host_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="allow_insecure_http"):
+        AsyncClient(SECRET, url)
+
+
+def test_plain_http_to_a_remote_host_is_allowed_on_request() -> None:
+    client = AsyncClient(SECRET, "http://10.0.0.5:8000/v1", allow_insecure_http=True)
+    assert client.base_url == "http://10.0.0.5:8000/v1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8000/v1",
+        "http://127.0.0.1:8000/v1",
+        "http://127.5.6.7/v1",
+        "http://[::1]:8000/v1",
+        "http://api.localhost/v1",
+    ],
+)
+def test_plain_http_to_loopback_is_allowed(url: str) -> None:
+    assert AsyncClient(SECRET, url).base_url == url
+
+
+@pytest.mark.parametrize("url", ["ftp://api.example.com/v1", "api.reka.ai/v1", "https:///v1"])
+def test_base_url_must_be_http_or_https(url: str) -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        AsyncClient(SECRET, url)
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+def test_key_is_not_in_repr_of_the_client() -> None:
+    client = AsyncClient(SECRET)
+    assert SECRET not in repr(client)
+    assert "api.reka.ai" in repr(client)
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"status": 401, "body": json.dumps({"error": {"type": "authentication_error"}})},
+        {"status": 500, "body": "<html>oops</html>"},
+        {"status": 200, "body": "not json"},
+        {"exception": aiohttp.ClientConnectionError("Connection refused")},
+        {"exception": aiohttp.ServerDisconnectedError()},
+        {"exception": asyncio.TimeoutError()},
+    ],
+    ids=["401", "500", "bad-200", "refused", "disconnected", "timeout"],
+)
+async def test_key_is_not_in_any_raised_error(
+    mock_api: CompatAioresponses, response: dict[str, Any]
+) -> None:
+    mock_api.post(CHAT_URL, **response)
+    async with AsyncClient(SECRET, max_retries=0) as client:
+        with pytest.raises(APIError) as info:
+            await client.chat.create(model="reka-flash", messages=HI)
+    err = info.value
+    for text in (str(err), repr(err), str(err.__cause__), repr(err.__cause__), repr(vars(err))):
+        assert SECRET not in text
+
+
+async def test_redirect_is_not_followed(mock_api: CompatAioresponses) -> None:
+    mock_api.post(
+        CHAT_URL,
+        status=307,
+        body=b"",
+        headers={"Location": "https://attacker.example.net/collect", "x-request-id": "req_r"},
+    )
+    mock_api.post("https://attacker.example.net/collect", payload=REPLY)
+    async with AsyncClient(SECRET) as client:
+        with pytest.raises(APIStatusError) as info:
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert type(info.value) is APIStatusError
+    assert info.value.status_code == 307
+    assert "attacker.example.net" in str(info.value)
+    assert "req_r" in str(info.value)
+    assert calls(mock_api, "POST", "https://attacker.example.net/collect") == []
+    assert total_calls(mock_api) == 1  # not retried either
+
+
+# --- responses that are not what they should be -------------------------------------------
+
+
+async def test_html_502_becomes_internal_server_error_with_snippet(
+    mock_api: CompatAioresponses,
+) -> None:
+    html = "<html><head><title>502</title></head><body><h1>Bad Gateway</h1></body></html>"
+    mock_api.post(
+        CHAT_URL,
+        status=502,
+        body=html,
+        content_type="text/html",
+        headers={"x-request-id": "req_502"},
+    )
+    async with AsyncClient(SECRET, max_retries=0) as client:
+        with pytest.raises(InternalServerError) as info:
+            await client.chat.create(model="reka-flash", messages=HI)
+    err = info.value
+    assert err.status_code == 502
+    assert err.body == html
+    assert "Bad Gateway" in str(err)
+    assert err.request_id == "req_502"
+
+
+async def test_non_json_200_becomes_response_validation_error(
+    mock_api: CompatAioresponses,
+) -> None:
+    mock_api.post(CHAT_URL, status=200, body="Hello, I am not JSON", headers={"x-request-id": "r1"})
+    async with AsyncClient(SECRET) as client:
+        with pytest.raises(APIResponseValidationError) as info:
+            await client.chat.create(model="reka-flash", messages=HI)
+    err = info.value
+    assert err.status_code == 200
+    assert err.body == "Hello, I am not JSON"
+    assert "Hello, I am not JSON" in str(err)
+    assert err.request_id == "r1"
+    assert total_calls(mock_api) == 1  # a complete (if bad) answer is not retried
+
+
+async def test_wrong_shape_200_becomes_response_validation_error(
+    mock_api: CompatAioresponses,
+) -> None:
+    mock_api.post(CHAT_URL, payload={"choices": [{"text": "this is another API"}]})
+    async with AsyncClient(SECRET) as client:
+        with pytest.raises(APIResponseValidationError, match="choices"):
+            await client.chat.create(model="reka-flash", messages=HI)
+
+
+async def test_401_becomes_authentication_error_and_is_not_retried(
+    mock_api: CompatAioresponses,
+) -> None:
+    mock_api.post(
+        CHAT_URL,
+        status=401,
+        body=json.dumps({"error": {"type": "authentication_error", "message": "Invalid key"}}),
+        repeat=True,
+    )
+    async with AsyncClient(SECRET, max_retries=3) as client:
+        with pytest.raises(AuthenticationError, match="Invalid key"):
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert total_calls(mock_api) == 1
+
+
+@pytest.mark.parametrize(
+    ("exception", "cls"),
+    [
+        (aiohttp.ClientConnectionError("refused"), APIConnectionError),
+        (aiohttp.ServerDisconnectedError(), APIConnectionError),
+        (aiohttp.ClientPayloadError("truncated"), APIConnectionError),
+        (asyncio.TimeoutError(), APITimeoutError),
+    ],
+    ids=["connection", "disconnected", "payload", "timeout"],
+)
+async def test_aiohttp_exceptions_are_translated(
+    mock_api: CompatAioresponses, exception: Exception, cls: type[Exception]
+) -> None:
+    mock_api.post(CHAT_URL, exception=exception)
+    async with AsyncClient(SECRET, max_retries=0) as client:
+        with pytest.raises(cls) as info:
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert info.value.__cause__ is exception
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+async def test_models_list(mock_api: CompatAioresponses) -> None:
+    mock_api.get(MODELS_URL, payload=[{"id": "reka-core"}, {"id": "reka-flash", "extra": 1}])
+    async with AsyncClient(SECRET) as client:
+        models = await client.models.list()
+    assert models == [Model(id="reka-core"), Model(id="reka-flash")]
+    (call,) = calls(mock_api, "GET", MODELS_URL)
+    assert call.kwargs["headers"]["X-Api-Key"] == SECRET
+
+
+async def test_models_get_is_the_vendor_alias(mock_api: CompatAioresponses) -> None:
+    mock_api.get(MODELS_URL, payload=[{"id": "reka-edge"}])
+    async with AsyncClient(SECRET) as client:
+        assert await client.models.get() == [Model(id="reka-edge")]
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+async def test_unclosed_client_warns() -> None:
+    client = AsyncClient(SECRET)
+    session = client._transport.session()
+    try:
+        # The client is in a reference cycle (client.chat -> client): gc.collect() frees it.
+        with pytest.warns(ResourceWarning, match="never closed"):  # noqa: PT031
+            del client
+            gc.collect()
+    finally:
+        await session.close()
+
+
+async def test_unopened_client_does_not_warn() -> None:
+    client = AsyncClient(SECRET)
+    del client
+    gc.collect()  # filterwarnings=error turns a ResourceWarning into a failure
+
+
+async def test_closing_twice_is_fine() -> None:
+    client = AsyncClient(SECRET)
+    async with client:
+        assert not client.is_closed
+    await client.aclose()
+    assert client.is_closed
+    assert "closed" in repr(client)
+
+
+async def test_closed_client_cannot_be_used(mock_api: CompatAioresponses) -> None:
+    async with AsyncClient(SECRET) as client:
+        pass
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.chat.create(model="reka-flash", messages=HI)
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.models.list()
+    with pytest.raises(RuntimeError, match="closed"):
+        async for _ in client.chat.create_stream(model="reka-flash", messages=HI):
+            pass
+    assert total_calls(mock_api) == 0
+
+
+async def test_closed_client_cannot_be_reopened() -> None:
+    client = AsyncClient(SECRET)
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        async with client:
+            pass
