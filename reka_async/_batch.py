@@ -26,11 +26,11 @@ from ._exceptions import (
     BatchAbortedError,
     InsufficientCreditsError,
     InvalidRequestError,
-    RekaError,
+    RateLimitError,
 )
 from ._models import ChatRequest, ChatResponse
 from ._ratelimit import AdaptiveLimit, TokenBucket
-from ._transport import RetryEvent, TimeoutLike
+from ._transport import RetryEvent, TimeoutLike, as_timeout
 
 __all__ = ["BatchResult", "BatchRunner", "BatchStats", "BatchStream"]
 
@@ -209,6 +209,8 @@ class BatchRunner:
         adaptive: AIMD concurrency: halve the limit on rate-limit 429s and timeouts, then grow
             by one per window of successes, never above ``concurrency``.
         fail_fast: raise the first error and cancel the rest instead of collecting it.
+        stop_on_insufficient_credits: stop the whole batch with ``BatchAbortedError`` on an
+            out-of-credits 429 (default). ``False`` records it on the item like any other error.
         max_retries: retries per request (default: the client's).
         timeout: per-request timeout (starts when the request gets its slot).
         on_result: ``hook(result, stats)`` called for every finished item (progress bars).
@@ -228,6 +230,7 @@ class BatchRunner:
         tpm: float | None = None,
         adaptive: bool = True,
         fail_fast: bool = False,
+        stop_on_insufficient_credits: bool = True,
         max_retries: int | None = None,
         timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
         on_result: ResultHook | None = None,
@@ -246,6 +249,16 @@ class BatchRunner:
         for name, value in (("rpm", rpm), ("tpm", tpm)):
             if value is not None and value <= 0:
                 raise InvalidRequestError(f"{name}: must be positive or None, got {value!r}")
+        # Checked here, once: a bad value would otherwise fail every item the same way.
+        if max_retries is not None and (isinstance(max_retries, bool) or max_retries < 0):
+            raise InvalidRequestError(
+                f"max_retries: must be a non-negative integer or None, got {max_retries!r}"
+            )
+        if not isinstance(timeout, _NotGiven):
+            try:
+                as_timeout(timeout, client._transport.timeout)
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc)) from None
         # Validate the defaults once, up front, with a dummy message.
         request_body(
             model=model,
@@ -260,6 +273,7 @@ class BatchRunner:
         self.tpm = tpm
         self.adaptive = adaptive
         self.fail_fast = fail_fast
+        self.stop_on_insufficient_credits = stop_on_insufficient_credits
         self.max_retries = max_retries
         self.timeout = timeout
         self.on_result = on_result
@@ -316,7 +330,9 @@ class BatchRunner:
                 model=self.model, messages=messages, params=self.default_params, stream=False
             )
         if isinstance(item, ChatRequest):
-            return str(index), request_from_model(item)
+            body = request_from_model(item)
+            body.pop("stream", None)  # the runner reads whole responses, never SSE
+            return str(index), body
         if isinstance(item, list):
             return str(index), request_body(
                 model=self.model, messages=item, params=self.default_params, stream=False
@@ -516,11 +532,18 @@ class BatchStream:
                 result = await self._run_one(*nxt)
                 runner.stats._record(result)
                 if runner.on_result is not None:
-                    runner.on_result(result, runner.stats)
+                    try:
+                        runner.on_result(result, runner.stats)
+                    except Exception as exc:  # a broken hook stops the batch, loudly
+                        self._out.put_nowait(result)
+                        self._fail(exc)
+                        return
                 self._out.put_nowait(result)
                 if not result.ok:
                     err = result.error
-                    if isinstance(err, InsufficientCreditsError):
+                    if runner.stop_on_insufficient_credits and isinstance(
+                        err, InsufficientCreditsError
+                    ):
                         self._fail(
                             BatchAbortedError(
                                 f"batch stopped: the account is out of credits ({err}); "
@@ -550,11 +573,13 @@ class BatchStream:
         except InvalidRequestError as exc:
             custom_id = _item_custom_id(item, index)
             return BatchResult(index=index, custom_id=custom_id, request=None, error=exc)
-        estimate = 0
+        estimate = 0.0
         if self._rpm is not None:
             await self._rpm.acquire(1)
         if self._tpm is not None:
-            estimate = _estimate_tokens(body)
+            # acquire() takes at most a full bucket; the correction below must start from
+            # what was actually taken, or an estimate above capacity over-refunds.
+            estimate = min(float(_estimate_tokens(body)), self._tpm.capacity)
             await self._tpm.acquire(estimate)
         limit = self._limit
         if limit is not None:
@@ -577,9 +602,17 @@ class BatchStream:
             response = await runner.client._send_chat(
                 body, timeout=runner.timeout, max_retries=runner.max_retries, on_retry=on_retry
             )
-        except RekaError as exc:
-            if limit is not None and isinstance(exc, APITimeoutError):
+        except Exception as exc:  # every item ends as a result, even on an unexpected error
+            # The last attempt's 429 (retries exhausted, or a wait too long to honour) is an
+            # overload signal too; on_retry only saw the ones that were retried.
+            rate_limited = isinstance(exc, RateLimitError) and not isinstance(
+                exc, InsufficientCreditsError
+            )
+            if rate_limited:
+                runner.stats.rate_limited += 1
+            if limit is not None and (rate_limited or isinstance(exc, APITimeoutError)):
                 limit.on_overload()
+                runner.stats.concurrency_limit = limit.limit
             return BatchResult(
                 index=index,
                 custom_id=custom_id,
@@ -593,6 +626,7 @@ class BatchStream:
                 await limit.release()
         if limit is not None:
             limit.on_success()
+            runner.stats.concurrency_limit = limit.limit
         if self._tpm is not None:
             used = response.usage.input_tokens + response.usage.output_tokens
             if used < estimate:

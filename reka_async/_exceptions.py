@@ -5,7 +5,7 @@
     RekaError
     ├── InvalidRequestError (also a ValueError)   bad arguments, caught before anything is sent
     ├── MissingAPIKeyError                         no key given and REKA_API_KEY unset
-    ├── BatchAbortedError                          a batch stopped early (out of credits, fail_fast)
+    ├── BatchAbortedError                          a batch stopped early (out of credits)
     └── APIError                                   anything that happened talking to the API
         ├── APIStatusError                         the server answered with a 4xx/5xx status
         │   ├── BadRequestError                    400
@@ -81,7 +81,7 @@ class MissingAPIKeyError(RekaError):
 
 
 class BatchAbortedError(RekaError):
-    """A batch stopped before finishing (out of credits, or ``fail_fast`` hit an error).
+    """A batch stopped before finishing because the account is out of credits.
 
     Attributes:
         cause: the error that stopped the batch.

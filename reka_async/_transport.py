@@ -392,9 +392,16 @@ class Transport:
         client waits too, instead of each hammering the API on its own.
         """
         delay = self.retry_policy.delay_for(error, attempt, opts.max_retries)
+        rate_limited = isinstance(error, RateLimitError) and not isinstance(
+            error, InsufficientCreditsError
+        )
         if delay is None:
+            if rate_limited and isinstance(error, APIStatusError):
+                # Out of retries, but the other requests of this client must still back off.
+                wait = error.retry_after
+                if wait is not None and wait <= self.retry_policy.max_server_wait:
+                    self.cooldown.trip(wait)
             raise error
-        rate_limited = isinstance(error, RateLimitError)
         if rate_limited:
             self.cooldown.trip(delay)
         logger.info(

@@ -1,0 +1,304 @@
+"""TokenBucket and AdaptiveLimit on a fake clock: no test waits for real time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from reka_async import _ratelimit
+from reka_async._ratelimit import AdaptiveLimit, TokenBucket
+
+
+class FakeClock:
+    """A clock that only moves when told to (or when a patched sleep advances it)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+        self.hold: asyncio.Event | None = None  # when set, sleeps wait for it first
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A fake clock; ``asyncio.sleep`` as seen by ``_ratelimit`` advances it instead of waiting."""
+    fake = FakeClock()
+    real_sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep
+
+    async def fake_sleep(delay: float) -> None:
+        fake.sleeps.append(delay)
+        if fake.hold is not None:
+            await fake.hold.wait()
+        fake.advance(delay)
+        await real_sleep(0)  # still a suspension point, as a real sleep is
+
+    monkeypatch.setattr(_ratelimit, "asyncio", _AsyncioWithSleep(fake_sleep))
+    return fake
+
+
+class _AsyncioWithSleep:
+    """The asyncio module as ``_ratelimit`` sees it, with ``sleep`` replaced (and nothing else)."""
+
+    def __init__(self, sleep: Callable[[float], Coroutine[Any, Any, None]]) -> None:
+        self.sleep = sleep
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+
+async def _yield_until(predicate: Callable[[], bool], rounds: int = 100) -> None:
+    for _ in range(rounds):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
+# --- TokenBucket ------------------------------------------------------------------------------
+
+
+def test_bucket_starts_full_and_rejects_non_positive_rates() -> None:
+    bucket = TokenBucket(60, clock=FakeClock())
+    assert bucket.level == 60.0
+    assert bucket.capacity == 60.0
+    assert bucket.per_second == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="positive"):
+        TokenBucket(0)
+    with pytest.raises(ValueError, match="positive"):
+        TokenBucket(10, period=0)
+
+
+async def test_acquire_within_burst_does_not_wait(clock: FakeClock) -> None:
+    bucket = TokenBucket(60, clock=clock)  # 60 per minute, burst 60
+    for _ in range(60):
+        await bucket.acquire()
+    assert clock.sleeps == []
+    assert bucket.level == pytest.approx(0.0)
+
+
+async def test_rpm_acquire_beyond_burst_waits_for_refill(clock: FakeClock) -> None:
+    bucket = TokenBucket(60, clock=clock, capacity=5)  # one per second, burst of 5
+    start = clock.now
+    for _ in range(5):
+        await bucket.acquire()
+    assert clock.sleeps == []
+    await bucket.acquire()
+    # The sixth request waits exactly one refill interval (1 s at 60 rpm).
+    assert clock.now - start == pytest.approx(1.0)
+    assert sum(clock.sleeps) == pytest.approx(1.0)
+    for _ in range(3):
+        await bucket.acquire()
+    assert clock.now - start == pytest.approx(4.0)
+    assert bucket.level == pytest.approx(0.0, abs=1e-9)
+
+
+async def test_refill_is_continuous_and_capped(clock: FakeClock) -> None:
+    bucket = TokenBucket(120, clock=clock)  # 2 per second
+    await bucket.acquire(100)
+    assert bucket.level == pytest.approx(20.0)
+    clock.advance(10)
+    assert bucket.level == pytest.approx(40.0)
+    clock.advance(3600)
+    assert bucket.level == pytest.approx(120.0)  # never above capacity
+
+
+async def test_acquire_waits_only_for_the_missing_part(clock: FakeClock) -> None:
+    bucket = TokenBucket(600, clock=clock)  # 10 per second
+    await bucket.acquire(595)
+    await bucket.acquire(25)  # 5 available, 20 missing -> 2 s
+    assert sum(clock.sleeps) == pytest.approx(2.0)
+    assert bucket.level == pytest.approx(0.0, abs=1e-9)
+
+
+async def test_refund_returns_units_but_caps_at_capacity(clock: FakeClock) -> None:
+    bucket = TokenBucket(1000, clock=clock)
+    await bucket.acquire(800)
+    bucket.refund(300)
+    assert bucket.level == pytest.approx(500.0)
+    bucket.refund(10_000)
+    assert bucket.level == pytest.approx(1000.0)
+    bucket.refund(0)
+    bucket.refund(-50)  # nothing to give back: ignored, not a hidden consume
+    assert bucket.level == pytest.approx(1000.0)
+
+
+async def test_refund_lets_a_waiting_acquire_through_sooner(clock: FakeClock) -> None:
+    bucket = TokenBucket(60, clock=clock, capacity=10)  # 1 per second
+    await bucket.acquire(10)
+    bucket.refund(4)
+    await bucket.acquire(5)  # 4 refunded + 1 s of refill
+    assert sum(clock.sleeps) == pytest.approx(1.0)
+
+
+async def test_consume_goes_negative_and_later_acquires_wait_it_off(clock: FakeClock) -> None:
+    bucket = TokenBucket(60, clock=clock, capacity=10)  # 1 per second
+    bucket.consume(15)
+    assert bucket.level == pytest.approx(-5.0)
+    assert clock.sleeps == []  # consume never waits
+    await bucket.acquire(1)
+    assert sum(clock.sleeps) == pytest.approx(6.0)  # 5 of debt + the unit itself
+
+
+async def test_amount_above_capacity_waits_for_a_full_bucket_not_forever(
+    clock: FakeClock,
+) -> None:
+    bucket = TokenBucket(60, clock=clock, capacity=10)
+    await bucket.acquire(4)
+    await asyncio.wait_for(bucket.acquire(50), timeout=5)  # would spin forever if not capped
+    assert sum(clock.sleeps) == pytest.approx(4.0)  # refill from 6 to the full 10
+    assert bucket.level == pytest.approx(0.0, abs=1e-9)
+
+
+async def test_acquire_is_first_come_first_served(clock: FakeClock) -> None:
+    bucket = TokenBucket(60, clock=clock, capacity=1)
+    await bucket.acquire()
+    order: list[int] = []
+
+    async def take(i: int) -> None:
+        await bucket.acquire()
+        order.append(i)
+
+    await asyncio.gather(*(take(i) for i in range(5)))
+    assert order == [0, 1, 2, 3, 4]
+    assert sum(clock.sleeps) == pytest.approx(5.0)
+
+
+async def test_cancelled_acquire_takes_nothing_and_frees_the_lock(clock: FakeClock) -> None:
+    bucket = TokenBucket(60, clock=clock, capacity=10)  # 1 per second
+    await bucket.acquire(10)
+    clock.hold = asyncio.Event()
+    task = asyncio.create_task(bucket.acquire(5))
+    await _yield_until(lambda: bool(clock.sleeps))  # it is waiting for refill
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    clock.hold = None
+    assert bucket.level == 0.0  # the cancelled call took nothing
+    clock.advance(5)
+    await asyncio.wait_for(bucket.acquire(5), timeout=5)  # the lock is free again
+    assert len(clock.sleeps) == 1  # and the 5 refilled units were there to take
+    assert bucket.level == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bucket_repr_shows_live_state() -> None:
+    bucket = TokenBucket(60, clock=FakeClock())
+    bucket.consume(20)
+    assert repr(bucket) == "<TokenBucket level=40.0/60 rate=60/min>"
+
+
+# --- AdaptiveLimit ----------------------------------------------------------------------------
+
+
+def test_limit_starts_at_maximum() -> None:
+    limit = AdaptiveLimit(8, clock=FakeClock())
+    assert limit.limit == 8.0
+    assert limit.min_seen == 8.0
+    assert limit.in_use == 0
+
+
+def test_overload_halves_at_most_once_per_interval() -> None:
+    clock = FakeClock()
+    limit = AdaptiveLimit(16, decrease_interval=1.0, clock=clock)
+    limit.on_overload()
+    assert limit.limit == 8.0
+    limit.on_overload()  # same burst of 429s: one signal
+    clock.advance(0.999)
+    limit.on_overload()
+    assert limit.limit == 8.0
+    clock.advance(0.001)
+    limit.on_overload()
+    assert limit.limit == 4.0
+    assert limit.min_seen == 4.0
+
+
+def test_overload_never_goes_below_one() -> None:
+    clock = FakeClock()
+    limit = AdaptiveLimit(4, clock=clock)
+    for _ in range(10):
+        limit.on_overload()
+        clock.advance(5)
+    assert limit.limit == 1.0
+    assert limit.min_seen == 1.0
+
+
+def test_success_grows_by_about_one_per_window() -> None:
+    clock = FakeClock()
+    limit = AdaptiveLimit(16, clock=clock)
+    limit.on_overload()
+    assert limit.limit == 8.0
+    seen = [limit.limit]
+    for _ in range(8):  # one window of successes at limit 8: +1/limit each
+        limit.on_success()
+        seen.append(limit.limit)
+    assert seen == sorted(seen)
+    assert 8.9 < limit.limit < 9.0
+    for _ in range(9):  # the next window is one success longer
+        limit.on_success()
+    assert 9.85 < limit.limit < 10.0
+    assert limit.min_seen == 8.0  # growth does not rewrite history
+
+
+def test_success_never_exceeds_maximum() -> None:
+    limit = AdaptiveLimit(3, clock=FakeClock())
+    for _ in range(1000):
+        limit.on_success()
+    assert limit.limit == 3.0
+    limit.on_overload()
+    for _ in range(1000):
+        limit.on_success()
+    assert limit.limit == 3.0
+
+
+async def test_gate_blocks_at_limit_and_release_admits_the_next() -> None:
+    limit = AdaptiveLimit(2, clock=FakeClock())
+    await limit.acquire()
+    await limit.acquire()
+    assert limit.in_use == 2
+    waiter = asyncio.create_task(limit.acquire())
+    for _ in range(20):  # give it every chance to (wrongly) get through
+        await asyncio.sleep(0)
+    assert not waiter.done()
+    assert limit.in_use == 2
+    await limit.release()
+    await asyncio.wait_for(waiter, timeout=5)
+    assert limit.in_use == 2
+
+
+async def test_gate_follows_a_lowered_limit() -> None:
+    clock = FakeClock()
+    limit = AdaptiveLimit(4, clock=clock)
+    for _ in range(4):
+        await limit.acquire()
+    limit.on_overload()  # 4 -> 2 while 4 are in use
+    waiter = asyncio.create_task(limit.acquire())
+    await limit.release()
+    await limit.release()  # in use: 2 = the new limit, still no room
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not waiter.done()
+    await limit.release()  # in use 1 < 2: the waiter gets in
+    await asyncio.wait_for(waiter, timeout=5)
+    assert limit.in_use == 2
+
+
+async def test_cancelled_waiter_does_not_take_a_slot() -> None:
+    limit = AdaptiveLimit(1, clock=FakeClock())
+    await limit.acquire()
+    waiter = asyncio.create_task(limit.acquire())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await limit.release()
+    assert limit.in_use == 0
+    await asyncio.wait_for(limit.acquire(), timeout=5)
+    assert limit.in_use == 1
