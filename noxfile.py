@@ -53,3 +53,12 @@ def bench(session: nox.Session) -> None:
     """Benchmarks vs raw aiohttp, httpx and the official SDK (``-- --quick``: smoke run)."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The fault soak at a larger scale (bounded: 50,000 batch requests and 5,000 streams)."""
+    session.install("-e", ".[test]")
+    session.env["REKA_SOAK_N"] = os.environ.get("REKA_SOAK_N", "50000")
+    session.env["REKA_SOAK_STREAMS"] = os.environ.get("REKA_SOAK_STREAMS", "5000")
+    session.run("pytest", "tests/test_soak.py", "-q", *session.posargs)

@@ -46,6 +46,7 @@ from ._models import (
     VideoPart,
 )
 from ._streaming import AsyncChatStream, ServerSentEvent, SSEDecoder
+from ._sync import Client
 from ._transport import RetryEvent, Timeout
 from ._version import __version__
 
@@ -71,6 +72,7 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "ChunkResponse",
+    "Client",
     "ConflictError",
     "ImagePart",
     "InsufficientCreditsError",
