@@ -211,7 +211,7 @@ def _wire_message(msg: Any, path: str) -> Any:
         role, content, tool_calls = msg.get("role"), msg.get("content"), msg.get("tool_calls")
     else:
         raise _fail(path, f"a message must be a dict or a Message, got {type(msg).__name__}")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:  # an unhashable role must not TypeError
         raise _fail(
             f"{path}.role",
             f"{role!r} is not a valid role; use 'user', 'assistant', 'system' or 'tool_output'",
