@@ -97,25 +97,7 @@ class AsyncChat:
             APIConnectionError: no complete answer (``APITimeoutError`` on a timeout).
             APIResponseValidationError: the 2xx body was not the documented shape.
         """
-        body = request_body(
-            model=model,
-            messages=messages,
-            params={
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-                "top_p": top_p,
-                "top_k": top_k,
-                "stop": _as_list(stop),
-                "seed": seed,
-                "presence_penalty": presence_penalty,
-                "frequency_penalty": frequency_penalty,
-                "tools": _as_list(tools),
-                "tool_choice": tool_choice,
-                "use_search_engine": use_search_engine,
-            },
-            stream=False,
-            extra_body=extra_body,
-        )
+        body = _chat_body(locals(), stream=False)
         return await self._client._send_chat(
             body, timeout=timeout, max_retries=max_retries, extra_headers=extra_headers
         )
@@ -152,25 +134,7 @@ class AsyncChat:
         Raises:
             InvalidRequestError: at once, when an argument is invalid.
         """
-        body = request_body(
-            model=model,
-            messages=messages,
-            params={
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-                "top_p": top_p,
-                "top_k": top_k,
-                "stop": _as_list(stop),
-                "seed": seed,
-                "presence_penalty": presence_penalty,
-                "frequency_penalty": frequency_penalty,
-                "tools": _as_list(tools),
-                "tool_choice": tool_choice,
-                "use_search_engine": use_search_engine,
-            },
-            stream=True,
-            extra_body=extra_body,
-        )
+        body = _chat_body(locals(), stream=True)
         return self._client._open_stream(
             body, timeout=timeout, max_retries=max_retries, extra_headers=extra_headers
         )
@@ -361,6 +325,44 @@ class AsyncClient:
     @staticmethod
     def _body_of(request: ChatRequest) -> dict[str, Any]:
         return request_from_model(request)
+
+
+_PARAM_NAMES: Final = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "tools",
+    "tool_choice",
+    "use_search_engine",
+)
+
+
+def _chat_body(args: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+    """The validated wire body from the arguments of ``create``/``create_stream``.
+
+    ``args`` is the method's ``locals()``, so the parameter list is written once, in the
+    signature, and the same names reach the validator.
+    """
+    params = {name: args[name] for name in _PARAM_NAMES}
+    params["stop"] = _as_list(params["stop"])
+    params["tools"] = _as_list(params["tools"])
+    return request_body(
+        model=args["model"],
+        messages=args["messages"],
+        params=params,
+        stream=stream,
+        extra_body=args["extra_body"],
+    )
+
+
+def call_args(frame_locals: Mapping[str, Any]) -> dict[str, Any]:
+    """A method's keyword arguments from its ``locals()`` (``self`` dropped), for forwarding."""
+    return {k: v for k, v in frame_locals.items() if k != "self"}
 
 
 def _as_list(value: Any) -> Any:

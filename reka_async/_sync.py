@@ -19,7 +19,7 @@ import threading
 import warnings
 from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from anyio.from_thread import start_blocking_portal
 
@@ -31,6 +31,7 @@ from ._client import (
     AsyncClient,
     MessagesArg,
     _NotGiven,
+    call_args,
 )
 from ._models import ChatChunk, ChatResponse, Model, Tool
 from ._streaming import AsyncChatStream
@@ -39,6 +40,7 @@ from ._transport import TimeoutLike
 __all__ = ["BatchResultIterator", "ChatStream", "Client"]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 #: How often a waiting caller wakes up, so that a KeyboardInterrupt delivered without a real
 #: signal (``_thread.interrupt_main()``, Windows consoles) is noticed while a call is blocked.
@@ -128,23 +130,79 @@ def _loop_identity() -> tuple[asyncio.AbstractEventLoop, int]:
     return asyncio.get_running_loop(), threading.get_ident()
 
 
-class ChatStream:
-    """A blocking iterator of ``ChatChunk`` for one streamed chat; also a context manager.
+class _AsyncSource(Protocol[T_co]):
+    def __anext__(self) -> Coroutine[Any, Any, T_co]: ...
+    def aclose(self) -> Coroutine[Any, Any, None]: ...
 
-    Returned by ``Client.chat.create_stream()``. Each chunk has ``delta`` (the new text) and
-    ``text`` (the whole text so far). Leaving a ``with`` block early closes the connection at
-    once; a bare ``for`` loop left with ``break`` closes it when the stream is collected.
+
+_B = TypeVar("_B", bound="_BlockingIterator[Any]")
+
+
+class _BlockingIterator(Generic[T]):
+    """Drive an async iterator from blocking code, one item per round trip to the loop.
+
+    Leaving a ``with`` block (or ``close()``) closes the async side on its own loop; a
+    forgotten iterator is handed to the loop to close when it is collected.
     """
 
-    __slots__ = ("_closed", "_loop", "_stream")
+    __slots__ = ("_closed", "_loop", "_source")
 
-    def __init__(self, loop: _Loop, stream: AsyncChatStream) -> None:
+    def __init__(self, loop: _Loop, source: _AsyncSource[T]) -> None:
         self._loop = loop
-        self._stream = stream
+        self._source = source
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<ChatStream {self._stream!r}>"
+        return f"<{type(self).__name__} {self._source!r}>"
+
+    def __iter__(self: _B) -> _B:
+        return self
+
+    def __next__(self) -> T:
+        try:
+            return self._loop.run(self._source.__anext__())
+        except StopAsyncIteration:
+            self._closed = True
+            raise StopIteration from None
+
+    def __enter__(self: _B) -> _B:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop early: close the async side and wait until it has stopped (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._loop.closed:
+            self._loop.run(self._source.aclose())
+
+    def __del__(self) -> None:
+        # The async side must be closed in its own loop: hand it over rather than touching
+        # its sockets or tasks from this thread.
+        if not getattr(self, "_closed", True):
+            self._loop.close_soon(self._source.aclose())
+
+
+class ChatStream(_BlockingIterator[ChatChunk]):
+    """A blocking iterator of ``ChatChunk`` for one streamed chat; also a context manager.
+
+    Returned by ``Client.chat.create_stream()``. Leaving a ``with`` block, ``close()``, or
+    dropping the iterator releases the connection.
+    """
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, loop: _Loop, stream: AsyncChatStream) -> None:
+        super().__init__(loop, stream)
+        self._stream = stream
 
     @property
     def text(self) -> str:
@@ -156,27 +214,6 @@ class ChatStream:
         """The server's ``x-request-id`` once the stream is open."""
         return self._stream.request_id
 
-    def __iter__(self) -> ChatStream:
-        return self
-
-    def __next__(self) -> ChatChunk:
-        try:
-            return self._loop.run(self._stream.__anext__())
-        except StopAsyncIteration:
-            self._closed = True
-            raise StopIteration from None
-
-    def __enter__(self) -> ChatStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def final_response(self) -> ChatResponse:
         """Read the rest of the stream and return it assembled as a ``ChatResponse``.
 
@@ -187,75 +224,24 @@ class ChatStream:
         self._closed = True
         return response
 
-    def close(self) -> None:
-        """Close the stream and release its connection (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        if not self._loop.closed:
-            self._loop.run(self._stream.aclose())
 
-    def __del__(self) -> None:
-        # The async stream must be closed in its own loop: hand it over rather than closing
-        # its socket from this thread.
-        if not getattr(self, "_closed", True):
-            self._loop.close_soon(self._stream.aclose())
-
-
-class BatchResultIterator:
+class BatchResultIterator(_BlockingIterator[BatchResult]):
     """A blocking iterator of ``BatchResult`` as they complete; also a context manager.
 
     Returned by ``Client.batch_stream()``. Leaving a ``with`` block early cancels the requests
     in flight and waits for them to stop. ``stats`` holds the live ``BatchStats``.
     """
 
-    __slots__ = ("_closed", "_loop", "_stream")
+    __slots__ = ("_stream",)
 
     def __init__(self, loop: _Loop, stream: BatchStream) -> None:
-        self._loop = loop
+        super().__init__(loop, stream)
         self._stream = stream
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"<BatchResultIterator {self._stream!r}>"
 
     @property
     def stats(self) -> BatchStats:
         """The live statistics of this run."""
         return self._stream.stats
-
-    def __iter__(self) -> BatchResultIterator:
-        return self
-
-    def __next__(self) -> BatchResult:
-        try:
-            return self._loop.run(self._stream.__anext__())
-        except StopAsyncIteration:
-            self._closed = True
-            raise StopIteration from None
-
-    def __enter__(self) -> BatchResultIterator:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Cancel the requests in flight and wait until they have stopped (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        if not self._loop.closed:
-            self._loop.run(self._stream.aclose())
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            self._loop.close_soon(self._stream.aclose())
 
 
 class Chat:
@@ -312,27 +298,8 @@ class Chat:
             RuntimeError: the client is closed.
             KeyboardInterrupt: re-raised after cancelling the request in flight.
         """
-        return self._loop.run(
-            self._chat.create(
-                messages=messages,
-                model=model,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                top_k=top_k,
-                stop=stop,
-                seed=seed,
-                presence_penalty=presence_penalty,
-                frequency_penalty=frequency_penalty,
-                tools=tools,
-                tool_choice=tool_choice,
-                use_search_engine=use_search_engine,
-                timeout=timeout,
-                max_retries=max_retries,
-                extra_headers=extra_headers,
-                extra_body=extra_body,
-            )
-        )
+        args = locals()
+        return self._loop.run(self._chat.create(**call_args(args)))
 
     def create_stream(
         self,
@@ -367,27 +334,10 @@ class Chat:
             InvalidRequestError: at once, when an argument is invalid.
             RuntimeError: the client is closed.
         """
+        args = locals()
         if self._loop.closed:
             raise RuntimeError("this Client is closed; create a new one")
-        stream = self._chat.create_stream(
-            messages=messages,
-            model=model,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            stop=stop,
-            seed=seed,
-            presence_penalty=presence_penalty,
-            frequency_penalty=frequency_penalty,
-            tools=tools,
-            tool_choice=tool_choice,
-            use_search_engine=use_search_engine,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_body=extra_body,
-        )
+        stream = self._chat.create_stream(**call_args(args))
         return ChatStream(self._loop, stream)
 
 
