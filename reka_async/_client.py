@@ -369,6 +369,8 @@ def _as_list(value: Any) -> Any:
     """A list from a sequence argument; anything else (``None``, a single ``str``, a wrong type)
     goes to validation unchanged, so ``stop="END"`` is one stop string, not three, and a wrong
     type is an ``InvalidRequestError`` rather than a ``TypeError`` from ``list()``."""
+    if value is None or type(value) is list:
+        return value
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return list(value)
     return value

@@ -295,6 +295,7 @@ class Transport:
             "Accept": "application/json",
             **(default_headers or {}),
         }
+        self._default_options = RequestOptions(timeout=timeout, max_retries=max_retries)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -372,6 +373,8 @@ class Transport:
         timeout_given: bool = False,
     ) -> RequestOptions:
         """Resolve per-request overrides against the client defaults."""
+        if not timeout_given and max_retries is None and not extra_headers and on_retry is None:
+            return self._default_options  # the common case allocates nothing
         if max_retries is not None and (isinstance(max_retries, bool) or max_retries < 0):
             raise ValueError(f"max_retries: must be a non-negative integer, got {max_retries!r}")
         if extra_headers and any(k.lower() == "x-api-key" for k in extra_headers):
