@@ -61,4 +61,26 @@ def soak(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.env["REKA_SOAK_N"] = os.environ.get("REKA_SOAK_N", "50000")
     session.env["REKA_SOAK_STREAMS"] = os.environ.get("REKA_SOAK_STREAMS", "5000")
-    session.run("pytest", "tests/test_soak.py", "-q", *session.posargs)
+    session.run("pytest", "tests/test_soak.py", "-q", "-s", *session.posargs)
+
+
+@nox.session
+def ray(session: nox.Session) -> None:
+    """The Ray Data integration on a local 2-CPU Ray cluster (excluded from ``tests``).
+
+    ``-s`` shows the measured throughput. ``addopts`` is overridden because the default one
+    ignores tests/ray; its other options are repeated here.
+    """
+    session.install("-e", ".[test,ray]")
+    session.run(
+        "pytest",
+        "tests/ray",
+        "-o",
+        "addopts=",
+        "-ra",
+        "--strict-markers",
+        "-p",
+        "no:cacheprovider",
+        "-s",
+        *session.posargs,
+    )

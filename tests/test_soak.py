@@ -104,6 +104,15 @@ async def test_batch_soak_every_input_ends_exactly_once() -> None:
         assert runner.stats.ok + runner.stats.failed == N_BATCH
         assert runner.stats.retried > 0
         _assert_pool_released(client)
+        # The figures quoted in the README's Reliability section (visible with ``-s``).
+        print(
+            f"\nsoak batch: {N_BATCH} items, {len(server.requests)} requests, "
+            f"{sum(faults.values())} faults {dict(sorted(faults.items()))}; "
+            f"{runner.stats.ok} ok, {runner.stats.failed} failed "
+            f"({len(credit_failures)} out-of-credits on purpose, "
+            f"{runner.stats.failed - len(credit_failures)} bad 200 bodies); "
+            f"{runner.stats.retried} items retried; {runner.stats.wall_s:.1f} s"
+        )
 
 
 async def _one_stream(client: AsyncClient, i: int) -> tuple[str, str | BaseException]:
@@ -136,5 +145,11 @@ async def test_stream_soak_ends_in_text_or_typed_error() -> None:
                 assert isinstance(outcome, (StreamError, APIResponseValidationError)), outcome
             else:
                 assert outcome == f"Mock reply to: {prompt}"
-        assert sum(isinstance(o, str) for _, o in outcomes) > N_STREAMS * 0.8
+        completed = sum(isinstance(o, str) for _, o in outcomes)
+        assert completed > N_STREAMS * 0.8
         _assert_pool_released(client)
+        print(
+            f"\nsoak streams: {N_STREAMS} streams, {len(server.requests)} requests, "
+            f"{sum(1 for r in server.requests if r.fault)} faults; {completed} completed, "
+            f"{N_STREAMS - completed} typed errors"
+        )
