@@ -71,7 +71,9 @@ def ray(session: nox.Session) -> None:
     ``-s`` shows the measured throughput. ``addopts`` is overridden because the default one
     ignores tests/ray; its other options are repeated here.
     """
-    session.install("-e", ".[test,ray]")
+    # Precompiled bytecode: each Ray worker imports ray, pyarrow and pandas afresh, which
+    # takes seconds per actor when PYTHONDONTWRITEBYTECODE is set and uv skipped compiling.
+    session.install("-e", ".[test,ray]", env={"UV_COMPILE_BYTECODE": "1"})
     session.run(
         "pytest",
         "tests/ray",
