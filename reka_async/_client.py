@@ -348,9 +348,11 @@ def _chat_body(args: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
     ``args`` is the method's ``locals()``, so the parameter list is written once, in the
     signature, and the same names reach the validator.
     """
-    params = {name: args[name] for name in _PARAM_NAMES}
-    params["stop"] = _as_list(params["stop"])
-    params["tools"] = _as_list(params["tools"])
+    params = {name: args[name] for name in _PARAM_NAMES if args[name] is not None}
+    if "stop" in params:
+        params["stop"] = _as_list(params["stop"])
+    if "tools" in params:
+        params["tools"] = _as_list(params["tools"])
     return request_body(
         model=args["model"],
         messages=args["messages"],

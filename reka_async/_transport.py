@@ -495,12 +495,12 @@ class Transport:
                 status = resp.status
                 if status >= 300:
                     raise self.status_error(resp, raw)
-                request_id = resp.headers.get("x-request-id")
         except _TRANSLATED as exc:
             raise translate_exception(exc, f"{method} {path}") from exc
         try:
             return parse(loads(raw))
         except Exception as exc:  # any decode/shape failure becomes one typed error
+            request_id = resp.headers.get("x-request-id")
             raise APIResponseValidationError(
                 f"HTTP {status}: the response is not valid JSON of the expected shape "
                 f"({type(exc).__name__}); body starts: {body_snippet(raw)!r}",
