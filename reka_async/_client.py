@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final
 
-from ._converter import dumps, parse_chat_response, parse_models, request_body, request_from_model
+from ._converter import dumps, parse_chat_response, parse_models, request_body
 from ._exceptions import MissingAPIKeyError
-from ._models import ChatRequest, ChatResponse, Message, Model, Tool
+from ._models import ChatResponse, Message, Model, Tool
 from ._streaming import AsyncChatStream
 from ._transport import RetryHook, RetryPolicy, Timeout, TimeoutLike, Transport
 
@@ -321,10 +321,6 @@ class AsyncClient:
             extra_headers=extra_headers,
         )
         return AsyncChatStream(transport=t, path="/chat", body=dumps(body), opts=opts)
-
-    @staticmethod
-    def _body_of(request: ChatRequest) -> dict[str, Any]:
-        return request_from_model(request)
 
 
 _PARAM_NAMES: Final = (
