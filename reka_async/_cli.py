@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 
 from ._batch import BatchResult, BatchRunner, BatchStats
 from ._client import DEFAULT_MAX_CONNECTIONS, AsyncClient
@@ -64,44 +64,28 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------- argument types
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+T = TypeVar("T", int, float)
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+def _bounded(kind: Callable[[str], T], *, strict: bool, what: str) -> Callable[[str], T]:
+    """An argparse type: ``kind`` parsed from the text, above 0 (``strict``) or at least 0."""
+
+    def parse(text: str) -> T:
+        try:
+            value: Any = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not (value > 0 if strict else value >= 0):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value  # type: ignore[no-any-return]
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+_positive_int = _bounded(int, strict=True, what="a positive integer")
+_non_negative_int = _bounded(int, strict=False, what="an integer >= 0")
+_positive_float = _bounded(float, strict=True, what="a positive number")
+_non_negative_float = _bounded(float, strict=False, what="a number >= 0")
 
 
 def _probability(text: str) -> float:
