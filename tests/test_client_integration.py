@@ -386,6 +386,26 @@ async def test_timeout_then_success(client: AsyncClient, server: MockRekaServer)
     assert faults(server) == ["slow_first_byte", None]
 
 
+async def test_plain_request_read_timeout_bounds_the_whole_response(
+    client: AsyncClient, server: MockRekaServer
+) -> None:
+    # A plain answer arrives whole once generated: "read" bounds that wait (generation time),
+    # measured with a single deadline rather than a timer re-armed on every packet.
+    with pytest.raises(APITimeoutError):
+        await client.chat.create(
+            model=MODEL,
+            messages=ask("hi [[latency_ms:3000]]"),
+            timeout=Timeout(connect=2.0, read=0.2, total=30.0),
+            max_retries=0,
+        )
+    reply = await client.chat.create(
+        model=MODEL,
+        messages=ask("hi [[latency_ms:50]]"),
+        timeout=Timeout(connect=2.0, read=5.0, total=30.0),
+    )
+    assert reply.text == "Mock reply to: hi [[latency_ms:50]]"
+
+
 async def test_total_timeout_as_a_number(client: AsyncClient, server: MockRekaServer) -> None:
     with pytest.raises(APITimeoutError):
         await client.chat.create(

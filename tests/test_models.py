@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from reka_async import (
     PdfPart,
     RekaError,
     TextPart,
+    Timeout,
     Tool,
     ToolCall,
     ToolOutput,
@@ -473,3 +475,51 @@ def test_message_content_helper_joins_text_parts() -> None:
         role="user", content=[TextPart(text="a"), ImagePart(image_url="u"), TextPart(text="b")]
     )
     assert msg.text == "ab"
+
+
+# --- the hot paths give the same answers as the general ones --------------------------------
+
+
+def test_plain_timeout_is_one_deadline_of_the_smaller_bound() -> None:
+    plain = Timeout(connect=3.0, read=60.0, total=600.0).to_aiohttp_plain()
+    assert (plain.total, plain.sock_connect, plain.sock_read) == (60.0, 3.0, None)
+    assert Timeout(read=900.0, total=30.0).to_aiohttp_plain().total == 30.0
+    assert Timeout(read=None, total=None).to_aiohttp_plain().total is None
+    assert Timeout(read=None, total=45.0).to_aiohttp_plain().total == 45.0
+    stream = Timeout(connect=3.0, read=60.0, total=600.0).to_aiohttp()
+    assert (stream.total, stream.sock_connect, stream.sock_read) == (600.0, 3.0, 60.0)
+
+
+def test_plain_dict_messages_are_sent_as_given_in_a_new_list() -> None:
+    messages = [USER, {"role": "assistant", "content": "Hi"}, {"role": "user", "content": "More"}]
+    wire = body(messages)["messages"]
+    assert wire == messages
+    assert wire is not messages  # the caller may reuse or change their list afterwards
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ({"role": ["user"], "content": "x"}, "messages[0].role"),  # unhashable: no TypeError
+        ({"role": "robot", "content": "x"}, "messages[0].role"),
+        ({"role": "user", "content": 5}, "messages[0].content"),
+    ],
+)
+def test_the_fast_path_still_rejects_invalid_messages(message: Any, error: str) -> None:
+    with pytest.raises(InvalidRequestError, match=re.escape(error)):
+        body([message])
+
+
+def test_response_fast_path_matches_the_general_hooks() -> None:
+    data = response_json()
+    data["responses"][0]["finish_reason"] = 7  # coerced like the generated hooks would
+    data["id"] = 12
+    data["usage"] = {"input_tokens": "3", "output_tokens": 2}
+    parsed = parse_chat_response(data)
+    assert parsed.id == "12"
+    assert parsed.finish_reason == "7"
+    assert parsed.usage == Usage(input_tokens=3, output_tokens=2)
+    tool = response_json(tool_calls=[{"id": "t1", "name": "f", "parameters": {"a": 1}}])
+    assert parse_chat_response(tool).tool_calls == [
+        ToolCall(id="t1", name="f", parameters={"a": 1})
+    ]

@@ -20,7 +20,7 @@ from reka_async import (
     InvalidRequestError,
     MissingAPIKeyError,
 )
-from reka_async._sync import _wait
+from reka_async._sync import _Call, _Loop, _wait, _Waker
 from reka_async.testing import MockRekaServer
 
 KEY = "test-key"
@@ -319,29 +319,103 @@ def test_keyboard_interrupt_cancels_the_request(client: Client, server: MockReka
     )
 
 
-def test_wait_cancels_the_future_when_interrupted() -> None:
-    # The cancellation path itself, without signals: an exception while waiting cancels.
-    fut: concurrent.futures.Future[int] = concurrent.futures.Future()
-    calls = 0
+@pytest.fixture
+def loop_thread() -> Iterator[_Loop]:
+    """A bare ``_Loop`` over an event loop running in a thread (no client, no portal)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        yield _Loop(loop, thread.ident or 0)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
 
-    def result(timeout: float | None = None) -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise TimeoutError  # one poll interval passes
+
+class _InterruptedReader:
+    """A wake-up socket whose first wait times out (one poll) and whose second is interrupted."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+
+    def recv(self, size: int) -> bytes:
+        self.waits += 1
+        if self.waits == 1:
+            raise TimeoutError
         raise KeyboardInterrupt
 
-    fut.result = result  # type: ignore[method-assign]
+    def close(self) -> None:
+        pass
+
+
+def test_wait_cancels_the_call_when_interrupted(loop_thread: _Loop) -> None:
+    # The cancellation path itself, without signals: an exception while waiting cancels.
+    waker = _Waker()
+    reader, waker.reader = waker.reader, _InterruptedReader()  # type: ignore[assignment]
+    reader.close()
+    call = _Call(waker)
     with pytest.raises(KeyboardInterrupt):
-        _wait(fut)
-    assert fut.cancelled()
+        _wait(call, loop_thread.loop)
+    assert waker.reader.waits == 2  # type: ignore[attr-defined]
+    # The cancel is handed to the loop thread; once it has run, the call is marked cancelled
+    # and a coroutine that had not started yet is never started.
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop_thread.loop).result(5)
+    assert call.cancelled
+    started = False
+
+    async def never() -> None:
+        nonlocal started
+        started = True
+
+    loop_thread.loop.call_soon_threadsafe(call.start, loop_thread.loop, never())
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop_thread.loop).result(5)
+    assert call.task is None
+    assert not started
+    assert call.finished
 
 
-def test_wait_returns_a_coroutine_timeout_error_as_is() -> None:
-    fut: concurrent.futures.Future[int] = concurrent.futures.Future()
-    fut.set_exception(TimeoutError("from the coroutine"))
+def test_run_returns_a_coroutine_timeout_error_as_is(loop_thread: _Loop) -> None:
+    async def times_out() -> None:
+        raise TimeoutError("from the coroutine")
+
     with pytest.raises(TimeoutError, match="from the coroutine"):
-        _wait(fut)
+        loop_thread.run(times_out())
+    assert not loop_thread.inflight
+
+
+def test_run_returns_the_result_and_forgets_the_call(loop_thread: _Loop) -> None:
+    async def answer() -> int:
+        return 42
+
+    assert [loop_thread.run(answer()) for _ in range(3)] == [42, 42, 42]
+    assert not loop_thread.inflight
+
+
+def test_shutdown_cancels_a_call_in_flight(loop_thread: _Loop) -> None:
+    entered = threading.Event()
+    outcome: list[BaseException] = []
+
+    async def forever() -> None:
+        entered.set()
+        await asyncio.Event().wait()
+
+    def caller() -> None:
+        try:
+            loop_thread.run(forever())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    assert entered.wait(10)
+    loop_thread.shutdown()
+    thread.join(10)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], RuntimeError)
+    assert "closed while this call was running" in str(outcome[0])
+    with pytest.raises(RuntimeError, match="closed"):
+        loop_thread.run(forever())
 
 
 def test_calling_from_the_loop_thread_is_refused(client: Client) -> None:
