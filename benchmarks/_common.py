@@ -12,14 +12,15 @@ import importlib.metadata
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from reka_async import testing
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 
@@ -92,6 +93,8 @@ class MockServerProcess:
     """``python -m reka_async.testing`` in a subprocess, optionally pinned to one CPU.
 
     Use as a context manager; ``url`` is the base URL the server announced on stdout.
+    A thin layer over `reka_async.testing.MockServerProcess` (imported only when used, so
+    that the worker processes, which import this module, never load ``reka_async``).
     """
 
     def __init__(
@@ -112,85 +115,54 @@ class MockServerProcess:
         self.startup_timeout = startup_timeout
         self.url = ""
         self.pinned_with = "none"
-        self._proc: subprocess.Popen[str] | None = None
-        self._log: IO[str] | None = None
-        self._drain: threading.Thread | None = None
+        self._server: testing.MockServerProcess | None = None
 
-    def command(self) -> list[str]:
-        """The command line that starts the server."""
-        cmd = [
-            sys.executable,
-            "-m",
-            "reka_async.testing",
-            "--port",
-            "0",
+    def _new_server(self) -> testing.MockServerProcess:
+        from reka_async.testing import MockServerProcess as Server
+
+        args = [
             "--latency-ms",
             repr(float(self.latency_ms)),
             "--chunk-latency-ms",
             repr(float(self.chunk_latency_ms)),
         ]
         if self.stream_chunks is not None:
-            cmd += ["--stream-chunks", str(self.stream_chunks)]
+            args += ["--stream-chunks", str(self.stream_chunks)]
         taskset = shutil.which("taskset")
-        if self.cpu is not None and taskset:
-            cmd = [taskset, "-c", str(self.cpu), *cmd]
-        return cmd
+        return Server(
+            *args,
+            prefix=[taskset, "-c", str(self.cpu)] if self.cpu is not None and taskset else (),
+            env=child_env(),
+            cwd=REPO_ROOT,
+            stderr=self.log_path if self.log_path is not None else subprocess.DEVNULL,
+            startup_timeout=self.startup_timeout,
+            stop_timeout=5.0,
+        )
+
+    def command(self) -> list[str]:
+        """The command line that starts the server."""
+        return self._new_server().command()
 
     def start(self) -> str:
         """Start the server and wait for its announcement; return its base URL."""
-        cmd = self.command()
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self.log_path.open("w", encoding="utf-8")
-        self._proc = proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=self._log if self._log is not None else subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            cwd=REPO_ROOT,
-            env=child_env(),
-        )
+        self._server = server = self._new_server()
+        self.url = server.start()
         if self.cpu is not None:
-            if cmd[0].endswith("taskset"):
+            if server.prefix:
                 self.pinned_with = f"taskset -c {self.cpu}"
             else:
                 with contextlib.suppress(OSError, AttributeError):
-                    os.sched_setaffinity(proc.pid, {self.cpu})
+                    os.sched_setaffinity(server.process.pid, {self.cpu})
                     self.pinned_with = f"os.sched_setaffinity({self.cpu})"
-        line = self._first_line(proc)
-        prefix = "Mock Reka server listening on "
-        if not line.startswith(prefix):
-            self.stop()
-            raise RuntimeError(f"mock server did not start: {line!r} (command: {cmd})")
-        self.url = line[len(prefix) :].strip()
-        # Keep reading stdout so that the server can never block on a full pipe.
-        self._drain = threading.Thread(target=_drain, args=(proc.stdout,), daemon=True)
-        self._drain.start()
         return self.url
-
-    def _first_line(self, proc: subprocess.Popen[str]) -> str:
-        stream = proc.stdout
-        assert stream is not None
-        result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
-        reader.start()
-        reader.join(self.startup_timeout)
-        return result[0] if result else ""
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 5 s)."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     def describe(self) -> dict[str, Any]:
         """The server's settings, for results.json."""
@@ -214,14 +186,6 @@ class MockServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _drain(stream: IO[str] | None) -> None:
-    if stream is None:
-        return
-    with contextlib.suppress(ValueError, OSError):
-        for _ in stream:
-            pass
 
 
 def child_env() -> dict[str, str]:

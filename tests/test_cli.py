@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from reka_async.testing import MockServerProcess
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "prompts.jsonl"
 TIMEOUT = 60
@@ -289,27 +291,8 @@ def test_batch_resume_skips_done_and_repairs_a_torn_line(tmp_path: Path) -> None
 
 @pytest.fixture
 def mock_server() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reka_async.testing", "--port", "0", "--latency-ms", "20"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "listening on" in line, line
-        yield line.split()[-1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with MockServerProcess("--latency-ms", "20") as server:
+        yield server.base_url
 
 
 def count_lines(path: Path) -> int:

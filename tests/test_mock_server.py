@@ -20,11 +20,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from reka_async import testing
+from reka_async import AsyncClient, testing
 from reka_async.testing import (
     DEFAULT_FAULT_KINDS,
     FAULTS,
     MockRekaServer,
+    MockServerProcess,
     RecordedRequest,
 )
 
@@ -97,6 +98,7 @@ def test_all_lists_the_public_names() -> None:
         "DEFAULT_FAULT_KINDS",
         "FAULTS",
         "MockRekaServer",
+        "MockServerProcess",
         "RecordedRequest",
         "main",
     ]
@@ -777,6 +779,29 @@ def test_cli_serves_until_sigterm_and_exits_zero() -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+async def test_mock_server_process_serves_then_stops() -> None:
+    with MockServerProcess("--api-key", "proc-key", "--seed", "1") as server:
+        assert server.base_url.startswith("http://127.0.0.1:")
+        assert server.process.poll() is None
+        async with AsyncClient(api_key="proc-key", base_url=server.base_url) as client:
+            response = await client.chat.create(
+                messages=[{"role": "user", "content": "over a pipe"}], model="reka-flash"
+            )
+        assert response.text == "Mock reply to: over a pipe"
+    assert server.process.poll() == 0  # gone after SIGTERM: a clean shutdown, not a kill
+    assert server.process.stdout is not None
+    assert server.process.stdout.closed
+    server.stop()  # idempotent
+
+
+def test_mock_server_process_reports_a_failed_start_with_its_stderr() -> None:
+    server = MockServerProcess("--fault-kinds", "no-such-fault", startup_timeout=20)
+    with pytest.raises(RuntimeError, match="did not start") as info:
+        server.start()
+    assert "no-such-fault" in str(info.value)  # the server's own error message, from stderr
+    assert server.process.returncode == 2
 
 
 # --------------------------------------------------------------------------- official SDK

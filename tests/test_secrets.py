@@ -6,6 +6,7 @@ headers are never scanned here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from reka_async._exceptions import (
     UnprocessableEntityError,
 )
 from reka_async._transport import RetryPolicy, Timeout
-from reka_async.testing import MockRekaServer
+from reka_async.testing import MockRekaServer, MockServerProcess
 
 KEY = "sk-SECRET-canary-7f3a9c"
 OTHER = "some-other-key"
@@ -247,8 +248,8 @@ async def test_batch_runner_failures(srv: MockRekaServer, logs: pytest.LogCaptur
 
 
 def test_sync_client(logs: pytest.LogCaptureFixture) -> None:
-    with SubprocessServer(OTHER) as base_url:
-        with Client(KEY, base_url, max_retries=0) as c:
+    with key_server("--api-key", OTHER) as server:
+        with Client(KEY, server.base_url, max_retries=0) as c:
             assert_clean(c, c.chat, c.models)
             with pytest.raises(AuthenticationError) as info:
                 c.chat.create(messages=MSGS, model="reka-flash")
@@ -261,56 +262,24 @@ def test_sync_client(logs: pytest.LogCaptureFixture) -> None:
 # --------------------------------------------------------------------------- subprocesses
 
 
-class _ServerProc:
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reka_async.testing", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert "listening on" in line, line
-        self.base_url = line.split()[-1]
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        try:
-            out, err = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate(timeout=10)
-        return out + err
-
-
-class SubprocessServer:
-    """A subprocess mock server as a context manager yielding its base URL."""
-
-    def __init__(self, api_key: str) -> None:
-        self.api_key = api_key
-
-    def __enter__(self) -> str:
-        self.server = _ServerProc("--api-key", self.api_key)
-        return self.server.base_url
-
-    def __exit__(self, *exc: object) -> None:
-        assert KEY not in self.server.stop()
+@contextlib.contextmanager
+def key_server(*args: str) -> Iterator[MockServerProcess]:
+    """The mock server in a subprocess; what it printed must not hold the key."""
+    with MockServerProcess(*args) as server:
+        yield server
+    assert KEY not in server.output
 
 
 @pytest.fixture
-def wrong_key_server() -> Iterator[_ServerProc]:
-    server = _ServerProc("--api-key", OTHER)
-    yield server
-    assert KEY not in server.stop()
+def wrong_key_server() -> Iterator[MockServerProcess]:
+    with key_server("--api-key", OTHER) as server:
+        yield server
 
 
 @pytest.fixture
-def right_key_server() -> Iterator[_ServerProc]:
-    server = _ServerProc("--api-key", KEY, "--retry-after", "0.01")
-    yield server
-    assert KEY not in server.stop()
+def right_key_server() -> Iterator[MockServerProcess]:
+    with key_server("--api-key", KEY, "--retry-after", "0.01") as server:
+        yield server
 
 
 def run_cli(*args: str, env_key: bool = False) -> subprocess.CompletedProcess[str]:
@@ -343,7 +312,7 @@ def check_cli(proc: subprocess.CompletedProcess[str], out: Path, n: int) -> list
 
 
 @pytest.mark.parametrize("env_key", [False, True])
-def test_cli_batch_401(wrong_key_server: _ServerProc, tmp_path: Path, env_key: bool) -> None:
+def test_cli_batch_401(wrong_key_server: MockServerProcess, tmp_path: Path, env_key: bool) -> None:
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_input(inp, ["a", "b", "c"])
     key_args = [] if env_key else ["--api-key", KEY]
@@ -364,7 +333,9 @@ def test_cli_batch_401(wrong_key_server: _ServerProc, tmp_path: Path, env_key: b
 
 
 @pytest.mark.parametrize("env_key", [False, True])
-def test_cli_batch_faults(right_key_server: _ServerProc, tmp_path: Path, env_key: bool) -> None:
+def test_cli_batch_faults(
+    right_key_server: MockServerProcess, tmp_path: Path, env_key: bool
+) -> None:
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_input(inp, ["fine", "[[fault:500]]", "[[fault:422]]", "[[fault:drop]]", "ok too"])
     key_args = [] if env_key else ["--api-key", KEY]
@@ -386,7 +357,7 @@ def test_cli_batch_faults(right_key_server: _ServerProc, tmp_path: Path, env_key
     assert sum(r["ok"] for r in records) == 2
 
 
-def test_cli_chat_401(wrong_key_server: _ServerProc) -> None:
+def test_cli_chat_401(wrong_key_server: MockServerProcess) -> None:
     proc = run_cli("--api-key", KEY, "-vv", "--base-url", wrong_key_server.base_url, "chat", "hi")
     assert proc.returncode == 1
     assert "AuthenticationError" in proc.stderr

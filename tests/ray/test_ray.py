@@ -31,6 +31,7 @@ from reka_async.integrations.ray import (  # noqa: E402
     map_chat,
     run_ray_job,
 )
+from reka_async.testing import MockServerProcess  # noqa: E402
 
 pytestmark = [
     # Ray Data's DataContext() assigns its own deprecated fields (use_push_based_shuffle,
@@ -57,37 +58,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def mock_url() -> Iterator[str]:
     """The mock server in a subprocess; it accepts API_KEY only (so the key must get through)."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reka_async.testing",
-            "--port",
-            "0",
-            "--latency-ms",
-            str(LATENCY_MS),
-            "--api-key",
-            API_KEY,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("Mock Reka server listening on http://"), line
-        yield line.split()[-1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with MockServerProcess("--latency-ms", str(LATENCY_MS), "--api-key", API_KEY) as server:
+        yield server.base_url
 
 
 @pytest.fixture(scope="module")
