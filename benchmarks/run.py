@@ -33,9 +33,9 @@ from benchmarks._common import (
     load_average,
     machine_info,
 )
-from benchmarks._report import markdown, plot_throughput, summarise, targets
+from benchmarks._report import REFERENCE, markdown, plot_throughput, summarise, targets
 
-MEASUREMENTS: Final = ("chat", "latency", "stream", "sync", "rss")
+MEASUREMENTS: Final = ("chat", "latency", "stream", "sync", "paired", "rss")
 RESULTS_DIR: Final = REPO_ROOT / "benchmarks" / "results"
 
 FULL: Final = {"duration": 10.0, "warmup": 1.0, "repeat": 3, "rss_items": "100000,1000000"}
@@ -119,6 +119,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--rss-concurrency", type=int, default=64, help="BatchRunner concurrency of RSS runs"
     )
     parser.add_argument("--rss-repeat", type=int, default=1, help="fresh processes per RSS size")
+    parser.add_argument(
+        "--pair-concurrency",
+        type=int,
+        default=64,
+        help="concurrency of the paired reka_async / aiohttp_raw run (default 64)",
+    )
+    parser.add_argument(
+        "--slice",
+        type=float,
+        default=0.5,
+        help="seconds per slice in the paired runs, clients alternating (default 0.5)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument(
         "--out", type=Path, default=None, help="output folder (default benchmarks/results[/quick])"
@@ -138,6 +150,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.out = RESULTS_DIR / "quick" if args.quick else RESULTS_DIR
     if args.duration <= 0 or args.warmup < 0 or args.repeat < 1:
         parser.error("--duration must be > 0, --warmup >= 0 and --repeat >= 1")
+    if args.slice <= 0 or args.pair_concurrency < 1:
+        parser.error("--slice must be > 0 and --pair-concurrency >= 1")
     return args
 
 
@@ -292,6 +306,40 @@ class Harness:
                         f"{r['wall_us_per_req']:,.0f} µs/call"
                     )
 
+    def paired(self, url: str) -> None:
+        """The two ratio targets, each pair alternating in one process (see worker ``pair``)."""
+        a = self.args
+        pairs = [
+            (
+                "reka_async",
+                "pair",
+                ["--baseline", REFERENCE, "--concurrency", str(a.pair_concurrency)],
+            ),
+            ("reka_async_sync", "sync_pair", ["--concurrency", "1"]),
+        ]
+        for rep in range(a.repeat):
+            for client, mode, options in pairs:
+                if a.clients is not None and client not in a.clients:
+                    continue
+                extra = [
+                    "--url",
+                    url,
+                    "--mode",
+                    mode,
+                    *options,
+                    "--duration",
+                    str(a.duration),
+                    "--warmup",
+                    str(a.warmup),
+                    "--slice",
+                    str(a.slice),
+                ]
+                # Each of the two clients gets ``duration`` seconds: the run lasts twice that.
+                r = self.worker("paired", client, extra, rep, a.warmup + 2 * a.duration + 120.0)
+                if r is not None:
+                    key = "ratio_req_per_s" if mode == "pair" else "ratio_wall_per_req"
+                    _log(f"  [paired {rep + 1}/{a.repeat}] {client:<17} {key} {r[key]:.3f}")
+
     def rss(self, url: str) -> None:
         a = self.args
         if a.clients is not None and "reka_async_batch" not in a.clients:
@@ -383,6 +431,8 @@ def run(args: argparse.Namespace) -> int:
             harness.throughput("stream", url, [args.stream_concurrency], "stream")
         if "sync" in args.only:
             harness.sync(harness.server("fast", 0.0))
+        if "paired" in args.only:
+            harness.paired(harness.server("fast", 0.0))
         if "rss" in args.only:
             harness.rss(harness.server("fast", 0.0))
         servers = {name: s.describe() for name, s in harness.servers.items()}
@@ -399,6 +449,8 @@ def run(args: argparse.Namespace) -> int:
         "latency_concurrency": args.latency_concurrency,
         "stream_concurrency": args.stream_concurrency,
         "stream_chunks": args.stream_chunks,
+        "pair_concurrency": args.pair_concurrency,
+        "slice": args.slice,
         "rss_items": args.rss_items,
         "rss_concurrency": args.rss_concurrency,
         "rss_repeat": args.rss_repeat,

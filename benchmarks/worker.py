@@ -13,6 +13,12 @@ Modes:
   plain synchronous code (``reka_async`` with ``--concurrency 1`` is its async twin).
 * ``rss``: ``BatchRunner.stream()`` over ``--items`` lazily generated prompts, results
   discarded; reports ``ru_maxrss`` at the end.
+* ``pair``: ``--client`` and ``--baseline`` in this one process, alternating every ``--slice``
+  seconds (the order flipping each round) until each has had ``--duration`` seconds; reports
+  both and their ratio. On a shared machine whose speed drifts over seconds, slices this short
+  see the same machine, so the ratio is far steadier than one of medians of separate runs.
+* ``sync_pair``: the same for ``reka_async.Client`` (sync facade) against the async client,
+  both making sequential calls (C=1).
 
 The measurement window opens ``warmup`` seconds after the clients start (connections are
 open by then) and closes at the deadline; requests, chunks, wall time and this process's CPU
@@ -40,10 +46,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._clients import ClientUnavailable, open_client
+from benchmarks._clients import Call, ClientUnavailable, open_client
 from benchmarks._common import API_KEY, MODEL, PROMPT, pin_self
 
-MODES = ("chat", "stream", "sync", "rss")
+MODES = ("chat", "stream", "sync", "rss", "pair", "sync_pair")
 
 
 @dataclass(frozen=True)
@@ -272,6 +278,142 @@ def run_sync_client(url: str, *, duration: float, warmup: float) -> Measurement:
         client.close()
 
 
+# --------------------------------------------------------------------------- paired runs
+
+
+class Tally:
+    """Requests, wall and CPU time summed over one client's slices of a paired run."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
+        self.slices = 0
+
+    def add(self, requests: int, wall_s: float, cpu_s: float) -> None:
+        self.requests += requests
+        self.wall_s += wall_s
+        self.cpu_s += cpu_s
+        self.slices += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        req = max(self.requests, 1)
+        return {
+            "requests": self.requests,
+            "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
+            "slices": self.slices,
+            "req_per_s": self.requests / self.wall_s if self.wall_s > 0 else 0.0,
+            "cpu_us_per_req": self.cpu_s * 1e6 / req,
+            "wall_us_per_req": self.wall_s * 1e6 / req,
+        }
+
+
+def _pair_result(names: Sequence[str], tallies: Sequence[Tally]) -> dict[str, Any]:
+    (a, b), (ta, tb) = names, tallies
+    da, db = ta.as_dict(), tb.as_dict()
+    return {
+        "pair": {a: da, b: db},
+        "ratio_req_per_s": da["req_per_s"] / db["req_per_s"] if db["req_per_s"] else None,
+        "ratio_cpu_per_req": da["cpu_us_per_req"] / db["cpu_us_per_req"]
+        if db["cpu_us_per_req"]
+        else None,
+        "ratio_wall_per_req": da["wall_us_per_req"] / db["wall_us_per_req"]
+        if db["wall_us_per_req"]
+        else None,
+    }
+
+
+def _rounds(duration: float, slice_s: float) -> int:
+    return max(2, round(duration / slice_s))
+
+
+async def run_pair(
+    names: Sequence[str],
+    url: str,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    slice_s: float,
+) -> dict[str, Any]:
+    """Alternate two clients in one event loop, ``slice_s`` seconds at a time."""
+    async with contextlib.AsyncExitStack() as stack:
+        calls = [
+            await stack.enter_async_context(open_client(n, url, concurrency, stream=False))
+            for n in names
+        ]
+        tallies = [Tally(), Tally()]
+
+        async def run_slice(call: Call, seconds: float) -> tuple[int, float, float]:
+            done = 0
+            stop = time.perf_counter() + seconds
+
+            async def worker() -> None:
+                nonlocal done
+                while time.perf_counter() < stop:
+                    await call()
+                    done += 1
+
+            t0, c0 = time.perf_counter(), time.process_time()
+            await _gather_all([worker() for _ in range(concurrency)])
+            return done, time.perf_counter() - t0, time.process_time() - c0
+
+        for call in calls:  # warm-up: connections open, caches warm, for both
+            await run_slice(call, warmup / 2)
+        gc.collect()
+        for r in range(_rounds(duration, slice_s)):
+            order = (0, 1) if r % 2 == 0 else (1, 0)
+            for i in order:
+                tallies[i].add(*await run_slice(calls[i], slice_s))
+        return _pair_result(names, tallies)
+
+
+def run_sync_pair(url: str, *, duration: float, warmup: float, slice_s: float) -> dict[str, Any]:
+    """Alternate the sync facade and the async client, sequential calls, one process."""
+    from reka_async import AsyncClient
+
+    client_cls = _import_sync_client()
+    messages = [{"role": "user", "content": PROMPT}]
+    loop = asyncio.new_event_loop()
+    aclient = AsyncClient(api_key=API_KEY, base_url=url)
+    sclient = client_cls(api_key=API_KEY, base_url=url)
+
+    async def async_slice(stop: float) -> int:
+        done = 0
+        while time.perf_counter() < stop:
+            await aclient.chat.create(messages=messages, model=MODEL)
+            done += 1
+        return done
+
+    def sync_slice(stop: float) -> int:
+        done = 0
+        while time.perf_counter() < stop:
+            sclient.chat.create(messages=messages, model=MODEL)
+            done += 1
+        return done
+
+    def one(i: int, seconds: float) -> tuple[int, float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        stop = t0 + seconds
+        done = sync_slice(stop) if i == 0 else loop.run_until_complete(async_slice(stop))
+        return done, time.perf_counter() - t0, time.process_time() - c0
+
+    try:
+        tallies = [Tally(), Tally()]
+        one(0, warmup / 2)
+        one(1, warmup / 2)
+        gc.collect()
+        for r in range(_rounds(duration, slice_s)):
+            for i in (0, 1) if r % 2 == 0 else (1, 0):
+                tallies[i].add(*one(i, slice_s))
+        return _pair_result(("reka_async_sync", "reka_async"), tallies)
+    finally:
+        sclient.close()
+        loop.run_until_complete(aclient.aclose())
+        loop.close()
+
+
 # --------------------------------------------------------------------------- peak RSS
 
 
@@ -346,6 +488,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     parser.add_argument("--items", type=int, default=100_000, help="prompts (rss mode)")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
+    parser.add_argument("--baseline", default="aiohttp_raw", help="the other client (pair mode)")
+    parser.add_argument("--slice", type=float, default=0.5, help="seconds per slice (pair modes)")
     return parser.parse_args(argv)
 
 
@@ -353,6 +497,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run the requested measurement and return its JSON-able result."""
     if args.mode == "rss":
         return asyncio.run(run_rss(args.url, items=args.items, concurrency=args.concurrency))
+    if args.mode == "pair":
+        return asyncio.run(
+            run_pair(
+                (args.client, args.baseline),
+                args.url,
+                concurrency=args.concurrency,
+                duration=args.duration,
+                warmup=args.warmup,
+                slice_s=args.slice,
+            )
+        )
+    if args.mode == "sync_pair":
+        return run_sync_pair(
+            args.url, duration=args.duration, warmup=args.warmup, slice_s=args.slice
+        )
     if args.mode == "sync" and args.client == "reka_async_sync":
         m = run_sync_client(args.url, duration=args.duration, warmup=args.warmup)
     elif args.client == "reka_async_batch":

@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = [
     "--quick",
     "--only",
-    "chat,stream,sync,rss",
+    "chat,stream,sync,paired,rss",
     "--duration",
     "0.3",
     "--warmup",
@@ -29,6 +29,10 @@ TINY = [
     "8",
     "--rss-items",
     "200,400",
+    "--pair-concurrency",
+    "2",
+    "--slice",
+    "0.1",
 ]
 
 
@@ -52,13 +56,18 @@ def test_quick_benchmark_run_writes_complete_results(tmp_path: Path) -> None:
     assert {"cpu_model", "cpu_count", "python", "packages", "date"} <= set(
         results["meta"]["machine"]
     )
-    assert set(results["summary"]) == {"chat", "stream", "sync", "rss"}
+    assert set(results["summary"]) == {"chat", "stream", "sync", "paired", "rss"}
 
     chat_clients = {row["client"] for row in results["summary"]["chat"]}
     assert {"reka_async", "reka_async_batch", "aiohttp_raw", "aiohttp_json"} <= chat_clients
     for run in results["runs"]:
         if run["measurement"] in ("chat", "stream", "sync"):
             assert {"requests", "wall_s", "cpu_s", "req_per_s", "cpu_us_per_req"} <= set(run)
+        elif run["measurement"] == "paired":
+            assert len(run["pair"]) == 2
+            for side in run["pair"].values():
+                assert side["requests"] > 0
+                assert side["slices"] >= 2
         else:
             assert {"items", "peak_rss_kb", "baseline_maxrss_kb"} <= set(run)
     assert [row["items"] for row in results["summary"]["rss"]] == [200, 400]
@@ -67,5 +76,13 @@ def test_quick_benchmark_run_writes_complete_results(tmp_path: Path) -> None:
     for target in results["targets"]:
         assert {"target", "goal", "measured", "pass"} <= set(target)
 
+    paired = {row["client"]: row for row in results["summary"]["paired"]}
+    assert paired["reka_async"]["baseline"] == "aiohttp_raw"
+    assert paired["reka_async_sync"]["baseline"] == "reka_async"
+    # The two ratio targets are judged on the paired runs when they ran.
+    by_name = {t["target"]: t for t in results["targets"]}
+    assert "paired" in by_name["sync facade time per call vs async (C=1)"]["measured"]
+
     report = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert "## Targets" in report
+    assert "## Paired runs" in report
