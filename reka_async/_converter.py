@@ -39,6 +39,7 @@ from ._models import (
 __all__ = [
     "converter",
     "dumps",
+    "load_chat_response",
     "loads",
     "parse_chat_response",
     "parse_chunk",
@@ -132,10 +133,14 @@ def _make_converter() -> cattrs.Converter:
         if not isinstance(responses, list):
             raise TypeError("responses must be a list")
         id_, model = data["id"], data["model"]
+        if len(responses) == 1:  # the usual single answer: no list comprehension frame
+            answers = [structure_message_response(responses[0], MessageResponse)]
+        else:
+            answers = [structure_message_response(r, MessageResponse) for r in responses]
         return ChatResponse(
             id=id_ if type(id_) is str else str(id_),
             model=model if type(model) is str else str(model),
-            responses=[structure_message_response(r, MessageResponse) for r in responses],
+            responses=answers,
             usage=structure_usage(data.get("usage"), Usage),
         )
 
@@ -198,6 +203,11 @@ _structure_chat_response = converter.get_structure_hook(ChatResponse)
 def parse_chat_response(data: Any) -> ChatResponse:
     """Structure a decoded ``POST /chat`` body. Raises on a body of the wrong shape."""
     return _structure_chat_response(data, ChatResponse)  # type: ignore[no-any-return]
+
+
+def load_chat_response(raw: bytes) -> ChatResponse:
+    """Decode and structure a ``POST /chat`` body in one call (the hot path's parser)."""
+    return _structure_chat_response(loads(raw), ChatResponse)  # type: ignore[no-any-return]
 
 
 def parse_chunk(data: Any) -> ChatChunk:

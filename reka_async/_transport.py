@@ -20,7 +20,6 @@ import aiohttp
 import attrs
 from yarl import URL
 
-from ._converter import loads
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -269,6 +268,18 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _invalid_body(
+    resp: aiohttp.ClientResponse, status: int, raw: bytes, exc: Exception
+) -> APIResponseValidationError:
+    return APIResponseValidationError(
+        f"HTTP {status}: the response is not valid JSON of the expected shape "
+        f"({type(exc).__name__}); body starts: {body_snippet(raw)!r}",
+        status_code=status,
+        body=raw.decode("utf-8", "replace"),
+        request_id=resp.headers.get("x-request-id"),
+    )
+
+
 class Transport:
     """Owns one ``aiohttp.ClientSession`` (created lazily inside the running loop)."""
 
@@ -309,7 +320,8 @@ class Transport:
             "Accept": "application/json",
             **(default_headers or {}),
         }
-        self._default_options = RequestOptions(timeout=timeout, max_retries=max_retries)
+        #: The options of a request that overrides nothing (shared, never copied).
+        self.default_options = RequestOptions(timeout=timeout, max_retries=max_retries)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -394,7 +406,7 @@ class Transport:
     ) -> RequestOptions:
         """Resolve per-request overrides against the client defaults."""
         if not timeout_given and max_retries is None and not extra_headers and on_retry is None:
-            return self._default_options  # the common case allocates nothing
+            return self.default_options  # the common case allocates nothing
         if max_retries is not None and (isinstance(max_retries, bool) or max_retries < 0):
             raise ValueError(f"max_retries: must be a non-negative integer, got {max_retries!r}")
         if extra_headers and any(k.lower() == "x-api-key" for k in extra_headers):
@@ -478,17 +490,24 @@ class Transport:
         *,
         body: bytes | None,
         opts: RequestOptions,
-        parse: Callable[[Any], T],
+        parse: Callable[[bytes], T],
     ) -> T:
-        """Send a request with retries; return ``parse(decoded JSON)`` of the 2xx body."""
-        # One coroutine frame for the whole exchange, retries included: this is the hot path.
-        url = self.url(path)
-        timeout = self.plain_timeout(opts)
+        """Send a request with retries; return ``parse(body)`` of the 2xx response body.
+
+        ``parse`` decodes and structures the raw bytes; any exception it raises becomes an
+        ``APIResponseValidationError``.
+        """
+        # One coroutine frame for the whole exchange, retries included: this is the hot path,
+        # so the common cases are inlined (cached URL, default timeout, open session).
+        url = self._urls.get(path) or self.url(path)
+        timeout = self._plain_timeout if opts.timeout is self.timeout else self.plain_timeout(opts)
         attempt = 0
         while True:
             if self.cooldown._until:
                 await self.cooldown.wait()
-            session = self.session()
+            session = self._session
+            if session is None or self._loop is not asyncio.get_running_loop():
+                session = self.session()
             error: APIError
             try:
                 async with session.request(
@@ -502,28 +521,16 @@ class Transport:
                     raw = await resp.read()
                     status = resp.status
                     if status < 300:
-                        return self._parse(resp, status, raw, parse)
+                        try:
+                            return parse(raw)
+                        except Exception as exc:  # any decode/shape failure: one typed error
+                            raise _invalid_body(resp, status, raw, exc) from exc
                     error = self.status_error(resp, raw)
             except _TRANSLATED as exc:
                 error = translate_exception(exc, f"{method} {path}")
                 error.__cause__ = exc
             await self.wait_before_retry(method, path, error, attempt, opts)
             attempt += 1
-
-    @staticmethod
-    def _parse(
-        resp: aiohttp.ClientResponse, status: int, raw: bytes, parse: Callable[[Any], T]
-    ) -> T:
-        try:
-            return parse(loads(raw))
-        except Exception as exc:  # any decode/shape failure becomes one typed error
-            raise APIResponseValidationError(
-                f"HTTP {status}: the response is not valid JSON of the expected shape "
-                f"({type(exc).__name__}); body starts: {body_snippet(raw)!r}",
-                status_code=status,
-                body=raw.decode("utf-8", "replace"),
-                request_id=resp.headers.get("x-request-id"),
-            ) from exc
 
     async def open_stream(
         self, path: str, *, body: bytes, opts: RequestOptions
