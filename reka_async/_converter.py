@@ -43,6 +43,7 @@ __all__ = [
     "loads",
     "parse_chat_response",
     "parse_chunk",
+    "parse_chunk_after",
     "parse_models",
     "request_body",
 ]
@@ -213,6 +214,33 @@ def load_chat_response(raw: bytes) -> ChatResponse:
 def parse_chunk(data: Any) -> ChatChunk:
     """Structure a decoded stream event. Raises on a body of the wrong shape."""
     return _structure(data, ChatChunk)
+
+
+_structure_chunk_response = converter.get_structure_hook(ChunkResponse)
+_structure_usage = converter.get_structure_hook(Usage)
+
+
+def parse_chunk_after(data: Any, previous_text: str) -> ChatChunk:
+    """Structure a decoded stream event with its ``delta`` against the text so far.
+
+    The per-event hot path of streaming: one ``ChatChunk`` built once, with ``delta`` set,
+    instead of structuring it and copying it with ``attrs.evolve``. Same result as
+    ``parse_chunk`` plus the delta; raises on a body of the wrong shape.
+    """
+    responses = data["responses"]
+    if not isinstance(responses, list):
+        raise TypeError("responses must be a list")
+    answers = [_structure_chunk_response(r, ChunkResponse) for r in responses]
+    text = answers[0].chunk.text if answers else ""
+    usage = data.get("usage")
+    id_, model = data["id"], data["model"]
+    return ChatChunk(
+        id=id_ if type(id_) is str else str(id_),
+        model=model if type(model) is str else str(model),
+        responses=answers,
+        usage=None if usage is None else _structure_usage(usage, Usage),
+        delta=text[len(previous_text) :] if text.startswith(previous_text) else text,
+    )
 
 
 def parse_models(data: Any) -> list[Model]:

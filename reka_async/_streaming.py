@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import attrs
 
-from ._converter import loads, parse_chunk
+from ._converter import loads, parse_chunk_after
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -289,7 +289,7 @@ class AsyncChatStream:
                 partial_text=self._text,
             )
         try:
-            chunk = parse_chunk(data)
+            chunk = parse_chunk_after(data, self._text)
         except Exception as exc:
             raise APIResponseValidationError(
                 f"a stream event has an unexpected shape: {body_snippet(event.data)!r}",
@@ -297,11 +297,7 @@ class AsyncChatStream:
                 body=event.data,
                 request_id=self.request_id,
             ) from exc
-        text = chunk.text
-        prev = self._text
-        delta = text[len(prev) :] if text.startswith(prev) else text
-        self._text = text
-        chunk = attrs.evolve(chunk, delta=delta)
+        self._text = chunk.text
         self._last = chunk
         self._pending.append(chunk)
 

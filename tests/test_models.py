@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import attrs
 import pytest
 
 from reka_async import (
@@ -30,6 +31,7 @@ from reka_async import (
 from reka_async._converter import (
     parse_chat_response,
     parse_chunk,
+    parse_chunk_after,
     parse_models,
     request_body,
     request_from_model,
@@ -523,3 +525,19 @@ def test_response_fast_path_matches_the_general_hooks() -> None:
     assert parse_chat_response(tool).tool_calls == [
         ToolCall(id="t1", name="f", parameters={"a": 1})
     ]
+
+
+@pytest.mark.parametrize("previous", ["", "Hel", "Hello!", "Other"])
+@pytest.mark.parametrize("usage", [None, {"input_tokens": 3, "output_tokens": 2}, "missing"])
+def test_chunk_with_delta_matches_the_general_hook(previous: str, usage: Any) -> None:
+    event: dict[str, Any] = {
+        "id": "chat-1",
+        "model": "reka-flash",
+        "responses": [{"finish_reason": None, "chunk": {"role": "assistant", "content": "Hello!"}}],
+    }
+    if usage != "missing":
+        event["usage"] = usage
+    general = parse_chunk(event)
+    text = general.text
+    delta = text[len(previous) :] if text.startswith(previous) else text
+    assert parse_chunk_after(event, previous) == attrs.evolve(general, delta=delta)
