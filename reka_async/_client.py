@@ -296,16 +296,13 @@ class AsyncClient:
         # A plain function returning the transport's coroutine: awaiting it costs no extra
         # coroutine frame on the hot path. Invalid options raise here, before anything is sent.
         t = self._transport
-        if timeout is NOT_GIVEN and max_retries is None and not extra_headers and on_retry is None:
-            opts = t.default_options
-        else:
-            opts = t.options(
-                timeout=timeout,
-                timeout_given=timeout is not NOT_GIVEN,
-                max_retries=max_retries,
-                extra_headers=extra_headers,
-                on_retry=on_retry,
-            )
+        opts = t.options(
+            timeout=timeout,
+            timeout_given=timeout is not NOT_GIVEN,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            on_retry=on_retry,
+        )
         return t.request("POST", "/chat", body=dumps(body), opts=opts, parse=load_chat_response)
 
     def _open_stream(

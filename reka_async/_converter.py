@@ -134,14 +134,10 @@ def _make_converter() -> cattrs.Converter:
         if not isinstance(responses, list):
             raise TypeError("responses must be a list")
         id_, model = data["id"], data["model"]
-        if len(responses) == 1:  # the usual single answer: no list comprehension frame
-            answers = [structure_message_response(responses[0], MessageResponse)]
-        else:
-            answers = [structure_message_response(r, MessageResponse) for r in responses]
         return ChatResponse(
             id=id_ if type(id_) is str else str(id_),
             model=model if type(model) is str else str(model),
-            responses=answers,
+            responses=[structure_message_response(r, MessageResponse) for r in responses],
             usage=structure_usage(data.get("usage"), Usage),
         )
 

@@ -68,8 +68,7 @@ class Timeout:
         """The ``aiohttp.ClientTimeout`` for a plain request: one deadline, ``min(read, total)``.
 
         Cheaper than a per-read timer (aiohttp re-arms ``sock_read`` on every packet, which
-        profiles showed as a tenth of our per-request overhead) and, for a body that arrives
-        whole, the same bound.
+        showed in the request profile) and, for a body that arrives whole, the same bound.
         """
         limits = [t for t in (self.read, self.total) if t is not None]
         return aiohttp.ClientTimeout(
@@ -320,8 +319,7 @@ class Transport:
             "Accept": "application/json",
             **(default_headers or {}),
         }
-        #: The options of a request that overrides nothing (shared, never copied).
-        self.default_options = RequestOptions(timeout=timeout, max_retries=max_retries)
+        self._default_options = RequestOptions(timeout=timeout, max_retries=max_retries)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -406,7 +404,7 @@ class Transport:
     ) -> RequestOptions:
         """Resolve per-request overrides against the client defaults."""
         if not timeout_given and max_retries is None and not extra_headers and on_retry is None:
-            return self.default_options  # the common case allocates nothing
+            return self._default_options  # the common case allocates nothing
         if max_retries is not None and (isinstance(max_retries, bool) or max_retries < 0):
             raise ValueError(f"max_retries: must be a non-negative integer, got {max_retries!r}")
         if extra_headers and any(k.lower() == "x-api-key" for k in extra_headers):
@@ -497,17 +495,14 @@ class Transport:
         ``parse`` decodes and structures the raw bytes; any exception it raises becomes an
         ``APIResponseValidationError``.
         """
-        # One coroutine frame for the whole exchange, retries included: this is the hot path,
-        # so the common cases are inlined (cached URL, default timeout, open session).
-        url = self._urls.get(path) or self.url(path)
-        timeout = self._plain_timeout if opts.timeout is self.timeout else self.plain_timeout(opts)
+        # One coroutine frame for the whole exchange, retries included: this is the hot path.
+        url = self.url(path)
+        timeout = self.plain_timeout(opts)
         attempt = 0
         while True:
             if self.cooldown._until:
                 await self.cooldown.wait()
-            session = self._session
-            if session is None or self._loop is not asyncio.get_running_loop():
-                session = self.session()
+            session = self.session()
             error: APIError
             try:
                 async with session.request(
