@@ -3,8 +3,7 @@
 Public names are re-exported here; every module is private.
 """
 
-from ._batch import BatchResult, BatchRunner, BatchStats, BatchStream
-from ._client import DEFAULT_BASE_URL, NOT_GIVEN, AsyncClient
+from ._client import DEFAULT_BASE_URL, AsyncClient, ClientOptions
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -27,12 +26,15 @@ from ._exceptions import (
     StreamError,
     UnprocessableEntityError,
 )
+from ._http import ClientState, RetryEvent, RetryPolicy, Timeout, TimeoutLike
 from ._models import (
     AudioPart,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     ChunkResponse,
+    Content,
+    ContentPart,
     ImagePart,
     Message,
     MessageResponse,
@@ -45,35 +47,55 @@ from ._models import (
     Usage,
     VideoPart,
 )
-from ._streaming import AsyncChatStream, ServerSentEvent, SSEDecoder
-from ._sync import Client
-from ._transport import RetryEvent, Timeout
+from ._sse import ServerSentEvent, SSEDecoder
+from ._stream import AsyncChatStream
+from ._sync import BatchResultIterator, ChatStream, Client
+from ._types import NOT_GIVEN, ChatArgs, ChatParams, NotGiven, Role, ToolChoice
 from ._version import __version__
+from .batch import (
+    AdaptiveLimit,
+    BatchOptions,
+    BatchResult,
+    BatchRunner,
+    BatchStats,
+    BatchStream,
+    ResultHook,
+    TokenBucket,
+    prepare_item,
+)
 
 __all__ = [
-    "DEFAULT_BASE_URL",
-    "NOT_GIVEN",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AdaptiveLimit",
     "AsyncChatStream",
     "AsyncClient",
     "AudioPart",
     "AuthenticationError",
     "BadRequestError",
     "BatchAbortedError",
+    "BatchOptions",
     "BatchResult",
+    "BatchResultIterator",
     "BatchRunner",
     "BatchStats",
     "BatchStream",
+    "ChatArgs",
     "ChatChunk",
+    "ChatParams",
     "ChatRequest",
     "ChatResponse",
+    "ChatStream",
     "ChunkResponse",
     "Client",
+    "ClientOptions",
     "ConflictError",
+    "Content",
+    "ContentPart",
+    "DEFAULT_BASE_URL",
     "ImagePart",
     "InsufficientCreditsError",
     "InternalServerError",
@@ -82,23 +104,33 @@ __all__ = [
     "MessageResponse",
     "MissingAPIKeyError",
     "Model",
+    "NOT_GIVEN",
     "NotFoundError",
+    "NotGiven",
     "PdfPart",
     "PermissionDeniedError",
     "RateLimitError",
     "RekaError",
     "RequestTimeoutError",
+    "ResultHook",
     "RetryEvent",
+    "RetryPolicy",
+    "Role",
     "SSEDecoder",
     "ServerSentEvent",
+    "ClientState",
     "StreamError",
     "TextPart",
     "Timeout",
+    "TimeoutLike",
+    "TokenBucket",
     "Tool",
     "ToolCall",
+    "ToolChoice",
     "ToolOutput",
     "UnprocessableEntityError",
     "Usage",
     "VideoPart",
     "__version__",
+    "prepare_item",
 ]

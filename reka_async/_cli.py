@@ -18,9 +18,7 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Final, NoReturn, TypeVar
 
-from ._batch import BatchResult, BatchRunner, BatchStats
 from ._client import DEFAULT_MAX_CONNECTIONS, AsyncClient
-from ._converter import converter
 from ._exceptions import (
     BatchAbortedError,
     InvalidRequestError,
@@ -28,6 +26,8 @@ from ._exceptions import (
     RekaError,
 )
 from ._version import __version__
+from ._wire import converter
+from .batch import BatchResult, BatchRunner, BatchStats
 
 __all__ = ["main"]
 

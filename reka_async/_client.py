@@ -1,92 +1,64 @@
-"""``AsyncClient``: ``chat.create``, ``chat.create_stream`` and ``models.list`` over one
-aiohttp session."""
+"""``AsyncClient``: ``chat.create``, ``chat.create_stream``, ``chat.send_body`` and
+``models.list`` over one connection pool."""
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
-from ._converter import dumps, load_chat_response, loads, parse_models, request_body
+import attrs
+
 from ._exceptions import MissingAPIKeyError
-from ._models import ChatResponse, Message, Model, Tool
-from ._streaming import AsyncChatStream
-from ._transport import RetryHook, RetryPolicy, Timeout, TimeoutLike, Transport
+from ._http import (
+    DEFAULT_TIMEOUT,
+    ClientState,
+    RequestOptions,
+    RetryHook,
+    RetryPolicy,
+    Timeout,
+    TimeoutLike,
+    Transport,
+    check_base_url,
+    coerce_timeout,
+)
+from ._http.options import check_max_retries
+from ._models import ChatResponse, Model
+from ._stream import AsyncChatStream
+from ._types import NOT_GIVEN, NotGiven
+from ._wire import chat_body, dumps, load_chat_response, load_models
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "NOT_GIVEN", "AsyncClient"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._types import ChatArgs
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "AsyncClient", "ClientOptions"]
 
 DEFAULT_BASE_URL: Final = "https://api.reka.ai/v1"
-DEFAULT_TIMEOUT: Final = Timeout()
 DEFAULT_MAX_CONNECTIONS: Final = 1024
-
-
-class _NotGiven:
-    """Sentinel for "argument not given", where ``None`` has a meaning of its own."""
-
-    _instance: _NotGiven | None = None
-
-    def __new__(cls) -> _NotGiven:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "NOT_GIVEN"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-NOT_GIVEN: Final = _NotGiven()
-
-MessagesArg = Sequence[Message | Mapping[str, Any]]
 
 
 class AsyncChat:
     """``client.chat``: chat completions, plain and streamed."""
 
-    __slots__ = ("_client",)
+    __slots__ = ("_transport",)
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
 
-    async def create(
-        self,
-        *,
-        messages: MessagesArg,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        stop: Sequence[str] | None = None,
-        seed: int | None = None,
-        presence_penalty: float | None = None,
-        frequency_penalty: float | None = None,
-        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
-        tool_choice: str | None = None,
-        use_search_engine: bool | None = None,
-        timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> ChatResponse:
+    async def create(self, **args: Unpack[ChatArgs]) -> ChatResponse:
         """Generate a reply to a conversation.
 
         Args:
-            messages: the conversation, as ``Message`` models or dicts
-                (``{"role": "user", "content": "..."}``). End with an ``assistant`` message to
-                prefill the start of the answer.
-            model: e.g. ``"reka-flash"``, ``"reka-core"``.
-            max_tokens, temperature, top_p, top_k, stop, seed, presence_penalty,
-                frequency_penalty, tools, tool_choice, use_search_engine: as in the API;
-                ``None`` leaves the server default.
-            timeout: a ``Timeout``, total seconds, or ``None`` for no timeout (this call only).
-            max_retries: retries for this call (default: the client's).
-            extra_headers: headers added to this request.
-            extra_body: fields merged into the JSON body as-is.
+            **args: ``messages`` and ``model`` (required), the generation parameters
+                (``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``, ``seed``,
+                ``presence_penalty``, ``frequency_penalty``, ``tools``, ``tool_choice``,
+                ``use_search_engine``; ``None`` leaves the server default) and the per-call
+                options ``timeout``, ``max_retries``, ``extra_headers``, ``extra_body``.
+                Every key is documented on ``reka_async.ChatArgs``.
 
         Returns:
             The ``ChatResponse``; ``response.text`` is the first answer's text.
@@ -97,32 +69,15 @@ class AsyncChat:
             APIConnectionError: no complete answer (``APITimeoutError`` on a timeout).
             APIResponseValidationError: the 2xx body was not the documented shape.
         """
-        body = _chat_body(locals(), stream=False)
-        return await self._client._send_chat(
-            body, timeout=timeout, max_retries=max_retries, extra_headers=extra_headers
+        body = chat_body(args, stream=False, what="create")
+        return await self.send_body(
+            body,
+            timeout=args.get("timeout", NOT_GIVEN),
+            max_retries=args.get("max_retries"),
+            extra_headers=args.get("extra_headers"),
         )
 
-    def create_stream(
-        self,
-        *,
-        messages: MessagesArg,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        stop: Sequence[str] | None = None,
-        seed: int | None = None,
-        presence_penalty: float | None = None,
-        frequency_penalty: float | None = None,
-        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
-        tool_choice: str | None = None,
-        use_search_engine: bool | None = None,
-        timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> AsyncChatStream:
+    def create_stream(self, **args: Unpack[ChatArgs]) -> AsyncChatStream:
         """Stream a reply as it is generated.
 
         Takes the same arguments as ``create``. Iterate the result with ``async for``
@@ -134,42 +89,96 @@ class AsyncChat:
         Raises:
             InvalidRequestError: at once, when an argument is invalid.
         """
-        body = _chat_body(locals(), stream=True)
-        return self._client._open_stream(
-            body, timeout=timeout, max_retries=max_retries, extra_headers=extra_headers
+        body = chat_body(args, stream=True, what="create_stream")
+        t = self._transport
+        opts = _options(
+            t, args.get("timeout", NOT_GIVEN), args.get("max_retries"), args.get("extra_headers")
         )
+        return AsyncChatStream(transport=t, path="/chat", body=dumps(body), opts=opts)
+
+    def send_body(
+        self,
+        body: Mapping[str, Any],
+        /,
+        *,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        on_retry: RetryHook | None = None,
+    ) -> Coroutine[Any, Any, ChatResponse]:
+        """Send a wire body that is already built and validated (``POST /chat``).
+
+        For code that builds bodies itself, such as ``BatchRunner`` (its ``prepare`` returns
+        one). Awaiting the result sends the request; invalid options raise here, before that.
+
+        Args:
+            body: the JSON body, e.g. from ``BatchRunner.prepare``.
+            timeout, max_retries, extra_headers: as in ``create``.
+            on_retry: called with a ``RetryEvent`` before each retry's wait.
+
+        Returns:
+            A coroutine of the ``ChatResponse``.
+        """
+        # A plain function returning the transport's coroutine: awaiting it costs no extra
+        # coroutine frame on the hot path.
+        t = self._transport
+        opts = _options(t, timeout, max_retries, extra_headers, on_retry)
+        return t.request("POST", "/chat", body=dumps(body), opts=opts, parse=load_chat_response)
 
 
 class AsyncModels:
     """``client.models``: the models this key may use."""
 
-    __slots__ = ("_client",)
+    __slots__ = ("_transport",)
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
 
     async def list(
         self,
         *,
-        timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> list[Model]:
         """List the available models.
 
+        Args:
+            timeout, max_retries, extra_headers: as in ``chat.create``.
+
         Returns:
             ``Model`` entries; ``model.id`` is the name to pass as ``model=``.
         """
-        t = self._client._transport
-        opts = t.options(
-            timeout=timeout,
-            timeout_given=timeout is not NOT_GIVEN,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-        )
-        return await t.request("GET", "/models", body=None, opts=opts, parse=_load_models)
+        t = self._transport
+        opts = _options(t, timeout, max_retries, extra_headers)
+        return await t.request("GET", "/models", body=None, opts=opts, parse=load_models)
 
     get = list  # the official SDK's name
+
+
+def _options(
+    t: Transport,
+    timeout: TimeoutLike | NotGiven,
+    max_retries: int | None,
+    extra_headers: Mapping[str, str] | None,
+    on_retry: RetryHook | None = None,
+) -> RequestOptions:
+    return t.options(
+        timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, on_retry=on_retry
+    )
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword options of ``AsyncClient`` (and of the sync ``Client``, which passes them
+    on); each is documented on ``AsyncClient``. A test pins these keys to its signature."""
+
+    max_retries: int | None
+    timeout: TimeoutLike
+    max_connections: int
+    max_retry_wait: float | None
+    retry_policy: RetryPolicy | None
+    default_headers: Mapping[str, str] | None
+    allow_insecure_http: bool
 
 
 class AsyncClient:
@@ -182,16 +191,21 @@ class AsyncClient:
         api_key: the API key; default ``REKA_API_KEY`` from the environment.
         base_url: default ``REKA_BASE_URL``, else ``https://api.reka.ai/v1``.
         max_retries: retries per request (408, 409, rate-limit 429, 5xx, connection errors and
-            timeouts); 0 disables them.
-        timeout: a ``Timeout`` (connect/read/total) or total seconds.
+            timeouts); 0 disables them. Default: ``retry_policy.max_retries`` (2).
+        timeout: a ``Timeout`` (connect/read/total), seconds (the total of one attempt, also
+            capping connect and read), or ``None`` for none.
         max_connections: size of the connection pool (the most requests in flight at once).
         max_retry_wait: the longest server-requested wait (``retry-after``) slept through;
-            a longer one is raised at once with ``retry_after`` on the error.
+            a longer one is raised at once with ``retry_after`` on the error. Default:
+            ``retry_policy.max_server_wait`` (120 s).
+        retry_policy: the whole ``RetryPolicy`` (backoff base and cap too); ``max_retries``
+            and ``max_retry_wait``, when given, override its fields.
         default_headers: headers sent with every request.
         allow_insecure_http: allow ``http://`` to a host that is not loopback.
 
     Raises:
         MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset.
+        ValueError: an option is invalid (the message says which and why).
     """
 
     def __init__(
@@ -199,10 +213,11 @@ class AsyncClient:
         api_key: str | None = None,
         base_url: str | None = None,
         *,
-        max_retries: int = 2,
+        max_retries: int | None = None,
         timeout: TimeoutLike = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        max_retry_wait: float = 120.0,
+        max_retry_wait: float | None = None,
+        retry_policy: RetryPolicy | None = None,
         default_headers: Mapping[str, str] | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
@@ -211,33 +226,47 @@ class AsyncClient:
             raise MissingAPIKeyError(
                 "no API key: pass api_key=... or set the REKA_API_KEY environment variable"
             )
-        url = base_url or os.environ.get("REKA_BASE_URL") or DEFAULT_BASE_URL
-        if isinstance(max_retries, bool) or max_retries < 0:
-            raise ValueError(f"max_retries: must be a non-negative integer, got {max_retries!r}")
-        if max_connections < 1:
+        url = check_base_url(
+            base_url or os.environ.get("REKA_BASE_URL") or DEFAULT_BASE_URL,
+            allow_insecure_http=allow_insecure_http,
+        )
+        check_max_retries(max_retries, allow_none=True)
+        if isinstance(max_connections, bool) or max_connections < 1:
             raise ValueError(f"max_connections: must be at least 1, got {max_connections!r}")
+        policy = retry_policy if retry_policy is not None else RetryPolicy()
+        if max_retries is not None:
+            policy = attrs.evolve(policy, max_retries=max_retries)
+        if max_retry_wait is not None:
+            policy = attrs.evolve(policy, max_server_wait=max_retry_wait)
         self._transport = Transport(
             api_key=key,
             base_url=url,
-            timeout=timeout if isinstance(timeout, Timeout) else _as_default_timeout(timeout),
-            max_retries=max_retries,
+            timeout=coerce_timeout(timeout),
+            retry_policy=policy,
             max_connections=max_connections,
-            retry_policy=RetryPolicy(max_retries=max_retries, max_server_wait=max_retry_wait),
             default_headers=default_headers,
-            allow_insecure_http=allow_insecure_http,
         )
-        self.chat: Final = AsyncChat(self)
-        self.models: Final = AsyncModels(self)
+        self.chat: Final = AsyncChat(self._transport)
+        self.models: Final = AsyncModels(self._transport)
 
     def __repr__(self) -> str:
         t = self._transport
-        state = "closed" if t.closed else ("open" if t.is_open else "unopened")
-        return f"<AsyncClient base_url={str(t.base_url)!r} {state}>"
+        return f"<AsyncClient base_url={str(t.base_url)!r} {t.state.value}>"
 
     @property
     def base_url(self) -> str:
         """The API base URL this client talks to."""
         return str(self._transport.base_url)
+
+    @property
+    def timeout(self) -> Timeout:
+        """The default timeout of every request."""
+        return self._transport.timeout
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry policy of every request."""
+        return self._transport.retry_policy
 
     @property
     def max_connections(self) -> int:
@@ -247,12 +276,27 @@ class AsyncClient:
     @property
     def max_retries(self) -> int:
         """Default retries per request."""
-        return self._transport.max_retries
+        return self._transport.retry_policy.max_retries
+
+    @property
+    def state(self) -> ClientState:
+        """``UNOPENED`` (no connection yet), ``OPEN`` or ``CLOSED``: a ``ClientState``."""
+        return self._transport.state
 
     @property
     def is_closed(self) -> bool:
         """True after ``aclose()``."""
-        return self._transport.closed
+        return self._transport.state is ClientState.CLOSED
+
+    @property
+    def cooldown_remaining(self) -> float:
+        """Seconds until requests may start again after a rate-limit 429 (0 when none)."""
+        return self._transport.cooldown.remaining()
+
+    @property
+    def connections_in_use(self) -> int:
+        """Connections currently held by a request or an open stream (0 when idle)."""
+        return self._transport.connections_in_use
 
     async def __aenter__(self) -> AsyncClient:
         self._transport.session()
@@ -272,7 +316,7 @@ class AsyncClient:
 
     def __del__(self) -> None:
         transport = getattr(self, "_transport", None)
-        if transport is not None and transport.is_open:
+        if transport is not None and transport.state is ClientState.OPEN:
             # Only warn: scheduling cleanup from __del__ is unsafe (the loop may be gone).
             warnings.warn(
                 "AsyncClient was never closed; use 'async with AsyncClient()' or "
@@ -281,107 +325,3 @@ class AsyncClient:
                 stacklevel=1,
                 source=self,
             )
-
-    # --- internals shared by chat, the batch runner and the sync facade -------------------
-
-    def _send_chat(
-        self,
-        body: Mapping[str, Any],
-        *,
-        timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        on_retry: RetryHook | None = None,
-    ) -> Coroutine[Any, Any, ChatResponse]:
-        # A plain function returning the transport's coroutine: awaiting it costs no extra
-        # coroutine frame on the hot path. Invalid options raise here, before anything is sent.
-        t = self._transport
-        opts = t.options(
-            timeout=timeout,
-            timeout_given=timeout is not NOT_GIVEN,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            on_retry=on_retry,
-        )
-        return t.request("POST", "/chat", body=dumps(body), opts=opts, parse=load_chat_response)
-
-    def _open_stream(
-        self,
-        body: Mapping[str, Any],
-        *,
-        timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> AsyncChatStream:
-        t = self._transport
-        opts = t.options(
-            timeout=timeout,
-            timeout_given=timeout is not NOT_GIVEN,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-        )
-        return AsyncChatStream(transport=t, path="/chat", body=dumps(body), opts=opts)
-
-
-_PARAM_NAMES: Final = (
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "tools",
-    "tool_choice",
-    "use_search_engine",
-)
-
-
-def _chat_body(args: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
-    """The validated wire body from the arguments of ``create``/``create_stream``.
-
-    ``args`` is the method's ``locals()``, so the parameter list is written once, in the
-    signature, and the same names reach the validator.
-    """
-    params = {}
-    for name in _PARAM_NAMES:  # a loop, not a comprehension: one frame less per request
-        if args[name] is not None:
-            params[name] = args[name]
-    if "stop" in params:
-        params["stop"] = _as_list(params["stop"])
-    if "tools" in params:
-        params["tools"] = _as_list(params["tools"])
-    return request_body(
-        model=args["model"],
-        messages=args["messages"],
-        params=params,
-        stream=stream,
-        extra_body=args["extra_body"],
-    )
-
-
-def _load_models(raw: bytes) -> list[Model]:
-    return parse_models(loads(raw))
-
-
-def call_args(frame_locals: Mapping[str, Any]) -> dict[str, Any]:
-    """A method's keyword arguments from its ``locals()`` (``self`` dropped), for forwarding."""
-    return {k: v for k, v in frame_locals.items() if k != "self"}
-
-
-def _as_list(value: Any) -> Any:
-    """A list from a sequence argument; anything else (``None``, a single ``str``, a wrong type)
-    goes to validation unchanged, so ``stop="END"`` is one stop string, not three, and a wrong
-    type is an ``InvalidRequestError`` rather than a ``TypeError`` from ``list()``."""
-    if value is None or type(value) is list:
-        return value
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return list(value)
-    return value
-
-
-def _as_default_timeout(value: float | None) -> Timeout:
-    if value is None:
-        return Timeout(connect=None, read=None, total=None)
-    return Timeout(total=float(value), read=min(float(value), DEFAULT_TIMEOUT.read or float(value)))

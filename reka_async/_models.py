@@ -2,7 +2,7 @@
 
 Field names and nesting follow the API exactly, so the vendor's attribute paths
 (``response.responses[0].message.content``) work unchanged. Conversion to and from JSON
-lives in ``_converter.py``.
+lives in ``_wire/``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import attrs
+
+from ._types import Role, ToolChoice
 
 __all__ = [
     "AudioPart",
@@ -24,7 +26,6 @@ __all__ = [
     "MessageResponse",
     "Model",
     "PdfPart",
-    "Role",
     "TextPart",
     "Tool",
     "ToolCall",
@@ -32,9 +33,6 @@ __all__ = [
     "Usage",
     "VideoPart",
 ]
-
-Role = Literal["user", "assistant", "system", "tool_output"]
-ROLES: frozenset[str] = frozenset(("user", "assistant", "system", "tool_output"))
 
 
 @attrs.frozen(kw_only=True)
@@ -133,7 +131,7 @@ class Message:
         tool_calls: calls the assistant asked for, if any.
     """
 
-    role: str
+    role: Role
     content: Content | None = None
     tool_calls: list[ToolCall] | None = None
 
@@ -249,7 +247,7 @@ class ChatRequest:
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     tools: list[Tool] | None = None
-    tool_choice: str | None = None
+    tool_choice: ToolChoice | None = None
     use_search_engine: bool | None = None
     stream: bool | None = None
     extra_body: dict[str, Any] | None = None

@@ -18,25 +18,25 @@ import contextlib
 import socket
 import threading
 import warnings
-from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 from anyio.from_thread import start_blocking_portal
 
-from ._batch import BatchResult, BatchRunner, BatchStats, BatchStream, ResultHook
-from ._client import (
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_TIMEOUT,
-    NOT_GIVEN,
-    AsyncClient,
-    MessagesArg,
-    _NotGiven,
-    call_args,
-)
-from ._models import ChatChunk, ChatResponse, Model, Tool
-from ._streaming import AsyncChatStream
-from ._transport import TimeoutLike
+from ._client import AsyncClient
+from ._http import TimeoutLike
+from ._models import ChatChunk, ChatResponse, Model
+from ._stream import AsyncChatStream
+from ._types import NOT_GIVEN, NotGiven
+from .batch import BatchResult, BatchRunner, BatchStats, BatchStream
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._client import ClientOptions
+    from ._types import ChatArgs
+    from .batch import BatchOptions
 
 __all__ = ["BatchResultIterator", "ChatStream", "Client"]
 
@@ -364,40 +364,12 @@ class Chat:
         self._chat = client.chat
         self._loop = loop
 
-    def create(
-        self,
-        *,
-        messages: MessagesArg,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        stop: Sequence[str] | None = None,
-        seed: int | None = None,
-        presence_penalty: float | None = None,
-        frequency_penalty: float | None = None,
-        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
-        tool_choice: str | None = None,
-        use_search_engine: bool | None = None,
-        timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> ChatResponse:
+    def create(self, **args: Unpack[ChatArgs]) -> ChatResponse:
         """Generate a reply to a conversation (blocking).
 
         Args:
-            messages: the conversation, as ``Message`` models or dicts
-                (``{"role": "user", "content": "..."}``).
-            model: e.g. ``"reka-flash"``, ``"reka-core"``.
-            max_tokens, temperature, top_p, top_k, stop, seed, presence_penalty,
-                frequency_penalty, tools, tool_choice, use_search_engine: as in the API;
-                ``None`` leaves the server default.
-            timeout: a ``Timeout``, total seconds, or ``None`` for no timeout (this call only).
-            max_retries: retries for this call (default: the client's).
-            extra_headers: headers added to this request.
-            extra_body: fields merged into the JSON body as-is.
+            **args: as in ``AsyncClient.chat.create``; every key is documented on
+                ``reka_async.ChatArgs``.
 
         Returns:
             The ``ChatResponse``; ``response.text`` is the first answer's text.
@@ -409,30 +381,9 @@ class Chat:
             RuntimeError: the client is closed.
             KeyboardInterrupt: re-raised after cancelling the request in flight.
         """
-        args = locals()
-        return self._loop.run(self._chat.create(**call_args(args)))
+        return self._loop.run(self._chat.create(**args))
 
-    def create_stream(
-        self,
-        *,
-        messages: MessagesArg,
-        model: str,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        stop: Sequence[str] | None = None,
-        seed: int | None = None,
-        presence_penalty: float | None = None,
-        frequency_penalty: float | None = None,
-        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
-        tool_choice: str | None = None,
-        use_search_engine: bool | None = None,
-        timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> ChatStream:
+    def create_stream(self, **args: Unpack[ChatArgs]) -> ChatStream:
         """Stream a reply as it is generated (blocking iterator).
 
         Takes the same arguments as ``create``. Use ``with client.chat.create_stream(...) as
@@ -445,11 +396,9 @@ class Chat:
             InvalidRequestError: at once, when an argument is invalid.
             RuntimeError: the client is closed.
         """
-        args = locals()
         if self._loop.closed:
             raise RuntimeError("this Client is closed; create a new one")
-        stream = self._chat.create_stream(**call_args(args))
-        return ChatStream(self._loop, stream)
+        return ChatStream(self._loop, self._chat.create_stream(**args))
 
 
 class Models:
@@ -464,7 +413,7 @@ class Models:
     def list(
         self,
         *,
-        timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> list[Model]:
@@ -501,40 +450,23 @@ class Client:
     Args:
         api_key: the API key; default ``REKA_API_KEY`` from the environment.
         base_url: default ``REKA_BASE_URL``, else ``https://api.reka.ai/v1``.
-        max_retries: retries per request; 0 disables them.
-        timeout: a ``Timeout`` (connect/read/total) or total seconds.
-        max_connections: size of the connection pool.
-        max_retry_wait: the longest server-requested wait slept through.
-        default_headers: headers sent with every request.
-        allow_insecure_http: allow ``http://`` to a host that is not loopback.
+        **options: as in ``AsyncClient`` (``max_retries``, ``timeout``, ``max_connections``,
+            ``max_retry_wait``, ``retry_policy``, ``default_headers``,
+            ``allow_insecure_http``), documented on ``reka_async.ClientOptions``.
 
     Raises:
         MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset.
+        ValueError: an option is invalid.
     """
 
     def __init__(
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        *,
-        max_retries: int = 2,
-        timeout: TimeoutLike = DEFAULT_TIMEOUT,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        max_retry_wait: float = 120.0,
-        default_headers: Mapping[str, str] | None = None,
-        allow_insecure_http: bool = False,
+        **options: Unpack[ClientOptions],
     ) -> None:
         def factory() -> AsyncClient:
-            return AsyncClient(
-                api_key,
-                base_url,
-                max_retries=max_retries,
-                timeout=timeout,
-                max_connections=max_connections,
-                max_retry_wait=max_retry_wait,
-                default_headers=default_headers,
-                allow_insecure_http=allow_insecure_http,
-            )
+            return AsyncClient(api_key, base_url, **options)
 
         # The portal owns the loop thread; the client is entered as an async context manager
         # in a task of that loop, so that stopping the portal (close(), or the portal being
@@ -580,19 +512,7 @@ class Client:
         return self._loop.closed
 
     def batch(
-        self,
-        items: Iterable[Any] | AsyncIterable[Any],
-        *,
-        concurrency: int = 64,
-        model: str = "reka-flash",
-        rpm: float | None = None,
-        tpm: float | None = None,
-        adaptive: bool = True,
-        fail_fast: bool = False,
-        max_retries: int | None = None,
-        timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
-        on_result: ResultHook | None = None,
-        **params: Any,
+        self, items: Iterable[Any] | AsyncIterable[Any], **options: Unpack[BatchOptions]
     ) -> list[BatchResult]:
         """Run many chat requests at bounded concurrency and return every result, in order.
 
@@ -602,17 +522,11 @@ class Client:
 
         Args:
             items: the requests.
-            concurrency: most requests in flight at once.
-            model: model for items that name none.
-            rpm: requests-per-minute budget, or ``None``.
-            tpm: tokens-per-minute budget, or ``None``.
-            adaptive: shrink concurrency on rate limits and timeouts, then grow it back.
-            fail_fast: raise the first item error instead of collecting it.
-            max_retries: retries per request (default: the client's).
-            timeout: per-request timeout.
-            on_result: ``hook(result, stats)`` per finished item; it runs in the client's
-                loop thread, so it must be quick and must not call this client.
-            **params: chat parameters (``max_tokens``, ``temperature``, ...) for every item.
+            **options: as in ``BatchRunner`` (``concurrency``, ``model``, ``rpm``, ``tpm``,
+                ``adaptive``, ``fail_fast``, ``max_retries``, ``timeout``, ``on_result``, chat
+                parameters, ...), documented on ``reka_async.BatchOptions``. ``on_result``
+                runs in the client's loop thread, so it must be quick and must not call this
+                client.
 
         Returns:
             One ``BatchResult`` per item, in input order.
@@ -622,35 +536,14 @@ class Client:
             BatchAbortedError: out of credits; ``.results`` holds the items finished.
             RuntimeError: the client is closed.
         """
-        options = {
-            "concurrency": concurrency,
-            "model": model,
-            "rpm": rpm,
-            "tpm": tpm,
-            "adaptive": adaptive,
-            "fail_fast": fail_fast,
-            "max_retries": max_retries,
-            "timeout": timeout,
-            "on_result": on_result,
-            **params,
-        }
         return self._loop.run(_run_batch(self._async, items, options))
 
     def batch_stream(
         self,
         items: Iterable[Any] | AsyncIterable[Any],
         *,
-        concurrency: int = 64,
-        model: str = "reka-flash",
-        rpm: float | None = None,
-        tpm: float | None = None,
         ordered: bool = False,
-        adaptive: bool = True,
-        fail_fast: bool = False,
-        max_retries: int | None = None,
-        timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
-        on_result: ResultHook | None = None,
-        **params: Any,
+        **options: Unpack[BatchOptions],
     ) -> BatchResultIterator:
         """Like ``batch``, but yield results as they complete (memory stays bounded).
 
@@ -658,8 +551,7 @@ class Client:
         the block early cancels the requests in flight.
 
         Args:
-            items, concurrency, model, rpm, tpm, adaptive, fail_fast, max_retries, timeout,
-                on_result, **params: as in ``batch``.
+            items, **options: as in ``batch``.
             ordered: yield in input order (a bounded reorder window) instead of as completed.
 
         Returns:
@@ -670,18 +562,6 @@ class Client:
             BatchAbortedError: (while iterating) out of credits.
             RuntimeError: the client is closed.
         """
-        options = {
-            "concurrency": concurrency,
-            "model": model,
-            "rpm": rpm,
-            "tpm": tpm,
-            "adaptive": adaptive,
-            "fail_fast": fail_fast,
-            "max_retries": max_retries,
-            "timeout": timeout,
-            "on_result": on_result,
-            **params,
-        }
         stream = self._loop.run(_open_batch(self._async, items, options, ordered))
         return BatchResultIterator(self._loop, stream)
 
@@ -724,7 +604,7 @@ class Client:
 
 
 async def _run_batch(
-    client: AsyncClient, items: Iterable[Any] | AsyncIterable[Any], options: dict[str, Any]
+    client: AsyncClient, items: Iterable[Any] | AsyncIterable[Any], options: BatchOptions
 ) -> list[BatchResult]:
     return await BatchRunner(client, **options).run(items)
 
@@ -732,7 +612,7 @@ async def _run_batch(
 async def _open_batch(
     client: AsyncClient,
     items: Iterable[Any] | AsyncIterable[Any],
-    options: dict[str, Any],
+    options: BatchOptions,
     ordered: bool,
 ) -> BatchStream:
     # Built inside the loop: the stream's queue, lock and semaphore belong to it.

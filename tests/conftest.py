@@ -4,7 +4,7 @@ retry policy, and the embedded mock server over real sockets."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,8 +12,7 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from reka_async import AsyncClient
-from reka_async._transport import RetryPolicy
+from reka_async import AsyncClient, RetryPolicy
 from reka_async.testing import MockRekaServer
 
 API_KEY = "test-key"
@@ -55,24 +54,8 @@ def mock_api() -> Iterator[CompatAioresponses]:
         yield m
 
 
-FastRetries = Callable[..., AsyncClient]
-
-
-@pytest.fixture
-def fast_retries() -> FastRetries:
-    """Replace a client's retry policy with one that backs off in milliseconds.
-
-    Server-requested waits (``retry-after``) are still honoured as they are: only the
-    exponential backoff is shortened.
-    """
-
-    def apply(client: AsyncClient, *, max_server_wait: float = 120.0) -> AsyncClient:
-        client._transport.retry_policy = RetryPolicy(
-            max_retries=client.max_retries, base=0.001, cap=0.01, max_server_wait=max_server_wait
-        )
-        return client
-
-    return apply
+#: Backoff in milliseconds; server-requested waits (``retry-after``) are still honoured.
+FAST_POLICY = RetryPolicy(base=0.001, cap=0.01)
 
 
 @pytest.fixture
@@ -83,8 +66,7 @@ async def server() -> AsyncIterator[MockRekaServer]:
 
 
 @pytest.fixture
-async def client(server: MockRekaServer, fast_retries: FastRetries) -> AsyncIterator[AsyncClient]:
+async def client(server: MockRekaServer) -> AsyncIterator[AsyncClient]:
     """A client of ``server`` with the default two retries and a fast backoff."""
-    async with AsyncClient(API_KEY, server.base_url) as c:
-        fast_retries(c)
+    async with AsyncClient(API_KEY, server.base_url, retry_policy=FAST_POLICY) as c:
         yield c

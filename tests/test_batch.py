@@ -27,11 +27,11 @@ from reka_async import (
     Message,
     NotFoundError,
     RateLimitError,
+    RetryPolicy,
     UnprocessableEntityError,
-    _batch,
 )
-from reka_async._ratelimit import TokenBucket
-from reka_async._transport import RetryPolicy
+from reka_async.batch import TokenBucket
+from reka_async.batch import stream as batch_stream
 from reka_async.testing import MockRekaServer
 
 API_KEY = "test-key"
@@ -43,9 +43,12 @@ async def serve(**server_kwargs: Any) -> AsyncIterator[tuple[MockRekaServer, Asy
     """A mock server and a client of it whose backoff takes milliseconds."""
     async with (
         MockRekaServer(api_key=API_KEY, **server_kwargs) as server,
-        AsyncClient(api_key=API_KEY, base_url=server.base_url) as client,
+        AsyncClient(
+            api_key=API_KEY,
+            base_url=server.base_url,
+            retry_policy=RetryPolicy(max_retries=2, base=0.001, cap=0.01),
+        ) as client,
     ):
-        client._transport.retry_policy = RetryPolicy(max_retries=2, base=0.001, cap=0.01)
         yield server, client
 
 
@@ -64,9 +67,7 @@ def worker_tasks() -> list[asyncio.Task[Any]]:
 
 
 def acquired_connections(client: AsyncClient) -> int:
-    session = client._transport._session
-    assert session is not None
-    return len(session.connector._acquired)  # type: ignore[union-attr]
+    return client.connections_in_use
 
 
 async def assert_everything_released(server: MockRekaServer, client: AsyncClient) -> None:
@@ -446,7 +447,9 @@ async def test_without_adaptive_there_is_no_gate() -> None:
 @pytest.fixture
 def frozen_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
     """The runner's token buckets never refill, so their level is exact arithmetic."""
-    monkeypatch.setattr(_batch, "TokenBucket", functools.partial(TokenBucket, clock=lambda: 0.0))
+    monkeypatch.setattr(
+        batch_stream, "TokenBucket", functools.partial(TokenBucket, clock=lambda: 0.0)
+    )
 
 
 @pytest.mark.parametrize(
@@ -601,7 +604,7 @@ def test_percentiles_use_nearest_rank() -> None:
     stats = BatchStats()
     assert stats.p50 == 0.0
     for i in range(1, 101):
-        stats._record(BatchResult(index=i, custom_id=str(i), request={}, attempts=1, latency_s=i))
+        stats.record(BatchResult(index=i, custom_id=str(i), request={}, attempts=1, latency_s=i))
     assert (stats.p50, stats.p95, stats.p99) == (50, 95, 99)
     assert stats.failed == 100  # no response: a failure
 

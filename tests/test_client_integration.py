@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -24,20 +24,22 @@ from reka_async import (
     NotFoundError,
     RateLimitError,
     RetryEvent,
+    RetryPolicy,
     Timeout,
     Tool,
     ToolCall,
     ToolOutput,
     UnprocessableEntityError,
 )
-from reka_async._converter import request_body
+from reka_async._wire import request_body
 from reka_async.testing import MockRekaServer
-
-if TYPE_CHECKING:
-    from conftest import FastRetries
 
 API_KEY = "test-key"
 MODEL = "reka-flash"
+
+
+#: Backoff in milliseconds; server-requested waits are still honoured as they are.
+FAST_POLICY = RetryPolicy(base=0.001, cap=0.01)
 
 
 def ask(text: str) -> list[dict[str, Any]]:
@@ -218,11 +220,10 @@ async def test_bad_200_body_is_response_validation_error(
     assert len(server.requests) == 1  # a complete answer is not retried
 
 
-async def test_connection_refused_is_api_connection_error(fast_retries: FastRetries) -> None:
+async def test_connection_refused_is_api_connection_error() -> None:
     async with MockRekaServer() as gone:
         base_url = gone.base_url
-    async with AsyncClient(API_KEY, base_url, max_retries=1) as client:
-        fast_retries(client)
+    async with AsyncClient(API_KEY, base_url, max_retries=1, retry_policy=FAST_POLICY) as client:
         with pytest.raises(APIConnectionError) as info:
             await client.chat.create(model=MODEL, messages=ask("hi"))
     assert not isinstance(info.value, APITimeoutError)
@@ -299,7 +300,7 @@ async def test_retries_give_up_with_the_last_error(
 async def test_retry_hook_sees_each_retry(client: AsyncClient, server: MockRekaServer) -> None:
     events: list[RetryEvent] = []
     body = request_body(model=MODEL, messages=ask("x [[fault:503*2]]"), params={}, stream=False)
-    resp = await client._send_chat(body, on_retry=events.append)
+    resp = await client.chat.send_body(body, on_retry=events.append)
     assert resp.finish_reason == "stop"
     assert [(e.attempt, e.error.status_code) for e in events] == [(0, 503), (1, 503)]  # type: ignore[attr-defined]
     assert all(e.path == "/chat" and not e.rate_limited for e in events)
@@ -325,7 +326,7 @@ async def test_retry_after_above_max_retry_wait_is_raised_with_retry_after() -> 
     assert len(server.requests) == 1
 
 
-async def test_acceptance_many_calls_through_a_faulty_server(fast_retries: FastRetries) -> None:
+async def test_acceptance_many_calls_through_a_faulty_server() -> None:
     """The issue's acceptance check: 30 % faults, 40 sequential calls, all succeed."""
     async with (
         MockRekaServer(
@@ -335,9 +336,8 @@ async def test_acceptance_many_calls_through_a_faulty_server(fast_retries: FastR
             retry_after_s=0.02,
             seed=1234,
         ) as server,
-        AsyncClient(API_KEY, server.base_url, max_retries=8) as client,
+        AsyncClient(API_KEY, server.base_url, max_retries=8, retry_policy=FAST_POLICY) as client,
     ):
-        fast_retries(client)
         texts = [
             (await client.chat.create(model=MODEL, messages=ask(f"call {i}"))).text
             for i in range(40)
@@ -430,12 +430,11 @@ async def cooldown_server() -> AsyncIterator[MockRekaServer]:
 
 
 async def test_retry_after_a_rate_limit_waits_the_servers_delay(
-    cooldown_server: MockRekaServer, fast_retries: FastRetries
+    cooldown_server: MockRekaServer,
 ) -> None:
     server = cooldown_server
-    async with AsyncClient(API_KEY, server.base_url) as client:
+    async with AsyncClient(API_KEY, server.base_url, retry_policy=FAST_POLICY) as client:
         # The backoff is 1-10 ms: only honouring the server's delay makes the gap 0.3 s.
-        fast_retries(client)
         server.inject("rate_limit")
         await client.chat.create(model=MODEL, messages=ask("hi"))
     first, second = server.requests
@@ -445,11 +444,10 @@ async def test_retry_after_a_rate_limit_waits_the_servers_delay(
 
 
 async def test_rate_limit_pauses_other_requests_of_the_client(
-    cooldown_server: MockRekaServer, fast_retries: FastRetries
+    cooldown_server: MockRekaServer,
 ) -> None:
     server = cooldown_server
-    async with AsyncClient(API_KEY, server.base_url) as client:
-        fast_retries(client)
+    async with AsyncClient(API_KEY, server.base_url, retry_policy=FAST_POLICY) as client:
         limited = asyncio.Event()
 
         def on_retry(event: RetryEvent) -> None:
@@ -459,7 +457,7 @@ async def test_rate_limit_pauses_other_requests_of_the_client(
         body = request_body(
             model=MODEL, messages=ask("first [[fault:rate_limit*1]]"), params={}, stream=False
         )
-        first = asyncio.create_task(client._send_chat(body, on_retry=on_retry))
+        first = asyncio.create_task(client.chat.send_body(body, on_retry=on_retry))
         await limited.wait()  # the first request got its 429 and is cooling down
         other = await client.chat.create(model=MODEL, messages=ask("other"))
         await first

@@ -25,13 +25,14 @@ from reka_async import (
     Message,
     MissingAPIKeyError,
     Model,
+    RetryPolicy,
     TextPart,
     __version__,
 )
 
 if TYPE_CHECKING:
     from aioresponses.core import RequestCall
-    from conftest import CompatAioresponses, FastRetries
+    from conftest import CompatAioresponses
 
 BASE = "https://api.reka.ai/v1"
 CHAT_URL = f"{BASE}/chat"
@@ -45,6 +46,10 @@ REPLY = {
     "responses": [{"finish_reason": "stop", "message": {"role": "assistant", "content": "Hello"}}],
     "usage": {"input_tokens": 1, "output_tokens": 1},
 }
+
+
+#: Backoff in milliseconds; server-requested waits are still honoured as they are.
+FAST_POLICY = RetryPolicy(base=0.001, cap=0.01)
 
 
 def calls(mock_api: CompatAioresponses, method: str, url: str) -> list[RequestCall]:
@@ -179,35 +184,26 @@ async def test_extra_body_is_merged_into_the_sent_json(mock_api: CompatAiorespon
     assert sent_json(call) == {"model": "reka-flash", "messages": HI, "new_feature": {"on": True}}
 
 
-async def test_per_request_max_retries_zero_sends_once(
-    mock_api: CompatAioresponses, fast_retries: FastRetries
-) -> None:
+async def test_per_request_max_retries_zero_sends_once(mock_api: CompatAioresponses) -> None:
     mock_api.post(CHAT_URL, status=503, body=b"busy", repeat=True)
-    async with AsyncClient(SECRET, max_retries=3) as client:
-        fast_retries(client)
+    async with AsyncClient(SECRET, max_retries=3, retry_policy=FAST_POLICY) as client:
         with pytest.raises(InternalServerError):
             await client.chat.create(model="reka-flash", messages=HI, max_retries=0)
     assert len(calls(mock_api, "POST", CHAT_URL)) == 1
 
 
-async def test_client_max_retries_bounds_the_attempts(
-    mock_api: CompatAioresponses, fast_retries: FastRetries
-) -> None:
+async def test_client_max_retries_bounds_the_attempts(mock_api: CompatAioresponses) -> None:
     mock_api.post(CHAT_URL, status=503, body=b"busy", repeat=True)
-    async with AsyncClient(SECRET, max_retries=3) as client:
-        fast_retries(client)
+    async with AsyncClient(SECRET, max_retries=3, retry_policy=FAST_POLICY) as client:
         with pytest.raises(InternalServerError):
             await client.chat.create(model="reka-flash", messages=HI)
     assert len(calls(mock_api, "POST", CHAT_URL)) == 4
 
 
-async def test_retry_then_success_returns_the_response(
-    mock_api: CompatAioresponses, fast_retries: FastRetries
-) -> None:
+async def test_retry_then_success_returns_the_response(mock_api: CompatAioresponses) -> None:
     mock_api.post(CHAT_URL, status=500, body=b"oops")
     mock_api.post(CHAT_URL, payload=REPLY)
-    async with AsyncClient(SECRET) as client:
-        fast_retries(client)
+    async with AsyncClient(SECRET, retry_policy=FAST_POLICY) as client:
         resp = await client.chat.create(model="reka-flash", messages=HI)
     assert resp.text == "Hello"
     assert len(calls(mock_api, "POST", CHAT_URL)) == 2
@@ -459,11 +455,20 @@ async def test_models_get_is_the_vendor_alias(mock_api: CompatAioresponses) -> N
 # --- lifecycle ------------------------------------------------------------------------------
 
 
-async def test_unclosed_client_warns() -> None:
+async def test_unclosed_client_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions: list[aiohttp.ClientSession] = []
+    real_session = aiohttp.ClientSession
+
+    def recording_session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        sessions.append(real_session(*args, **kwargs))
+        return sessions[-1]
+
+    monkeypatch.setattr(aiohttp, "ClientSession", recording_session)
     client = AsyncClient(SECRET)
-    session = client._transport.session()
+    await client.__aenter__()  # opens the pool without closing it
+    (session,) = sessions
     try:
-        # The client is in a reference cycle (client.chat -> client): gc.collect() frees it.
+        # gc.collect() frees the client even if a reference cycle holds it.
         with pytest.warns(ResourceWarning, match="never closed"):  # noqa: PT031
             del client
             gc.collect()

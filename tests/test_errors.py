@@ -25,17 +25,22 @@ from reka_async import (
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
+    RetryPolicy,
     StreamError,
     UnprocessableEntityError,
 )
 from reka_async._exceptions import body_snippet, make_status_error
-from reka_async._transport import RetryPolicy, _parse_retry_after
+from reka_async._http.retry import parse_retry_after
 
 if TYPE_CHECKING:
-    from conftest import CompatAioresponses, FastRetries
+    from conftest import CompatAioresponses
 
 CHAT_URL = "https://api.reka.ai/v1/chat"
 NOW = 1_750_000_000.0
+
+
+#: Backoff in milliseconds; server-requested waits are still honoured as they are.
+FAST_POLICY = RetryPolicy(base=0.001, cap=0.01)
 
 
 def error_body(etype: str, message: str) -> bytes:
@@ -264,8 +269,8 @@ def test_headers_are_kept_on_the_error() -> None:
         "bad-ms-falls-back",
     ],
 )
-def test_parse_retry_after(headers: dict[str, str], expected: float) -> None:
-    got = _parse_retry_after(headers, NOW)
+def testparse_retry_after(headers: dict[str, str], expected: float) -> None:
+    got = parse_retry_after(headers, NOW)
     assert got == pytest.approx(expected, abs=1e-3)
 
 
@@ -281,7 +286,7 @@ def test_parse_retry_after(headers: dict[str, str], expected: float) -> None:
     ids=["none", "garbage", "garbage-reset", "reset-with-quota-left"],
 )
 def test_parse_retry_after_gives_none(headers: dict[str, str]) -> None:
-    assert _parse_retry_after(headers, NOW) is None
+    assert parse_retry_after(headers, NOW) is None
 
 
 # --- retry policy ---------------------------------------------------------------------------
@@ -366,7 +371,7 @@ def test_backoff_grows_exponentially_before_the_cap() -> None:
 
 
 async def test_client_raises_rate_limit_error_when_server_wait_is_too_long(
-    mock_api: CompatAioresponses, fast_retries: FastRetries
+    mock_api: CompatAioresponses,
 ) -> None:
     mock_api.post(
         CHAT_URL,
@@ -375,8 +380,9 @@ async def test_client_raises_rate_limit_error_when_server_wait_is_too_long(
         headers={"retry-after": "300", "x-request-id": "req_429"},
         repeat=True,
     )
-    async with AsyncClient("k", max_retries=5, max_retry_wait=10.0) as client:
-        fast_retries(client, max_server_wait=10.0)
+    async with AsyncClient(
+        "k", max_retries=5, max_retry_wait=10.0, retry_policy=FAST_POLICY
+    ) as client:
         with pytest.raises(RateLimitError) as info:
             await client.chat.create(
                 model="reka-flash", messages=[{"role": "user", "content": "x"}]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import attrs
 import pytest
 
 from reka_async import (
@@ -13,6 +12,7 @@ from reka_async import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    ChunkResponse,
     ImagePart,
     InvalidRequestError,
     Message,
@@ -28,10 +28,9 @@ from reka_async import (
     Usage,
     VideoPart,
 )
-from reka_async._converter import (
+from reka_async._wire import (
     parse_chat_response,
     parse_chunk,
-    parse_chunk_after,
     parse_models,
     request_body,
     request_from_model,
@@ -200,7 +199,7 @@ def test_wrong_shape_raises(data: Any) -> None:
         parse_chat_response(data)
 
 
-def test_chunk_parses_cumulative_content_with_empty_delta() -> None:
+def test_chunk_parses_cumulative_content_with_its_delta() -> None:
     data = {
         "id": "chat-1",
         "model": "reka-flash",
@@ -211,7 +210,8 @@ def test_chunk_parses_cumulative_content_with_empty_delta() -> None:
     assert isinstance(chunk, ChatChunk)
     assert chunk.responses[0].chunk.content == "Hel"
     assert chunk.text == "Hel"
-    assert chunk.delta == ""
+    assert chunk.delta == "Hel"  # nothing came before: all of it is new
+    assert parse_chunk(data, "He").delta == "l"
     assert chunk.finish_reason is None
     assert chunk.usage is None
 
@@ -529,7 +529,7 @@ def test_response_fast_path_matches_the_general_hooks() -> None:
 
 @pytest.mark.parametrize("previous", ["", "Hel", "Hello!", "Other"])
 @pytest.mark.parametrize("usage", [None, {"input_tokens": 3, "output_tokens": 2}, "missing"])
-def test_chunk_with_delta_matches_the_general_hook(previous: str, usage: Any) -> None:
+def test_chunk_delta_is_the_text_after_the_previous_text(previous: str, usage: Any) -> None:
     event: dict[str, Any] = {
         "id": "chat-1",
         "model": "reka-flash",
@@ -537,7 +537,11 @@ def test_chunk_with_delta_matches_the_general_hook(previous: str, usage: Any) ->
     }
     if usage != "missing":
         event["usage"] = usage
-    general = parse_chunk(event)
-    text = general.text
-    delta = text[len(previous) :] if text.startswith(previous) else text
-    assert parse_chunk_after(event, previous) == attrs.evolve(general, delta=delta)
+    expected_delta = {"": "Hello!", "Hel": "lo!", "Hello!": "", "Other": "Hello!"}[previous]
+    assert parse_chunk(event, previous) == ChatChunk(
+        id="chat-1",
+        model="reka-flash",
+        responses=[ChunkResponse(chunk=Message(role="assistant", content="Hello!"))],
+        usage=Usage(input_tokens=3, output_tokens=2) if isinstance(usage, dict) else None,
+        delta=expected_delta,
+    )

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from reka_async import AsyncClient
 from reka_async._cli import InvalidInputLine, _BadLine, _CliRunner, _Input
-from reka_async._converter import parse_chat_response, parse_chunk, request_body
 from reka_async._exceptions import (
     APIError,
     APIResponseValidationError,
@@ -26,7 +25,8 @@ from reka_async._exceptions import (
     InvalidRequestError,
 )
 from reka_async._models import ChatChunk, ChatResponse
-from reka_async._streaming import ServerSentEvent, SSEDecoder
+from reka_async._sse import ServerSentEvent, SSEDecoder
+from reka_async._wire import parse_chat_response, parse_chunk, request_body
 
 BASE = "https://api.example.test/v1"
 CHAT_URL = BASE + "/chat"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from reka_async import _ratelimit
-from reka_async._ratelimit import AdaptiveLimit, TokenBucket
+from reka_async.batch import AdaptiveLimit, TokenBucket
+from reka_async.batch import limits as _ratelimit
 
 
 class FakeClock:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from reka_async import AsyncClient, BatchRunner, Client
+from reka_async import AsyncClient, BatchRunner, Client, RetryPolicy, Timeout
 from reka_async._exceptions import (
     APIConnectionError,
     APIError,
@@ -32,7 +32,6 @@ from reka_async._exceptions import (
     StreamError,
     UnprocessableEntityError,
 )
-from reka_async._transport import RetryPolicy, Timeout
 from reka_async.testing import MockRekaServer, MockServerProcess
 
 KEY = "sk-SECRET-canary-7f3a9c"
@@ -71,11 +70,7 @@ def assert_clean_logs(caplog: pytest.LogCaptureFixture) -> None:
         assert KEY not in repr(record.args)
 
 
-def fast(client: AsyncClient) -> AsyncClient:
-    client._transport.retry_policy = RetryPolicy(
-        max_retries=client.max_retries, base=0.001, cap=0.01
-    )
-    return client
+FAST_POLICY = RetryPolicy(base=0.001, cap=0.01)
 
 
 @pytest.fixture
@@ -102,7 +97,7 @@ def test_missing_key_names_the_variable() -> None:
 
 async def test_client_repr_hides_key() -> None:
     async with AsyncClient(KEY, "http://127.0.0.1:1/v1") as c:
-        assert_clean(c, c.chat, c.models, c._transport, c._transport.cooldown)
+        assert_clean(c, c.chat, c.models, c.retry_policy, c.timeout)
         stream = c.chat.create_stream(messages=MSGS, model="reka-flash")
         assert_clean(stream)
         await stream.aclose()
@@ -143,8 +138,7 @@ async def test_401_wrong_key(logs: pytest.LogCaptureFixture) -> None:
 async def test_failures_with_retries(
     srv: MockRekaServer, logs: pytest.LogCaptureFixture, fault: str, exc_type: type[Exception]
 ) -> None:
-    async with AsyncClient(KEY, srv.base_url, max_retries=2) as c:
-        fast(c)
+    async with AsyncClient(KEY, srv.base_url, max_retries=2, retry_policy=FAST_POLICY) as c:
         with pytest.raises(exc_type) as info:
             await c.chat.create(
                 messages=[{"role": "user", "content": f"x [[fault:{fault}]]"}], model="reka-flash"
@@ -157,8 +151,7 @@ async def test_failures_with_retries(
 async def test_retries_are_logged_without_key(
     srv: MockRekaServer, logs: pytest.LogCaptureFixture
 ) -> None:
-    async with AsyncClient(KEY, srv.base_url, max_retries=2) as c:
-        fast(c)
+    async with AsyncClient(KEY, srv.base_url, max_retries=2, retry_policy=FAST_POLICY) as c:
         with pytest.raises(InternalServerError) as info:
             await c.chat.create(
                 messages=[{"role": "user", "content": "[[fault:500]]"}], model="reka-flash"
@@ -187,7 +180,7 @@ async def test_timeout(srv: MockRekaServer, logs: pytest.LogCaptureFixture) -> N
 async def test_stream_failures(
     srv: MockRekaServer, logs: pytest.LogCaptureFixture, fault: str
 ) -> None:
-    async with AsyncClient(KEY, srv.base_url, max_retries=0) as c:
+    async with AsyncClient(KEY, srv.base_url, max_retries=0, retry_policy=FAST_POLICY) as c:
         stream = c.chat.create_stream(
             messages=[{"role": "user", "content": f"one two three [[fault:{fault}]]"}],
             model="reka-flash",
@@ -230,8 +223,7 @@ async def test_batch_runner_failures(srv: MockRekaServer, logs: pytest.LogCaptur
         {"messages": "not a list"},
         42,
     ]
-    async with AsyncClient(KEY, srv.base_url, max_retries=1) as c:
-        fast(c)
+    async with AsyncClient(KEY, srv.base_url, max_retries=1, retry_policy=FAST_POLICY) as c:
         runner = BatchRunner(c, concurrency=4)
         assert_clean(runner)
         results = await runner.run(items)

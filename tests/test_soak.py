@@ -18,12 +18,13 @@ from reka_async import (
     APIResponseValidationError,
     AsyncClient,
     BatchRunner,
+    ClientState,
     InsufficientCreditsError,
     RekaError,
+    RetryPolicy,
     StreamError,
     Timeout,
 )
-from reka_async._transport import RetryPolicy
 from reka_async.testing import MockRekaServer
 
 N_BATCH = int(os.environ.get("REKA_SOAK_N", "10000"))
@@ -50,23 +51,19 @@ def _server(kinds: tuple[str, ...] = RETRYABLE + FINAL) -> MockRekaServer:
 
 
 def _client(server: MockRekaServer) -> AsyncClient:
-    client = AsyncClient(
+    return AsyncClient(
         "soak-key",
         server.base_url,
         max_retries=8,
         timeout=Timeout(connect=2.0, read=0.3, total=10.0),
+        retry_policy=RetryPolicy(base=0.001, cap=0.01),
     )
-    client._transport.retry_policy = RetryPolicy(max_retries=8, base=0.001, cap=0.01)
-    return client
 
 
 def _assert_pool_released(client: AsyncClient) -> None:
     gc.collect()
-    session = client._transport._session
-    assert session is not None
-    connector = session.connector
-    assert connector is not None
-    assert len(connector._acquired) == 0  # type: ignore[attr-defined]
+    assert client.state is ClientState.OPEN
+    assert client.connections_in_use == 0
 
 
 async def test_batch_soak_every_input_ends_exactly_once() -> None:

@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -21,6 +20,7 @@ from reka_async import (
     AsyncClient,
     ChatChunk,
     ChatResponse,
+    ClientState,
     InsufficientCreditsError,
     InvalidRequestError,
     StreamError,
@@ -41,11 +41,8 @@ def ask(text: str = PROMPT) -> list[dict[str, Any]]:
 
 def acquired(client: AsyncClient) -> int:
     """Connections of the client's pool that are checked out right now."""
-    session = client._transport._session
-    assert session is not None
-    connector = session.connector
-    assert isinstance(connector, aiohttp.TCPConnector)
-    return len(connector._acquired)
+    assert client.state is ClientState.OPEN
+    return client.connections_in_use
 
 
 async def collect(stream: AsyncChatStream) -> list[ChatChunk]:

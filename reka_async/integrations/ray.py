@@ -59,17 +59,17 @@ from typing import Any, Final
 
 import attrs
 
-from .._batch import BatchResult, BatchRunner, BatchStats, _estimate_tokens
 from .._cli import _BadLine, _CliRunner, _Input, _record, _scan_output, _Writer
 from .._client import AsyncClient
-from .._converter import request_body
 from .._exceptions import (
     BatchAbortedError,
     InsufficientCreditsError,
     InvalidRequestError,
     MissingAPIKeyError,
 )
-from .._ratelimit import TokenBucket
+from .._wire import request_body
+from ..batch import BatchResult, BatchRunner, BatchStats, TokenBucket
+from ..batch import estimate_tokens as _estimate_tokens
 
 __all__ = [
     "OUTPUT_COLUMNS",

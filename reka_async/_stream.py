@@ -1,10 +1,10 @@
-"""Streaming: a sans-I/O server-sent-events decoder, and the async chat stream over it.
+"""``AsyncChatStream``: the async chat stream over a byte source.
 
-``SSEDecoder`` turns arbitrary byte splits into events (CRLF/CR/LF line ends, multi-line
-``data:``, ``event:``/``id:``/``retry:`` fields, comments). ``AsyncChatStream`` opens the
-request (retrying while nothing has been yielded yet), parses each event into a ``ChatChunk``,
-computes ``delta`` from the cumulative content, and releases the connection as soon as the
-stream ends or the caller leaves early.
+It opens the request through the transport (retrying while nothing has been yielded yet),
+feeds the bytes to the sans-I/O ``SSEDecoder``, parses each event into a ``ChatChunk`` with
+its ``delta``, and releases the connection as soon as the stream ends or the caller leaves
+early. It never sees aiohttp: the transport hands it a ``StreamBody`` whose reads raise our
+errors only.
 """
 
 from __future__ import annotations
@@ -13,10 +13,6 @@ import collections
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-import attrs
-
-from ._converter import loads, parse_chunk_after
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -27,93 +23,13 @@ from ._exceptions import (
     body_snippet,
 )
 from ._models import ChatChunk, ChatResponse, ChunkResponse, Message, MessageResponse, Usage
-from ._transport import _TRANSLATED, translate_exception
+from ._sse import ServerSentEvent, SSEDecoder
+from ._wire import loads, parse_chunk
 
 if TYPE_CHECKING:
-    from ._transport import RequestOptions, Transport
+    from ._http import RequestOptions, StreamBody, Transport
 
-__all__ = ["AsyncChatStream", "SSEDecoder", "ServerSentEvent"]
-
-
-@attrs.frozen(kw_only=True)
-class ServerSentEvent:
-    """One dispatched server-sent event."""
-
-    event: str = "message"
-    data: str = ""
-    id: str | None = None
-    retry: int | None = None
-
-
-class SSEDecoder:
-    """Incremental, sans-I/O SSE decoder following the WHATWG event-stream rules."""
-
-    __slots__ = ("_buf", "_data", "_event", "_id", "_retry")
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._data: list[str] = []
-        self._event = ""
-        self._id: str | None = None
-        self._retry: int | None = None
-
-    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        """Decode more bytes; return the events completed by them."""
-        buf = self._buf + chunk if self._buf else chunk
-        if not buf:
-            return []
-        lines = buf.splitlines(keepends=True)
-        last = lines[-1]
-        # An unterminated line, or one ending in a lone CR (its LF may be in the next chunk),
-        # waits for more bytes.
-        if last[-1:] == b"\r" or last[-1:] != b"\n":
-            self._buf = last
-            del lines[-1]
-        else:
-            self._buf = b""
-        events: list[ServerSentEvent] = []
-        for raw in lines:
-            self._line(raw.rstrip(b"\r\n"), events)
-        return events
-
-    def flush(self) -> list[ServerSentEvent]:
-        """Finish at end of input: the pending line, then any event not yet dispatched."""
-        events: list[ServerSentEvent] = []
-        if self._buf:
-            self._line(self._buf.rstrip(b"\r\n"), events)
-            self._buf = b""
-        self._line(b"", events)
-        return events
-
-    def _line(self, raw: bytes, events: list[ServerSentEvent]) -> None:
-        if not raw:
-            if self._data:
-                events.append(
-                    ServerSentEvent(
-                        event=self._event or "message",
-                        data="\n".join(self._data),
-                        id=self._id,
-                        retry=self._retry,
-                    )
-                )
-            self._data = []
-            self._event = ""
-            return
-        line = raw.decode("utf-8", "replace")
-        if line[0] == ":":
-            return
-        field, sep, value = line.partition(":")
-        if sep and value[:1] == " ":
-            value = value[1:]
-        if field == "data":
-            self._data.append(value)
-        elif field == "event":
-            self._event = value
-        elif field == "id":
-            if "\0" not in value:
-                self._id = value
-        elif field == "retry" and value.isascii() and value.isdigit():
-            self._retry = int(value)
+__all__ = ["AsyncChatStream"]
 
 
 def _stream_error_message(data: Any) -> str | None:
@@ -146,7 +62,7 @@ class AsyncChatStream:
         self._path = path
         self._body = body
         self._opts = opts
-        self._resp: aiohttp.ClientResponse | None = None
+        self._resp: StreamBody | None = None
         self._decoder = SSEDecoder()
         self._pending: collections.deque[ChatChunk] = collections.deque()
         self._attempt = 0
@@ -189,7 +105,7 @@ class AsyncChatStream:
 
     def __del__(self) -> None:
         # Reached when a caller breaks out of ``async for`` without ``async with``: closing the
-        # socket is synchronous in aiohttp, so nothing is scheduled on the loop.
+        # socket is synchronous, so nothing is scheduled on the loop.
         resp = getattr(self, "_resp", None)
         if resp is not None and not resp.closed:
             resp.close()
@@ -239,15 +155,14 @@ class AsyncChatStream:
             resp = self._resp
             assert resp is not None
             try:
-                data = await resp.content.readany()
+                data = await resp.read()
                 events = self._decoder.feed(data) if data else self._decoder.flush()
                 for event in events:
                     self._handle(event)
-            except _TRANSLATED as exc:
+            except APIConnectionError as error:  # the read broke: translated by the transport
                 self._drop(reuse=False)
-                error = translate_exception(exc, f"POST {self._path} (stream)")
                 if self._yielded or self._pending:
-                    raise self._broken(error) from exc
+                    raise self._broken(error) from error.__cause__
                 await self._retry_or_raise(error)
                 continue
             except BaseException:
@@ -269,18 +184,21 @@ class AsyncChatStream:
             partial_text=self._text,
         )
 
+    def _invalid(self, problem: str, data: str) -> APIResponseValidationError:
+        return APIResponseValidationError(
+            f"a stream event {problem}: {body_snippet(data)!r}",
+            status_code=200,
+            body=data,
+            request_id=self.request_id,
+        )
+
     def _handle(self, event: ServerSentEvent) -> None:
         if event.data == "[DONE]":
             return
         try:
             data = loads(event.data)
         except ValueError as exc:
-            raise APIResponseValidationError(
-                f"a stream event is not JSON: {body_snippet(event.data)!r}",
-                status_code=200,
-                body=event.data,
-                request_id=self.request_id,
-            ) from exc
+            raise self._invalid("is not JSON", event.data) from exc
         message = _stream_error_message(data)
         if event.event == "error" or message is not None:
             raise StreamError(
@@ -289,14 +207,9 @@ class AsyncChatStream:
                 partial_text=self._text,
             )
         try:
-            chunk = parse_chunk_after(data, self._text)
+            chunk = parse_chunk(data, self._text)
         except Exception as exc:
-            raise APIResponseValidationError(
-                f"a stream event has an unexpected shape: {body_snippet(event.data)!r}",
-                status_code=200,
-                body=event.data,
-                request_id=self.request_id,
-            ) from exc
+            raise self._invalid("has an unexpected shape", event.data) from exc
         self._text = chunk.text
         self._last = chunk
         self._pending.append(chunk)

@@ -1,0 +1,183 @@
+"""When to try again and how long to wait: ``RetryPolicy``, the shared ``Cooldown``, and the
+parsing of the server's retry headers.
+
+Which requests may be retried, and so may reach the server (and be billed) more than once, is
+decided here and only here (``RetryPolicy.is_retryable``):
+
+* statuses 408, 409, rate-limit 429 and every 5xx: the server says it did not finish;
+* connection errors and timeouts (``APIConnectionError``, ``APITimeoutError``): the request
+  may have reached the server, so a retried timeout can be generated and billed twice;
+* never an out-of-credits 429 (``InsufficientCreditsError``), a 4xx otherwise, or a 2xx body
+  of the wrong shape (``APIResponseValidationError``): the same request would fail again.
+
+A stream is retried only while nothing has been yielded from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Final
+
+import attrs
+
+from .._exceptions import APIConnectionError, APIError, APIStatusError, InsufficientCreditsError
+
+__all__ = ["Cooldown", "RetryEvent", "RetryHook", "RetryPolicy", "parse_retry_after"]
+
+
+@attrs.frozen(kw_only=True)
+class RetryEvent:
+    """What a retry hook receives before the client sleeps and tries again.
+
+    Attributes:
+        method: HTTP method.
+        path: the endpoint path, e.g. ``/chat``.
+        attempt: the attempt that failed (0 is the first).
+        error: the error of that attempt.
+        delay: seconds until the next attempt.
+        rate_limited: true when the server asked us to slow down (429).
+    """
+
+    method: str
+    path: str
+    attempt: int
+    error: APIError
+    delay: float
+    rate_limited: bool
+
+
+RetryHook = Callable[[RetryEvent], None]
+
+_RETRY_STATUSES: Final = frozenset((408, 409, 429))
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """When to retry and how long to wait; pass one as ``AsyncClient(retry_policy=...)``.
+
+    Attributes:
+        max_retries: retries after the first attempt (a call's ``max_retries=`` overrides it).
+        base: first backoff step; the n-th retry waits ``min(base * 2**n, cap)`` with jitter.
+        cap: ceiling of the computed backoff.
+        max_server_wait: the longest server-requested wait that is honoured by sleeping; a longer
+            one is raised at once with ``retry_after`` on the error instead of sleeping silently.
+    """
+
+    max_retries: int = attrs.field(default=2)
+    base: float = 0.5
+    cap: float = 8.0
+    max_server_wait: float = 120.0
+
+    @max_retries.validator
+    def _check_max_retries(self, _: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"max_retries: must be a non-negative integer, got {value!r}")
+
+    @staticmethod
+    def is_retryable(error: APIError) -> bool:
+        """Whether an error may succeed on another attempt (see the module docstring)."""
+        if isinstance(error, InsufficientCreditsError):
+            return False
+        if isinstance(error, APIStatusError):
+            return error.status_code in _RETRY_STATUSES or error.status_code >= 500
+        return isinstance(error, APIConnectionError)
+
+    def delay_for(
+        self, error: APIError, attempt: int, max_retries: int | None = None
+    ) -> float | None:
+        """Seconds to wait before retrying after ``attempt`` failed, or ``None`` to give up.
+
+        Args:
+            error: the error of the failed attempt.
+            attempt: the failed attempt's number (0 is the first).
+            max_retries: this request's retry budget; default: the policy's ``max_retries``.
+        """
+        budget = self.max_retries if max_retries is None else max_retries
+        if attempt >= budget or not self.is_retryable(error):
+            return None
+        server_wait = error.retry_after if isinstance(error, APIStatusError) else None
+        if server_wait is not None:
+            if server_wait > self.max_server_wait:
+                return None
+            # A little jitter on top so many clients do not return in the same millisecond.
+            return server_wait + random.uniform(0, min(0.25, 0.1 * server_wait + 0.05))
+        backoff = min(self.base * 2.0**attempt, self.cap)
+        return backoff * random.uniform(0.75, 1.0)
+
+
+class Cooldown:
+    """A shared pause: after a rate-limit 429 no request of this client starts until it ends."""
+
+    __slots__ = ("_until",)
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    def __repr__(self) -> str:
+        return f"<Cooldown remaining={self.remaining():.3f}s>"
+
+    @property
+    def tripped(self) -> bool:
+        """Whether a pause was ever set (cheap; ``remaining()`` tells whether it still runs)."""
+        return self._until != 0.0
+
+    def remaining(self) -> float:
+        """Seconds until requests may start again (0 when not cooling down)."""
+        return max(0.0, self._until - time.monotonic())
+
+    def trip(self, seconds: float) -> None:
+        """Extend the pause to at least ``seconds`` from now."""
+        self._until = max(self._until, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        """Sleep until the pause is over (returns at once when there is none)."""
+        # Another 429 may extend the deadline while we sleep, hence the loop.
+        while (left := self._until - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(left)
+
+
+def _quota_exhausted(remaining: str | None) -> bool:
+    """Whether ``x-ratelimit-remaining`` allows reading ``x-ratelimit-reset`` as a wait.
+
+    The reset time is sent on every response; while requests remain in the window it is only
+    when the window rolls over, not a delay to honour (a 500 must not wait for it).
+    """
+    if remaining is None:
+        return True
+    try:
+        return float(remaining) <= 0
+    except ValueError:
+        return True
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """The delay the server asks for, in seconds, from the documented headers."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                parsed = email.utils.parsedate_to_datetime(value)
+                return max(0.0, parsed.timestamp() - now)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                pass
+    value = headers.get("x-ratelimit-reset")
+    if value and _quota_exhausted(headers.get("x-ratelimit-remaining")):
+        try:
+            reset = float(value)
+        except ValueError:
+            return None
+        # Epoch seconds per the contract; a small number is taken as "seconds from now".
+        return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
+    return None

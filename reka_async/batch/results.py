@@ -1,0 +1,161 @@
+"""What a batch hands back: one ``BatchResult`` per item, and live ``BatchStats``."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+
+from .._models import ChatResponse
+
+__all__ = ["BatchResult", "BatchStats", "ResultHook"]
+
+_RESERVOIR: Final = 16384
+
+
+@attrs.frozen(kw_only=True)
+class BatchResult:
+    """The outcome of one batch item: a response or an error, never both.
+
+    Attributes:
+        index: position of the item in the input (0-based).
+        custom_id: the item's ``custom_id``, or ``str(index)`` when it had none.
+        request: the JSON body that was (or would have been) sent; ``None`` if the item was
+            invalid before a body could be built.
+        response: the ``ChatResponse`` on success.
+        error: the exception on failure (a ``RekaError`` subclass for API and input errors).
+        attempts: HTTP attempts made (0 when nothing was sent).
+        latency_s: seconds from getting a slot to the final outcome, retries included.
+    """
+
+    index: int
+    custom_id: str
+    request: dict[str, Any] | None
+    response: ChatResponse | None = None
+    error: BaseException | None = None
+    attempts: int = 0
+    latency_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the item has a response."""
+        return self.response is not None
+
+    @property
+    def text(self) -> str:
+        """The response text ("" on failure)."""
+        return self.response.text if self.response is not None else ""
+
+
+@attrs.define(kw_only=True)
+class BatchStats:
+    """Live counters of a batch; percentiles come from a bounded reservoir of latencies."""
+
+    ok: int = 0
+    failed: int = 0
+    retried: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    started_at: float = attrs.field(factory=time.monotonic)
+    finished_at: float | None = None
+    concurrency_limit: float = 0.0
+    _latencies: list[float] = attrs.field(factory=list, repr=False, alias="_latencies")
+    _seen: int = attrs.field(default=0, repr=False, alias="_seen")
+
+    @property
+    def done(self) -> int:
+        """Items finished (ok + failed)."""
+        return self.ok + self.failed
+
+    @property
+    def wall_s(self) -> float:
+        """Seconds since the batch started (until it finished, once it has)."""
+        end = self.finished_at if self.finished_at is not None else time.monotonic()
+        return end - self.started_at
+
+    @property
+    def requests_per_s(self) -> float:
+        """Finished items per second of wall time."""
+        wall = self.wall_s
+        return self.done / wall if wall > 0 else 0.0
+
+    def latency_percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) of item latency in seconds (0.0 when empty)."""
+        if not self._latencies:
+            return 0.0
+        data = sorted(self._latencies)
+        k = min(len(data) - 1, max(0, math.ceil(q / 100.0 * len(data)) - 1))
+        return data[k]
+
+    @property
+    def p50(self) -> float:
+        """Median latency in seconds."""
+        return self.latency_percentile(50)
+
+    @property
+    def p95(self) -> float:
+        """95th percentile latency in seconds."""
+        return self.latency_percentile(95)
+
+    @property
+    def p99(self) -> float:
+        """99th percentile latency in seconds."""
+        return self.latency_percentile(99)
+
+    def record(self, result: BatchResult) -> None:
+        """Count one finished item (the runner calls this once per item)."""
+        if result.ok:
+            self.ok += 1
+            assert result.response is not None
+            usage = result.response.usage
+            self.input_tokens += usage.input_tokens
+            self.output_tokens += usage.output_tokens
+        else:
+            self.failed += 1
+        if result.attempts > 1:
+            self.retried += 1
+        if result.attempts:
+            self._seen += 1
+            if len(self._latencies) < _RESERVOIR:
+                self._latencies.append(result.latency_s)
+            else:  # reservoir sampling keeps memory flat on huge batches
+                j = random.randrange(self._seen)
+                if j < _RESERVOIR:
+                    self._latencies[j] = result.latency_s
+
+    def summary(self) -> str:
+        """A one-paragraph human summary."""
+        return (
+            f"{self.done} done: {self.ok} ok, {self.failed} failed ({self.retried} retried); "
+            f"tokens in/out {self.input_tokens}/{self.output_tokens}; "
+            f"{self.wall_s:.2f} s, {self.requests_per_s:.1f} req/s; "
+            f"latency p50 {self.p50 * 1000:.0f} ms, p95 {self.p95 * 1000:.0f} ms, "
+            f"p99 {self.p99 * 1000:.0f} ms"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stats as plain JSON-able data."""
+        return {
+            "done": self.done,
+            "ok": self.ok,
+            "failed": self.failed,
+            "retried": self.retried,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "wall_s": round(self.wall_s, 3),
+            "requests_per_s": round(self.requests_per_s, 2),
+            "latency_p50_s": round(self.p50, 4),
+            "latency_p95_s": round(self.p95, 4),
+            "latency_p99_s": round(self.p99, 4),
+        }
+
+
+ResultHook = Callable[[BatchResult, BatchStats], None]
