@@ -1,0 +1,93 @@
+"""The responses of the mock server's faults: error statuses, broken bodies, cut streams."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from ._faults import (
+    CREDITS_BODY,
+    FAULT_422_BODY,
+    HTML_BODY,
+    RATE_LIMIT_BODY,
+    STATUS_FAULT_BODIES,
+    WRONG_SHAPE_BODY,
+    format_seconds,
+)
+from ._sse import StreamWriter, close_transport
+
+
+async def fault_response(
+    request: web.Request,
+    fault: str,
+    headers: dict[str, str],
+    json_body: Callable[[], bytes],
+    stream_events: Callable[[], list[bytes]] | None,
+    *,
+    writer: StreamWriter,
+    window_end: float,
+    retry_after_s: float,
+) -> web.StreamResponse:
+    """Build the response for a fault (``stream_events`` is None for non-streams).
+
+    ``headers`` are the response's usual headers, ``window_end`` is the end of the
+    rate-limit window (for the limiter's own 429s, fault ``rpm_limit``) and
+    ``retry_after_s`` the delay advertised by ``rate_limit`` 429s.
+    """
+    if fault == "drop":
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        # aiohttp's attempt to send this finds the transport closed and gives up.
+        return web.Response(status=500)
+    if fault == "rate_limit" or fault == "rpm_limit":
+        now = time.time()
+        if fault == "rpm_limit":
+            delay = max(window_end - now, 0.0)
+            reset = window_end
+        else:
+            delay = retry_after_s
+            reset = now + delay
+        headers["retry-after"] = format_seconds(round(delay, 3))
+        headers["x-ratelimit-remaining"] = "0"
+        headers["x-ratelimit-reset"] = f"{reset:.3f}"
+        return web.Response(status=429, body=RATE_LIMIT_BODY, headers=headers)
+    if fault == "credits":
+        return web.Response(status=429, body=CREDITS_BODY, headers=headers)
+    if fault == "error_event":
+        if stream_events is None:
+            fault = "500"
+        else:
+            events = stream_events()
+            count = min(2, len(events) - 1)
+            return await writer.send(request, headers, events, count, error_event=True)
+    status_fault = STATUS_FAULT_BODIES.get(fault)
+    if status_fault is not None:
+        return web.Response(status=status_fault[0], body=status_fault[1], headers=headers)
+    if fault == "422":
+        return web.Response(status=422, body=FAULT_422_BODY, headers=headers)
+    if fault == "html":
+        headers["Content-Type"] = "text/html"
+        return web.Response(status=502, body=HTML_BODY, headers=headers)
+    if fault == "wrong_shape":
+        return web.Response(body=WRONG_SHAPE_BODY, headers=headers)
+    if fault == "truncated_json":
+        full = json_body()
+        return web.Response(body=full[: len(full) // 2], headers=headers)
+    if fault == "cut":
+        if stream_events is not None:
+            events = stream_events()
+            return await writer.send(request, headers, events, len(events) // 2, cut=True)
+        full = json_body()
+        response = web.StreamResponse(headers=headers)
+        response.content_length = len(full)
+        try:
+            await response.prepare(request)
+            await response.write(full[: len(full) // 2])
+            close_transport(request)
+        except ConnectionError:
+            pass
+        return response
+    raise AssertionError(f"unhandled fault {fault!r}")  # pragma: no cover

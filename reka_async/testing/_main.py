@@ -1,0 +1,130 @@
+"""The command line of the standalone mock server, ``python -m reka_async.testing``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from ._faults import DEFAULT_FAULT_KINDS, FAULTS
+from ._process import ANNOUNCE_PREFIX
+from ._server import MockRekaServer
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m reka_async.testing",
+        description="Serve a mock Reka Chat API (deterministic replies, injectable faults).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind (0: any free)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before headers")
+    parser.add_argument(
+        "--chunk-latency-ms", type=float, default=0.0, help="delay between stream events"
+    )
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, help="probability of a random fault"
+    )
+    parser.add_argument(
+        "--fault-kinds",
+        default=",".join(DEFAULT_FAULT_KINDS),
+        help=f"comma-separated faults to draw from (known: {','.join(sorted(FAULTS))})",
+    )
+    parser.add_argument(
+        "--api-key", default=None, help="the only key accepted (default: any non-empty key)"
+    )
+    parser.add_argument(
+        "--stream-chunks", type=int, default=None, help="events per stream (default: per word)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault selection")
+    parser.add_argument("--rpm-limit", type=int, default=None, help="requests per minute")
+    parser.add_argument(
+        "--retry-after", type=float, default=1.0, help="retry-after of rate-limit 429s (s)"
+    )
+    parser.add_argument("--sse-done", action="store_true", help="end streams with [DONE]")
+    parser.add_argument(
+        "--no-uvloop",
+        dest="uvloop",
+        action="store_false",
+        help="use the default asyncio loop even when uvloop is installed",
+    )
+    return parser.parse_args(argv)
+
+
+def _new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
+    """Return a uvloop loop when asked for and installed (faster serving), else asyncio's."""
+    if use_uvloop:
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:
+            pass
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+async def _serve(args: argparse.Namespace, announce: Callable[[str], None]) -> None:
+    server = MockRekaServer(
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        latency_s=args.latency_ms / 1000.0,
+        chunk_latency_s=args.chunk_latency_ms / 1000.0,
+        stream_chunks=args.stream_chunks,
+        fault_rate=args.fault_rate,
+        fault_kinds=[k.strip() for k in args.fault_kinds.split(",") if k.strip()],
+        seed=args.seed,
+        retry_after_s=args.retry_after,
+        rpm_limit=args.rpm_limit,
+        # A long-running server must not grow without bound.
+        record_requests=False,
+        sse_done=args.sse_done,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
+    async with server:
+        announce(server.base_url)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the mock server until SIGINT or SIGTERM.
+
+    Args:
+        argv: Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 after a clean shutdown, 1 when the address cannot be bound,
+        2 for invalid options.
+    """
+    args = _parse_args(argv)
+
+    def announce(base_url: str) -> None:
+        print(f"{ANNOUNCE_PREFIX}{base_url}", flush=True)
+
+    loop = _new_event_loop(args.uvloop)
+    try:
+        loop.run_until_complete(_serve(args, announce))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # pragma: no cover - signal raced the handler install
+        pass
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+    return 0

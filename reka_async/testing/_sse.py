@@ -1,0 +1,87 @@
+"""Server-sent events of the mock server: framing JSON payloads and sending a stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from ._faults import STREAM_ERROR_BODY
+from ._json import loads
+
+
+def close_transport(request: web.Request) -> None:
+    """Close the connection after flushing what was written (a cut mid-response)."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+
+
+class StreamWriter:
+    """How a server frames and paces its streams.
+
+    Args:
+        chunk_latency_s: Delay between events (the server changes it in ``set_latency``).
+        done: Append ``data: [DONE]`` after the last event.
+        crlf: Use CRLF line endings.
+        extras: Add ``event:``, ``id:`` and comment lines to each event and spread its
+            JSON over several ``data:`` lines.
+    """
+
+    __slots__ = ("chunk_latency_s", "done", "extras", "nl")
+
+    def __init__(self, *, chunk_latency_s: float, done: bool, crlf: bool, extras: bool) -> None:
+        self.chunk_latency_s = chunk_latency_s
+        self.done = done
+        self.extras = extras
+        self.nl = b"\r\n" if crlf else b"\n"
+
+    def frame(self, payload: bytes, index: int, event: bytes = b"") -> bytes:
+        """Frame one JSON payload as a server-sent event."""
+        nl = self.nl
+        if not self.extras:
+            head = b"event: " + event + nl if event else b""
+            return head + b"data: " + payload + nl + nl
+        # Extras: a comment, an event name, an id, and the JSON spread over data: lines.
+        lines = json.dumps(loads(payload), indent=1, ensure_ascii=False).split("\n")
+        data = b"".join(b"data: " + line.encode() + nl for line in lines)
+        name = event or b"message"
+        return b": mock-reka" + nl + b"event: " + name + nl + b"id: %d" % index + nl + data + nl
+
+    async def send(
+        self,
+        request: web.Request,
+        headers: dict[str, str],
+        payloads: list[bytes],
+        count: int,
+        *,
+        error_event: bool = False,
+        cut: bool = False,
+    ) -> web.StreamResponse:
+        """Send the first ``count`` events, then end, fail or cut the stream."""
+        headers["Content-Type"] = "text/event-stream"
+        headers["Cache-Control"] = "no-cache"
+        response = web.StreamResponse(headers=headers)
+        frames = [self.frame(p, i + 1) for i, p in enumerate(payloads[:count])]
+        if error_event:
+            frames.append(self.frame(STREAM_ERROR_BODY, count + 1, b"error"))
+        elif not cut and self.done:
+            frames.append(b"data: [DONE]" + self.nl + self.nl)
+        try:
+            await response.prepare(request)
+            delay = self.chunk_latency_s
+            if delay > 0.0:
+                for i, frame in enumerate(frames):
+                    if i:
+                        await asyncio.sleep(delay)
+                    await response.write(frame)
+            elif frames:
+                await response.write(b"".join(frames))
+            if cut:
+                close_transport(request)
+            else:
+                await response.write_eof()
+        except ConnectionError:
+            pass  # the client went away; nothing left to tell it
+        return response
