@@ -27,6 +27,7 @@ from reka_async import (
     Model,
     RetryPolicy,
     TextPart,
+    Timeout,
     __version__,
 )
 
@@ -207,6 +208,56 @@ async def test_retry_then_success_returns_the_response(mock_api: CompatAiorespon
         resp = await client.chat.create(model="reka-flash", messages=HI)
     assert resp.text == "Hello"
     assert len(calls(mock_api, "POST", CHAT_URL)) == 2
+
+
+async def test_retry_policy_max_retries_bounds_the_attempts(mock_api: CompatAioresponses) -> None:
+    # Regression: RetryPolicy.max_retries was never read, so a policy's count did nothing.
+    mock_api.post(CHAT_URL, status=503, body=b"busy", repeat=True)
+    policy = RetryPolicy(max_retries=4, base=0.001, cap=0.01)
+    async with AsyncClient(SECRET, retry_policy=policy) as client:
+        assert client.max_retries == 4
+        with pytest.raises(InternalServerError):
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert len(calls(mock_api, "POST", CHAT_URL)) == 5
+
+
+def test_max_retries_keyword_overrides_the_policy() -> None:
+    client = AsyncClient(SECRET, max_retries=1, retry_policy=RetryPolicy(max_retries=6, base=2.0))
+    assert client.retry_policy == RetryPolicy(max_retries=1, base=2.0)
+    assert client.max_retries == 1
+
+
+def test_retry_policy_gives_up_after_its_own_max_retries() -> None:
+    error = InternalServerError("HTTP 503", status_code=503, body=None)
+    policy = RetryPolicy(max_retries=1)
+    assert policy.delay_for(error, 0) is not None
+    assert policy.delay_for(error, 1) is None
+    assert policy.delay_for(error, 1, 3) is not None  # a call's own budget wins
+
+
+async def test_client_timeout_number_is_coerced_like_a_call_timeout(
+    mock_api: CompatAioresponses,
+) -> None:
+    # Regression: AsyncClient(timeout=5) kept connect=10 while a call's timeout=5 capped it.
+    expected = Timeout(connect=5.0, read=5.0, total=5.0)
+    assert AsyncClient(SECRET, timeout=5).timeout == expected
+    assert AsyncClient(SECRET, timeout=5.0).timeout == expected
+    mock_api.post(CHAT_URL, payload=REPLY)
+    async with AsyncClient(SECRET) as client:
+        await client.chat.create(model="reka-flash", messages=HI, timeout=5)
+    (call,) = calls(mock_api, "POST", CHAT_URL)
+    assert call.kwargs["timeout"].sock_connect == expected.connect
+    assert call.kwargs["timeout"].total == expected.total
+
+
+@pytest.mark.parametrize("value", [0, -1, 0.0, float("nan"), True, "5"])
+async def test_invalid_timeout_is_rejected_by_the_client_and_by_a_call(value: Any) -> None:
+    # Regression: the client accepted timeout=0 while a call rejected it.
+    with pytest.raises(ValueError, match="timeout: must be a positive number"):
+        AsyncClient(SECRET, timeout=value)
+    async with AsyncClient(SECRET) as client:
+        with pytest.raises(ValueError, match="timeout: must be a positive number"):
+            await client.chat.create(model="reka-flash", messages=HI, timeout=value)
 
 
 @pytest.mark.parametrize("value", [-1, True])
