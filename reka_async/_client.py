@@ -15,7 +15,6 @@ from ._exceptions import MissingAPIKeyError
 from ._http import (
     DEFAULT_TIMEOUT,
     ClientState,
-    RequestOptions,
     RetryHook,
     RetryPolicy,
     Timeout,
@@ -91,8 +90,10 @@ class AsyncChat:
         """
         body = chat_body(args, stream=True, what="create_stream")
         t = self._transport
-        opts = _options(
-            t, args.get("timeout", NOT_GIVEN), args.get("max_retries"), args.get("extra_headers")
+        opts = t.default_options.override(
+            timeout=args.get("timeout", NOT_GIVEN),
+            max_retries=args.get("max_retries"),
+            extra_headers=args.get("extra_headers"),
         )
         return AsyncChatStream(transport=t, path="/chat", body=dumps(body), opts=opts)
 
@@ -122,7 +123,9 @@ class AsyncChat:
         # A plain function returning the transport's coroutine: awaiting it costs no extra
         # coroutine frame on the hot path.
         t = self._transport
-        opts = _options(t, timeout, max_retries, extra_headers, on_retry)
+        opts = t.default_options.override(
+            timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, on_retry=on_retry
+        )
         return t.request("POST", "/chat", body=dumps(body), opts=opts, parse=load_chat_response)
 
 
@@ -150,22 +153,12 @@ class AsyncModels:
             ``Model`` entries; ``model.id`` is the name to pass as ``model=``.
         """
         t = self._transport
-        opts = _options(t, timeout, max_retries, extra_headers)
+        opts = t.default_options.override(
+            timeout=timeout, max_retries=max_retries, extra_headers=extra_headers
+        )
         return await t.request("GET", "/models", body=None, opts=opts, parse=load_models)
 
     get = list  # the official SDK's name
-
-
-def _options(
-    t: Transport,
-    timeout: TimeoutLike | NotGiven,
-    max_retries: int | None,
-    extra_headers: Mapping[str, str] | None,
-    on_retry: RetryHook | None = None,
-) -> RequestOptions:
-    return t.options(
-        timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, on_retry=on_retry
-    )
 
 
 class ClientOptions(TypedDict, total=False):

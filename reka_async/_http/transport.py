@@ -24,11 +24,10 @@ from .._exceptions import (
     InsufficientCreditsError,
     RateLimitError,
 )
-from .._types import NotGiven
 from .._version import __version__
 from .errors import invalid_body, map_errors, status_error
-from .options import RequestOptions, Timeout, TimeoutLike
-from .retry import Cooldown, RetryEvent, RetryHook, RetryPolicy
+from .options import RequestOptions, Timeout
+from .retry import Cooldown, RetryEvent, RetryPolicy
 
 __all__ = ["ClientState", "StreamBody", "Transport", "check_base_url"]
 
@@ -201,19 +200,6 @@ class Transport:
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
-
-    def options(
-        self,
-        *,
-        timeout: TimeoutLike | NotGiven,
-        max_retries: int | None,
-        extra_headers: Mapping[str, str] | None,
-        on_retry: RetryHook | None = None,
-    ) -> RequestOptions:
-        """A call's options resolved against the client's defaults (``ValueError`` if bad)."""
-        return self.default_options.override(
-            timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, on_retry=on_retry
-        )
 
     async def wait_before_retry(
         self, method: str, path: str, error: APIError, attempt: int, opts: RequestOptions

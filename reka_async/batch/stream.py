@@ -22,6 +22,7 @@ from .._exceptions import (
     RateLimitError,
 )
 from .._http import RetryEvent
+from .._models import ChatResponse
 from .items import estimate_tokens, item_custom_id
 from .limits import AdaptiveLimit, TokenBucket
 from .results import BatchResult, BatchStats
@@ -266,11 +267,14 @@ class BatchStream:
                 runner.stats.concurrency_limit = limit.limit
 
         start = time.monotonic()
+        response: ChatResponse | None = None
+        error: BaseException | None = None
         try:
             response = await runner.client.chat.send_body(
                 body, timeout=runner.timeout, max_retries=runner.max_retries, on_retry=on_retry
             )
         except Exception as exc:  # every item ends as a result, even on an unexpected error
+            error = exc
             # The last attempt's 429 (retries exhausted, or a wait too long to honour) is an
             # overload signal too; on_retry only saw the ones that were retried.
             rate_limited = isinstance(exc, RateLimitError) and not isinstance(
@@ -281,31 +285,25 @@ class BatchStream:
             if limit is not None and (rate_limited or isinstance(exc, APITimeoutError)):
                 limit.on_overload()
                 runner.stats.concurrency_limit = limit.limit
-            return BatchResult(
-                index=index,
-                custom_id=custom_id,
-                request=body,
-                error=exc,
-                attempts=attempts[0],
-                latency_s=time.monotonic() - start,
-            )
         finally:
             if limit is not None:
                 await limit.release()
-        if limit is not None:
-            limit.on_success()
-            runner.stats.concurrency_limit = limit.limit
-        if self._tpm is not None:
-            used = response.usage.input_tokens + response.usage.output_tokens
-            if used < estimate:
-                self._tpm.refund(estimate - used)
-            elif used > estimate:
-                self._tpm.consume(used - estimate)
+        if response is not None:
+            if limit is not None:
+                limit.on_success()
+                runner.stats.concurrency_limit = limit.limit
+            if self._tpm is not None:
+                used = response.usage.input_tokens + response.usage.output_tokens
+                if used < estimate:
+                    self._tpm.refund(estimate - used)
+                elif used > estimate:
+                    self._tpm.consume(used - estimate)
         return BatchResult(
             index=index,
             custom_id=custom_id,
             request=body,
             response=response,
+            error=error,
             attempts=attempts[0],
             latency_s=time.monotonic() - start,
         )
