@@ -112,31 +112,28 @@ class RetryPolicy:
 class Cooldown:
     """A shared pause: after a rate-limit 429 no request of this client starts until it ends."""
 
-    __slots__ = ("_until",)
+    __slots__ = ("deadline",)
 
     def __init__(self) -> None:
-        self._until = 0.0
+        #: ``time.monotonic()`` when the pause ends; 0.0 while it was never tripped (an
+        #: attribute, not a property: the request loop reads it on every attempt).
+        self.deadline = 0.0
 
     def __repr__(self) -> str:
         return f"<Cooldown remaining={self.remaining():.3f}s>"
 
-    @property
-    def tripped(self) -> bool:
-        """Whether a pause was ever set (cheap; ``remaining()`` tells whether it still runs)."""
-        return self._until != 0.0
-
     def remaining(self) -> float:
         """Seconds until requests may start again (0 when not cooling down)."""
-        return max(0.0, self._until - time.monotonic())
+        return max(0.0, self.deadline - time.monotonic())
 
     def trip(self, seconds: float) -> None:
         """Extend the pause to at least ``seconds`` from now."""
-        self._until = max(self._until, time.monotonic() + seconds)
+        self.deadline = max(self.deadline, time.monotonic() + seconds)
 
     async def wait(self) -> None:
         """Sleep until the pause is over (returns at once when there is none)."""
         # Another 429 may extend the deadline while we sleep, hence the loop.
-        while (left := self._until - time.monotonic()) > 0:  # noqa: ASYNC110
+        while (left := self.deadline - time.monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(left)
 
 

@@ -135,8 +135,7 @@ class Transport:
         }
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._urls: dict[str, URL] = {}
-        self._errors: dict[str, map_errors] = {}
+        self._routes: dict[tuple[str, str], tuple[URL, map_errors]] = {}
 
     def __repr__(self) -> str:
         return f"<Transport {str(self.base_url)!r} {self.state.value}>"
@@ -151,19 +150,14 @@ class Transport:
         acquired: Any = getattr(session.connector, "_acquired", ())
         return len(acquired)
 
-    def url(self, path: str) -> URL:
-        """The absolute URL of an endpoint path (cached)."""
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = URL(str(self.base_url) + path, encoded=True)
-        return url
-
-    def errors(self, what: str) -> map_errors:
-        """The (cached) error translator for requests described as ``what``."""
-        errors = self._errors.get(what)
-        if errors is None:
-            errors = self._errors[what] = map_errors(what)
-        return errors
+    def route(self, method: str, path: str) -> tuple[URL, map_errors]:
+        """The absolute URL of an endpoint and the error translator naming it (cached)."""
+        route = self._routes.get((method, path))
+        if route is None:
+            what = f"{method} {path}" if method != "STREAM" else f"POST {path} (stream)"
+            url = URL(str(self.base_url) + path, encoded=True)
+            route = self._routes[method, path] = (url, map_errors(what))
+        return route
 
     def session(self) -> aiohttp.ClientSession:
         """The session, created on first use inside the running event loop."""
@@ -262,15 +256,15 @@ class Transport:
         ``parse`` decodes and structures the raw bytes; any exception it raises becomes an
         ``APIResponseValidationError``.
         """
-        url = self.url(path)
-        errors = self.errors(f"{method} {path}")
+        route = self._routes.get((method, path))
+        url, errors = route if route is not None else self.route(method, path)
         timeout = (
             self._plain_timeout if opts.timeout is self.timeout else opts.timeout.to_aiohttp_plain()
         )
         cooldown = self.cooldown
         attempt = 0
         while True:
-            if cooldown.tripped:
+            if cooldown.deadline:
                 await cooldown.wait()
             session = self.session()
             error: APIError
@@ -306,17 +300,17 @@ class Transport:
             APIStatusError: a non-2xx answer.
             APIConnectionError: no answer (``APITimeoutError`` on a timeout).
         """
-        if self.cooldown.tripped:
+        if self.cooldown.deadline:
             await self.cooldown.wait()
         session = self.session()
-        errors = self.errors(f"POST {path} (stream)")
+        url, errors = self.route("STREAM", path)
         headers = {"Accept": "text/event-stream", **(opts.extra_headers or {})}
         timeout = (
             self._stream_timeout if opts.timeout is self.timeout else opts.timeout.to_aiohttp()
         )
         with errors:
             resp = await session.post(
-                self.url(path), data=body, headers=headers, timeout=timeout, allow_redirects=False
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
             )
         if resp.status >= 300:
             try:

@@ -28,10 +28,6 @@ from ._json import loads
 __all__ = ["load_chat_response", "parse_chat_response", "parse_chunk", "parse_models"]
 
 
-def _str(value: Any) -> str:
-    return value if type(value) is str else str(value)
-
-
 def _usage(data: Any) -> Usage:
     if not data:
         return Usage()
@@ -51,7 +47,7 @@ def _message_response(data: Any) -> MessageResponse:
         role = message.get("role", "assistant")
         content = message.get("content")
         structured = Message(
-            role=cast(Role, _str(role)),
+            role=cast(Role, role if type(role) is str else str(role)),
             content=content if type(content) is str else structure_content(content),
         )
     else:
@@ -67,9 +63,10 @@ def parse_chat_response(data: Any) -> ChatResponse:
     responses = data["responses"]
     if not isinstance(responses, list):
         raise TypeError("responses must be a list")
+    id_, model = data["id"], data["model"]
     return ChatResponse(
-        id=_str(data["id"]),
-        model=_str(data["model"]),
+        id=id_ if type(id_) is str else str(id_),
+        model=model if type(model) is str else str(model),
         responses=[_message_response(r) for r in responses],
         usage=_usage(data.get("usage")),
     )
@@ -95,9 +92,10 @@ def parse_chunk(data: Any, previous_text: str = "") -> ChatChunk:
     answers = [_structure_chunk_response(r, ChunkResponse) for r in responses]
     text = answers[0].chunk.text if answers else ""
     usage = data.get("usage")
+    id_, model = data["id"], data["model"]
     return ChatChunk(
-        id=_str(data["id"]),
-        model=_str(data["model"]),
+        id=id_ if type(id_) is str else str(id_),
+        model=model if type(model) is str else str(model),
         responses=answers,
         usage=None if usage is None else _usage(usage),
         delta=text[len(previous_text) :] if text.startswith(previous_text) else text,

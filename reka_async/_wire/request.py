@@ -151,41 +151,6 @@ _INT_PARAMS: Final = frozenset(("max_tokens", "top_k", "seed"))
 _FLOAT_PARAMS: Final = frozenset(("temperature", "top_p", "presence_penalty", "frequency_penalty"))
 
 
-def _param(name: str, value: Any) -> Any:
-    """The wire value of one chat parameter, or ``InvalidRequestError``."""
-    if name in _INT_PARAMS:
-        _check_number(name, value, int, "an integer")
-        if name == "max_tokens" and value < 1:
-            raise InvalidRequestError(f"max_tokens: must be at least 1, got {value}")
-    elif name in _FLOAT_PARAMS:
-        _check_number(name, value, (int, float), "a number")
-    elif name == "stop":
-        value = [value] if isinstance(value, str) else _as_list(value)
-        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-            raise InvalidRequestError(f"stop: must be a list of strings, got {value!r}")
-    elif name == "tools":
-        value = _as_list(value)
-        if not isinstance(value, list):
-            raise InvalidRequestError("tools: must be a list of Tool or dicts")
-        value = [converter.unstructure(t) if isinstance(t, Tool) else t for t in value]
-        for i, t in enumerate(value):
-            if not isinstance(t, Mapping) or not isinstance(t.get("name"), str):
-                raise InvalidRequestError(f"tools[{i}]: needs a string 'name'")
-    elif name == "tool_choice":
-        if not isinstance(value, str) or value not in TOOL_CHOICES:
-            raise InvalidRequestError(
-                f"tool_choice: must be 'auto', 'none' or 'tool', got {value!r}"
-            )
-    elif name == "use_search_engine":
-        if not isinstance(value, bool):
-            raise InvalidRequestError(f"use_search_engine: must be a bool, got {value!r}")
-    else:
-        raise InvalidRequestError(
-            f"{name}: unknown parameter; pass fields this version does not know in extra_body"
-        )
-    return value
-
-
 def request_body(
     *,
     model: Any,
@@ -204,9 +169,40 @@ def request_body(
             f"model: must be a non-empty string such as 'reka-flash', got {model!r}"
         )
     body: dict[str, Any] = {"model": model, "messages": wire_messages(messages)}
-    for name, value in params.items():
-        if value is not None:
-            body[name] = _param(name, value)
+    for name, value in params.items():  # one loop, checks inline: this runs per request
+        if value is None:
+            continue
+        if name in _INT_PARAMS:
+            _check_number(name, value, int, "an integer")
+            if name == "max_tokens" and value < 1:
+                raise InvalidRequestError(f"max_tokens: must be at least 1, got {value}")
+        elif name in _FLOAT_PARAMS:
+            _check_number(name, value, (int, float), "a number")
+        elif name == "stop":
+            value = [value] if isinstance(value, str) else _as_list(value)
+            if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+                raise InvalidRequestError(f"stop: must be a list of strings, got {value!r}")
+        elif name == "tools":
+            value = _as_list(value)
+            if not isinstance(value, list):
+                raise InvalidRequestError("tools: must be a list of Tool or dicts")
+            value = [converter.unstructure(t) if isinstance(t, Tool) else t for t in value]
+            for i, t in enumerate(value):
+                if not isinstance(t, Mapping) or not isinstance(t.get("name"), str):
+                    raise InvalidRequestError(f"tools[{i}]: needs a string 'name'")
+        elif name == "tool_choice":
+            if not isinstance(value, str) or value not in TOOL_CHOICES:
+                raise InvalidRequestError(
+                    f"tool_choice: must be 'auto', 'none' or 'tool', got {value!r}"
+                )
+        elif name == "use_search_engine":
+            if not isinstance(value, bool):
+                raise InvalidRequestError(f"use_search_engine: must be a bool, got {value!r}")
+        else:
+            raise InvalidRequestError(
+                f"{name}: unknown parameter; pass fields this version does not know in extra_body"
+            )
+        body[name] = value
     if stream:
         body["stream"] = True
     if extra_body:
