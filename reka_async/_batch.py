@@ -38,6 +38,7 @@ logger = logging.getLogger("reka_async")
 
 Item = str | list[Any] | Mapping[str, Any] | ChatRequest
 ResultHook = Callable[["BatchResult", "BatchStats"], None]
+Prepare = Callable[[int, Any], tuple[str, dict[str, Any]]]
 
 _ITEM_KEYS: Final = frozenset(("messages", "prompt", "custom_id", "model", "extra_body"))
 _RESERVOIR: Final = 16384
@@ -197,6 +198,58 @@ def _estimate_tokens(body: Mapping[str, Any]) -> int:
     return chars // 4 + 1 + int(body.get("max_tokens") or 1024)
 
 
+def prepare_item(
+    item: Any, index: int, *, model: str, params: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Turn an input item into ``(custom_id, wire body)`` (``BatchRunner``'s default ``prepare``).
+
+    Args:
+        item: a prompt string, a list of messages, a mapping with ``messages`` or ``prompt``
+            (other keys are chat parameters), or a ``ChatRequest``.
+        index: the item's position in the input (its custom_id when it names none).
+        model: model for items that name none.
+        params: default chat parameters; a mapping item's own values win.
+
+    Raises:
+        InvalidRequestError: the item cannot become a request.
+    """
+    custom_id: Any = None
+    if isinstance(item, str):
+        messages: Any = [{"role": "user", "content": item}]
+        return str(index), request_body(model=model, messages=messages, params=params, stream=False)
+    if isinstance(item, ChatRequest):
+        body = request_from_model(item)
+        body.pop("stream", None)  # the runner reads whole responses, never SSE
+        return str(index), body
+    if isinstance(item, list):
+        return str(index), request_body(model=model, messages=item, params=params, stream=False)
+    if isinstance(item, Mapping):
+        custom_id = item.get("custom_id")
+        if "messages" in item:
+            messages = item["messages"]
+        elif isinstance(item.get("prompt"), str):
+            messages = [{"role": "user", "content": item["prompt"]}]
+        else:
+            raise InvalidRequestError("item needs 'messages' (a list) or 'prompt' (a string)")
+        merged = dict(params)
+        for key, value in item.items():
+            if key not in _ITEM_KEYS:
+                merged[key] = value
+        extra = item.get("extra_body")
+        body = request_body(
+            model=item.get("model") or model,
+            messages=messages,
+            params=merged,
+            stream=False,
+            extra_body=extra if isinstance(extra, Mapping) else None,
+        )
+        return (str(custom_id) if custom_id is not None else str(index)), body
+    raise InvalidRequestError(
+        f"item must be a prompt string, a list of messages, a dict with 'messages', or a "
+        f"ChatRequest; got {type(item).__name__}"
+    )
+
+
 class BatchRunner:
     """Run many chat requests through one ``AsyncClient`` at bounded concurrency.
 
@@ -214,6 +267,9 @@ class BatchRunner:
         max_retries: retries per request (default: the client's).
         timeout: per-request timeout (starts when the request gets its slot).
         on_result: ``hook(result, stats)`` called for every finished item (progress bars).
+        prepare: ``prepare(index, item)`` returns the item's ``(custom_id, wire body)`` or
+            raises ``InvalidRequestError`` (default: `prepare_item` with ``model`` and the
+            default parameters).
         **default_params: chat parameters (``max_tokens``, ``temperature``, ...) for every
             item; an item's own values win.
 
@@ -234,6 +290,7 @@ class BatchRunner:
         max_retries: int | None = None,
         timeout: TimeoutLike | _NotGiven = NOT_GIVEN,
         on_result: ResultHook | None = None,
+        prepare: Prepare | None = None,
         **default_params: Any,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -277,6 +334,7 @@ class BatchRunner:
         self.max_retries = max_retries
         self.timeout = timeout
         self.on_result = on_result
+        self._prepare = prepare
         self.default_params = dict(default_params)
         self.stats = BatchStats()
 
@@ -322,46 +380,14 @@ class BatchRunner:
     # --- per item ---------------------------------------------------------------------------
 
     def prepare(self, index: int, item: Any) -> tuple[str, dict[str, Any]]:
-        """Turn an input item into ``(custom_id, wire body)``; raises InvalidRequestError."""
-        custom_id: Any = None
-        if isinstance(item, str):
-            messages: Any = [{"role": "user", "content": item}]
-            return str(index), request_body(
-                model=self.model, messages=messages, params=self.default_params, stream=False
-            )
-        if isinstance(item, ChatRequest):
-            body = request_from_model(item)
-            body.pop("stream", None)  # the runner reads whole responses, never SSE
-            return str(index), body
-        if isinstance(item, list):
-            return str(index), request_body(
-                model=self.model, messages=item, params=self.default_params, stream=False
-            )
-        if isinstance(item, Mapping):
-            custom_id = item.get("custom_id")
-            if "messages" in item:
-                messages = item["messages"]
-            elif isinstance(item.get("prompt"), str):
-                messages = [{"role": "user", "content": item["prompt"]}]
-            else:
-                raise InvalidRequestError("item needs 'messages' (a list) or 'prompt' (a string)")
-            params = dict(self.default_params)
-            for key, value in item.items():
-                if key not in _ITEM_KEYS:
-                    params[key] = value
-            extra = item.get("extra_body")
-            body = request_body(
-                model=item.get("model") or self.model,
-                messages=messages,
-                params=params,
-                stream=False,
-                extra_body=extra if isinstance(extra, Mapping) else None,
-            )
-            return (str(custom_id) if custom_id is not None else str(index)), body
-        raise InvalidRequestError(
-            f"item must be a prompt string, a list of messages, a dict with 'messages', or a "
-            f"ChatRequest; got {type(item).__name__}"
-        )
+        """Turn an input item into ``(custom_id, wire body)`` with the configured ``prepare``.
+
+        Raises:
+            InvalidRequestError: the item cannot become a request.
+        """
+        if self._prepare is not None:
+            return self._prepare(index, item)
+        return prepare_item(item, index, model=self.model, params=self.default_params)
 
 
 class _Marker:
