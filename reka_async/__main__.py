@@ -1,6 +1,6 @@
 """``python -m reka_async``: the ``reka-async`` command line."""
 
-from ._cli import main
+from .cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

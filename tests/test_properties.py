@@ -16,8 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reka_async import AsyncClient
-from reka_async._cli import InvalidInputLine, _BadLine, _CliRunner, _Input
+from reka_async import AsyncClient, BatchRunner
 from reka_async._exceptions import (
     APIError,
     APIResponseValidationError,
@@ -27,6 +26,7 @@ from reka_async._exceptions import (
 from reka_async._models import ChatChunk, ChatResponse
 from reka_async._sse import ServerSentEvent, SSEDecoder
 from reka_async._wire import parse_chat_response, parse_chunk, request_body
+from reka_async.jobs import BadLine, InvalidInputLine, JobInput, line_preparer
 
 BASE = "https://api.example.test/v1"
 CHAT_URL = BASE + "/chat"
@@ -335,10 +335,12 @@ input_lines = st.one_of(
 @given(lines=st.lists(input_lines, min_size=1, max_size=8))
 def test_cli_input_lines(lines: list[bytes]) -> None:
     client = AsyncClient("k", BASE)
-    runner = _CliRunner(client, lines={}, concurrency=1, model="reka-flash")
-    source = _Input(done_ok=set(), done_failed=set(), done_dup_lines=set())
+    line_of: dict[int, int] = {}
+    prepare = line_preparer(line_of, model="reka-flash", params={})
+    runner = BatchRunner(client, concurrency=1, model="reka-flash", prepare=prepare)
+    source = JobInput()
     for lineno, raw in enumerate(lines, start=1):
-        item = source._parse(raw, lineno)
+        item = source.parse(raw, lineno)
         if item is None:  # a blank line
             text = raw.decode("utf-8", "replace")
             assert not (text.removeprefix("\ufeff") if lineno == 1 else text).strip()
@@ -346,16 +348,16 @@ def test_cli_input_lines(lines: list[bytes]) -> None:
         assert isinstance(item, dict)
         assert isinstance(item["custom_id"], str)
         assert item["custom_id"]
-        if isinstance(item, _BadLine):
+        if isinstance(item, BadLine):
             assert isinstance(item.error, InvalidInputLine)
             assert re.match(rf"line {lineno}: ", str(item.error)), str(item.error)
-        runner.lines[lineno - 1] = lineno
+        line_of[lineno - 1] = lineno
         try:
             custom_id, body = runner.prepare(lineno - 1, item)
         except InvalidInputLine as exc:
             assert str(exc).startswith(f"line {lineno}: "), str(exc)
         else:
-            assert not isinstance(item, _BadLine)
+            assert not isinstance(item, BadLine)
             assert isinstance(custom_id, str)
             assert isinstance(body["model"], str)
             assert body["messages"]

@@ -1,0 +1,44 @@
+"""``reka-async chat``: one prompt, the reply printed (whole, or as it is generated)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from ._common import UsageError, api_key, chat_params, client
+
+__all__ = ["cmd_chat"]
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Run ``chat``; returns the exit status."""
+    api_key(args)
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        raise UsageError("the prompt is empty")
+    return asyncio.run(_chat(args, prompt))
+
+
+async def _chat(args: argparse.Namespace, prompt: str) -> int:
+    messages: list[dict[str, str]] = []
+    if args.system:
+        messages.append({"role": "system", "content": args.system})
+    messages.append({"role": "user", "content": prompt})
+    params = chat_params(args)
+    out = sys.stdout
+    async with client(args, max_retries=args.max_retries) as session:
+        if args.stream:
+            async with session.chat.create_stream(
+                messages=messages, model=args.model, **params
+            ) as stream:
+                async for chunk in stream:
+                    if chunk.delta:
+                        out.write(chunk.delta)
+                        out.flush()
+            out.write("\n")
+        else:
+            response = await session.chat.create(messages=messages, model=args.model, **params)
+            out.write(response.text + "\n")
+        out.flush()
+    return 0

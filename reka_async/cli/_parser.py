@@ -1,0 +1,297 @@
+"""The ``reka-async`` argument parser: one-line usage errors, bounded numbers, the epilogs."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, Final, NoReturn, TypeVar
+
+from .._version import __version__
+
+__all__ = ["PROG", "Parser", "build_parser"]
+
+PROG: Final = "reka-async"
+
+
+class Parser(argparse.ArgumentParser):
+    """``ArgumentParser`` whose errors are one line: ``reka-async: error: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f" (see '{self.prog} --help')"
+        self.exit(2, f"{PROG}: error: {message}{hint}\n")
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+T = TypeVar("T", int, float)
+
+
+def _bounded(kind: Callable[[str], T], *, strict: bool, what: str) -> Callable[[str], T]:
+    """An argparse type: ``kind`` parsed from the text, above 0 (``strict``) or at least 0."""
+
+    def parse(text: str) -> T:
+        try:
+            value: Any = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not (value > 0 if strict else value >= 0):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value  # type: ignore[no-any-return]
+
+    return parse
+
+
+_positive_int = _bounded(int, strict=True, what="a positive integer")
+_non_negative_int = _bounded(int, strict=False, what="an integer >= 0")
+_positive_float = _bounded(float, strict=True, what="a positive number")
+_non_negative_float = _bounded(float, strict=False, what="a number >= 0")
+
+
+def _probability(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- the parser
+
+_MAIN_EPILOG: Final = """\
+examples:
+  reka-async chat "What is the capital of France?"
+  reka-async chat --stream --system "Answer in one sentence." "Why is the sky blue?"
+  reka-async batch prompts.jsonl -o results.jsonl --concurrency 32
+  reka-async batch examples/prompts.jsonl -o results.jsonl --mock   # no key, no network
+  reka-async models
+  reka-async mock-server --port 8000
+
+The API key is read from the REKA_API_KEY environment variable (preferred over --api-key,
+which other users can see in the process list). --mock runs against a built-in mock server.
+
+exit status: 0 success; 1 some requests failed (or an API error); 2 usage or input error.
+"""
+
+_CHAT_EPILOG: Final = """\
+examples:
+  reka-async chat "Summarise the plot of Hamlet in two sentences."
+  reka-async chat --model reka-core --temperature 0 --max-tokens 200 "Explain TCP slow start."
+  reka-async chat --stream --system "You are a terse assistant." "List three prime numbers."
+  echo "Translate to German: good morning" | reka-async chat -
+  reka-async chat --mock "hi"        # against the built-in mock server
+
+exit status: 0 success; 1 the API returned an error; 2 usage error (e.g. no REKA_API_KEY).
+"""
+
+_BATCH_EPILOG: Final = """\
+input (INPUT, or - for stdin), read lazily line by line:
+  JSONL, one request per line, for example
+    {"custom_id": "q1", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64}
+    {"custom_id": "q2", "prompt": "What is 2 + 2?", "temperature": 0}
+  Other keys are chat parameters (max_tokens, temperature, top_p, stop, seed, model, ...).
+  If the first non-blank line does not start with "{", the file is plain text: one prompt
+  per line. Blank lines are skipped. A line without custom_id gets "line-N" (N = its 1-based
+  line number), which keeps --resume stable.
+
+  A line that cannot become a request (invalid JSON, not an object, no messages/prompt,
+  invalid parameters) becomes an error line in OUTPUT naming its line number; the rest runs.
+  A custom_id already used by an earlier line of INPUT: the later line becomes an error line
+  of type DuplicateCustomId (it is not sent).
+
+output (OUTPUT, JSONL, appended one line per input as each result arrives):
+  {"custom_id": "q1", "line": 1, "ok": true,
+   "response": {"id": ..., "model": ..., "text": ..., "finish_reason": ..., "responses": [...]},
+   "usage": {"input_tokens": ..., "output_tokens": ...}, "latency_s": 0.41, "attempts": 1}
+  {"custom_id": "q2", "line": 2, "ok": false,
+   "error": {"type": "RateLimitError", "message": ..., "status": 429, "request_id": ...},
+   "latency_s": 3.2, "attempts": 3}
+  Lines are in completion order, not input order; join on custom_id.
+
+memory: INPUT is streamed and each result is written as it arrives, so memory does not grow
+  with the input, except for one set of custom_ids (for duplicates and --resume).
+
+resume: an existing non-empty OUTPUT is never overwritten unless --overwrite is given.
+  With --resume, a torn last line (from a crash) is cut off, every custom_id already in
+  OUTPUT is skipped (failed ones too) and the rest is appended, so after any number of
+  crashes and resumes OUTPUT holds each input exactly once.
+
+examples:
+  reka-async batch examples/prompts.jsonl -o results.jsonl --mock
+  reka-async batch prompts.jsonl -o results.jsonl --concurrency 32 --rpm 600 --tpm 200000
+  reka-async batch prompts.jsonl -o results.jsonl --resume          # after a crash or Ctrl-C
+  cat questions.txt | reka-async batch - -o answers.jsonl --model reka-core --max-tokens 256
+
+exit status: 0 every input succeeded; 1 some inputs failed (see their error lines, or the
+  batch stopped early, e.g. out of credits); 2 usage or input error (nothing was run).
+"""
+
+_MODELS_EPILOG: Final = """\
+examples:
+  reka-async models
+  reka-async models --mock
+
+exit status: 0 success; 1 the API returned an error; 2 usage error (e.g. no REKA_API_KEY).
+"""
+
+_MOCK_EPILOG: Final = """\
+The server prints "Mock Reka server listening on URL" and runs until Ctrl-C or SIGTERM.
+Point a client at it with --base-url URL and any non-empty key. Other options of
+'python -m reka_async.testing' are passed through: --chunk-latency-ms, --fault-kinds,
+--api-key, --stream-chunks, --seed, --rpm-limit, --retry-after, --sse-done.
+
+examples:
+  reka-async mock-server --port 8000
+  reka-async mock-server --port 0 --latency-ms 50 --fault-rate 0.05
+  REKA_API_KEY=x reka-async --base-url http://127.0.0.1:8000/v1 chat "hi"
+"""
+
+
+def _connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # The same options on the main parser and on each subcommand, so they may come before or
+    # after the subcommand; on subcommands they default to SUPPRESS so as not to clobber them.
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument(
+        "--base-url",
+        default=default,
+        metavar="URL",
+        help="API base URL (default: $REKA_BASE_URL, else https://api.reka.ai/v1)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=default,
+        metavar="KEY",
+        help="API key (discouraged: prefer the REKA_API_KEY environment variable)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top else argparse.SUPPRESS,
+        help="log to stderr: -v for INFO (retries), -vv for DEBUG",
+    )
+
+
+def build_parser() -> tuple[Parser, dict[str, Parser]]:
+    """The main parser and the parser of each command, by name."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = Parser(
+        prog=PROG,
+        description="Command-line client for the Reka Chat API (chat, batch jobs, mock server).",
+        epilog=_MAIN_EPILOG,
+        formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _connection_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    chat = sub.add_parser(
+        "chat",
+        help="send one prompt and print the reply",
+        description="Send one prompt and print the reply.",
+        epilog=_CHAT_EPILOG,
+        formatter_class=formatter,
+    )
+    chat.add_argument("prompt", help="the user message ('-' reads it from stdin)")
+    chat.add_argument("--model", default="reka-flash", help="model id (default: %(default)s)")
+    chat.add_argument("--system", metavar="TEXT", help="a system message sent before the prompt")
+    chat.add_argument("--stream", action="store_true", help="print the reply as it is generated")
+    chat.add_argument("--temperature", type=_non_negative_float, metavar="F")
+    chat.add_argument("--max-tokens", type=_positive_int, metavar="N")
+    chat.add_argument("--max-retries", type=_non_negative_int, default=2, metavar="N")
+    chat.add_argument("--mock", action="store_true", help="use a built-in mock server")
+    _connection_options(chat, top=False)
+
+    batch = sub.add_parser(
+        "batch",
+        help="run a JSONL file of requests, writing one JSONL result per input",
+        description="Run many chat requests from a file at bounded concurrency.",
+        epilog=_BATCH_EPILOG,
+        formatter_class=formatter,
+    )
+    batch.add_argument("input", metavar="INPUT", help="JSONL or plain-text file, or - for stdin")
+    batch.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="JSONL results")
+    batch.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="most requests in flight (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--rpm", type=_positive_float, metavar="N", help="requests-per-minute budget"
+    )
+    batch.add_argument(
+        "--tpm", type=_positive_float, metavar="N", help="tokens-per-minute budget (estimated)"
+    )
+    batch.add_argument(
+        "--model", default="reka-flash", help="model for lines naming none (default: %(default)s)"
+    )
+    batch.add_argument(
+        "--max-tokens", type=_positive_int, metavar="N", help="default max_tokens per request"
+    )
+    batch.add_argument(
+        "--temperature", type=_non_negative_float, metavar="F", help="default temperature"
+    )
+    batch.add_argument(
+        "--max-retries",
+        type=_non_negative_int,
+        default=2,
+        metavar="N",
+        help="retries per request (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an existing OUTPUT: skip the custom_ids already in it",
+    )
+    batch.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start OUTPUT afresh if it exists (its results are discarded)",
+    )
+    batch.add_argument("--mock", action="store_true", help="use a built-in mock server")
+    batch.add_argument(
+        "--mock-latency-ms",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="N",
+        help="mock response latency (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--mock-fault-rate",
+        type=_probability,
+        default=0.0,
+        metavar="F",
+        help="probability of a random mock fault, 0-1 (default: %(default)s)",
+    )
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _connection_options(batch, top=False)
+
+    models = sub.add_parser(
+        "models",
+        help="list the model ids",
+        description="List the models available to the key.",
+        epilog=_MODELS_EPILOG,
+        formatter_class=formatter,
+    )
+    models.add_argument("--mock", action="store_true", help="use a built-in mock server")
+    _connection_options(models, top=False)
+
+    mock = sub.add_parser(
+        "mock-server",
+        help="run the built-in mock Reka API server",
+        description="Serve a mock Reka Chat API (deterministic replies, injectable faults).",
+        epilog=_MOCK_EPILOG,
+        formatter_class=formatter,
+    )
+    mock.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")
+    mock.add_argument(
+        "--port", type=int, default=8000, help="port, 0 for any free one (default: %(default)s)"
+    )
+    mock.add_argument(
+        "--latency-ms", type=_non_negative_float, default=0.0, help="delay before each response"
+    )
+    mock.add_argument(
+        "--fault-rate", type=_probability, default=0.0, help="probability of a random fault"
+    )
+    return parser, {"chat": chat, "batch": batch, "models": models, "mock-server": mock}

@@ -1,0 +1,232 @@
+"""A mapper's engine: one client, one runner and one request stream on the actor's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from ..._client import AsyncClient
+from ..._exceptions import BatchAbortedError, InsufficientCreditsError, InvalidRequestError
+from ...batch import BatchResult, BatchRunner, estimate_tokens
+from ...jobs import prepare_line
+from ._limiter import SharedBudget
+from ._rows import Row
+
+__all__ = ["Engine"]
+
+_NOT_SENT: Final = "not sent: the account is out of credits (an earlier request said so)"
+
+
+class _Ticket:
+    """The results of one batch, filled in by position as they arrive."""
+
+    __slots__ = ("cancelled", "future", "remaining", "results")
+
+    def __init__(self, n: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.results: list[BatchResult | None] = [None] * n
+        self.remaining = n
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.cancelled = False
+        if n == 0:
+            self.future.set_result(None)
+
+    def put(self, position: int, result: BatchResult) -> None:
+        if self.results[position] is None:
+            self.results[position] = result
+            self.remaining -= 1
+            if self.remaining == 0 and not self.future.done():
+                self.future.set_result(None)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.cancelled and not self.future.done():
+            self.future.set_exception(exc)
+
+
+@attrs.frozen
+class _Job:
+    ticket: _Ticket
+    position: int
+    item: dict[str, Any]
+    line: int | None
+
+
+@attrs.frozen
+class _Pending:
+    """A job the stream has pulled, with what ``_feed`` prepared for it (once)."""
+
+    job: _Job
+    estimate: float
+    prepared: tuple[str, dict[str, Any]] | InvalidRequestError
+
+
+class Engine:
+    """Everything bound to the actor's event loop: one client, one runner, one stream.
+
+    Every batch the actor runs puts its rows on one queue; the runner's single stream pulls
+    from it, so ``concurrency`` bounds the requests of all batches together, and one
+    dispatcher task routes each result back to its batch. Each item is prepared once, as it
+    is pulled (its token estimate is needed before the shared budget is asked); the runner's
+    ``prepare`` hands that result over.
+
+    Args:
+        client: the client the runner sends through (closed by `aclose`).
+        budget: the worker's share of a shared limiter, or ``None``.
+        stop_on_credits: after an out-of-credits error, send nothing more (the runner itself
+            never stops: a failed row never fails the block).
+        model, params: the defaults of every item (as in ``prepare_item``).
+        **runner_options: the rest of the ``BatchRunner`` arguments.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        *,
+        budget: SharedBudget | None,
+        stop_on_credits: bool,
+        model: str,
+        params: Mapping[str, Any],
+        **runner_options: Any,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.client = client
+        self.model = model
+        self.params = params
+        self.runner = BatchRunner(
+            client,
+            model=model,
+            stop_on_insufficient_credits=False,
+            prepare=self._prepared,
+            **runner_options,
+            **params,
+        )
+        self.budget = budget
+        self.stop_on_credits = stop_on_credits
+        self.queue: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self.pending: dict[int, _Pending] = {}
+        self.next_index = 0
+        self.failure: BaseException | None = None
+        self.aborted: BaseException | None = None
+        self.stream = self.runner.stream(self._feed())
+        self.task = self.loop.create_task(self._dispatch(), name="reka-ray-dispatch")
+
+    async def run(self, rows: Sequence[Row]) -> list[BatchResult]:
+        """Run one batch's rows through the shared stream; results in row order."""
+        if self.failure is not None:
+            raise RuntimeError("RekaChatMapper: the request stream failed") from self.failure
+        ticket = _Ticket(len(rows), self.loop)
+        for position, row in enumerate(rows):
+            if row.item is None:
+                assert row.error is not None
+                custom_id = row.custom_id if row.custom_id is not None else str(position)
+                error = BatchResult(index=-1, custom_id=custom_id, request=None, error=row.error)
+                ticket.put(position, error)
+            else:
+                self.queue.put_nowait(_Job(ticket, position, row.item, row.line))
+        try:
+            await ticket.future
+        except asyncio.CancelledError:
+            ticket.cancelled = True  # its queued rows are dropped, not sent
+            raise
+        return [r for r in ticket.results if r is not None]
+
+    def _prepared(self, index: int, item: Any) -> tuple[str, dict[str, Any]]:
+        """The runner's ``prepare``: what ``_feed`` prepared for ``index``."""
+        prepared = self.pending[index].prepared
+        if isinstance(prepared, InvalidRequestError):
+            raise prepared
+        return prepared
+
+    async def _feed(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            job = await self.queue.get()
+            if job is None:
+                return
+            if job.ticket.cancelled:
+                continue
+            if self.aborted is not None:
+                custom_id = str(job.item.get("custom_id", job.position))
+                error = BatchAbortedError(_NOT_SENT, cause=self.aborted)
+                job.ticket.put(
+                    job.position,
+                    BatchResult(index=-1, custom_id=custom_id, request=None, error=error),
+                )
+                continue
+            # The stream numbers items in the order it pulls them: this one is next_index.
+            index = self.next_index
+            prepared: tuple[str, dict[str, Any]] | InvalidRequestError
+            try:
+                prepared = prepare_line(
+                    job.item, index, job.line, model=self.model, params=self.params
+                )
+            except InvalidRequestError as exc:
+                prepared = exc  # nothing will be sent: no permit needed
+            estimate = 0.0
+            if self.budget is not None and not isinstance(prepared, InvalidRequestError):
+                estimate = await self.budget.take(float(estimate_tokens(prepared[1])))
+            self.pending[index] = _Pending(job, estimate, prepared)
+            self.next_index += 1
+            yield job.item
+
+    async def _dispatch(self) -> None:
+        failure: BaseException = RuntimeError("RekaChatMapper was closed")
+        try:
+            async with self.stream as results:
+                async for result in results:
+                    self._deliver(result)
+        except asyncio.CancelledError:
+            self._fail_all(failure)
+            raise
+        except Exception as exc:  # a bug: every waiting batch fails loudly
+            failure = exc
+        self.failure = failure
+        self._fail_all(failure)
+
+    def _deliver(self, result: BatchResult) -> None:
+        pending = self.pending.pop(result.index)
+        if self.budget is not None and pending.estimate and result.response is not None:
+            usage = result.response.usage
+            self.budget.settle(pending.estimate, usage.input_tokens + usage.output_tokens)
+        if (
+            self.stop_on_credits
+            and self.aborted is None
+            and isinstance(result.error, InsufficientCreditsError)
+        ):
+            self.aborted = result.error
+        pending.job.ticket.put(pending.job.position, result)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for pending in self.pending.values():
+            pending.job.ticket.fail(exc)
+        self.pending.clear()
+        while not self.queue.empty():
+            queued = self.queue.get_nowait()
+            if queued is not None:
+                queued.ticket.fail(exc)
+
+    def cancel(self) -> None:
+        """Cancel the request stream from any thread, without waiting (for finalizers)."""
+        if self.loop.is_closed():
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.task.cancel()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.loop.call_soon_threadsafe(self.task.cancel)
+
+    async def aclose(self) -> None:
+        """Stop the stream, give the unused budget back and close the client."""
+        self.queue.put_nowait(None)
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        if self.budget is not None:
+            await self.budget.give_back()
+        await self.client.aclose()

@@ -1,0 +1,80 @@
+"""RekaChatMapper's engine without a cluster: each row prepared once, a finalizer that never
+waits. Against the in-process mock server (the ``server`` fixture of tests/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+
+pytest.importorskip("ray")
+pytest.importorskip("pyarrow")
+
+from reka_async.integrations.ray import RekaChatMapper
+from reka_async.testing import MockRekaServer
+
+API_KEY = "test-key"  # the key the "server" fixture of tests/conftest.py accepts
+
+
+class _Remote:
+    """A Ray actor method stand-in: ``.remote(...)`` returns a finished future."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def remote(self, *args: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(self.fn(*args))
+        return future
+
+
+class _LocalLimiter:
+    """The shared limiter's interface in-process: a TPM budget that always grants."""
+
+    limits = _Remote(lambda: (None, 1e6, 1.0, 1e5))
+    acquire = _Remote(lambda requests, tokens: None)
+    refund = _Remote(lambda requests=0.0, tokens=0.0: None)
+
+
+async def test_each_row_is_prepared_once_with_a_shared_budget(
+    server: MockRekaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reka_async.batch.runner as batch_module
+    import reka_async.jobs._input as input_module
+
+    prepared: list[int] = []
+    real = batch_module.prepare_item
+
+    def counting(item: Any, index: int, **kwargs: Any) -> Any:
+        prepared.append(index)
+        return real(item, index, **kwargs)
+
+    monkeypatch.setattr(batch_module, "prepare_item", counting)
+    monkeypatch.setattr(input_module, "prepare_item", counting)
+    mapper = RekaChatMapper(api_key=API_KEY, base_url=server.base_url, limiter=_LocalLimiter())
+    try:
+        table = await mapper.process({"prompt": ["a", "b", "c"], "line": [1, 2, 3]})
+    finally:
+        await mapper.aclose()
+    assert table.column("ok").to_pylist() == [True, True, True]
+    assert sorted(prepared) == [0, 1, 2]
+
+
+async def test_an_unclosed_mapper_warns_and_cancels_its_stream_without_waiting(
+    server: MockRekaServer,
+) -> None:
+    mapper = RekaChatMapper(api_key=API_KEY, base_url=server.base_url)
+    try:
+        await mapper.process({"prompt": ["a"]})
+        engine = mapper._engine
+        assert engine is not None
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            await asyncio.to_thread(mapper.__del__)  # as Ray Data drops it: another thread
+        with contextlib.suppress(asyncio.CancelledError):
+            await engine.task
+        assert engine.task.cancelled()
+        assert not engine.client.is_closed  # the finalizer closed nothing itself
+    finally:
+        await mapper.aclose()
