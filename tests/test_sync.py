@@ -5,10 +5,13 @@ from __future__ import annotations
 import _thread
 import asyncio
 import concurrent.futures
+import contextlib
 import gc
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 
@@ -20,7 +23,8 @@ from reka_async import (
     InvalidRequestError,
     MissingAPIKeyError,
 )
-from reka_async._sync import _Call, _Loop, _wait, _Waker
+from reka_async._sync import _bridge
+from reka_async._sync._bridge import LoopThread
 from reka_async.testing import MockRekaServer
 
 KEY = "test-key"
@@ -319,103 +323,216 @@ def test_keyboard_interrupt_cancels_the_request(client: Client, server: MockReka
     )
 
 
+# --------------------------------------------------------------------------- the loop thread
+
+
 @pytest.fixture
-def loop_thread() -> Iterator[_Loop]:
-    """A bare ``_Loop`` over an event loop running in a thread (no client, no portal)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever)
-    thread.start()
+def loop_thread() -> Iterator[LoopThread]:
+    """A bare ``LoopThread`` (no client)."""
+    bridge = LoopThread(name="test-loop-thread")
     try:
-        yield _Loop(loop, thread.ident or 0)
+        yield bridge
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+        bridge.close()
 
 
-class _InterruptedReader:
-    """A wake-up socket whose first wait times out (one poll) and whose second is interrupted."""
+def in_frame(thread_id: int, filename: str, function: str | None = None) -> Callable[[], bool]:
+    """Whether ``thread_id`` is running (blocked in) ``function`` of ``filename`` right now:
+    how a test knows, without sleeping, that a thread has reached the point where it waits."""
 
-    def __init__(self) -> None:
-        self.waits = 0
+    def check() -> bool:
+        frame = sys._current_frames().get(thread_id)
+        if frame is None or frame.f_code.co_filename != filename:
+            return False
+        return function is None or frame.f_code.co_name == function
 
-    def recv(self, size: int) -> bytes:
-        self.waits += 1
-        if self.waits == 1:
-            raise TimeoutError
-        raise KeyboardInterrupt
-
-    def close(self) -> None:
-        pass
+    return check
 
 
-def test_wait_cancels_the_call_when_interrupted(loop_thread: _Loop) -> None:
-    # The cancellation path itself, without signals: an exception while waiting cancels.
-    waker = _Waker()
-    reader, waker.reader = waker.reader, _InterruptedReader()  # type: ignore[assignment]
-    reader.close()
-    call = _Call(waker)
-    with pytest.raises(KeyboardInterrupt):
-        _wait(call, loop_thread.loop)
-    assert waker.reader.waits == 2  # type: ignore[attr-defined]
-    # The cancel is handed to the loop thread; once it has run, the call is marked cancelled
-    # and a coroutine that had not started yet is never started.
-    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop_thread.loop).result(5)
-    assert call.cancelled
+def waiting_for_the_loop(thread_id: int) -> Callable[[], bool]:
+    return in_frame(thread_id, _bridge.__file__, "wait")
+
+
+def interrupt_main_once(ready: Callable[[], bool]) -> threading.Thread:
+    """Ctrl-C in the main thread, from a helper thread, once ``ready()`` holds."""
+
+    def interrupter() -> None:
+        if wait_until(ready):
+            _thread.interrupt_main()
+
+    helper = threading.Thread(target=interrupter)
+    helper.start()
+    return helper
+
+
+@contextlib.contextmanager
+def loop_blocked(bridge: LoopThread) -> Iterator[threading.Event]:
+    """Hold the loop thread in a blocking wait (nothing else runs there) until the yielded
+    event is set, or the block is left: callbacks handed to the loop meanwhile queue up."""
+    blocked, release = threading.Event(), threading.Event()
+
+    async def blocker() -> None:
+        blocked.set()
+        release.wait(10)  # deliberately blocks the loop thread
+
+    bridge.start_background(blocker())
+    assert blocked.wait(10)
+    try:
+        yield release
+    finally:
+        release.set()
+
+
+async def answer() -> int:
+    return 42
+
+
+def test_interrupt_while_waiting_cancels_the_call(loop_thread: LoopThread) -> None:
+    assert threading.current_thread() is threading.main_thread()
+    entered, cancelled = threading.Event(), threading.Event()
+
+    async def forever() -> None:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    waiting = waiting_for_the_loop(threading.get_ident())
+    helper = interrupt_main_once(lambda: entered.is_set() and waiting())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop_thread.run(forever())
+    finally:
+        helper.join(15)
+    assert cancelled.wait(10)
+    assert loop_thread.in_flight == 0
+    # The cancelled call's wake-up byte, left for this thread, does not confuse the next call.
+    assert [loop_thread.run(answer()) for _ in range(3)] == [42, 42, 42]
+
+
+def test_a_call_cancelled_before_it_starts_never_starts(loop_thread: LoopThread) -> None:
     started = False
 
     async def never() -> None:
         nonlocal started
         started = True
 
-    loop_thread.loop.call_soon_threadsafe(call.start, loop_thread.loop, never())
-    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop_thread.loop).result(5)
-    assert call.task is None
+    with loop_blocked(loop_thread) as release:
+        helper = interrupt_main_once(waiting_for_the_loop(threading.get_ident()))
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                loop_thread.run(never())
+        finally:
+            helper.join(15)
+        release.set()  # the loop now runs the start, then the cancel queued behind it
+    assert loop_thread.run(answer()) == 42  # a round trip behind both
     assert not started
-    assert call.finished
+    assert loop_thread.in_flight == 0
 
 
-def test_run_returns_a_coroutine_timeout_error_as_is(loop_thread: _Loop) -> None:
+def test_run_returns_a_coroutine_timeout_error_as_is(loop_thread: LoopThread) -> None:
     async def times_out() -> None:
         raise TimeoutError("from the coroutine")
 
     with pytest.raises(TimeoutError, match="from the coroutine"):
         loop_thread.run(times_out())
-    assert not loop_thread.inflight
+    assert loop_thread.in_flight == 0
 
 
-def test_run_returns_the_result_and_forgets_the_call(loop_thread: _Loop) -> None:
-    async def answer() -> int:
-        return 42
-
+def test_run_returns_the_result_and_forgets_the_call(loop_thread: LoopThread) -> None:
     assert [loop_thread.run(answer()) for _ in range(3)] == [42, 42, 42]
-    assert not loop_thread.inflight
+    assert loop_thread.in_flight == 0
+    assert repr(loop_thread) == "<LoopThread open, 0 call(s) in flight>"
 
 
-def test_shutdown_cancels_a_call_in_flight(loop_thread: _Loop) -> None:
-    entered = threading.Event()
+def run_in_thread(
+    bridge: LoopThread, coro: Coroutine[Any, Any, Any]
+) -> tuple[threading.Thread, list[BaseException]]:
+    """Call ``bridge.run(coro)`` in a new thread; the list receives what it raised."""
     outcome: list[BaseException] = []
+
+    def caller() -> None:
+        try:
+            bridge.run(coro)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=caller, daemon=True)  # daemon: a hang fails, not blocks
+    thread.start()
+    return thread, outcome
+
+
+def test_close_cancels_a_call_in_flight(loop_thread: LoopThread) -> None:
+    entered = threading.Event()
 
     async def forever() -> None:
         entered.set()
         await asyncio.Event().wait()
 
-    def caller() -> None:
-        try:
-            loop_thread.run(forever())
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=caller)
-    thread.start()
+    thread, outcome = run_in_thread(loop_thread, forever())
     assert entered.wait(10)
-    loop_thread.shutdown()
+    loop_thread.close()
     thread.join(10)
     assert len(outcome) == 1
     assert isinstance(outcome[0], RuntimeError)
     assert "closed while this call was running" in str(outcome[0])
+    assert loop_thread.closed
+    assert repr(loop_thread) == "<LoopThread closed, 0 call(s) in flight>"
     with pytest.raises(RuntimeError, match="closed"):
         loop_thread.run(forever())
+    loop_thread.close()  # idempotent
+
+
+def test_close_cancels_a_call_that_has_not_started(loop_thread: LoopThread) -> None:
+    # The cancel reaches the loop right behind the call's start, before its task's first step:
+    # the caller is still woken (and the coroutine never runs).
+    started = False
+
+    async def never() -> None:
+        nonlocal started
+        started = True
+
+    with loop_blocked(loop_thread) as release:
+        thread, outcome = run_in_thread(loop_thread, never())
+        assert thread.ident is not None
+        assert wait_until(waiting_for_the_loop(thread.ident))
+        closer = threading.Thread(target=loop_thread.close)
+        closer.start()
+        assert closer.ident is not None
+        # Once close() waits in threading.py (for the portal) its cancels are queued.
+        assert wait_until(in_frame(closer.ident, threading.__file__))
+        release.set()
+        closer.join(10)
+        thread.join(10)
+    assert not closer.is_alive()
+    assert len(outcome) == 1
+    assert "closed while this call was running" in str(outcome[0])
+    assert not started
+
+
+def test_background_work_runs_without_waiting_and_is_dropped_once_closed(
+    loop_thread: LoopThread,
+) -> None:
+    done = threading.Event()
+
+    async def work() -> None:
+        done.set()
+
+    loop_thread.start_background(work())
+    assert done.wait(10)
+    loop_thread.close()
+    loop_thread.start_background(work())  # closed unrun: no "never awaited" warning
+
+
+def test_close_is_refused_in_the_loop_thread(loop_thread: LoopThread) -> None:
+    async def close_here() -> None:
+        loop_thread.close()
+
+    with pytest.raises(RuntimeError, match="own event loop thread"):
+        loop_thread.run(close_here())
+    assert not loop_thread.closed
 
 
 def test_calling_from_the_loop_thread_is_refused(client: Client) -> None:

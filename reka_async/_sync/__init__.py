@@ -1,0 +1,10 @@
+"""The blocking facade: ``Client`` over ``AsyncClient`` on a loop thread.
+
+``_bridge`` runs the event loop in a background thread and carries blocking calls into it;
+``_iterators`` drives async iterators from blocking code; ``_client`` is ``Client`` itself.
+"""
+
+from ._client import Client
+from ._iterators import BatchResultIterator, ChatStream
+
+__all__ = ["BatchResultIterator", "ChatStream", "Client"]
