@@ -122,6 +122,47 @@ def _content_text(content: Content | None) -> str:
 
 
 @attrs.frozen(kw_only=True)
+class UrlCitation:
+    """A web page an answer cites: ``text[start_index:end_index]`` rests on ``url``."""
+
+    url: str
+    title: str | None = None
+    start_index: int | None = None
+    end_index: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Annotation:
+    """An annotation on an answer's text (Research); ``type`` is ``"url_citation"`` so far."""
+
+    type: str = "url_citation"
+    url_citation: UrlCitation | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ReasoningStep:
+    """One step of a Research answer's reasoning: the model's thought and tool calls (role
+    ``"assistant"``), or a tool's output (role ``"tool"``, e.g. ``search_web`` results).
+
+    Attributes:
+        role: ``"assistant"`` or ``"tool"``.
+        reasoning_content: the thought, on an assistant step.
+        tool_calls: the calls it made (``ToolCall.parameters`` holds their ``args``).
+        tool_call_id: the call a tool step answers.
+        tool_name: the tool of a tool step, e.g. ``"search_web"``.
+        tool_output: what the tool returned, as sent (search results: ``url``, ``title``,
+            ``snippet``).
+    """
+
+    role: str
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    tool_output: Any = None
+
+
+@attrs.frozen(kw_only=True)
 class Message:
     """One turn of a conversation.
 
@@ -129,11 +170,17 @@ class Message:
         role: ``"user"``, ``"assistant"``, ``"system"`` or ``"tool_output"``.
         content: a string, or a list of content parts (``ToolOutput`` items for ``tool_output``).
         tool_calls: calls the assistant asked for, if any.
+        reasoning_content: the model's reasoning before the answer (Research, OpenAI dialect).
+        reasoning_steps: its steps, web searches included (Research).
+        annotations: citations of the answer's text (Research).
     """
 
     role: Role
     content: Content | None = None
     tool_calls: list[ToolCall] | None = None
+    reasoning_content: str | None = None
+    reasoning_steps: list[ReasoningStep] | None = None
+    annotations: list[Annotation] | None = None
 
     @property
     def text(self) -> str:
@@ -201,8 +248,13 @@ class ChatChunk:
     """One server-sent event of a streamed chat.
 
     Attributes:
-        responses: as sent; ``responses[0].chunk.content`` is the whole text so far.
+        responses: the answers so far; ``responses[0].chunk.content`` is the whole text so
+            far, whether the server sent cumulative content or deltas.
+        usage: token counts, on the event that carried them.
         delta: the text that is new since the previous chunk (computed by the client).
+        rewrite: the server replaced text it had already sent (content that neither extends
+            the text so far nor can be a delta): ``text`` holds the whole new text and
+            ``delta`` is that whole text, so whoever printed the deltas must start over.
     """
 
     id: str
@@ -210,6 +262,7 @@ class ChatChunk:
     responses: list[ChunkResponse]
     usage: Usage | None = None
     delta: str = ""
+    rewrite: bool = False
 
     @property
     def text(self) -> str:
@@ -223,10 +276,38 @@ class ChatChunk:
 
 
 @attrs.frozen(kw_only=True)
+class ModelPricing:
+    """Prices in USD per token, as the API sends them (decimal strings, e.g. ``"0.0000008"``)."""
+
+    prompt: str | None = None
+    completion: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class Model:
-    """An entry of ``GET /models``."""
+    """An entry of ``GET /models``; every field but ``id`` is optional (older answers list ids
+    only).
+
+    Attributes:
+        id: the name to pass as ``model=``.
+        name, description: for people.
+        context_length: the most tokens of a conversation.
+        max_output_length: the most tokens of an answer.
+        input_modalities, output_modalities: e.g. ``["text", "image"]``.
+        pricing: USD per token.
+        owned_by, created: as sent.
+    """
 
     id: str
+    name: str | None = None
+    description: str | None = None
+    context_length: int | None = None
+    max_output_length: int | None = None
+    input_modalities: list[str] | None = None
+    output_modalities: list[str] | None = None
+    pricing: ModelPricing | None = None
+    owned_by: str | None = None
+    created: int | None = None
 
 
 @attrs.frozen(kw_only=True)
