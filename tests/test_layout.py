@@ -24,6 +24,10 @@ from reka_async._types import OPTION_NAMES, PARAM_NAMES
 PACKAGE = pathlib.Path(reka_async.__file__).parent
 
 PUBLIC_NAMES = [
+    "UrlCitation",
+    "ReasoningStep",
+    "ModelPricing",
+    "Annotation",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
