@@ -219,13 +219,13 @@ def test_chunk_parses_cumulative_content_with_its_delta() -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        [{"id": "reka-core"}, {"id": "reka-flash", "owned_by": "reka"}],
-        {"data": [{"id": "reka-core"}, {"id": "reka-flash"}]},
+        [{"id": "reka-core"}, {"id": "reka-flash", "owned_by": "reka", "unknown": 1}],
+        {"data": [{"id": "reka-core"}, {"id": "reka-flash", "owned_by": "reka"}]},
     ],
     ids=["list", "data-envelope"],
 )
 def test_models_list_parses(data: Any) -> None:
-    assert parse_models(data) == [Model(id="reka-core"), Model(id="reka-flash")]
+    assert parse_models(data) == [Model(id="reka-core"), Model(id="reka-flash", owned_by="reka")]
 
 
 def test_models_list_of_wrong_shape_raises() -> None:
