@@ -1,6 +1,6 @@
 """Streaming: print each new piece of text as it arrives.
 
-The server sends cumulative text; ``chunk.delta`` is just the new part.
+Whether the server sends cumulative text or deltas, ``chunk.delta`` is just the new part.
 
     python examples/streaming.py --mock
 """

@@ -7,11 +7,11 @@ import os
 import warnings
 from collections.abc import Coroutine, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Generic, TypedDict, TypeVar
 
 import attrs
 
-from ._exceptions import MissingAPIKeyError
+from ._exceptions import APIResponseValidationError, MissingAPIKeyError, body_snippet
 from ._http import (
     DEFAULT_TIMEOUT,
     ClientState,
@@ -26,27 +26,48 @@ from ._http import (
 from ._http.options import check_max_retries
 from ._models import ChatResponse, Model
 from ._stream import AsyncChatStream
-from ._types import NOT_GIVEN, NotGiven
-from ._wire import chat_body, dumps, load_chat_response, load_models
+from ._types import NOT_GIVEN, Api, NotGiven
+from ._wire import chat_body, dumps, load_models, loads
+from ._wire.dialects import DIALECTS, OPENAI_ONLY_MODELS, Dialect, check_api, choose
+from ._wire.schema import response_format_for, structure_answer
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._types import ChatArgs
+    from ._types import ChatArgs, ParseArgs
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "AsyncClient", "ClientOptions"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONNECTIONS",
+    "AsyncClient",
+    "ClientOptions",
+    "ParsedResponse",
+]
+
+T = TypeVar("T")
 
 DEFAULT_BASE_URL: Final = "https://api.reka.ai/v1"
 DEFAULT_MAX_CONNECTIONS: Final = 1024
 
 
 class AsyncChat:
-    """``client.chat``: chat completions, plain and streamed."""
+    """``client.chat``: chat completions, plain, streamed and parsed, on either dialect."""
 
-    __slots__ = ("_transport",)
+    __slots__ = ("_dialect", "_transport")
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, dialect: Dialect) -> None:
         self._transport = transport
+        self._dialect = dialect
+
+    def _route(self, body: Mapping[str, Any], api: Any) -> Dialect:
+        if (
+            api is None
+            and "research" not in body
+            and "response_format" not in body
+            and body["model"] not in OPENAI_ONLY_MODELS
+        ):
+            return self._dialect
+        return choose(api, body, self._dialect, DIALECTS)
 
     async def create(self, **args: Unpack[ChatArgs]) -> ChatResponse:
         """Generate a reply to a conversation.
@@ -55,12 +76,14 @@ class AsyncChat:
             **args: ``messages`` and ``model`` (required), the generation parameters
                 (``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``, ``seed``,
                 ``presence_penalty``, ``frequency_penalty``, ``tools``, ``tool_choice``,
-                ``use_search_engine``; ``None`` leaves the server default) and the per-call
-                options ``timeout``, ``max_retries``, ``extra_headers``, ``extra_body``.
-                Every key is documented on ``reka_async.ChatArgs``.
+                ``use_search_engine``, ``research``, ``response_format``; ``None`` leaves
+                the server default) and the per-call options ``api``, ``timeout``,
+                ``max_retries``, ``extra_headers``, ``extra_body``. Every key is documented
+                on ``reka_async.ChatArgs``.
 
         Returns:
-            The ``ChatResponse``; ``response.text`` is the first answer's text.
+            The ``ChatResponse``, the same on both dialects; ``response.text`` is the first
+            answer's text.
 
         Raises:
             InvalidRequestError: an argument is invalid (nothing was sent).
@@ -71,6 +94,7 @@ class AsyncChat:
         body = chat_body(args, stream=False, what="create")
         return await self.send_body(
             body,
+            api=args.get("api"),
             timeout=args.get("timeout", NOT_GIVEN),
             max_retries=args.get("max_retries"),
             extra_headers=args.get("extra_headers"),
@@ -81,40 +105,85 @@ class AsyncChat:
 
         Takes the same arguments as ``create``. Iterate the result with ``async for``
         (or use it with ``async with``): each ``ChatChunk`` has ``delta`` (the new text) and
-        ``responses[0].chunk.content`` (the whole text so far, as the server sent it).
-        The request is retried while nothing has been yielded yet; a break afterwards raises
-        ``StreamError``, a stall ``APITimeoutError``.
+        ``responses[0].chunk.content`` (the whole text so far, whether the server sent
+        cumulative content or deltas). The request is retried while nothing has been received
+        yet; a break afterwards raises ``StreamError``, a stall ``APITimeoutError``.
 
         Raises:
             InvalidRequestError: at once, when an argument is invalid.
         """
         body = chat_body(args, stream=True, what="create_stream")
+        dialect = self._route(body, args.get("api"))
+        wire = body if dialect.encode is None else dialect.encode(body)
         t = self._transport
         opts = t.default_options.override(
             timeout=args.get("timeout", NOT_GIVEN),
             max_retries=args.get("max_retries"),
             extra_headers=args.get("extra_headers"),
         )
-        return AsyncChatStream(transport=t, path="/chat", body=dumps(body), opts=opts)
+        return AsyncChatStream(
+            transport=t,
+            path=dialect.path,
+            body=dumps(wire),
+            opts=opts,
+            decode=dialect.decode_event,
+            bearer=dialect.bearer,
+        )
+
+    async def parse(self, **args: Unpack[ParseArgs[T]]) -> ParsedResponse[T]:
+        """Ask for an answer in a given structure and return it structured (OpenAI dialect).
+
+        Args:
+            **args: as in ``create``, and ``response_format`` (required): an attrs class (its
+                JSON schema is sent, strict, and the answer is structured into it), or a JSON
+                schema dict (the answer is returned decoded).
+
+        Returns:
+            A ``ParsedResponse``: ``parsed`` (the instance, or the decoded JSON for a dict
+            schema) and ``response`` (the ``ChatResponse``).
+
+        Raises:
+            InvalidRequestError: the class has a field type with no JSON schema, or another
+                argument is invalid.
+            APIResponseValidationError: the answer is not JSON, or does not fit the class.
+        """
+        target: Any = args.get("response_format")
+        if target is None:
+            raise TypeError("parse() missing required keyword argument: 'response_format'")
+        call: Any = {**args, "response_format": response_format_for(target)}
+        response = await self.create(**call)
+        try:
+            data = loads(response.text)
+        except ValueError as exc:
+            raise _unfit(response, f"the answer is not JSON ({exc})") from exc
+        if isinstance(target, Mapping):
+            return ParsedResponse(parsed=data, response=response)
+        try:
+            parsed = structure_answer(data, target)
+        except ValueError as exc:
+            raise _unfit(response, str(exc)) from exc
+        return ParsedResponse(parsed=parsed, response=response)
 
     def send_body(
         self,
         body: Mapping[str, Any],
         /,
         *,
+        api: Api | None = None,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
         on_retry: RetryHook | None = None,
     ) -> Coroutine[Any, Any, ChatResponse]:
-        """Send a wire body that is already built and validated (``POST /chat``).
+        """Send a body that is already built and validated (the canonical, native form).
 
         For code that builds bodies itself, such as ``BatchRunner`` (its ``prepare`` returns
-        one). Awaiting the result sends the request; invalid options raise here, before that.
+        one). The dialect is chosen as for ``create`` and the body converted for it. Awaiting
+        the result sends the request; invalid options raise here, before that.
 
         Args:
             body: the JSON body, e.g. from ``BatchRunner.prepare``.
-            timeout, max_retries, extra_headers: as in ``create``.
+            api, timeout, max_retries, extra_headers: as in ``create``.
             on_retry: called with a ``RetryEvent`` before each retry's wait.
 
         Returns:
@@ -122,11 +191,54 @@ class AsyncChat:
         """
         # A plain function returning the transport's coroutine: awaiting it costs no extra
         # coroutine frame on the hot path.
+        if (
+            api is None
+            and "research" not in body
+            and "response_format" not in body
+            and body["model"] not in OPENAI_ONLY_MODELS
+        ):
+            dialect = self._dialect  # the common case, checked inline: no call on the hot path
+        else:
+            dialect = choose(api, body, self._dialect, DIALECTS)
         t = self._transport
         opts = t.default_options.override(
             timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, on_retry=on_retry
         )
-        return t.request("POST", "/chat", body=dumps(body), opts=opts, parse=load_chat_response)
+        return t.request(
+            "POST",
+            dialect.path,
+            body=dumps(body if dialect.encode is None else dialect.encode(body)),
+            opts=opts,
+            parse=dialect.load,
+            bearer=dialect.bearer,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ParsedResponse(Generic[T]):
+    """The answer of ``chat.parse``: structured, with the response it came in.
+
+    Attributes:
+        parsed: the answer structured into the requested class (or decoded JSON).
+        response: the whole ``ChatResponse``.
+    """
+
+    parsed: T
+    response: ChatResponse
+
+    @property
+    def text(self) -> str:
+        """The answer's raw text (the JSON)."""
+        return self.response.text
+
+
+def _unfit(response: ChatResponse, problem: str) -> APIResponseValidationError:
+    return APIResponseValidationError(
+        f"structured output: {problem}; the answer starts: {body_snippet(response.text)!r}",
+        status_code=200,
+        body=response.text,
+        request_id=None,
+    )
 
 
 class AsyncModels:
@@ -165,6 +277,7 @@ class ClientOptions(TypedDict, total=False):
     """The keyword options of ``AsyncClient`` (and of the sync ``Client``, which passes them
     on); each is documented on ``AsyncClient``. A test pins these keys to its signature."""
 
+    api: Api
     max_retries: int | None
     timeout: TimeoutLike
     max_connections: int
@@ -183,6 +296,9 @@ class AsyncClient:
     Args:
         api_key: the API key; default ``REKA_API_KEY`` from the environment.
         base_url: default ``REKA_BASE_URL``, else ``https://api.reka.ai/v1``.
+        api: the default dialect: ``"native"`` (``POST /chat``) or ``"openai"`` (the
+            compatible ``POST /chat/completions``); a call may override it with ``api=``.
+            Research, structured outputs and ``reka-flash-research`` always use the latter.
         max_retries: retries per request (408, 409, rate-limit 429, 5xx, connection errors and
             timeouts); 0 disables them. Default: ``retry_policy.max_retries`` (2).
         timeout: a ``Timeout`` (connect/read/total), seconds (the total of one attempt, also
@@ -206,6 +322,7 @@ class AsyncClient:
         api_key: str | None = None,
         base_url: str | None = None,
         *,
+        api: Api = "native",
         max_retries: int | None = None,
         timeout: TimeoutLike = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -224,6 +341,7 @@ class AsyncClient:
             allow_insecure_http=allow_insecure_http,
         )
         check_max_retries(max_retries, allow_none=True)
+        dialect = DIALECTS[check_api(api)]
         if isinstance(max_connections, bool) or max_connections < 1:
             raise ValueError(f"max_connections: must be at least 1, got {max_connections!r}")
         policy = retry_policy if retry_policy is not None else RetryPolicy()
@@ -239,7 +357,7 @@ class AsyncClient:
             max_connections=max_connections,
             default_headers=default_headers,
         )
-        self.chat: Final = AsyncChat(self._transport)
+        self.chat: Final = AsyncChat(self._transport, dialect)
         self.models: Final = AsyncModels(self._transport)
 
     def __repr__(self) -> str:
@@ -250,6 +368,11 @@ class AsyncClient:
     def base_url(self) -> str:
         """The API base URL this client talks to."""
         return str(self._transport.base_url)
+
+    @property
+    def api(self) -> Api:
+        """The default dialect of chat calls."""
+        return self.chat._dialect.name
 
     @property
     def timeout(self) -> Timeout:

@@ -315,6 +315,8 @@ class ChatRequest:
     """The body of ``POST /chat``. ``None`` fields are omitted on the wire.
 
     ``extra_body`` is merged into the JSON as-is, for fields this version does not know.
+    ``research`` and ``response_format`` exist on the OpenAI dialect only (a request with
+    them is sent to ``/chat/completions``).
     """
 
     model: str
@@ -330,5 +332,7 @@ class ChatRequest:
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     use_search_engine: bool | None = None
+    research: Any = None  # a Research model or its dict (OpenAI dialect)
+    response_format: Any = None  # a JsonSchemaFormat model or its dict (OpenAI dialect)
     stream: bool | None = None
     extra_body: dict[str, Any] | None = None

@@ -1,18 +1,24 @@
 """``AsyncChatStream``: the async chat stream over a byte source.
 
-It opens the request through the transport (retrying while nothing has been yielded yet),
-feeds the bytes to the sans-I/O ``SSEDecoder``, parses each event into a ``ChatChunk`` with
-its ``delta``, and releases the connection as soon as the stream ends or the caller leaves
-early. It never sees aiohttp: the transport hands it a ``StreamBody`` whose reads raise our
-errors only.
+It opens the request through the transport (retrying while nothing has been received yet),
+feeds the bytes to the sans-I/O ``SSEDecoder``, decodes each event with the dialect's decoder
+into a ``StreamEvent`` and hands it to the ``Assembler`` (``_assemble.py``: cumulative or
+delta, the finish, tool-call fragments), and releases the connection as soon as the stream
+ends or the caller leaves early. It never sees aiohttp: the transport hands it a
+``StreamBody`` whose reads raise our errors only.
+
+An error is final: chunks received before it are handed out first, then the error is raised
+once, and the stream is over (no request is sent again after it).
 """
 
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._assemble import Assembler
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -22,14 +28,18 @@ from ._exceptions import (
     StreamError,
     body_snippet,
 )
-from ._models import ChatChunk, ChatResponse, ChunkResponse, Message, MessageResponse, Usage
+from ._models import ChatChunk, ChatResponse, Usage
 from ._sse import ServerSentEvent, SSEDecoder
-from ._wire import loads, parse_chunk
+from ._wire import loads
+from ._wire.events import StreamEvent
 
 if TYPE_CHECKING:
     from ._http import RequestOptions, StreamBody, Transport
 
 __all__ = ["AsyncChatStream"]
+
+#: A dialect's decoder of one event's JSON.
+EventDecoder = Callable[[Any], StreamEvent]
 
 
 def _stream_error_message(data: Any) -> str | None:
@@ -57,31 +67,38 @@ class AsyncChatStream:
         path: str,
         body: bytes,
         opts: RequestOptions,
+        decode: EventDecoder,
+        bearer: bool = False,
     ) -> None:
         self._transport = transport
         self._path = path
         self._body = body
         self._opts = opts
+        self._decode = decode
+        self._bearer = bearer
         self._resp: StreamBody | None = None
         self._decoder = SSEDecoder()
+        self._assembler = Assembler()
         self._pending: collections.deque[ChatChunk] = collections.deque()
         self._attempt = 0
-        self._yielded = False
-        self._finished = False
-        self._truncated = False
+        self._finished = False  # the body was read to its end
         self._closed = False
-        self._last: ChatChunk | None = None
-        self._text = ""
+        self._error: BaseException | None = None  # raised once the pending chunks are out
         self.request_id: str | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("open" if self._resp is not None else "new")
-        return f"<AsyncChatStream {self._path} {state} chars={len(self._text)}>"
+        return f"<AsyncChatStream {self._path} {state} chars={len(self.text)}>"
 
     @property
     def text(self) -> str:
         """The assembled text of the first response so far."""
-        return self._text
+        return self._assembler.text
+
+    @property
+    def usage(self) -> Usage | None:
+        """Token counts, once an event carried them (often the last one)."""
+        return self._assembler.usage
 
     async def __aenter__(self) -> AsyncChatStream:
         await self._ensure_open()
@@ -124,7 +141,7 @@ class AsyncChatStream:
                 raise RuntimeError("this stream is closed")
             try:
                 self._resp = await self._transport.open_stream(
-                    self._path, body=self._body, opts=self._opts
+                    self._path, body=self._body, opts=self._opts, bearer=self._bearer
                 )
                 self.request_id = self._resp.headers.get("x-request-id")
             except (APIConnectionError, APIStatusError) as error:
@@ -140,48 +157,55 @@ class AsyncChatStream:
     async def __anext__(self) -> ChatChunk:
         while True:
             if self._pending:
-                self._yielded = True
                 return self._pending.popleft()
+            if self._error is not None:
+                error, self._error = self._error, None
+                self._closed = True  # final: nothing is sent again after an error
+                raise error
             if self._finished or self._closed:
-                if self._truncated:
-                    self._truncated = False
-                    raise StreamError(
-                        "the stream ended before its final event (no finish_reason)",
-                        request_id=self.request_id,
-                        partial_text=self._text,
-                    )
                 raise StopAsyncIteration
             await self._ensure_open()
             resp = self._resp
             assert resp is not None
             try:
                 data = await resp.read()
-                events = self._decoder.feed(data) if data else self._decoder.flush()
-                for event in events:
-                    self._handle(event)
             except APIConnectionError as error:  # the read broke: translated by the transport
                 self._drop(reuse=False)
-                if self._yielded or self._pending:
-                    raise self._broken(error) from error.__cause__
+                if self._assembler.started:
+                    self._error = self._broken(error)
+                    self._error.__cause__ = error.__cause__
+                    continue
                 await self._retry_or_raise(error)
                 continue
             except BaseException:
                 self._drop(reuse=False)
                 raise
+            try:
+                for event in self._decoder.feed(data) if data else self._decoder.flush():
+                    self._handle(event)
+            except APIError as error:  # an error event, or an event we cannot read
+                self._drop(reuse=False)
+                self._error = error
+                continue
             if not data:
                 self._drop(reuse=True)
                 self._finished = True
-                self._truncated = self._last is None or self._last.finish_reason is None
+                if not self._assembler.finished:
+                    self._error = StreamError(
+                        "the stream ended before its final event (no finish_reason)",
+                        request_id=self.request_id,
+                        partial_text=self.text,
+                    )
 
     def _broken(self, error: APIError) -> APIError:
         if isinstance(error, APITimeoutError):
             return APITimeoutError(
-                f"{error.message} after {len(self._text)} characters", request_id=self.request_id
+                f"{error.message} after {len(self.text)} characters", request_id=self.request_id
             )
         return StreamError(
             f"the stream broke mid-way: {error.message}",
             request_id=self.request_id,
-            partial_text=self._text,
+            partial_text=self.text,
         )
 
     def _invalid(self, problem: str, data: str) -> APIResponseValidationError:
@@ -204,34 +228,21 @@ class AsyncChatStream:
             raise StreamError(
                 f"the server sent an error event: {message or body_snippet(event.data)}",
                 request_id=self.request_id,
-                partial_text=self._text,
+                partial_text=self.text,
             )
         try:
-            chunk = parse_chunk(data, self._text)
+            decoded = self._decode(data)
         except Exception as exc:
             raise self._invalid("has an unexpected shape", event.data) from exc
-        self._text = chunk.text
-        self._last = chunk
-        self._pending.append(chunk)
+        chunk = self._assembler.feed(decoded)
+        if chunk is not None:
+            self._pending.append(chunk)
 
     async def final_response(self) -> ChatResponse:
         """Read the rest of the stream and return it assembled as a ``ChatResponse``."""
         async for _ in self:
             pass
-        last = self._last
-        if last is None:
+        response = self._assembler.response()
+        if response is None:
             raise StreamError("the stream had no events", request_id=self.request_id)
-        return ChatResponse(
-            id=last.id,
-            model=last.model,
-            responses=[_as_message_response(r) for r in last.responses],
-            usage=last.usage or Usage(),
-        )
-
-
-def _as_message_response(item: ChunkResponse) -> MessageResponse:
-    chunk = item.chunk
-    return MessageResponse(
-        message=Message(role=chunk.role, content=chunk.content, tool_calls=chunk.tool_calls),
-        finish_reason=item.finish_reason,
-    )
+        return response

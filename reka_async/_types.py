@@ -13,21 +13,24 @@ request parameters to the fields of ``ChatRequest``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypedDict, TypeVar
 
 if TYPE_CHECKING:
     from typing_extensions import Required
 
     from ._http.options import TimeoutLike
     from ._models import Message, Tool
+    from ._research import Research, ResponseFormat
 
 __all__ = [
+    "APIS",
     "NOT_GIVEN",
     "OPTION_NAMES",
     "PARAM_NAMES",
     "ROLES",
     "TOOL_CHOICES",
     "ChatArgs",
+    "Api",
     "ChatParams",
     "NotGiven",
     "Role",
@@ -64,11 +67,31 @@ NOT_GIVEN: Final = NotGiven()
 Role = Literal["user", "assistant", "system", "tool_output"]
 ROLES: Final[frozenset[str]] = frozenset(("user", "assistant", "system", "tool_output"))
 
+#: The two dialects of the API: ``POST /chat`` and the OpenAI-compatible ``/chat/completions``.
+Api = Literal["native", "openai"]
+APIS: Final[frozenset[str]] = frozenset(("native", "openai"))
+
 ToolChoice = Literal["auto", "none", "tool"]
 TOOL_CHOICES: Final[frozenset[str]] = frozenset(("auto", "none", "tool"))
 
 
-class ChatParams(TypedDict, total=False):
+class _SharedParams(TypedDict, total=False):
+    # ChatParams but response_format, which chat.parse declares its own way.
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    stop: str | Sequence[str] | None
+    seed: int | None
+    presence_penalty: float | None
+    frequency_penalty: float | None
+    tools: Sequence[Tool | Mapping[str, Any]] | None
+    tool_choice: ToolChoice | None
+    use_search_engine: bool | None
+    research: Research | Mapping[str, Any] | None
+
+
+class ChatParams(_SharedParams, total=False):
     """The generation parameters of a chat request, as in the API; all optional.
 
     ``None`` (or leaving a key out) keeps the server's default.
@@ -82,25 +105,29 @@ class ChatParams(TypedDict, total=False):
         seed: for reproducible sampling.
         presence_penalty: penalty for tokens already present.
         frequency_penalty: penalty by how often a token appeared.
-        tools: functions the model may call (``Tool`` models or dicts).
-        tool_choice: ``"auto"``, ``"none"`` or ``"tool"``.
-        use_search_engine: let the model search the web.
+        tools: functions the model may call (``Tool`` models or dicts, ours or OpenAI's).
+        tool_choice: ``"auto"``, ``"none"`` or ``"tool"`` (OpenAI's ``"required"``).
+        use_search_engine: let the model search the web (native dialect).
+        research: Research options (``Research`` or a dict: web search, parallel thinking);
+            OpenAI dialect only, so a request with it goes to ``/chat/completions``.
+        response_format: structured output (``JsonSchemaFormat`` or a dict); OpenAI dialect
+            only, like ``research``.
     """
 
-    max_tokens: int | None
-    temperature: float | None
-    top_p: float | None
-    top_k: int | None
-    stop: str | Sequence[str] | None
-    seed: int | None
-    presence_penalty: float | None
-    frequency_penalty: float | None
-    tools: Sequence[Tool | Mapping[str, Any]] | None
-    tool_choice: ToolChoice | None
-    use_search_engine: bool | None
+    response_format: ResponseFormat | Mapping[str, Any] | None
 
 
-class ChatArgs(ChatParams, total=False):
+class _CallArgs(TypedDict, total=False):
+    messages: Required[Sequence[Message | Mapping[str, Any]]]
+    model: Required[str]
+    api: Api | None
+    timeout: TimeoutLike | NotGiven
+    max_retries: int | None
+    extra_headers: Mapping[str, str] | None
+    extra_body: Mapping[str, Any] | None
+
+
+class ChatArgs(ChatParams, _CallArgs, total=False):
     """Every keyword of ``chat.create`` / ``chat.create_stream``: the conversation, the model,
     the ``ChatParams`` and the per-call options.
 
@@ -108,7 +135,9 @@ class ChatArgs(ChatParams, total=False):
         messages: the conversation, as ``Message`` models or dicts
             (``{"role": "user", "content": "..."}``); required. End with an ``assistant``
             message to prefill the start of the answer.
-        model: e.g. ``"reka-flash"``, ``"reka-core"``; required.
+        model: e.g. ``"reka-flash"``, ``"reka-core"``; required. ``"reka-flash-research"``
+            is served by the OpenAI dialect only, so it goes there whatever ``api`` says.
+        api: ``"native"`` or ``"openai"``: the dialect of this call (default: the client's).
         timeout: a ``Timeout``, seconds (total, capping connect and read), or ``None`` for no
             timeout; this call only (default: the client's).
         max_retries: retries for this call (default: the client's).
@@ -117,17 +146,23 @@ class ChatArgs(ChatParams, total=False):
             does not know.
     """
 
-    messages: Required[Sequence[Message | Mapping[str, Any]]]
-    model: Required[str]
-    timeout: TimeoutLike | NotGiven
-    max_retries: int | None
-    extra_headers: Mapping[str, str] | None
-    extra_body: Mapping[str, Any] | None
+
+if TYPE_CHECKING:
+    from typing_extensions import TypedDict as GenericTypedDict
+
+    _T = TypeVar("_T")
+
+    class ParseArgs(_SharedParams, _CallArgs, GenericTypedDict, Generic[_T], total=False):
+        """The keywords of ``chat.parse``: those of ``chat.create``, with ``response_format``
+        required and either an attrs class (the answer is structured into it) or a JSON
+        schema dict."""
+
+        response_format: Required[type[_T] | Mapping[str, Any]]
 
 
 #: The request parameters of ``ChatParams``, in declaration order.
 PARAM_NAMES: Final[tuple[str, ...]] = tuple(ChatParams.__annotations__)
 #: The per-call options of ``ChatArgs`` that are not part of the request body's parameters.
 OPTION_NAMES: Final[frozenset[str]] = frozenset(
-    ("timeout", "max_retries", "extra_headers", "extra_body")
+    ("api", "timeout", "max_retries", "extra_headers", "extra_body")
 )

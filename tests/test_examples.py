@@ -25,6 +25,9 @@ EXPECTED = {
     "streaming.py": "assembled: 'Mock reply to: Write a haiku",
     "async_batching.py": "BatchRunner: 20/20 ok",
     "sync_batching.py": "20/20 ok",
+    "research.py": "citation: https://",
+    "structured_output.py": "parsed: City name=",
+    "tool_calling.py": "round trip finished: stop",
 }
 
 
@@ -44,9 +47,10 @@ def test_every_example_has_an_expectation() -> None:
     assert {p.name for p in EXAMPLES} == set(EXPECTED)
 
 
+@pytest.mark.parametrize("api", ["native", "openai"])
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_example_runs_against_the_mock(path: Path) -> None:
-    proc = _run([str(path), "--mock"])
+def test_example_runs_against_the_mock(path: Path, api: str) -> None:
+    proc = _run([str(path), "--mock", "--api", api])
     assert proc.returncode == 0, proc.stderr
     assert EXPECTED[path.name] in proc.stdout
 

@@ -174,6 +174,7 @@ LAYERS = [
     "_wire",
     "_http",
     "_sse",
+    "_assemble",
     "_stream",
     "_client",
     "batch",

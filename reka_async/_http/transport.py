@@ -133,6 +133,8 @@ class Transport:
             "Accept": "application/json",
             **(default_headers or {}),
         }
+        # The OpenAI dialect's auth header, sent beside X-Api-Key on its requests only.
+        self._bearer = {"Authorization": f"Bearer {api_key}"}
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._routes: dict[tuple[str, str], tuple[URL, map_errors]] = {}
@@ -250,6 +252,7 @@ class Transport:
         body: bytes | None,
         opts: RequestOptions,
         parse: Callable[[bytes], T],
+        bearer: bool = False,
     ) -> T:
         """Send a request with retries; return ``parse(body)`` of the 2xx response body.
 
@@ -258,6 +261,9 @@ class Transport:
         """
         route = self._routes.get((method, path))
         url, errors = route if route is not None else self.route(method, path)
+        headers = opts.extra_headers
+        if bearer:
+            headers = {**self._bearer, **headers} if headers else self._bearer
         timeout = (
             self._plain_timeout if opts.timeout is self.timeout else opts.timeout.to_aiohttp_plain()
         )
@@ -274,7 +280,7 @@ class Transport:
                         method,
                         url,
                         data=body,
-                        headers=opts.extra_headers,
+                        headers=headers,
                         timeout=timeout,
                         allow_redirects=False,
                     ) as resp:
@@ -293,7 +299,9 @@ class Transport:
             await self.wait_before_retry(method, path, error, attempt, opts)
             attempt += 1
 
-    async def open_stream(self, path: str, *, body: bytes, opts: RequestOptions) -> StreamBody:
+    async def open_stream(
+        self, path: str, *, body: bytes, opts: RequestOptions, bearer: bool = False
+    ) -> StreamBody:
         """One attempt to open a streamed POST; returns its body once the headers are in.
 
         Raises:
@@ -305,6 +313,8 @@ class Transport:
         session = self.session()
         url, errors = self.route("STREAM", path)
         headers = {"Accept": "text/event-stream", **(opts.extra_headers or {})}
+        if bearer:
+            headers.update(self._bearer)
         timeout = (
             self._stream_timeout if opts.timeout is self.timeout else opts.timeout.to_aiohttp()
         )

@@ -6,7 +6,14 @@ dialect's responses; ``_convert`` holds the private cattrs converter; ``_json`` 
 
 from ._convert import converter
 from ._json import dumps, loads
-from .native import load_chat_response, load_models, parse_chat_response, parse_chunk, parse_models
+from .native import (
+    load_chat_response,
+    load_models,
+    parse_chat_response,
+    parse_chunk,
+    parse_chunk_event,
+    parse_models,
+)
 from .request import chat_body, request_body, request_from_model, wire_messages
 
 __all__ = [
@@ -18,6 +25,7 @@ __all__ = [
     "loads",
     "parse_chat_response",
     "parse_chunk",
+    "parse_chunk_event",
     "parse_models",
     "request_body",
     "request_from_model",

@@ -24,8 +24,15 @@ from .._models import (
 from .._types import Role
 from ._convert import converter, structure_content, structure_message
 from ._json import loads
+from .events import ChoicePiece, StreamEvent, ToolCallPiece
 
-__all__ = ["load_chat_response", "parse_chat_response", "parse_chunk", "parse_models"]
+__all__ = [
+    "load_chat_response",
+    "parse_chat_response",
+    "parse_chunk",
+    "parse_chunk_event",
+    "parse_models",
+]
 
 
 def _usage(data: Any) -> Usage:
@@ -99,6 +106,51 @@ def parse_chunk(data: Any, previous_text: str = "") -> ChatChunk:
         responses=answers,
         usage=None if usage is None else _usage(usage),
         delta=text[len(previous_text) :] if text.startswith(previous_text) else text,
+    )
+
+
+def parse_chunk_event(data: Any) -> StreamEvent:
+    """Decode one native stream event (``responses[].chunk``) into its pieces.
+
+    The content is passed on as sent: the stream decides whether it is cumulative or a delta.
+    Raises on an event of the wrong shape.
+    """
+    responses = data["responses"]
+    if not isinstance(responses, list):
+        raise TypeError("responses must be a list")
+    choices = []
+    for i, item in enumerate(responses):
+        chunk = item["chunk"]
+        if type(chunk) is not dict:
+            raise TypeError("chunk must be an object")
+        content = chunk.get("content")
+        if content is not None and type(content) is not str:
+            content = structure_message(chunk).text  # parts: their text
+        reason = item.get("finish_reason")
+        calls = structure_message(chunk).tool_calls if chunk.get("tool_calls") else None
+        role = chunk.get("role")
+        choices.append(
+            ChoicePiece(
+                index=i,
+                role=role if role is None or type(role) is str else str(role),
+                content=content,
+                finish_reason=reason if reason is None or type(reason) is str else str(reason),
+                tool_calls=[
+                    ToolCallPiece(index=j, id=c.id, name=c.name, parameters=c.parameters)
+                    for j, c in enumerate(calls)
+                ]
+                if calls
+                else None,
+            )
+        )
+    usage = data.get("usage")
+    id_, model = data["id"], data["model"]
+    return StreamEvent(
+        id=id_ if type(id_) is str else str(id_),
+        model=model if type(model) is str else str(model),
+        choices=choices,
+        usage=None if usage is None else _usage(usage),
+        deltas=False,
     )
 
 

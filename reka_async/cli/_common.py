@@ -90,6 +90,7 @@ async def client(
             AsyncClient(
                 key,
                 server.base_url,
+                api=args.api,
                 max_retries=max_retries,
                 max_connections=max_connections,
             ) as session,
@@ -97,6 +98,6 @@ async def client(
             yield session
         return
     async with AsyncClient(
-        key, args.base_url, max_retries=max_retries, max_connections=max_connections
+        key, args.base_url, api=args.api, max_retries=max_retries, max_connections=max_connections
     ) as session:
         yield session

@@ -127,8 +127,9 @@ exit status: 0 every input succeeded; 1 some inputs failed (see their error line
 
 _MODELS_EPILOG: Final = """\
 examples:
-  reka-async models
-  reka-async models --mock
+  reka-async models                 # a table: context, max output, modalities, prices
+  reka-async models --ids           # the ids alone, one a line (for scripts)
+  reka-async models --mock --api openai
 
 exit status: 0 success; 1 the API returned an error; 2 usage error (e.g. no REKA_API_KEY).
 """
@@ -161,6 +162,13 @@ def _connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=default,
         metavar="KEY",
         help="API key (discouraged: prefer the REKA_API_KEY environment variable)",
+    )
+    parser.add_argument(
+        "--api",
+        choices=("native", "openai"),
+        default="native" if top else argparse.SUPPRESS,
+        help="the API dialect: native POST /chat, or the OpenAI-compatible "
+        "POST /chat/completions (default: native)",
     )
     parser.add_argument(
         "-v",
@@ -269,11 +277,12 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
 
     models = sub.add_parser(
         "models",
-        help="list the model ids",
-        description="List the models available to the key.",
+        help="list the models (a table)",
+        description="List the models available to the key, with what /models says of them.",
         epilog=_MODELS_EPILOG,
         formatter_class=formatter,
     )
+    models.add_argument("--ids", action="store_true", help="print only the ids, one a line")
     models.add_argument("--mock", action="store_true", help="use a built-in mock server")
     _connection_options(models, top=False)
 

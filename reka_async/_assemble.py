@@ -1,0 +1,249 @@
+"""Assembling a chat stream: ``StreamEvent`` pieces in, ``ChatChunk`` objects out (sans-I/O).
+
+The rules, for both dialects:
+
+* **Cumulative or delta.** OpenAI-dialect content is always a delta. Native content may be
+  either, and sources disagree, so each stream decides from its first two content events: if
+  the second starts with the first, the stream is cumulative, else it sends deltas. Later, in
+  a cumulative stream, content that does not extend the text so far is a *rewrite*: the text
+  is replaced and the chunk says so (``ChatChunk.rewrite``). In a delta stream, content that
+  starts with the whole text so far (two characters or more) is read as cumulative content,
+  so a server that switches mid-way never duplicates text.
+* **The finish ends the answer.** Once an answer has its ``finish_reason``, later pieces for
+  it are ignored, and an event with nothing else is not handed out; a usage-only trailer still
+  counts (its usage is merged).
+* **Events with no answers** (``responses: []``, a usage-only chunk) carry no text and reset
+  nothing.
+* **Tool calls** arrive whole (native) or as fragments joined by index (OpenAI: ``arguments``
+  is a JSON string sent in pieces, parsed once it is complete).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from ._models import (
+    Annotation,
+    ChatChunk,
+    ChatResponse,
+    ChunkResponse,
+    Message,
+    MessageResponse,
+    ReasoningStep,
+    ToolCall,
+    Usage,
+)
+from ._wire.events import ChoicePiece, StreamEvent, ToolCallPiece
+
+__all__ = ["Assembler"]
+
+_UNDECIDED: Final = 0
+_CUMULATIVE: Final = 1
+_DELTA: Final = 2
+
+
+class _ToolCallState:
+    __slots__ = ("arguments", "id", "name", "parameters")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+        self.parameters: dict[str, Any] | None = None
+
+    def add(self, piece: ToolCallPiece) -> None:
+        if piece.id:
+            self.id = piece.id
+        if piece.name:
+            self.name = piece.name
+        if piece.arguments:
+            self.arguments.append(piece.arguments)
+        if piece.parameters is not None:
+            self.parameters = piece.parameters
+
+    def call(self) -> ToolCall:
+        parameters = self.parameters
+        if parameters is None:
+            joined = "".join(self.arguments)
+            try:
+                parsed = json.loads(joined) if joined else {}
+            except ValueError:  # still arriving, or not JSON: kept as sent
+                parsed = {"_raw": joined}
+            parameters = parsed if isinstance(parsed, dict) else {"_raw": joined}
+        return ToolCall(id=self.id, name=self.name, parameters=parameters)
+
+
+class _Answer:
+    """The running state of one answer (``responses[i]`` / ``choices[i]``)."""
+
+    __slots__ = (
+        "annotations",
+        "content_events",
+        "finish_reason",
+        "mode",
+        "reasoning",
+        "role",
+        "steps",
+        "text",
+        "tools",
+    )
+
+    def __init__(self) -> None:
+        self.role: str = "assistant"
+        self.text = ""
+        self.mode = _UNDECIDED
+        self.content_events = 0
+        self.finish_reason: str | None = None
+        self.reasoning: list[str] | None = None
+        self.steps: list[ReasoningStep] | None = None
+        self.annotations: list[Annotation] | None = None
+        self.tools: dict[int, _ToolCallState] | None = None
+
+    def add_content(self, content: str, deltas: bool) -> tuple[str, bool]:
+        """Take one content piece; return ``(delta, rewrite)``."""
+        text = self.text
+        if deltas:
+            self.text = text + content
+            return content, False
+        self.content_events += 1
+        if self.mode == _UNDECIDED:
+            if self.content_events == 1:
+                self.text = content
+                return content, False
+            self.mode = _CUMULATIVE if content.startswith(text) else _DELTA
+        if self.mode == _CUMULATIVE:
+            if content.startswith(text):
+                self.text = content
+                return content[len(text) :], False
+            self.text = content  # neither an extension nor, in this stream, a delta
+            return content, True
+        if len(text) >= 2 and content.startswith(text):
+            self.text = content  # cumulative content in a delta stream: no duplication
+            return content[len(text) :], False
+        self.text = text + content
+        return content, False
+
+    def add(self, piece: ChoicePiece) -> None:
+        """Everything but the content of one piece."""
+        if piece.role:
+            self.role = piece.role
+        if piece.reasoning_content:
+            if self.reasoning is None:
+                self.reasoning = []
+            self.reasoning.append(piece.reasoning_content)
+        if piece.reasoning_steps:
+            self.steps = [*(self.steps or ()), *piece.reasoning_steps]
+        if piece.annotations:
+            self.annotations = [*(self.annotations or ()), *piece.annotations]
+        if piece.tool_calls:
+            if self.tools is None:
+                self.tools = {}
+            for call in piece.tool_calls:
+                state = self.tools.get(call.index)
+                if state is None:
+                    state = self.tools[call.index] = _ToolCallState()
+                state.add(call)
+        if piece.finish_reason is not None:
+            self.finish_reason = piece.finish_reason
+
+    def message(self) -> Message:
+        tools = self.tools
+        role: Any = self.role if self.role != "tool" else "tool_output"
+        if tools is None and self.reasoning is None and not self.steps and not self.annotations:
+            return Message(role=role, content=self.text)  # the common case: text only
+        return Message(
+            role=role,
+            content=self.text,
+            tool_calls=[tools[i].call() for i in sorted(tools)] if tools else None,
+            reasoning_content="".join(self.reasoning) if self.reasoning is not None else None,
+            reasoning_steps=self.steps,
+            annotations=self.annotations,
+        )
+
+
+class Assembler:
+    """The state of one stream: feed it ``StreamEvent`` objects, get ``ChatChunk`` objects."""
+
+    __slots__ = ("_answers", "_id", "_model", "finished", "usage")
+
+    def __init__(self) -> None:
+        self._answers: dict[int, _Answer] = {}
+        self._id = ""
+        self._model = ""
+        #: True while every answer begun so far has its finish reason.
+        self.finished = False
+        #: The usage of the stream, from whichever event carried it (the last one wins).
+        self.usage: Usage | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether any answer has begun (something a retry would send again)."""
+        return bool(self._answers)
+
+    @property
+    def text(self) -> str:
+        """The text of the first answer so far."""
+        first = self._answers.get(0)
+        return first.text if first is not None else ""
+
+    def feed(self, event: StreamEvent) -> ChatChunk | None:
+        """Take one event; return the chunk to hand out, or ``None`` (nothing to show)."""
+        if event.usage is not None:
+            self.usage = event.usage
+        if not event.choices:
+            return None
+        answers = self._answers
+        delta = ""
+        rewrite = False
+        taken = False
+        for piece in event.choices:
+            answer = answers.get(piece.index)
+            if answer is None:
+                answer = answers[piece.index] = _Answer()
+            elif answer.finish_reason is not None:
+                continue  # the answer has ended: later pieces of it are ignored
+            taken = True
+            if piece.content:
+                got, replaced = answer.add_content(piece.content, event.deltas)
+                if piece.index == 0:
+                    delta, rewrite = got, replaced
+            answer.add(piece)
+        if not taken:
+            return None
+        self._id, self._model = event.id, event.model
+        if len(answers) == 1:  # one answer: no sorting, no generator
+            (answer,) = answers.values()
+            self.finished = answer.finish_reason is not None
+            responses = [ChunkResponse(chunk=answer.message(), finish_reason=answer.finish_reason)]
+        else:
+            self.finished = all(a.finish_reason is not None for a in answers.values())
+            responses = [
+                ChunkResponse(chunk=answers[i].message(), finish_reason=answers[i].finish_reason)
+                for i in sorted(answers)
+            ]
+        return ChatChunk(
+            id=event.id,
+            model=event.model,
+            responses=responses,
+            usage=event.usage,
+            delta=delta,
+            rewrite=rewrite,
+        )
+
+    def response(self) -> ChatResponse | None:
+        """The assembled response, or ``None`` when no answer has begun."""
+        if not self._answers:
+            return None
+        answers = self._answers
+        return ChatResponse(
+            id=self._id,
+            model=self._model,
+            responses=[
+                MessageResponse(
+                    message=answers[i].message(), finish_reason=answers[i].finish_reason
+                )
+                for i in sorted(answers)
+            ],
+            usage=self.usage or Usage(),
+        )
