@@ -1,12 +1,29 @@
 """An embedded mock of the Reka Chat API, for tests, examples, benchmarks and ``--mock``.
 
-`MockRekaServer` is a small ``aiohttp.web`` application that speaks the wire contract in
-``reka-chat-api.md``: ``POST /v1/chat`` (plain JSON or server-sent events with cumulative
-``chunk.content``), ``GET /v1/models``, ``X-Api-Key`` auth, FastAPI-style 422 validation
-errors, rate-limit headers on every response and a catalogue of injectable faults.
+`MockRekaServer` is a small ``aiohttp.web`` application that speaks both dialects of the wire
+contract in ``reka-chat-api.md``:
 
-Replies are deterministic: the same request always gets the same text, so tests can assert
-on it. Faults are chosen per request, first match wins:
+* ``POST /v1/chat``, the native dialect: plain JSON or server-sent events whose
+  ``chunk.content`` is cumulative (``native_stream="delta"``: each event's new text), with an
+  optional usage-only trailer event and ``data: [DONE]`` (``native_stream_trailer=True``);
+* ``POST /v1/chat/completions``, the OpenAI-compatible dialect: ``chat.completion`` answers,
+  ``chat.completion.chunk`` streams ending with a usage chunk and ``data: [DONE]``, tool calls,
+  Research (``reka-flash-research`` or a ``research`` field: reasoning, search steps,
+  citations) and structured outputs (``response_format`` with a JSON schema: the content is a
+  deterministic instance of it);
+* ``GET /v1/models`` in the shape of each era (``models_shape="list"``, ``"openai"`` or
+  ``"strings"``);
+* ``X-Api-Key`` or ``Authorization: Bearer`` auth on every endpoint, FastAPI-style 422
+  validation errors, ``405 {"detail": "Method Not Allowed"}`` for a wrong method on a known
+  path, rate-limit headers and ``x-request-id`` on every response, and a catalogue of
+  injectable faults (`FAULTS`), the out-of-credits 429 in each wording of the contract
+  (``credits``, ``credits_p001``, ``credits_enough``) among them.
+
+Replies are deterministic: the same conversation always gets the same text, on either
+endpoint, so tests can assert on it. A reply calls tools when ``tool_choice`` forces it
+(native ``"tool"``, OpenAI ``"required"`` or a named function) or when the last message holds
+``[[tool:NAME]]`` directives naming tools of the request. Faults are chosen per request, first
+match wins:
 
 1. a directive in the last message's text, ``[[fault:NAME]]`` (every attempt) or
    ``[[fault:NAME*K]]`` (only the first K requests carrying that exact directive);
@@ -20,17 +37,24 @@ A directive ``[[latency_ms:N]]`` overrides the response latency for that request
 This package is deliberately standalone: it imports nothing else from ``reka_async``, only
 aiohttp and the standard library (plus orjson when it is installed, for speed).
 
-Run it on its own with ``python -m reka_async.testing --port 8000``; `MockServerProcess`
-runs it so in a subprocess (for tests of other processes) and reads its URL.
+Run it on its own with ``python -m reka_async.testing --port 8000`` (``--native-stream``,
+``--native-stream-trailer``, ``--models-shape``, ``--reject-tool-role`` and more: ``--help``);
+`MockServerProcess` runs it so in a subprocess (for tests of other processes) and reads its URL.
 
 The package holds one idea per module, all private; this module only re-exports:
 ``_server`` (`MockRekaServer`: the application, its handlers and lifecycle),
-``_faults`` (the fault catalogue, canned bodies and directives), ``_fault_responses``
-(what each fault answers), ``_validation`` (the 422 request validation), ``_replies``
-(deterministic replies and their JSON bodies), ``_sse`` (stream framing and sending),
-``_bookkeeping`` (request records, ids and the rate-limit window), ``_thread``
-(`MockRekaServer.in_thread`), ``_process`` (`MockServerProcess`), ``_main`` (the command
-line, `main`) and ``_json`` (compact JSON, orjson when installed).
+``_native`` (the native dialect, and the `Dialect` protocol both endpoints implement),
+``_openai`` (the OpenAI-compatible dialect: replies, bodies, streams), ``_openai_validation``
+(its 422s, Research and structured-output rules included), ``_validation`` (the 422 request
+validation shared by both), ``_replies`` (deterministic replies and the native bodies),
+``_tools`` (when a reply calls tools, and the calls in both dialects), ``_research``
+(reasoning, search steps and citations), ``_schema`` (a JSON Schema instance generator and
+validator), ``_catalogue`` (the models and the ``/models`` shapes), ``_faults`` (the fault
+catalogue, canned bodies, directives and the per-request pick), ``_fault_responses`` (what
+each fault answers), ``_sse`` (stream framing and sending), ``_bookkeeping`` (request
+records, ids and the rate-limit window), ``_thread`` (`MockRekaServer.in_thread`),
+``_process`` (`MockServerProcess`), ``_main`` (the command line, `main`) and ``_json``
+(compact JSON, orjson when installed).
 """
 
 from ._bookkeeping import RecordedRequest

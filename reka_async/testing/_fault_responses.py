@@ -8,7 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ._faults import (
-    CREDITS_BODY,
+    CREDITS_BODIES,
     FAULT_422_BODY,
     HTML_BODY,
     RATE_LIMIT_BODY,
@@ -27,6 +27,7 @@ async def fault_response(
     stream_events: Callable[[], list[bytes]] | None,
     *,
     writer: StreamWriter,
+    done: bool | None = None,
     window_end: float,
     retry_after_s: float,
 ) -> web.StreamResponse:
@@ -34,7 +35,8 @@ async def fault_response(
 
     ``headers`` are the response's usual headers, ``window_end`` is the end of the
     rate-limit window (for the limiter's own 429s, fault ``rpm_limit``) and
-    ``retry_after_s`` the delay advertised by ``rate_limit`` 429s.
+    ``retry_after_s`` the delay advertised by ``rate_limit`` 429s; ``done`` is the
+    dialect's ``[DONE]`` choice for streams.
     """
     if fault == "drop":
         transport = request.transport
@@ -54,15 +56,16 @@ async def fault_response(
         headers["x-ratelimit-remaining"] = "0"
         headers["x-ratelimit-reset"] = f"{reset:.3f}"
         return web.Response(status=429, body=RATE_LIMIT_BODY, headers=headers)
-    if fault == "credits":
-        return web.Response(status=429, body=CREDITS_BODY, headers=headers)
+    credits = CREDITS_BODIES.get(fault)
+    if credits is not None:
+        return web.Response(status=429, body=credits, headers=headers)
     if fault == "error_event":
         if stream_events is None:
             fault = "500"
         else:
             events = stream_events()
             count = min(2, len(events) - 1)
-            return await writer.send(request, headers, events, count, error_event=True)
+            return await writer.send(request, headers, events, count, error_event=True, done=done)
     status_fault = STATUS_FAULT_BODIES.get(fault)
     if status_fault is not None:
         return web.Response(status=status_fault[0], body=status_fault[1], headers=headers)

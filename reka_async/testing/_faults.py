@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import random
 import re
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -28,6 +30,8 @@ FAULTS: Final[frozenset[str]] = frozenset(
         "422",
         "rate_limit",
         "credits",
+        "credits_p001",
+        "credits_enough",
         "drop",
         "cut",
         "slow_first_byte",
@@ -48,6 +52,9 @@ def error_body(error_type: str, message: str) -> bytes:
     return dumps({"error": {"type": error_type, "message": message}})
 
 
+METHOD_NOT_ALLOWED_BODY: Final = dumps({"detail": "Method Not Allowed"})
+
+
 STATUS_FAULT_BODIES: Final[Mapping[str, tuple[int, bytes]]] = {
     name: (status, error_body(etype, message))
     for name, (status, etype, message) in _STATUS_FAULTS.items()
@@ -56,9 +63,18 @@ FAULT_422_BODY: Final = dumps(
     {"detail": [{"loc": ["body"], "msg": "Injected validation failure", "type": "value_error"}]}
 )
 RATE_LIMIT_BODY: Final = error_body("rate_limit_error", "Rate limit exceeded")
-CREDITS_BODY: Final = error_body(
-    "insufficient_credits", "You have run out of credits. Please top up your account."
-)
+#: The out-of-credits 429 in each wording the contract records: today's (``credits``), the
+#: FastAPI ``detail`` string with the P001 code, and the "not enough credits" message typed as
+#: a rate-limit error (so only the words tell it from one).
+CREDITS_BODIES: Final[Mapping[str, bytes]] = {
+    "credits": error_body(
+        "insufficient_credits", "You have run out of credits. Please top up your account."
+    ),
+    "credits_p001": dumps({"detail": "P001: Insufficient Balance"}),
+    "credits_enough": error_body(
+        "rate_limit_error", "Your account does not have enough credits to make this request."
+    ),
+}
 AUTH_BODY: Final = error_body("authentication_error", "Invalid or missing API key")
 HTML_BODY: Final = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 WRONG_SHAPE_BODY: Final = dumps({"unexpected": True, "responses": "nope"})
@@ -108,6 +124,46 @@ def parse_directives(text: str, counts: dict[str, int]) -> tuple[str | None, flo
             if seen <= limit:
                 fault = name
     return fault, latency
+
+
+class FaultPicker:
+    """Picks each request's fault: its directive, else the injected queue, else a random draw.
+
+    Args:
+        rate: Probability of a random fault.
+        kinds: The faults drawn at random.
+        seed: Seed of the random draw.
+    """
+
+    __slots__ = ("_counts", "_injected", "_kinds", "_rate", "_rng")
+
+    def __init__(self, *, rate: float, kinds: Iterable[str], seed: int) -> None:
+        self._kinds = tuple(kinds)
+        check_faults(self._kinds, "fault kinds")
+        if rate > 0 and not self._kinds:
+            raise ValueError("fault_rate > 0 needs at least one fault kind")
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("fault_rate must be between 0 and 1")
+        self._rate = float(rate)
+        self._rng = random.Random(seed)
+        self._injected: collections.deque[str] = collections.deque()
+        self._counts: dict[str, int] = {}
+
+    def inject(self, faults: Iterable[str]) -> None:
+        """Queue faults for the following requests, one each (ValueError for unknown ones)."""
+        faults = tuple(faults)
+        check_faults(faults, "faults")
+        self._injected.extend(faults)
+
+    def pick(self, text: str) -> tuple[str | None, float | None]:
+        """The fault of a request whose last message is ``text``, and its latency override."""
+        fault, latency = parse_directives(text, self._counts)
+        if fault is None and self._injected:
+            with contextlib.suppress(IndexError):  # another thread may have emptied it
+                fault = self._injected.popleft()
+        if fault is None and self._rate > 0.0 and self._rng.random() < self._rate:
+            fault = self._rng.choice(self._kinds)
+        return fault, latency
 
 
 def format_seconds(seconds: float) -> str:

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from ._catalogue import MODELS_SHAPES
 from ._faults import DEFAULT_FAULT_KINDS, FAULTS
 from ._process import ANNOUNCE_PREFIX
 from ._server import MockRekaServer
@@ -45,6 +46,28 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--retry-after", type=float, default=1.0, help="retry-after of rate-limit 429s (s)"
     )
     parser.add_argument("--sse-done", action="store_true", help="end streams with [DONE]")
+    parser.add_argument(
+        "--native-stream",
+        choices=("cumulative", "delta"),
+        default="cumulative",
+        help="chunk.content of /v1/chat streams: the text so far, or each event's new text",
+    )
+    parser.add_argument(
+        "--native-stream-trailer",
+        action="store_true",
+        help="end /v1/chat streams with a usage-only event, then [DONE]",
+    )
+    parser.add_argument(
+        "--models-shape",
+        choices=MODELS_SHAPES,
+        default="list",
+        help="the body of GET /v1/models: [{id}], the OpenAI list, or a list of ids",
+    )
+    parser.add_argument(
+        "--reject-tool-role",
+        action="store_true",
+        help="answer 500 to role 'tool' messages on /v1/chat/completions",
+    )
     parser.add_argument(
         "--no-uvloop",
         dest="uvloop",
@@ -83,6 +106,10 @@ async def _serve(args: argparse.Namespace, announce: Callable[[str], None]) -> N
         # A long-running server must not grow without bound.
         record_requests=False,
         sse_done=args.sse_done,
+        native_stream=args.native_stream,
+        native_stream_trailer=args.native_stream_trailer,
+        models_shape=args.models_shape,
+        reject_tool_role=args.reject_tool_role,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ._json import dumps
+from ._research import Research
+from ._tools import ToolCall, tool_calls
 
 WORD_RE: Final = re.compile(r"\S+")
 _JSON_PREFILL_CONTINUATION: Final = '\n{"answer": "mock"}\n```\n'
@@ -47,7 +49,8 @@ class Reply:
     finish_reason: str
     input_tokens: int
     output_tokens: int
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCall] | None = None
+    research: Research | None = None
 
 
 def last_text(body: Any) -> str:
@@ -59,18 +62,35 @@ def last_text(body: Any) -> str:
     return ""
 
 
-def make_reply(body: dict[str, Any], call_id: Callable[[], str]) -> Reply:
-    """Compute the deterministic reply to a validated chat request body."""
+def make_reply(
+    body: dict[str, Any],
+    call_id: Callable[[], str],
+    *,
+    openai: bool = False,
+    content: str | None = None,
+) -> Reply:
+    """Compute the deterministic reply to a validated chat request body.
+
+    Args:
+        body: The request, native or (with ``openai``) in the OpenAI dialect.
+        call_id: Hands out tool call ids.
+        openai: Whether ``body`` is in the OpenAI dialect (tool calls then finish with
+            ``"tool_calls"``; native ones with ``"stop"``, as the native contract says).
+        content: The text to answer instead of the echo (structured outputs); ``stop`` and
+            ``max_tokens`` still apply.
+    """
     messages: list[dict[str, Any]] = body["messages"]
     last = messages[-1]
     input_tokens = _count_input_tokens(messages)
-    tools = body.get("tools")
-    if tools and body.get("tool_choice") == "tool":
-        call = {"id": call_id(), "name": tools[0]["name"], "parameters": {}}
-        return Reply("", "stop", input_tokens, 0, [call])
-
     text = _text_of(last.get("content"))
-    if last.get("role") == "assistant":
+    calls = tool_calls(body, text, call_id, openai=openai)
+    if calls is not None:
+        tokens = sum(len(call.arguments_json.split()) for call in calls)
+        return Reply("", "tool_calls" if openai else "stop", input_tokens, tokens, calls)
+
+    if content is not None:
+        reply = content
+    elif last.get("role") == "assistant":
         if text.lstrip().startswith("```json"):
             reply = _JSON_PREFILL_CONTINUATION
             if text.endswith("\n"):  # the prefill already ended the line
@@ -82,12 +102,16 @@ def make_reply(body: dict[str, Any], call_id: Callable[[], str]) -> Reply:
 
     finish_reason = "stop"
     stop = body.get("stop")
+    if isinstance(stop, str):  # the OpenAI dialect takes one string too
+        stop = [stop]
     if stop:
         cut = min((i for s in stop if s and (i := reply.find(s)) >= 0), default=-1)
         if cut >= 0:
             reply = reply[:cut]
     output_tokens = len(reply.split())
     max_tokens = body.get("max_tokens")
+    if max_tokens is None and openai:
+        max_tokens = body.get("max_completion_tokens")
     if max_tokens is not None and output_tokens > max_tokens:
         if max_tokens <= 0:
             reply = ""
@@ -131,7 +155,7 @@ def response_body(chat_id: str, model: str, reply: Reply) -> bytes:
     """The JSON body of a non-streaming chat response."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.text}
     if reply.tool_calls is not None:
-        message["tool_calls"] = reply.tool_calls
+        message["tool_calls"] = [call.native() for call in reply.tool_calls]
     return dumps(
         {
             "id": chat_id,
@@ -145,13 +169,41 @@ def response_body(chat_id: str, model: str, reply: Reply) -> bytes:
     )
 
 
-def stream_events(chat_id: str, model: str, reply: Reply, stream_chunks: int | None) -> list[bytes]:
-    """Return the JSON payload of every event of a stream, last one finished."""
+def stream_events(
+    chat_id: str,
+    model: str,
+    reply: Reply,
+    stream_chunks: int | None,
+    *,
+    delta: bool = False,
+    trailer: bool = False,
+) -> list[bytes]:
+    """Return the JSON payload of every event of a native stream.
+
+    Args:
+        chat_id: The ``id`` of every event.
+        model: The ``model`` of every event.
+        reply: What the stream answers.
+        stream_chunks: Content events (None: one per word).
+        delta: Send each event's new text in ``chunk.content`` instead of the text so far.
+        trailer: Add a usage-only event with empty ``responses`` after the finished one.
+    """
+    usage = {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens}
     if reply.tool_calls is not None:
-        chunk = {"role": "assistant", "content": "", "tool_calls": reply.tool_calls}
-        usage = {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens}
+        calls = [call.native() for call in reply.tool_calls]
+        chunk = {"role": "assistant", "content": "", "tool_calls": calls}
         item = {"finish_reason": reply.finish_reason, "chunk": chunk}
-        return [dumps({"id": chat_id, "model": model, "responses": [item], "usage": usage})]
+        payloads = [dumps({"id": chat_id, "model": model, "responses": [item], "usage": usage})]
+    else:
+        payloads = _text_events(chat_id, model, reply, stream_chunks, delta=delta)
+    if trailer:
+        payloads.append(dumps({"id": chat_id, "model": model, "responses": [], "usage": usage}))
+    return payloads
+
+
+def _text_events(
+    chat_id: str, model: str, reply: Reply, stream_chunks: int | None, *, delta: bool
+) -> list[bytes]:
     text = reply.text
     pieces = split_pieces(text, stream_chunks)
     starts = [m.start() for m in WORD_RE.finditer(text)]
@@ -160,7 +212,7 @@ def stream_events(chat_id: str, model: str, reply: Reply, stream_chunks: int | N
     last = len(pieces) - 1
     for i, piece in enumerate(pieces):
         cumulative += len(piece)
-        so_far = text[:cumulative]
+        content = piece if delta else text[:cumulative]
         tokens = reply.output_tokens if i == last else bisect.bisect_left(starts, cumulative)
         payloads.append(
             dumps(
@@ -170,7 +222,7 @@ def stream_events(chat_id: str, model: str, reply: Reply, stream_chunks: int | N
                     "responses": [
                         {
                             "finish_reason": reply.finish_reason if i == last else None,
-                            "chunk": {"role": "assistant", "content": so_far},
+                            "chunk": {"role": "assistant", "content": content},
                         }
                     ],
                     "usage": {"input_tokens": reply.input_tokens, "output_tokens": tokens},

@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import random
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
 from ._bookkeeping import Ids, RateWindow, RecordedRequest, record
+from ._catalogue import ModelsShape, accepted_models, listed_models, models_body
 from ._fault_responses import fault_response
-from ._faults import AUTH_BODY, DEFAULT_FAULT_KINDS, check_faults, error_body, parse_directives
-from ._json import dumps, loads
-from ._replies import Reply, fallback_reply, last_text, make_reply, response_body, stream_events
+from ._faults import (
+    AUTH_BODY,
+    DEFAULT_FAULT_KINDS,
+    METHOD_NOT_ALLOWED_BODY,
+    FaultPicker,
+    error_body,
+)
+from ._json import loads
+from ._native import Dialect, NativeDialect, NativeStream, fault_material
+from ._openai import OpenAIDialect
+from ._replies import last_text
 from ._sse import StreamWriter
 from ._thread import serve_in_thread
-from ._validation import detail_body, err, validate
+from ._validation import detail_body, parse_body
+
+_CHAT: Final = "/v1/chat"
+_COMPLETIONS: Final = "/v1/chat/completions"
+_MODELS: Final = "/v1/models"
 
 
 class MockRekaServer:
@@ -32,7 +43,8 @@ class MockRekaServer:
     False) together with the fault it suffered.
 
     Args:
-        api_key: The key ``X-Api-Key`` must carry; None accepts any non-empty key.
+        api_key: The key ``X-Api-Key`` or ``Authorization: Bearer`` must carry (either header,
+            on every endpoint); None accepts any non-empty key.
         host: The interface to bind.
         port: The port to bind; 0 picks a free one (see `port`).
         latency_s: Delay before the response headers of every request.
@@ -49,7 +61,19 @@ class MockRekaServer:
         sse_crlf: Use CRLF line endings in streams.
         sse_extras: Add ``event:``, ``id:`` and comment lines to each event and spread its
             JSON over several ``data:`` lines.
-        models: The model ids served by ``GET /v1/models`` and accepted by ``POST /v1/chat``.
+        models: The model ids served by ``GET /v1/models`` and accepted by the chat
+            endpoints; None (the default) lists the ids of the ``models_shape`` era and
+            accepts them all (see `_catalogue`). ``reka-flash-research`` is accepted on
+            ``/v1/chat/completions`` only (a 400 on ``/v1/chat``).
+        models_shape: The body of ``GET /v1/models``: ``"list"`` (``[{"id": ...}]``, the
+            default), ``"openai"`` (``{"object": "list", "data": [...]}`` with names, prices
+            and limits) or ``"strings"`` (a list of ids).
+        native_stream: ``"cumulative"`` (the default: ``chunk.content`` is the text so
+            far) or ``"delta"`` (each event's new text) in ``/v1/chat`` streams.
+        native_stream_trailer: End ``/v1/chat`` streams with a usage-only event with
+            empty ``responses`` after the finished one, then ``data: [DONE]``.
+        reject_tool_role: Answer 500 on ``/v1/chat/completions`` to a message with
+            ``role: "tool"`` or a ``tool_call_id``, as the real API reportedly does.
 
     Raises:
         ValueError: An option is out of range or names an unknown fault.
@@ -74,19 +98,13 @@ class MockRekaServer:
         sse_done: bool = False,
         sse_crlf: bool = False,
         sse_extras: bool = False,
-        models: Sequence[str] = (
-            "reka-core",
-            "reka-flash",
-            "reka-edge",
-            "reka-core-20240501",
-            "reka-flash-20240904",
-        ),
+        models: Sequence[str] | None = None,
+        models_shape: ModelsShape = "list",
+        native_stream: NativeStream = "cumulative",
+        native_stream_trailer: bool = False,
+        reject_tool_role: bool = False,
     ) -> None:
-        check_faults(fault_kinds, "fault kinds")
-        if fault_rate > 0 and not fault_kinds:
-            raise ValueError("fault_rate > 0 needs at least one fault kind")
-        if not 0.0 <= fault_rate <= 1.0:
-            raise ValueError("fault_rate must be between 0 and 1")
+        self._faults = FaultPicker(rate=fault_rate, kinds=fault_kinds, seed=seed)
         if stream_chunks is not None and stream_chunks < 1:
             raise ValueError("stream_chunks must be at least 1")
         if rpm_limit is not None and rpm_limit < 1:
@@ -99,17 +117,18 @@ class MockRekaServer:
         self._requested_port = port
         self._latency_s = float(latency_s)
         self._stream_chunks = stream_chunks
-        self._fault_rate = float(fault_rate)
-        self._fault_kinds = tuple(fault_kinds)
-        self._rng = random.Random(seed)
         self._retry_after_s = float(retry_after_s)
         self._slow_first_byte_s = float(slow_first_byte_s)
         self._record = record_requests
         self._writer = StreamWriter(
             chunk_latency_s=float(chunk_latency_s), done=sse_done, crlf=sse_crlf, extras=sse_extras
         )
-        self._models = frozenset(models)
-        self._models_body = dumps([{"id": m} for m in models])
+        accepted = accepted_models(models)
+        self._models_body = models_body(listed_models(models, models_shape), models_shape)
+        self._native = NativeDialect(
+            models=accepted, stream=native_stream, trailer=native_stream_trailer
+        )
+        self._openai = OpenAIDialect(models=accepted, reject_tool_role=reject_tool_role)
 
         self.requests: list[RecordedRequest] = []
         """Every request received, oldest first (when ``record_requests``)."""
@@ -118,8 +137,6 @@ class MockRekaServer:
         self.max_in_flight = 0
         """The high-water mark of `in_flight` since start or `reset_stats`."""
 
-        self._injected: collections.deque[str] = collections.deque()
-        self._directive_counts: dict[str, int] = {}
         self._ids = Ids()
 
         self._window = RateWindow(rpm_limit)
@@ -127,8 +144,9 @@ class MockRekaServer:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._app = web.Application(client_max_size=64 * 1024 * 1024)
-        self._app.router.add_post("/v1/chat", self._handle_chat)
-        self._app.router.add_get("/v1/models", self._handle_models)
+        self._app.router.add_post(_CHAT, self._handle_chat)
+        self._app.router.add_post(_COMPLETIONS, self._handle_completions)
+        self._app.router.add_get(_MODELS, self._handle_models)
         self._app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
 
     # ---------------------------------------------------------------- public surface
@@ -183,8 +201,7 @@ class MockRekaServer:
         Raises:
             ValueError: A name is not a known fault.
         """
-        check_faults(faults, "faults")
-        self._injected.extend(faults)
+        self._faults.inject(faults)
 
     def set_latency(
         self, latency_s: float | None = None, chunk_latency_s: float | None = None
@@ -273,12 +290,7 @@ class MockRekaServer:
     ) -> tuple[str | None, float | None]:
         """Pick this request's fault (first match wins) and any latency override; record it."""
         self._window.roll(time.time())
-        fault, latency = parse_directives(text, self._directive_counts)
-        if fault is None and self._injected:
-            with contextlib.suppress(IndexError):  # another thread may have emptied it
-                fault = self._injected.popleft()
-        if fault is None and self._fault_rate > 0.0 and self._rng.random() < self._fault_rate:
-            fault = self._rng.choice(self._fault_kinds)
+        fault, latency = self._faults.pick(text)
         if fault is None and not self._window.admit():
             fault = "rpm_limit"  # internal name: a rate_limit answered by the limiter
         if self._record:
@@ -299,6 +311,9 @@ class MockRekaServer:
 
     def _authorized(self, request: web.Request) -> bool:
         key = request.headers.get("X-Api-Key")
+        if key is None:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            key = token.strip() if scheme.lower() == "bearer" else None
         if self._api_key is None:
             return bool(key)
         return key == self._api_key
@@ -306,45 +321,41 @@ class MockRekaServer:
     # ---------------------------------------------------------------- handlers
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._chat(request, self._native)
+
+    async def _handle_completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._chat(request, self._openai)
+
+    async def _chat(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
         self._enter()
         try:
             received_at = time.monotonic()
             request_id = self._ids.request_id()
-            raw = await request.read()
-            body: Any
-            try:
-                body = loads(raw) if raw else None
-            except ValueError:
-                body = None
-                invalid_json = True
-            else:
-                invalid_json = False
+            body, errors = parse_body(await request.read())
             fault, latency = self._admit(request, body, received_at, last_text(body))
             fault = await self._wait(fault, latency)
             if fault is not None:
-                return await self._chat_fault(request, request_id, fault, body)
+                return await self._chat_fault(request, request_id, fault, body, dialect)
 
             headers = self._window.headers(request_id)
             if not self._authorized(request):
                 return web.Response(status=401, body=AUTH_BODY, headers=headers)
-            if raw and invalid_json:
-                errors = [err(["body", 0], "JSON decode error", "json_invalid")]
-            elif body is None:
-                errors = [err(["body"], "Field required", "missing")]
-            else:
-                errors = validate(body)
+            if not errors:
+                errors = dialect.validate(body)
             if errors:
                 return web.Response(status=422, body=detail_body(errors), headers=headers)
-            model: str = body["model"]
-            if model not in self._models:
-                error = error_body("not_found_error", f"Model '{model}' not found")
-                return web.Response(status=404, body=error, headers=headers)
+            refusal = dialect.refuse(body)
+            if refusal is not None:
+                return web.Response(status=refusal[0], body=refusal[1], headers=headers)
 
-            reply = make_reply(body, self._ids.call_id)
+            model: str = body["model"]
+            reply = dialect.reply(body, self._ids.call_id)
             if body.get("stream") is True:
-                events = stream_events(self._ids.chat_id(), model, reply, self._stream_chunks)
-                return await self._writer.send(request, headers, events, len(events))
-            payload = response_body(self._ids.chat_id(), model, reply)
+                events = dialect.events(self._ids.chat_id(), model, reply, self._stream_chunks)
+                return await self._writer.send(
+                    request, headers, events, len(events), done=dialect.done
+                )
+            payload = dialect.json_body(self._ids.chat_id(), model, reply)
             return web.Response(body=payload, headers=headers)
         finally:
             self.in_flight -= 1
@@ -375,34 +386,21 @@ class MockRekaServer:
             self.requests.append(record(request, body, time.monotonic(), None))
         self._window.roll(time.time())
         headers = self._window.headers(request_id)
-        if request.path in ("/v1/chat", "/v1/models"):
-            error = error_body("method_not_allowed", f"Method {request.method} not allowed")
-            return web.Response(status=405, body=error, headers=headers)
+        if request.path in (_CHAT, _COMPLETIONS, _MODELS):
+            return web.Response(status=405, body=METHOD_NOT_ALLOWED_BODY, headers=headers)
         error = error_body("not_found_error", f"Path '{request.path}' not found")
         return web.Response(status=404, body=error, headers=headers)
 
     # ---------------------------------------------------------------- faults
 
     async def _chat_fault(
-        self, request: web.Request, request_id: str, fault: str, body: Any
+        self, request: web.Request, request_id: str, fault: str, body: Any, dialect: Dialect
     ) -> web.StreamResponse:
         """Answer a chat request with a fault, faking the reply a fault may corrupt."""
-        valid = not validate(body)
-        model = body["model"] if valid else "reka-core"
-        stream = valid and body.get("stream") is True
-
-        def reply() -> Reply:
-            if valid and body["model"] in self._models:
-                return make_reply(body, self._ids.call_id)
-            return fallback_reply(body)
-
-        def json_body() -> bytes:
-            return response_body(self._ids.chat_id(), model, reply())
-
-        def events() -> list[bytes]:
-            return stream_events(self._ids.chat_id(), model, reply(), self._stream_chunks)
-
-        return await self._fault(request, request_id, fault, json_body, events if stream else None)
+        json_body, events = fault_material(
+            dialect, body, self._ids.call_id, self._ids.chat_id, self._stream_chunks
+        )
+        return await self._fault(request, request_id, fault, json_body, events, dialect.done)
 
     async def _fault(
         self,
@@ -411,8 +409,9 @@ class MockRekaServer:
         fault: str,
         json_body: Callable[[], bytes],
         events: Callable[[], list[bytes]] | None = None,
+        done: bool | None = None,
     ) -> web.StreamResponse:
-        """Answer with a fault (``events`` is None for non-streams)."""
+        """Answer with a fault (``events`` is None for non-streams; ``done`` as in ``send``)."""
         return await fault_response(
             request,
             fault,
@@ -420,6 +419,7 @@ class MockRekaServer:
             json_body,
             events,
             writer=self._writer,
+            done=done,
             window_end=self._window.end,
             retry_after_s=self._retry_after_s,
         )

@@ -58,15 +58,20 @@ class StreamWriter:
         *,
         error_event: bool = False,
         cut: bool = False,
+        done: bool | None = None,
     ) -> web.StreamResponse:
-        """Send the first ``count`` events, then end, fail or cut the stream."""
+        """Send the first ``count`` events, then end, fail or cut the stream.
+
+        ``done`` says whether a finished stream ends with ``data: [DONE]`` (None: as this
+        writer's ``done`` says).
+        """
         headers["Content-Type"] = "text/event-stream"
         headers["Cache-Control"] = "no-cache"
         response = web.StreamResponse(headers=headers)
         frames = [self.frame(p, i + 1) for i, p in enumerate(payloads[:count])]
         if error_event:
             frames.append(self.frame(STREAM_ERROR_BODY, count + 1, b"error"))
-        elif not cut and self.done:
+        elif not cut and (self.done if done is None else done):
             frames.append(b"data: [DONE]" + self.nl + self.nl)
         try:
             await response.prepare(request)

@@ -1,13 +1,22 @@
-"""FastAPI-style request validation of ``POST /v1/chat`` bodies: the 422 ``detail`` lists."""
+"""FastAPI-style request validation of ``POST /v1/chat`` bodies: the 422 ``detail`` lists.
+
+`validate` takes the dialect's roles and field checks, so ``/v1/chat/completions`` (see
+`_openai_validation`) shares the checks of the model, the messages and the plain fields.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ._json import dumps
+from ._json import dumps, loads
 
-_ROLES: Final = frozenset({"user", "assistant", "system", "tool_output"})
+NOT_AN_OBJECT: Final = "Input should be a valid dictionary or object to extract fields from"
+
+Check = Callable[[str, Any], list[dict[str, Any]]]
+Checks = Mapping[str, Check]
+
+_ROLES: Final = ("user", "assistant", "system", "tool_output")
 _TOOL_CHOICES: Final = frozenset({"auto", "none", "tool"})
 
 
@@ -16,12 +25,27 @@ def err(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": kind}
 
 
+def parse_body(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
+    """The parsed JSON body (None when absent or not JSON) and the 422 entries that says."""
+    try:
+        body = loads(raw) if raw else None
+    except ValueError:
+        return None, [err(["body", 0], "JSON decode error", "json_invalid")]
+    return body, [] if body is not None else [err(["body"], "Field required", "missing")]
+
+
 def detail_body(errors: list[dict[str, Any]]) -> bytes:
     """The JSON body of a 422 answer listing ``errors``."""
     return dumps({"detail": errors})
 
 
-def _check_int(name: str, value: Any) -> list[dict[str, Any]]:
+def literal_message(choices: tuple[str, ...]) -> str:
+    """Pydantic's message for a value outside a Literal: ``Input should be 'a', 'b' or 'c'``."""
+    quoted = [f"'{c}'" for c in choices]
+    return "Input should be " + (", ".join(quoted[:-1]) + " or " + quoted[-1])
+
+
+def check_int(name: str, value: Any) -> list[dict[str, Any]]:
     if isinstance(value, int) and not isinstance(value, bool):
         if name == "max_tokens" and value < 0:
             return [
@@ -35,19 +59,19 @@ def _check_int(name: str, value: Any) -> list[dict[str, Any]]:
     return [err(["body", name], "Input should be a valid integer", "int_type")]
 
 
-def _check_number(name: str, value: Any) -> list[dict[str, Any]]:
+def check_number(name: str, value: Any) -> list[dict[str, Any]]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return []
     return [err(["body", name], "Input should be a valid number", "float_type")]
 
 
-def _check_bool(name: str, value: Any) -> list[dict[str, Any]]:
+def check_bool(name: str, value: Any) -> list[dict[str, Any]]:
     if isinstance(value, bool):
         return []
     return [err(["body", name], "Input should be a valid boolean", "bool_type")]
 
 
-def _check_stop(name: str, value: Any) -> list[dict[str, Any]]:
+def check_stop(name: str, value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         return [err(["body", name], "Input should be a valid list", "list_type")]
     return [
@@ -66,7 +90,7 @@ def _check_tools(name: str, value: Any) -> list[dict[str, Any]]:
             errors.append(
                 err(
                     ["body", name, i],
-                    "Input should be a valid dictionary or object to extract fields from",
+                    NOT_AN_OBJECT,
                     "model_attributes_type",
                 )
             )
@@ -85,44 +109,42 @@ def _check_tool_choice(name: str, value: Any) -> list[dict[str, Any]]:
     return [err(["body", name], "Input should be 'auto', 'none' or 'tool'", "literal_error")]
 
 
-_FIELD_CHECKS: Final[Mapping[str, Callable[[str, Any], list[dict[str, Any]]]]] = {
-    "max_tokens": _check_int,
-    "top_k": _check_int,
-    "seed": _check_int,
-    "temperature": _check_number,
-    "top_p": _check_number,
-    "presence_penalty": _check_number,
-    "frequency_penalty": _check_number,
-    "stream": _check_bool,
-    "use_search_engine": _check_bool,
-    "stop": _check_stop,
+def check_object(name: str, value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, dict):
+        return []
+    return [err(["body", name], NOT_AN_OBJECT, "model_attributes_type")]
+
+
+NATIVE_CHECKS: Final[Checks] = {
+    "max_tokens": check_int,
+    "top_k": check_int,
+    "seed": check_int,
+    "temperature": check_number,
+    "top_p": check_number,
+    "presence_penalty": check_number,
+    "frequency_penalty": check_number,
+    "stream": check_bool,
+    "use_search_engine": check_bool,
+    "stop": check_stop,
     "tools": _check_tools,
     "tool_choice": _check_tool_choice,
 }
 
-_NOT_AN_OBJECT: Final = "Input should be a valid dictionary or object to extract fields from"
 
-
-def _validate_message(index: int, message: Any) -> list[dict[str, Any]]:
+def _validate_message(index: int, message: Any, roles: tuple[str, ...]) -> list[dict[str, Any]]:
     loc: list[str | int] = ["body", "messages", index]
     if not isinstance(message, dict):
-        return [err(loc, _NOT_AN_OBJECT, "model_attributes_type")]
+        return [err(loc, NOT_AN_OBJECT, "model_attributes_type")]
     errors: list[dict[str, Any]] = []
     role = message.get("role")
     if role is None:
         errors.append(err([*loc, "role"], "Field required", "missing"))
-    elif role not in _ROLES:
-        errors.append(
-            err(
-                [*loc, "role"],
-                "Input should be 'user', 'assistant', 'system' or 'tool_output'",
-                "literal_error",
-            )
-        )
+    elif role not in roles:
+        errors.append(err([*loc, "role"], literal_message(roles), "literal_error"))
     content = message.get("content")
     if isinstance(content, list):
         errors.extend(
-            err([*loc, "content", i], _NOT_AN_OBJECT, "model_attributes_type")
+            err([*loc, "content", i], NOT_AN_OBJECT, "model_attributes_type")
             for i, part in enumerate(content)
             if not isinstance(part, dict)
         )
@@ -137,10 +159,18 @@ def _validate_message(index: int, message: Any) -> list[dict[str, Any]]:
     return errors
 
 
-def validate(body: Any) -> list[dict[str, Any]]:
-    """Check a chat request body the way the real (FastAPI) server does; [] when valid."""
+def validate(
+    body: Any, *, roles: tuple[str, ...] = _ROLES, checks: Checks = NATIVE_CHECKS
+) -> list[dict[str, Any]]:
+    """Check a chat request body the way the real (FastAPI) server does; [] when valid.
+
+    Args:
+        body: The parsed JSON body.
+        roles: The message roles of the dialect.
+        checks: The dialect's checks of its optional fields, by field name.
+    """
     if not isinstance(body, dict):
-        return [err(["body"], _NOT_AN_OBJECT, "model_attributes_type")]
+        return [err(["body"], NOT_AN_OBJECT, "model_attributes_type")]
     errors: list[dict[str, Any]] = []
     if "model" not in body:
         errors.append(err(["body", "model"], "Field required", "missing"))
@@ -161,14 +191,14 @@ def validate(body: Any) -> list[dict[str, Any]]:
         )
     else:
         for i, message in enumerate(messages):
-            if type(message) is dict and message.get("role") in _ROLES:
+            if type(message) is dict and message.get("role") in roles:
                 content = message.get("content")
                 if content is None or type(content) is str:
                     continue  # the common case, checked without building anything
-            errors.extend(_validate_message(i, message))
+            errors.extend(_validate_message(i, message, roles))
     # Only the fields actually present are checked; unknown fields are ignored.
     for key, value in body.items():
-        check = _FIELD_CHECKS.get(key)
+        check = checks.get(key)
         if check is not None and value is not None:
             errors.extend(check(key, value))
     return errors
