@@ -54,10 +54,7 @@ async def test_delta_mode_sends_the_new_text_of_each_event() -> None:
 
 # The client of this branch still takes native chunk.content as cumulative and cannot read a
 # list of strings from /models; the contract asks for both (strict: these flip when it does).
-_CLIENT_GAP = pytest.mark.xfail(strict=True, reason="reka_async client does not handle it yet")
-
-
-@pytest.mark.parametrize("mode", ["cumulative", pytest.param("delta", marks=_CLIENT_GAP)])
+@pytest.mark.parametrize("mode", ["cumulative", "delta"])
 async def test_the_client_assembles_either_mode(mode: str) -> None:
     async with (
         MockRekaServer(api_key=KEY, native_stream=mode) as server,  # type: ignore[arg-type]
@@ -129,7 +126,7 @@ async def test_models_strings_shape_is_a_list_of_ids() -> None:
     assert json.loads(raw) == ["reka-core", "x"]
 
 
-@pytest.mark.parametrize("shape", ["list", "openai", pytest.param("strings", marks=_CLIENT_GAP)])
+@pytest.mark.parametrize("shape", ["list", "openai", "strings"])
 async def test_the_client_reads_every_models_shape(shape: str) -> None:
     async with (
         MockRekaServer(api_key=KEY, models_shape=shape) as server,  # type: ignore[arg-type]
