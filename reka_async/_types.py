@@ -64,8 +64,11 @@ NOT_GIVEN: Final = NotGiven()
 Role = Literal["user", "assistant", "system", "tool_output"]
 ROLES: Final[frozenset[str]] = frozenset(("user", "assistant", "system", "tool_output"))
 
-ToolChoice = Literal["auto", "none", "tool"]
-TOOL_CHOICES: Final[frozenset[str]] = frozenset(("auto", "none", "tool"))
+#: ``"required"`` (the OpenAI word) is the same as ``"tool"``: the model must call a tool. Either
+#: is accepted; the request body carries ``"tool"`` on ``/chat`` and ``"required"`` on
+#: ``/chat/completions``.
+ToolChoice = Literal["auto", "none", "tool", "required"]
+TOOL_CHOICES: Final[frozenset[str]] = frozenset(("auto", "none", "tool", "required"))
 
 
 class ChatParams(TypedDict, total=False):
@@ -83,7 +86,8 @@ class ChatParams(TypedDict, total=False):
         presence_penalty: penalty for tokens already present.
         frequency_penalty: penalty by how often a token appeared.
         tools: functions the model may call (``Tool`` models or dicts).
-        tool_choice: ``"auto"``, ``"none"`` or ``"tool"``.
+        tool_choice: ``"auto"``, ``"none"`` or ``"tool"`` (force a call; ``"required"`` is the
+            same).
         use_search_engine: let the model search the web.
     """
 
