@@ -12,6 +12,7 @@
         │   ├── AuthenticationError                401
         │   ├── PermissionDeniedError              403
         │   ├── NotFoundError                      404
+        │   ├── MethodNotAllowedError              405 (a wrong path or method for this API)
         │   ├── RequestTimeoutError                408
         │   ├── ConflictError                      409
         │   ├── UnprocessableEntityError           422 (``detail`` parsed)
@@ -24,7 +25,7 @@
             └── APITimeoutError                    connect, read or total timeout
 
 Third-party exceptions (aiohttp, asyncio timeouts, JSON errors) are translated into these once,
-in ``_transport.py`` and ``_streaming.py``; nothing else in the package catches them.
+in ``_http/errors.py`` and ``_stream.py``; nothing else in the package catches them.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "InsufficientCreditsError",
     "InternalServerError",
     "InvalidRequestError",
+    "MethodNotAllowedError",
     "MissingAPIKeyError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -197,6 +199,10 @@ class NotFoundError(APIStatusError):
     """404: unknown path or model."""
 
 
+class MethodNotAllowedError(APIStatusError):
+    """405: the path does not take this method (often a base URL or dialect mix-up)."""
+
+
 class RequestTimeoutError(APIStatusError):
     """408: the server timed out waiting for the request (retried)."""
 
@@ -239,13 +245,18 @@ _STATUS_TO_ERROR: dict[int, type[APIStatusError]] = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    405: MethodNotAllowedError,
     408: RequestTimeoutError,
     409: ConflictError,
     422: UnprocessableEntityError,
     429: RateLimitError,
 }
 
-_CREDIT_WORDS = ("credit", "quota", "billing", "balance", "payment")
+#: Words of the out-of-credits 429 in every wording seen ("P001: Insufficient Balance",
+#: "... does not have enough credits", "quota exceeded", billing/payment errors).
+#: ("insufficient" alone is not one: "insufficient capacity" is an overload, worth a retry.)
+_CREDIT_WORDS = ("credit", "quota", "billing", "balance", "payment", "p001")
+_CREDIT_KEYS = ("type", "message", "code", "detail", "error")
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None]:
@@ -280,9 +291,24 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
-def is_credits_exhausted(error_type: str | None, message: str | None) -> bool:
+def _body_words(body: Any) -> str:
+    """The strings of an error body's usual fields, one level deep (``error.code``,
+    ``detail.message``, ...), whatever shape it has."""
+    if not isinstance(body, dict):
+        return ""
+    words = []
+    for key in _CREDIT_KEYS:
+        value = body.get(key)
+        if isinstance(value, str):
+            words.append(value)
+        elif isinstance(value, dict):
+            words.extend(v for k in _CREDIT_KEYS if isinstance(v := value.get(k), str))
+    return " ".join(words)
+
+
+def is_credits_exhausted(error_type: str | None, message: str | None, body: Any = None) -> bool:
     """Tell the out-of-credits 429 from a rate-limit 429 by what the body says."""
-    text = f"{error_type or ''} {message or ''}".lower()
+    text = f"{error_type or ''} {message or ''} {_body_words(body)}".lower()
     return any(word in text for word in _CREDIT_WORDS)
 
 
@@ -308,7 +334,7 @@ def make_status_error(
     request_id = headers.get("x-request-id")
     cls: type[APIStatusError]
     cls = InternalServerError if status >= 500 else _STATUS_TO_ERROR.get(status, APIStatusError)
-    if status == 429 and is_credits_exhausted(error_type, message):
+    if status == 429 and is_credits_exhausted(error_type, message, body):
         cls = InsufficientCreditsError
     if message is None:
         snippet = body_snippet(text)

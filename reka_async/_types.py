@@ -71,8 +71,11 @@ ROLES: Final[frozenset[str]] = frozenset(("user", "assistant", "system", "tool_o
 Api = Literal["native", "openai"]
 APIS: Final[frozenset[str]] = frozenset(("native", "openai"))
 
-ToolChoice = Literal["auto", "none", "tool"]
-TOOL_CHOICES: Final[frozenset[str]] = frozenset(("auto", "none", "tool"))
+#: ``"required"`` (the OpenAI word) is the same as ``"tool"``: the model must call a tool. Either
+#: is accepted; the request body carries ``"tool"`` on ``/chat`` and ``"required"`` on
+#: ``/chat/completions``.
+ToolChoice = Literal["auto", "none", "tool", "required"]
+TOOL_CHOICES: Final[frozenset[str]] = frozenset(("auto", "none", "tool", "required"))
 
 
 class _SharedParams(TypedDict, total=False):

@@ -155,7 +155,9 @@ async def test_a_tool_call_round_trip(server: MockRekaServer, api: str) -> None:
             {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [{"id": c.id, "name": c.name, "parameters": c.parameters} for c in calls],
+                "tool_calls": [
+                    {"id": c.id, "name": c.name, "parameters": c.parameters} for c in calls
+                ],
             }
         )
         messages.append(
@@ -180,9 +182,7 @@ async def test_a_streamed_tool_call_is_assembled(server: MockRekaServer, api: st
     assert isinstance(final.tool_calls[0].parameters, dict)
 
 
-async def test_batches_follow_the_client_and_count_tokens(
-    server: MockRekaServer, api: str
-) -> None:
+async def test_batches_follow_the_client_and_count_tokens(server: MockRekaServer, api: str) -> None:
     async with AsyncClient(KEY, server.base_url, api=api, retry_policy=FAST) as client:  # type: ignore[arg-type]
         runner = BatchRunner(client, concurrency=4, max_tokens=32)
         results = await runner.run([f"prompt {i}" for i in range(10)])

@@ -21,6 +21,7 @@ from reka_async import (
     ConflictError,
     InsufficientCreditsError,
     InternalServerError,
+    MethodNotAllowedError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -57,6 +58,7 @@ def error_body(etype: str, message: str) -> bytes:
         (401, AuthenticationError),
         (403, PermissionDeniedError),
         (404, NotFoundError),
+        (405, MethodNotAllowedError),
         (408, RequestTimeoutError),
         (409, ConflictError),
         (422, UnprocessableEntityError),
@@ -195,8 +197,25 @@ def test_any_bytes_body_never_raises(raw: bytes, status: int) -> None:
         error_body("rate_limit_error", "Monthly quota exceeded"),
         error_body("billing_error", "Payment required"),
         json.dumps({"detail": "Your credit balance is too low"}).encode(),
+        error_body("rate_limit_error", "P001: Insufficient Balance"),
+        json.dumps({"error": {"code": "P001", "message": "Too many requests"}}).encode(),
+        json.dumps({"error": {"message": "Key does not have enough credits"}}).encode(),
+        json.dumps({"detail": "P001: Insufficient Balance"}).encode(),
+        json.dumps({"detail": {"code": "P001"}}).encode(),
+        json.dumps({"message": "This account does not have enough credits", "code": 429}).encode(),
     ],
-    ids=["credits", "quota", "billing", "detail-string"],
+    ids=[
+        "credits",
+        "quota",
+        "billing",
+        "detail-string",
+        "p001-message",
+        "p001-code",
+        "enough-credits",
+        "p001-detail",
+        "p001-detail-object",
+        "top-level-message",
+    ],
 )
 def test_credits_429_is_insufficient_credits(raw: bytes) -> None:
     err = make_status_error(429, raw, {}, retry_after=None)
@@ -214,6 +233,18 @@ def test_rate_limit_429_is_rate_limit_not_credits(raw: bytes) -> None:
     assert type(err) is RateLimitError
     assert err.retry_after == 2.0
     assert "wait 2 s" in str(err)
+
+
+def test_insufficient_capacity_429_is_a_rate_limit() -> None:
+    err = make_status_error(429, error_body("rate_limit_error", "Insufficient capacity"), {})
+    assert type(err) is RateLimitError
+
+
+def test_405_is_method_not_allowed_with_its_detail() -> None:
+    err = make_status_error(405, json.dumps({"detail": "Method Not Allowed"}).encode(), {})
+    assert type(err) is MethodNotAllowedError
+    assert isinstance(err, APIStatusError)
+    assert str(err) == "HTTP 405: Method Not Allowed"
 
 
 def test_credits_words_on_other_statuses_do_not_change_the_class() -> None:

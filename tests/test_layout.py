@@ -24,6 +24,13 @@ from reka_async._types import OPTION_NAMES, PARAM_NAMES
 PACKAGE = pathlib.Path(reka_async.__file__).parent
 
 PUBLIC_NAMES = [
+    "JsonSchemaFormat",
+    "MethodNotAllowedError",
+    "ParallelThinking",
+    "Research",
+    "ResponseFormat",
+    "UserLocation",
+    "WebSearch",
     "UrlCitation",
     "ReasoningStep",
     "ModelPricing",
@@ -171,6 +178,7 @@ LAYERS = [
     "_types",
     "_exceptions",
     "_models",
+    "_research",
     "_wire",
     "_http",
     "_sse",

@@ -18,6 +18,7 @@ from reka_async import (
     Message,
     MessageResponse,
     Model,
+    ModelPricing,
     PdfPart,
     RekaError,
     TextPart,
@@ -228,9 +229,75 @@ def test_models_list_parses(data: Any) -> None:
     assert parse_models(data) == [Model(id="reka-core"), Model(id="reka-flash", owned_by="reka")]
 
 
-def test_models_list_of_wrong_shape_raises() -> None:
-    with pytest.raises(TypeError):
-        parse_models({"models": []})
+def test_models_list_of_names_parses() -> None:
+    assert parse_models(["reka-core", "reka-flash"]) == [
+        Model(id="reka-core"),
+        Model(id="reka-flash"),
+    ]
+
+
+def test_openai_models_list_fills_every_field() -> None:
+    entry = {
+        "id": "reka-flash-3",
+        "object": "model",
+        "created": "1750000000",
+        "owned_by": "reka",
+        "name": "Reka Flash 3",
+        "description": "fast",
+        "input_modalities": ["text", "image"],
+        "output_modalities": ["text"],
+        "context_length": 32768,
+        "max_output_length": "8192",
+        "pricing": {"prompt": "0.0000001", "completion": "0.0000002", "image": "0"},
+        "supported_sampling_parameters": ["temperature"],
+        "unknown": {"x": 1},
+    }
+    assert parse_models({"object": "list", "data": [entry]}) == [
+        Model(
+            id="reka-flash-3",
+            name="Reka Flash 3",
+            description="fast",
+            context_length=32768,
+            max_output_length=8192,
+            input_modalities=["text", "image"],
+            output_modalities=["text"],
+            pricing=ModelPricing(prompt="0.0000001", completion="0.0000002"),
+            owned_by="reka",
+            created=1750000000,
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"models": []},
+        [{"name": "no id"}],
+        [3],
+        [{"id": "m", "pricing": "cheap"}],
+        [{"id": "m", "context_length": "long"}],
+        [{"id": "m", "input_modalities": "text"}],
+    ],
+)
+def test_models_list_of_wrong_shape_raises(data: Any) -> None:
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        parse_models(data)
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({"prompt_tokens": 20, "completion_tokens": 40, "total_tokens": 60}, (20, 40)),
+        ({"input_tokens": 1, "output_tokens": 2, "prompt_tokens": 9}, (1, 2)),
+        ({"prompt_tokens": None}, (0, 0)),
+    ],
+    ids=["openai-names", "native-names-win", "null"],
+)
+def test_native_usage_reads_the_openai_names_too(usage: Any, expected: tuple[int, int]) -> None:
+    data = response_json()
+    data["usage"] = usage
+    parsed = parse_chat_response(data).usage
+    assert (parsed.input_tokens, parsed.output_tokens) == expected
 
 
 # --- request encoding -------------------------------------------------------------------------

@@ -23,9 +23,19 @@ from reka_async._exceptions import (
     APIStatusError,
     InvalidRequestError,
 )
-from reka_async._models import ChatChunk, ChatResponse
+from reka_async._models import ChatChunk, ChatResponse, Model
 from reka_async._sse import ServerSentEvent, SSEDecoder
-from reka_async._wire import parse_chat_response, parse_chunk, request_body
+from reka_async._wire import (
+    parse_chat_response,
+    parse_chunk,
+    parse_chunk_event,
+    parse_completion,
+    parse_completion_chunk,
+    parse_models,
+    request_body,
+    to_openai_body,
+)
+from reka_async._wire.events import StreamEvent
 from reka_async.jobs import BadLine, InvalidInputLine, JobInput, line_preparer
 
 BASE = "https://api.example.test/v1"
@@ -60,6 +70,25 @@ FIELD_NAMES = [
     "detail",
     "loc",
     "msg",
+    "choices",
+    "delta",
+    "index",
+    "function",
+    "arguments",
+    "reasoning_content",
+    "reasoning_steps",
+    "args",
+    "tool_name",
+    "tool_output",
+    "annotations",
+    "url_citation",
+    "url",
+    "start_index",
+    "prompt_tokens",
+    "completion_tokens",
+    "data",
+    "pricing",
+    "context_length",
 ]
 keys = st.one_of(st.sampled_from(FIELD_NAMES), st.text(max_size=8))
 scalars = st.one_of(
@@ -145,6 +174,136 @@ def test_parse_chunk_returns_model_or_raises(data: Any) -> None:
         return
     assert isinstance(result, ChatChunk)
     assert isinstance(result.text, str)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunk_bodies)
+def test_parse_chunk_event_returns_an_event_or_raises(data: Any) -> None:
+    try:
+        event = parse_chunk_event(data)
+    except (KeyError, TypeError, ValueError):
+        return
+    assert isinstance(event, StreamEvent)
+    assert event.deltas is False
+    assert all(c.content is None or isinstance(c.content, str) for c in event.choices)
+
+
+def _completion_like(payload_key: str) -> st.SearchStrategy[Any]:
+    """``/chat/completions`` bodies and chunks close to the real shape."""
+    call = st.fixed_dictionaries(
+        {},
+        optional={
+            "id": json_values,
+            "index": st.integers(0, 3) | json_values,
+            "type": st.just("function"),
+            "function": st.fixed_dictionaries(
+                {}, optional={"name": json_values, "arguments": st.text(max_size=12) | json_values}
+            )
+            | json_values,
+        },
+    )
+    step = st.fixed_dictionaries(
+        {},
+        optional={
+            "role": st.sampled_from(["assistant", "tool"]) | json_values,
+            "reasoning_content": json_values,
+            "tool_calls": st.lists(
+                st.fixed_dictionaries({}, optional={"id": json_values, "args": json_values}),
+                max_size=2,
+            )
+            | json_values,
+            "tool_call_id": json_values,
+            "content": st.fixed_dictionaries(
+                {}, optional={"tool_name": json_values, "tool_output": json_values}
+            )
+            | json_values,
+        },
+    )
+    annotation = st.fixed_dictionaries(
+        {},
+        optional={
+            "type": json_values,
+            "url_citation": st.fixed_dictionaries(
+                {}, optional={"url": json_values, "start_index": json_values}
+            )
+            | json_values,
+        },
+    )
+    message = st.fixed_dictionaries(
+        {},
+        optional={
+            "role": json_values,
+            "content": st.text(max_size=10) | json_values,
+            "reasoning_content": json_values,
+            "tool_calls": st.lists(call, max_size=2) | json_values,
+            "reasoning_steps": st.lists(step, max_size=2) | json_values,
+            "annotations": st.lists(annotation, max_size=2) | json_values,
+        },
+    )
+    choice = st.fixed_dictionaries(
+        {payload_key: st.one_of(message, json_values)},
+        optional={"finish_reason": json_values, "index": json_values},
+    )
+    return st.fixed_dictionaries(
+        {"id": st.one_of(st.text(max_size=5), json_values), "model": st.text(max_size=5)},
+        optional={
+            "choices": st.one_of(st.lists(choice, max_size=2), json_values),
+            "usage": st.one_of(
+                st.fixed_dictionaries(
+                    {}, optional={"prompt_tokens": json_values, "completion_tokens": json_values}
+                ),
+                json_values,
+            ),
+        },
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(json_values, _completion_like("message")))
+def test_parse_completion_returns_a_response_or_raises(data: Any) -> None:
+    try:
+        result = parse_completion(data)
+    except (KeyError, TypeError, ValueError):
+        return
+    assert isinstance(result, ChatResponse)
+    assert isinstance(result.text, str)
+    for call in result.tool_calls:
+        assert isinstance(call.parameters, dict)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(json_values, _completion_like("delta")))
+def test_parse_completion_chunk_returns_an_event_or_raises(data: Any) -> None:
+    try:
+        event = parse_completion_chunk(data)
+    except (KeyError, TypeError, ValueError):
+        return
+    assert isinstance(event, StreamEvent)
+    assert event.deltas is True
+    for piece in event.choices:
+        assert isinstance(piece.index, int)
+        assert piece.content is None or isinstance(piece.content, str)
+        for call in piece.tool_calls or []:
+            assert call.arguments is None or isinstance(call.arguments, str)
+
+
+models_bodies = st.one_of(
+    json_values,
+    st.lists(st.text(max_size=5), max_size=3),
+    st.fixed_dictionaries(
+        {"data": st.lists(st.dictionaries(keys, json_values, max_size=5), max_size=3)}
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(models_bodies)
+def test_parse_models_returns_models_or_raises(data: Any) -> None:
+    try:
+        models = parse_models(data)
+    except (KeyError, TypeError, ValueError):
+        return
+    assert all(isinstance(m, Model) and isinstance(m.id, str) for m in models)
 
 
 raw_bodies = st.one_of(
@@ -384,7 +543,7 @@ messages = st.one_of(
                 {},
                 optional={
                     "role": st.one_of(
-                        st.sampled_from(["user", "assistant", "system", "tool_output"]),
+                        st.sampled_from(["user", "assistant", "system", "tool_output", "tool"]),
                         odd_values,
                     ),
                     "content": st.one_of(
@@ -455,3 +614,9 @@ def test_request_body_valid_or_invalid_request(
     assert all(v is not None for v in body.values())
     if stream:
         assert body["stream"] is True
+    try:
+        openai_body = to_openai_body(body)
+    except InvalidRequestError as exc:  # use_search_engine only
+        assert "use_search_engine" in str(exc)
+        return
+    assert len(openai_body["messages"]) == len(body["messages"])

@@ -6,7 +6,7 @@ One converter, built once with ``cattrs.Converter``; never the global ``cattrs.s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
 import cattrs
@@ -18,17 +18,66 @@ from .._models import (
     ChunkResponse,
     ImagePart,
     Message,
-    Model,
     PdfPart,
     TextPart,
     Tool,
     ToolCall,
     ToolOutput,
+    Usage,
     VideoPart,
 )
 from .._types import Role
+from .events import ChoicePiece, StreamEvent
 
-__all__ = ["PART_FIELD", "converter", "structure_content", "structure_message"]
+__all__ = [
+    "PART_FIELD",
+    "as_str",
+    "content_text",
+    "converter",
+    "decode_event",
+    "opt_int",
+    "opt_str",
+    "structure_content",
+    "structure_message",
+    "structure_usage",
+]
+
+
+# The coercions both dialects' decoders share: a value of the right type (the normal case)
+# skips the conversion call.
+def as_str(value: Any) -> str:
+    """``value`` as a string (``str()`` of anything else)."""
+    return value if type(value) is str else str(value)
+
+
+def opt_str(value: Any) -> str | None:
+    """``None`` kept, anything else as a string."""
+    return value if value is None or type(value) is str else str(value)
+
+
+def opt_int(value: Any) -> int | None:
+    """``None`` kept, anything else through ``int()`` (``TypeError``/``ValueError`` if not)."""
+    return value if value is None or type(value) is int else int(value)
+
+
+def structure_usage(data: Any) -> Usage:
+    """``Usage`` from either dialect's names (``input_tokens``/``output_tokens``, or OpenAI's
+    ``prompt_tokens``/``completion_tokens`` when the native names are absent)."""
+    if not data:
+        return Usage()
+    if not isinstance(data, Mapping):
+        raise TypeError(f"usage must be an object, got {type(data).__name__}")
+    given = data.get("input_tokens")
+    if given is None:
+        given = data.get("prompt_tokens") or 0
+    taken = data.get("output_tokens")
+    if taken is None:
+        taken = data.get("completion_tokens") or 0
+    return Usage(
+        input_tokens=given if type(given) is int else int(given),
+        output_tokens=taken if type(taken) is int else int(taken),
+    )
+
 
 _PART_TYPES: Final[dict[str, type[Any]]] = {
     "text": TextPart,
@@ -69,6 +118,11 @@ def structure_content(content: Any) -> Any:
     return parts
 
 
+def content_text(content: Any) -> str:
+    """The text of wire content that is not a plain string (text parts joined)."""
+    return Message(role="assistant", content=structure_content(content)).text
+
+
 def structure_message(data: Any, _: Any = None) -> Message:
     """A ``Message`` from a wire dict (tolerant: unknown keys ignored, role defaulted)."""
     if not isinstance(data, Mapping):
@@ -82,10 +136,28 @@ def structure_message(data: Any, _: Any = None) -> Message:
     )
 
 
+def decode_event(
+    data: Any, key: str, piece: Callable[[Any, int], ChoicePiece], *, deltas: bool
+) -> StreamEvent:
+    """A ``StreamEvent`` from a decoded event of either dialect: ``data[key]`` (``responses``
+    or ``choices``) decoded item by item with ``piece(item, position)``."""
+    items = data[key]
+    if type(items) is not list:
+        raise TypeError(f"{key} must be a list")
+    usage = data.get("usage")
+    return StreamEvent(
+        id=as_str(data["id"]),
+        model=as_str(data["model"]),
+        choices=[piece(item, i) for i, item in enumerate(items)],
+        usage=None if usage is None else structure_usage(usage),
+        deltas=deltas,
+    )
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=False)
     conv.register_structure_hook(Message, structure_message)
-    for cls in (ChunkResponse, Model, ToolCall):
+    for cls in (ChunkResponse, ToolCall):
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv))
     for part_cls in (TextPart, ImagePart, VideoPart, AudioPart, PdfPart, ToolOutput, ToolCall):
         conv.register_unstructure_hook(part_cls, make_dict_unstructure_fn(part_cls, conv))

@@ -22,8 +22,17 @@ from .._models import ChatResponse
 from .._types import APIS, Api
 from .events import StreamEvent
 from .native import load_chat_response, parse_chunk_event
+from .openai import load_completion, parse_completion_chunk, to_openai_body
 
-__all__ = ["DIALECTS", "NATIVE", "OPENAI_ONLY_MODELS", "Dialect", "check_api", "choose"]
+__all__ = [
+    "DIALECTS",
+    "NATIVE",
+    "OPENAI",
+    "OPENAI_ONLY_MODELS",
+    "Dialect",
+    "check_api",
+    "choose",
+]
 
 #: Models served by the OpenAI-compatible endpoint only.
 OPENAI_ONLY_MODELS: Final = frozenset(("reka-flash-research",))
@@ -52,8 +61,17 @@ NATIVE: Final = Dialect(
 )
 
 
-#: Every dialect by name (the OpenAI one joins when its codec is in place).
-DIALECTS: Final[dict[str, Dialect]] = {"native": NATIVE}
+OPENAI: Final = Dialect(
+    name="openai",
+    path="/chat/completions",
+    encode=to_openai_body,
+    load=load_completion,
+    decode_event=parse_completion_chunk,
+    bearer=True,
+)
+
+#: Every dialect by name.
+DIALECTS: Final[dict[str, Dialect]] = {"native": NATIVE, "openai": OPENAI}
 
 
 def check_api(value: Any) -> Api:

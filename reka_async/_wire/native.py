@@ -19,31 +19,31 @@ from .._models import (
     Message,
     MessageResponse,
     Model,
-    Usage,
+    ModelPricing,
 )
 from .._types import Role
-from ._convert import converter, structure_content, structure_message
+from ._convert import (
+    as_str,
+    content_text,
+    converter,
+    decode_event,
+    opt_int,
+    opt_str,
+    structure_content,
+    structure_message,
+    structure_usage,
+)
 from ._json import loads
 from .events import ChoicePiece, StreamEvent, ToolCallPiece
 
 __all__ = [
     "load_chat_response",
+    "load_models",
     "parse_chat_response",
     "parse_chunk",
     "parse_chunk_event",
     "parse_models",
 ]
-
-
-def _usage(data: Any) -> Usage:
-    if not data:
-        return Usage()
-    given = data.get("input_tokens", 0)
-    taken = data.get("output_tokens", 0)
-    return Usage(
-        input_tokens=given if type(given) is int else int(given),
-        output_tokens=taken if type(taken) is int else int(taken),
-    )
 
 
 def _message_response(data: Any) -> MessageResponse:
@@ -75,7 +75,7 @@ def parse_chat_response(data: Any) -> ChatResponse:
         id=id_ if type(id_) is str else str(id_),
         model=model if type(model) is str else str(model),
         responses=[_message_response(r) for r in responses],
-        usage=_usage(data.get("usage")),
+        usage=structure_usage(data.get("usage")),
     )
 
 
@@ -104,63 +104,103 @@ def parse_chunk(data: Any, previous_text: str = "") -> ChatChunk:
         id=id_ if type(id_) is str else str(id_),
         model=model if type(model) is str else str(model),
         responses=answers,
-        usage=None if usage is None else _usage(usage),
+        usage=None if usage is None else structure_usage(usage),
         delta=text[len(previous_text) :] if text.startswith(previous_text) else text,
     )
 
 
-def parse_chunk_event(data: Any) -> StreamEvent:
-    """Decode one native stream event (``responses[].chunk``) into its pieces.
+def _tool_call_piece(data: Any, index: int) -> ToolCallPiece:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a tool call must be an object, got {type(data).__name__}")
+    params = data.get("parameters")
+    return ToolCallPiece(
+        index=index,
+        id=opt_str(data.get("id")),
+        name=opt_str(data.get("name")),
+        # Parameters are an object on this dialect; a string is left for the stream to parse.
+        arguments=params if type(params) is str else None,
+        parameters=dict(params) if isinstance(params, Mapping) else None,
+    )
 
-    The content is passed on as sent: the stream decides whether it is cumulative or a delta.
-    Raises on an event of the wrong shape.
-    """
-    responses = data["responses"]
-    if not isinstance(responses, list):
-        raise TypeError("responses must be a list")
-    choices = []
-    for i, item in enumerate(responses):
-        chunk = item["chunk"]
-        if type(chunk) is not dict:
-            raise TypeError("chunk must be an object")
-        content = chunk.get("content")
-        if content is not None and type(content) is not str:
-            content = structure_message(chunk).text  # parts: their text
-        reason = item.get("finish_reason")
-        calls = structure_message(chunk).tool_calls if chunk.get("tool_calls") else None
-        role = chunk.get("role")
-        choices.append(
-            ChoicePiece(
-                index=i,
-                role=role if role is None or type(role) is str else str(role),
-                content=content,
-                finish_reason=reason if reason is None or type(reason) is str else str(reason),
-                tool_calls=[
-                    ToolCallPiece(index=j, id=c.id, name=c.name, parameters=c.parameters)
-                    for j, c in enumerate(calls)
-                ]
-                if calls
-                else None,
-            )
+
+def _chunk_piece(data: Any, index: int) -> ChoicePiece:
+    if type(data) is not dict and not isinstance(data, Mapping):
+        raise TypeError(f"a response must be an object, got {type(data).__name__}")
+    reason = data.get("finish_reason")
+    chunk = data.get("chunk")
+    if chunk is None:  # a finish-only (or empty) item
+        return ChoicePiece(index=index, finish_reason=opt_str(reason))
+    if type(chunk) is not dict and not isinstance(chunk, Mapping):
+        raise TypeError(f"chunk must be an object, got {type(chunk).__name__}")
+    content = chunk.get("content")
+    if content is not None and type(content) is not str:
+        content = content_text(content)
+    calls = chunk.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        raise TypeError("tool_calls must be a list")
+    return ChoicePiece(
+        index=index,
+        role=opt_str(chunk.get("role")),
+        content=content,
+        tool_calls=[_tool_call_piece(c, i) for i, c in enumerate(calls)] if calls else None,
+        finish_reason=opt_str(reason),
+    )
+
+
+def parse_chunk_event(data: Any) -> StreamEvent:
+    """Decode one native stream event into what it carries (``deltas=False``: the content may
+    be cumulative or a delta; the stream tells which). Raises on a body of the wrong shape."""
+    return decode_event(data, "responses", _chunk_piece, deltas=False)
+
+
+def _str_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of strings, got {type(value).__name__}")
+    return [as_str(v) for v in value]
+
+
+def _model(item: Any) -> Model:
+    if type(item) is str:  # the oldest shape: a list of names
+        return Model(id=item)
+    if not isinstance(item, Mapping):
+        raise TypeError(f"a model must be an object or a name, got {type(item).__name__}")
+    pricing = item.get("pricing")
+    if pricing is not None:
+        if not isinstance(pricing, Mapping):
+            raise TypeError("pricing must be an object")
+        # Prices stay decimal strings: a float would round them.
+        pricing = ModelPricing(
+            prompt=opt_str(pricing.get("prompt")), completion=opt_str(pricing.get("completion"))
         )
-    usage = data.get("usage")
-    id_, model = data["id"], data["model"]
-    return StreamEvent(
-        id=id_ if type(id_) is str else str(id_),
-        model=model if type(model) is str else str(model),
-        choices=choices,
-        usage=None if usage is None else _usage(usage),
-        deltas=False,
+    get = item.get
+    return Model(
+        id=as_str(item["id"]),
+        name=opt_str(get("name")),
+        description=opt_str(get("description")),
+        context_length=opt_int(get("context_length")),
+        max_output_length=opt_int(get("max_output_length")),
+        input_modalities=_str_list(get("input_modalities")),
+        output_modalities=_str_list(get("output_modalities")),
+        pricing=pricing,
+        owned_by=opt_str(get("owned_by")),
+        created=opt_int(get("created")),
     )
 
 
 def parse_models(data: Any) -> list[Model]:
-    """Structure a decoded ``GET /models`` body (a list, or ``{"data": [...]}``)."""
+    """Structure a decoded ``GET /models`` body: a list of models, ``{"object": "list",
+    "data": [...]}``, or a list of names. Unknown keys are ignored.
+
+    Raises:
+        TypeError, KeyError, ValueError: a body of the wrong shape.
+    """
     if isinstance(data, Mapping) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
         raise TypeError("expected a JSON list of models")
-    return [converter.structure(item, Model) for item in data]
+    return [_model(item) for item in data]
 
 
 def load_models(raw: bytes) -> list[Model]:

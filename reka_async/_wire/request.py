@@ -3,13 +3,19 @@
 Requests accept our models or plain dicts anywhere, are validated up front
 (``InvalidRequestError`` naming the offending field and what to fix), and omit ``None`` fields
 on the wire. The body built here is the native dialect's; it is the canonical form the rest of
-the package passes around.
+the package passes around (``openai.to_openai_body`` derives the other dialect's from it).
+
+OpenAI-shaped inputs are accepted too and converted to the canonical form here, on the slow
+path only (a list of plain ``{"role", "content": str}`` dicts is sent as it is): media parts
+``{"image_url": {"url": ...}}``, tools wrapped in ``{"type": "function", "function": ...}``,
+``tool_choice="required"``, assistant tool calls with JSON-string ``arguments``, and
+``{"role": "tool", "tool_call_id", "content"}`` messages (as ``tool_output``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .._exceptions import InvalidRequestError
 from .._models import (
@@ -24,8 +30,10 @@ from .._models import (
     ToolOutput,
     VideoPart,
 )
+from .._research import research_body, response_format_body
 from .._types import OPTION_NAMES, PARAM_NAMES, ROLES, TOOL_CHOICES
 from ._convert import PART_FIELD, converter
+from ._json import loads
 
 __all__ = ["chat_body", "request_body", "request_from_model", "wire_messages"]
 
@@ -58,12 +66,58 @@ def _wire_part(part: Any, path: str, role: str) -> Any:
             f"unknown content part type {ptype!r}; use one of "
             "'text', 'image_url', 'video_url', 'audio_url', 'pdf_url'",
         )
-    if not isinstance(part.get(field), str):
-        raise _fail(f"{path}.{field}", f"must be a string for a {ptype!r} part")
-    return part
+    url = part.get(field)
+    if isinstance(url, str):
+        return part
+    if isinstance(url, Mapping) and field != "text":
+        # The OpenAI form {"image_url": {"url": "..."}} (a "detail" key, if any, is dropped).
+        url = url.get("url")
+        if not isinstance(url, str):
+            raise _fail(f"{path}.{field}.url", f"must be a string for a {ptype!r} part")
+        return {"type": ptype, field: url}
+    raise _fail(f"{path}.{field}", f"must be a string for a {ptype!r} part")
 
 
 _PLAIN: Final = frozenset(("role", "content"))
+
+
+def _wire_tool_call(call: Any, path: str) -> Any:
+    """A tool call in the canonical form; the OpenAI form (``{"id", "type": "function",
+    "function": {"name", "arguments": "<JSON>"}}``) is converted."""
+    if isinstance(call, ToolCall):
+        return converter.unstructure(call)
+    if not isinstance(call, Mapping):
+        raise _fail(path, f"a tool call must be a dict or a ToolCall, got {type(call).__name__}")
+    if not isinstance(call.get("function"), Mapping):
+        return call
+    function = call["function"]
+    name, arguments = function.get("name"), function.get("arguments")
+    if not isinstance(name, str) or not isinstance(call.get("id"), str):
+        raise _fail(path, "an OpenAI-style tool call needs a string 'id' and 'function.name'")
+    if isinstance(arguments, str):
+        try:
+            arguments = loads(arguments) if arguments.strip() else {}
+        except ValueError as exc:
+            raise _fail(f"{path}.function.arguments", f"is not valid JSON: {exc}") from None
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, Mapping):
+        raise _fail(f"{path}.function.arguments", "must be a JSON object")
+    return {"id": call["id"], "name": name, "parameters": dict(arguments)}
+
+
+def _tool_result(msg: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """An OpenAI ``{"role": "tool", "tool_call_id", "content"}`` message as a ``tool_output``."""
+    call_id, content = msg.get("tool_call_id"), msg.get("content")
+    if not isinstance(call_id, str):
+        raise _fail(f"{path}.tool_call_id", "a 'tool' message needs a string tool_call_id")
+    if isinstance(content, list):  # text parts
+        texts = [p.get("text") if isinstance(p, Mapping) else p for p in content]
+        if all(isinstance(t, str) for t in texts):
+            content = "".join(cast(list[str], texts))
+    if not isinstance(content, str):
+        raise _fail(f"{path}.content", "a 'tool' message needs the tool's output as a string")
+    return {"role": "tool_output", "content": [{"tool_call_id": call_id, "output": content}]}
 
 
 def _wire_message(msg: Any, path: str) -> Any:
@@ -76,12 +130,15 @@ def _wire_message(msg: Any, path: str) -> Any:
     elif isinstance(msg, Mapping):
         source = msg
         role, content, tool_calls = msg.get("role"), msg.get("content"), msg.get("tool_calls")
+        if role == "tool":
+            return _tool_result(msg, path)
     else:
         raise _fail(path, f"a message must be a dict or a Message, got {type(msg).__name__}")
     if not isinstance(role, str) or role not in ROLES:  # an unhashable role must not TypeError
         raise _fail(
             f"{path}.role",
-            f"{role!r} is not a valid role; use 'user', 'assistant', 'system' or 'tool_output'",
+            f"{role!r} is not a valid role; use 'user', 'assistant', 'system' or 'tool_output'"
+            " (or 'tool' with a tool_call_id)",
         )
     if content is not None and not isinstance(content, (str, list)):
         raise _fail(
@@ -105,7 +162,7 @@ def _wire_message(msg: Any, path: str) -> Any:
         out["content"] = parts if parts is not None else content
     if tool_calls:
         out["tool_calls"] = [
-            converter.unstructure(tc) if isinstance(tc, ToolCall) else tc for tc in tool_calls
+            _wire_tool_call(tc, f"{path}.tool_calls[{i}]") for i, tc in enumerate(tool_calls)
         ]
     return out
 
@@ -147,6 +204,23 @@ def _check_number(name: str, value: Any, kind: type | tuple[type, ...], kind_nam
         raise InvalidRequestError(f"{name}: must be {kind_name}, got {value!r}")
 
 
+def _wire_tool(tool: Any, path: str) -> Any:
+    """A tool in the canonical form; the OpenAI ``{"type": "function", "function": {...}}``
+    wrapper is taken off."""
+    if isinstance(tool, Tool):
+        return converter.unstructure(tool)
+    if isinstance(tool, Mapping) and tool.get("type") == "function":
+        function = tool.get("function")
+        if not isinstance(function, Mapping):
+            raise _fail(
+                f"{path}.function", "must be a dict with 'name', 'description', 'parameters'"
+            )
+        tool = {k: function[k] for k in ("name", "description", "parameters") if k in function}
+    if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
+        raise _fail(path, "needs a string 'name'")
+    return tool
+
+
 _INT_PARAMS: Final = frozenset(("max_tokens", "top_k", "seed"))
 _FLOAT_PARAMS: Final = frozenset(("temperature", "top_p", "presence_penalty", "frequency_penalty"))
 
@@ -186,18 +260,21 @@ def request_body(
             value = _as_list(value)
             if not isinstance(value, list):
                 raise InvalidRequestError("tools: must be a list of Tool or dicts")
-            value = [converter.unstructure(t) if isinstance(t, Tool) else t for t in value]
-            for i, t in enumerate(value):
-                if not isinstance(t, Mapping) or not isinstance(t.get("name"), str):
-                    raise InvalidRequestError(f"tools[{i}]: needs a string 'name'")
+            value = [_wire_tool(t, f"tools[{i}]") for i, t in enumerate(value)]
         elif name == "tool_choice":
             if not isinstance(value, str) or value not in TOOL_CHOICES:
                 raise InvalidRequestError(
-                    f"tool_choice: must be 'auto', 'none' or 'tool', got {value!r}"
+                    f"tool_choice: must be 'auto', 'none' or 'tool' ('required'), got {value!r}"
                 )
+            if value == "required":  # the OpenAI word for "tool"
+                value = "tool"
         elif name == "use_search_engine":
             if not isinstance(value, bool):
                 raise InvalidRequestError(f"use_search_engine: must be a bool, got {value!r}")
+        elif name == "research":
+            value = research_body(value, stream=stream)
+        elif name == "response_format":
+            value = response_format_body(value)
         else:
             raise InvalidRequestError(
                 f"{name}: unknown parameter; pass fields this version does not know in extra_body"
