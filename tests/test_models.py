@@ -29,9 +29,10 @@ from reka_async import (
     Usage,
     VideoPart,
 )
+from reka_async._assemble import Assembler
 from reka_async._wire import (
     parse_chat_response,
-    parse_chunk,
+    parse_chunk_event,
     parse_models,
     request_body,
     request_from_model,
@@ -200,19 +201,23 @@ def test_wrong_shape_raises(data: Any) -> None:
         parse_chat_response(data)
 
 
-def test_chunk_parses_cumulative_content_with_its_delta() -> None:
+def test_chunk_event_parses_content_as_sent() -> None:
     data = {
         "id": "chat-1",
         "model": "reka-flash",
         "responses": [{"finish_reason": None, "chunk": {"role": "assistant", "content": "Hel"}}],
         "extra": 1,
     }
-    chunk = parse_chunk(data)
+    event = parse_chunk_event(data)
+    assert event.deltas is False  # native: the stream decides cumulative or delta
+    assert event.usage is None
+    (piece,) = event.choices
+    assert (piece.role, piece.content, piece.finish_reason) == ("assistant", "Hel", None)
+    chunk = Assembler().feed(event)
     assert isinstance(chunk, ChatChunk)
     assert chunk.responses[0].chunk.content == "Hel"
     assert chunk.text == "Hel"
     assert chunk.delta == "Hel"  # nothing came before: all of it is new
-    assert parse_chunk(data, "He").delta == "l"
     assert chunk.finish_reason is None
     assert chunk.usage is None
 
@@ -594,21 +599,22 @@ def test_response_fast_path_matches_the_general_hooks() -> None:
     ]
 
 
-@pytest.mark.parametrize("previous", ["", "Hel", "Hello!", "Other"])
 @pytest.mark.parametrize("usage", [None, {"input_tokens": 3, "output_tokens": 2}, "missing"])
-def test_chunk_delta_is_the_text_after_the_previous_text(previous: str, usage: Any) -> None:
+def test_a_chunk_is_built_once_with_its_delta(usage: Any) -> None:
     event: dict[str, Any] = {
         "id": "chat-1",
         "model": "reka-flash",
-        "responses": [{"finish_reason": None, "chunk": {"role": "assistant", "content": "Hello!"}}],
+        "responses": [{"finish_reason": None, "chunk": {"role": "assistant", "content": "Hel"}}],
     }
     if usage != "missing":
         event["usage"] = usage
-    expected_delta = {"": "Hello!", "Hel": "lo!", "Hello!": "", "Other": "Hello!"}[previous]
-    assert parse_chunk(event, previous) == ChatChunk(
+    assembler = Assembler()
+    assembler.feed(parse_chunk_event({**event, "usage": None}))
+    event["responses"][0]["chunk"]["content"] = "Hello!"
+    assert assembler.feed(parse_chunk_event(event)) == ChatChunk(
         id="chat-1",
         model="reka-flash",
         responses=[ChunkResponse(chunk=Message(role="assistant", content="Hello!"))],
         usage=Usage(input_tokens=3, output_tokens=2) if isinstance(usage, dict) else None,
-        delta=expected_delta,
+        delta="lo!",
     )

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reka_async import AsyncClient, BatchRunner
+from reka_async._assemble import Assembler
 from reka_async._exceptions import (
     APIError,
     APIResponseValidationError,
@@ -27,7 +28,6 @@ from reka_async._models import ChatChunk, ChatResponse, Model
 from reka_async._sse import ServerSentEvent, SSEDecoder
 from reka_async._wire import (
     parse_chat_response,
-    parse_chunk,
     parse_chunk_event,
     parse_completion,
     parse_completion_chunk,
@@ -167,13 +167,15 @@ def test_parse_chat_response_returns_model_or_raises(data: Any) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(chunk_bodies)
-def test_parse_chunk_returns_model_or_raises(data: Any) -> None:
+def test_an_assembled_chunk_is_a_model_or_nothing(data: Any) -> None:
     try:
-        result = parse_chunk(data)
-    except Exception:
+        event = parse_chunk_event(data)
+    except (KeyError, TypeError, ValueError):
         return
-    assert isinstance(result, ChatChunk)
-    assert isinstance(result.text, str)
+    result = Assembler().feed(event)
+    if result is not None:
+        assert isinstance(result, ChatChunk)
+        assert isinstance(result.text, str)
 
 
 @settings(max_examples=200, deadline=None)

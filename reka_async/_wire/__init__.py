@@ -13,7 +13,6 @@ from .native import (
     load_chat_response,
     load_models,
     parse_chat_response,
-    parse_chunk,
     parse_chunk_event,
     parse_models,
 )
@@ -29,7 +28,6 @@ __all__ = [
     "load_models",
     "loads",
     "parse_chat_response",
-    "parse_chunk",
     "parse_chunk_event",
     "parse_completion",
     "parse_completion_chunk",

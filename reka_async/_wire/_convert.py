@@ -15,7 +15,6 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from .._models import (
     AudioPart,
     ChatRequest,
-    ChunkResponse,
     ImagePart,
     Message,
     PdfPart,
@@ -157,8 +156,7 @@ def decode_event(
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=False)
     conv.register_structure_hook(Message, structure_message)
-    for cls in (ChunkResponse, ToolCall):
-        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv))
+    conv.register_structure_hook(ToolCall, make_dict_structure_fn(ToolCall, conv))
     for part_cls in (TextPart, ImagePart, VideoPart, AudioPart, PdfPart, ToolOutput, ToolCall):
         conv.register_unstructure_hook(part_cls, make_dict_unstructure_fn(part_cls, conv))
     for omit_defaults in (Tool, Message):

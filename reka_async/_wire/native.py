@@ -13,9 +13,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from .._models import (
-    ChatChunk,
     ChatResponse,
-    ChunkResponse,
     Message,
     MessageResponse,
     Model,
@@ -25,7 +23,6 @@ from .._types import Role
 from ._convert import (
     as_str,
     content_text,
-    converter,
     decode_event,
     opt_int,
     opt_str,
@@ -40,7 +37,6 @@ __all__ = [
     "load_chat_response",
     "load_models",
     "parse_chat_response",
-    "parse_chunk",
     "parse_chunk_event",
     "parse_models",
 ]
@@ -82,31 +78,6 @@ def parse_chat_response(data: Any) -> ChatResponse:
 def load_chat_response(raw: bytes) -> ChatResponse:
     """Decode and structure a ``POST /chat`` body in one call (the hot path's parser)."""
     return parse_chat_response(loads(raw))
-
-
-_structure_chunk_response = converter.get_structure_hook(ChunkResponse)
-
-
-def parse_chunk(data: Any, previous_text: str = "") -> ChatChunk:
-    """Structure a decoded stream event, with its ``delta`` against the text so far.
-
-    The per-event hot path of streaming: one ``ChatChunk`` built once, ``delta`` included.
-    Raises on a body of the wrong shape.
-    """
-    responses = data["responses"]
-    if not isinstance(responses, list):
-        raise TypeError("responses must be a list")
-    answers = [_structure_chunk_response(r, ChunkResponse) for r in responses]
-    text = answers[0].chunk.text if answers else ""
-    usage = data.get("usage")
-    id_, model = data["id"], data["model"]
-    return ChatChunk(
-        id=id_ if type(id_) is str else str(id_),
-        model=model if type(model) is str else str(model),
-        responses=answers,
-        usage=None if usage is None else structure_usage(usage),
-        delta=text[len(previous_text) :] if text.startswith(previous_text) else text,
-    )
 
 
 def _tool_call_piece(data: Any, index: int) -> ToolCallPiece:
