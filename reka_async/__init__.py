@@ -3,6 +3,7 @@
 Public names are re-exported here; every module is private.
 """
 
+from ._chat import AsyncChat, AsyncModels, ParsedResponse
 from ._client import DEFAULT_BASE_URL, AsyncClient, ClientOptions
 from ._exceptions import (
     APIConnectionError,
@@ -62,7 +63,7 @@ from ._research import (
 )
 from ._sse import ServerSentEvent, SSEDecoder
 from ._stream import AsyncChatStream
-from ._sync import BatchResultIterator, ChatStream, Client
+from ._sync import BatchResultIterator, Chat, ChatStream, Client, Models
 from ._types import NOT_GIVEN, ChatArgs, ChatParams, NotGiven, Role, ToolChoice
 from ._version import __version__
 from .batch import (
@@ -85,8 +86,10 @@ __all__ = [
     "APITimeoutError",
     "AdaptiveLimit",
     "Annotation",
+    "AsyncChat",
     "AsyncChatStream",
     "AsyncClient",
+    "AsyncModels",
     "AudioPart",
     "AuthenticationError",
     "BadRequestError",
@@ -97,6 +100,7 @@ __all__ = [
     "BatchRunner",
     "BatchStats",
     "BatchStream",
+    "Chat",
     "ChatArgs",
     "ChatChunk",
     "ChatParams",
@@ -122,10 +126,12 @@ __all__ = [
     "MissingAPIKeyError",
     "Model",
     "ModelPricing",
+    "Models",
     "NOT_GIVEN",
     "NotFoundError",
     "NotGiven",
     "ParallelThinking",
+    "ParsedResponse",
     "PdfPart",
     "PermissionDeniedError",
     "RateLimitError",

@@ -24,6 +24,11 @@ from reka_async._types import OPTION_NAMES, PARAM_NAMES
 PACKAGE = pathlib.Path(reka_async.__file__).parent
 
 PUBLIC_NAMES = [
+    "Models",
+    "Chat",
+    "ParsedResponse",
+    "AsyncModels",
+    "AsyncChat",
     "JsonSchemaFormat",
     "MethodNotAllowedError",
     "ParallelThinking",
@@ -184,6 +189,7 @@ LAYERS = [
     "_sse",
     "_assemble",
     "_stream",
+    "_chat",
     "_client",
     "batch",
     "_sync",

@@ -4,7 +4,7 @@
 ``_iterators`` drives async iterators from blocking code; ``_client`` is ``Client`` itself.
 """
 
-from ._client import Client
+from ._client import Chat, Client, Models
 from ._iterators import BatchResultIterator, ChatStream
 
-__all__ = ["BatchResultIterator", "ChatStream", "Client"]
+__all__ = ["BatchResultIterator", "Chat", "ChatStream", "Client", "Models"]

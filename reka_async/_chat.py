@@ -1,0 +1,260 @@
+"""``client.chat`` and ``client.models``: the resources of ``AsyncClient``, on either dialect.
+
+``AsyncChat`` builds the canonical body of a call (``_wire.request``), picks its dialect
+(``_wire.dialects``: the call's ``api=``, else the client's, but Research and structured
+outputs always go to the compatible endpoint), converts the body for it and sends it through
+the transport; streams are ``AsyncChatStream`` objects over the same transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+
+from ._exceptions import APIResponseValidationError, body_snippet
+from ._http import RetryHook, TimeoutLike, Transport
+from ._models import ChatResponse, Model
+from ._stream import AsyncChatStream
+from ._types import NOT_GIVEN, Api, NotGiven
+from ._wire import chat_body, dumps, load_models, loads
+from ._wire.dialects import DIALECTS, OPENAI_ONLY_MODELS, Dialect, choose
+from ._wire.schema import response_format_for, structure_answer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._types import ChatArgs, ParseArgs
+
+__all__ = ["AsyncChat", "AsyncModels", "ParsedResponse"]
+
+T = TypeVar("T")
+
+
+class AsyncChat:
+    """``client.chat``: chat completions, plain, streamed and parsed, on either dialect."""
+
+    __slots__ = ("_dialect", "_transport")
+
+    def __init__(self, transport: Transport, dialect: Dialect) -> None:
+        self._transport = transport
+        self._dialect = dialect
+
+    @property
+    def api(self) -> Api:
+        """The default dialect of these calls (the client's)."""
+        return self._dialect.name
+
+    def _route(self, body: Mapping[str, Any], api: Any) -> Dialect:
+        if (
+            api is None
+            and "research" not in body
+            and "response_format" not in body
+            and body["model"] not in OPENAI_ONLY_MODELS
+        ):
+            return self._dialect
+        return choose(api, body, self._dialect, DIALECTS)
+
+    async def create(self, **args: Unpack[ChatArgs]) -> ChatResponse:
+        """Generate a reply to a conversation.
+
+        Args:
+            **args: ``messages`` and ``model`` (required), the generation parameters
+                (``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``, ``seed``,
+                ``presence_penalty``, ``frequency_penalty``, ``tools``, ``tool_choice``,
+                ``use_search_engine``, ``research``, ``response_format``; ``None`` leaves
+                the server default) and the per-call options ``api``, ``timeout``,
+                ``max_retries``, ``extra_headers``, ``extra_body``. Every key is documented
+                on ``reka_async.ChatArgs``.
+
+        Returns:
+            The ``ChatResponse``, the same on both dialects; ``response.text`` is the first
+            answer's text.
+
+        Raises:
+            InvalidRequestError: an argument is invalid (nothing was sent).
+            APIStatusError: the server answered with an error (a subclass per status).
+            APIConnectionError: no complete answer (``APITimeoutError`` on a timeout).
+            APIResponseValidationError: the 2xx body was not the documented shape.
+        """
+        body = chat_body(args, stream=False, what="create")
+        return await self.send_body(
+            body,
+            api=args.get("api"),
+            timeout=args.get("timeout", NOT_GIVEN),
+            max_retries=args.get("max_retries"),
+            extra_headers=args.get("extra_headers"),
+        )
+
+    def create_stream(self, **args: Unpack[ChatArgs]) -> AsyncChatStream:
+        """Stream a reply as it is generated.
+
+        Takes the same arguments as ``create``. Iterate the result with ``async for``
+        (or use it with ``async with``): each ``ChatChunk`` has ``delta`` (the new text) and
+        ``responses[0].chunk.content`` (the whole text so far, whether the server sent
+        cumulative content or deltas). The request is retried while nothing has been received
+        yet; a break afterwards raises ``StreamError``, a stall ``APITimeoutError``.
+
+        Raises:
+            InvalidRequestError: at once, when an argument is invalid.
+        """
+        body = chat_body(args, stream=True, what="create_stream")
+        dialect = self._route(body, args.get("api"))
+        wire = body if dialect.encode is None else dialect.encode(body)
+        t = self._transport
+        opts = t.default_options.override(
+            timeout=args.get("timeout", NOT_GIVEN),
+            max_retries=args.get("max_retries"),
+            extra_headers=args.get("extra_headers"),
+        )
+        return AsyncChatStream(
+            transport=t,
+            path=dialect.path,
+            body=dumps(wire),
+            opts=opts,
+            decode=dialect.decode_event,
+            bearer=dialect.bearer,
+        )
+
+    async def parse(self, **args: Unpack[ParseArgs[T]]) -> ParsedResponse[T]:
+        """Ask for an answer in a given structure and return it structured (OpenAI dialect).
+
+        Args:
+            **args: as in ``create``, and ``response_format`` (required): an attrs class (its
+                JSON schema is sent, strict, and the answer is structured into it), or a JSON
+                schema dict (the answer is returned decoded).
+
+        Returns:
+            A ``ParsedResponse``: ``parsed`` (the instance, or the decoded JSON for a dict
+            schema) and ``response`` (the ``ChatResponse``).
+
+        Raises:
+            InvalidRequestError: the class has a field type with no JSON schema, or another
+                argument is invalid.
+            APIResponseValidationError: the answer is not JSON, or does not fit the class.
+        """
+        target: Any = args.get("response_format")
+        if target is None:
+            raise TypeError("parse() missing required keyword argument: 'response_format'")
+        call: Any = {**args, "response_format": response_format_for(target)}
+        response = await self.create(**call)
+        try:
+            data = loads(response.text)
+        except ValueError as exc:
+            raise _unfit(response, f"the answer is not JSON ({exc})") from exc
+        if isinstance(target, Mapping):
+            return ParsedResponse(parsed=data, response=response)
+        try:
+            parsed = structure_answer(data, target)
+        except ValueError as exc:
+            raise _unfit(response, str(exc)) from exc
+        return ParsedResponse(parsed=parsed, response=response)
+
+    def send_body(
+        self,
+        body: Mapping[str, Any],
+        /,
+        *,
+        api: Api | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        on_retry: RetryHook | None = None,
+    ) -> Coroutine[Any, Any, ChatResponse]:
+        """Send a body that is already built and validated (the canonical, native form).
+
+        For code that builds bodies itself, such as ``BatchRunner`` (its ``prepare`` returns
+        one). The dialect is chosen as for ``create`` and the body converted for it. Awaiting
+        the result sends the request; invalid options raise here, before that.
+
+        Args:
+            body: the JSON body, e.g. from ``BatchRunner.prepare``.
+            api, timeout, max_retries, extra_headers: as in ``create``.
+            on_retry: called with a ``RetryEvent`` before each retry's wait.
+
+        Returns:
+            A coroutine of the ``ChatResponse``.
+        """
+        # A plain function returning the transport's coroutine: awaiting it costs no extra
+        # coroutine frame on the hot path.
+        if (
+            api is None
+            and "research" not in body
+            and "response_format" not in body
+            and body["model"] not in OPENAI_ONLY_MODELS
+        ):
+            dialect = self._dialect  # the common case, checked inline: no call on the hot path
+        else:
+            dialect = choose(api, body, self._dialect, DIALECTS)
+        t = self._transport
+        opts = t.default_options.override(
+            timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, on_retry=on_retry
+        )
+        return t.request(
+            "POST",
+            dialect.path,
+            body=dumps(body if dialect.encode is None else dialect.encode(body)),
+            opts=opts,
+            parse=dialect.load,
+            bearer=dialect.bearer,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ParsedResponse(Generic[T]):
+    """The answer of ``chat.parse``: structured, with the response it came in.
+
+    Attributes:
+        parsed: the answer structured into the requested class (or decoded JSON).
+        response: the whole ``ChatResponse``.
+    """
+
+    parsed: T
+    response: ChatResponse
+
+    @property
+    def text(self) -> str:
+        """The answer's raw text (the JSON)."""
+        return self.response.text
+
+
+def _unfit(response: ChatResponse, problem: str) -> APIResponseValidationError:
+    return APIResponseValidationError(
+        f"structured output: {problem}; the answer starts: {body_snippet(response.text)!r}",
+        status_code=200,
+        body=response.text,
+        request_id=None,
+    )
+
+
+class AsyncModels:
+    """``client.models``: the models this key may use."""
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    async def list(
+        self,
+        *,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> list[Model]:
+        """List the available models.
+
+        Args:
+            timeout, max_retries, extra_headers: as in ``chat.create``.
+
+        Returns:
+            ``Model`` entries; ``model.id`` is the name to pass as ``model=``.
+        """
+        t = self._transport
+        opts = t.default_options.override(
+            timeout=timeout, max_retries=max_retries, extra_headers=extra_headers
+        )
+        return await t.request("GET", "/models", body=None, opts=opts, parse=load_models)
+
+    get = list  # the official SDK's name
