@@ -386,3 +386,19 @@ def test_mock_server_command() -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_chat_on_the_openai_dialect() -> None:
+    proc = run("chat", "--mock", "--api", "openai", "What is 2+2?")
+    assert proc.returncode == 0, proc.stderr
+    assert "Mock reply to: What is 2+2?" in proc.stdout
+
+
+def test_models_prints_a_table_and_ids() -> None:
+    table = run("models", "--mock")
+    assert table.returncode == 0, table.stderr
+    header = table.stdout.splitlines()[0].split()
+    assert header[:2] == ["ID", "CONTEXT"]
+    ids = run("models", "--mock", "--ids")
+    assert ids.returncode == 0, ids.stderr
+    assert "reka-flash" in ids.stdout.splitlines()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
 
 from reka_async import (
+    APIResponseValidationError,
     AsyncClient,
     BatchRunner,
     Client,
@@ -21,6 +22,9 @@ from reka_async import (
     WebSearch,
 )
 from reka_async.testing import MockRekaServer
+
+if TYPE_CHECKING:
+    from conftest import CompatAioresponses
 
 KEY = "dialect-key"
 FAST = RetryPolicy(base=0.001, cap=0.01)
@@ -206,3 +210,74 @@ async def test_models_list_parses_on_any_dialect(server: MockRekaServer, api: st
     async with AsyncClient(KEY, server.base_url, api=api) as client:  # type: ignore[arg-type]
         models = await client.models.list()
     assert "reka-flash" in {m.id for m in models}
+
+
+async def test_openai_shaped_inputs_are_accepted(server: MockRekaServer, api: str) -> None:
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.test/cat.png"}},
+                {"type": "text", "text": "What is this?"},
+            ],
+        }
+    ]
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    async with AsyncClient(KEY, server.base_url, api=api) as client:  # type: ignore[arg-type]
+        response = await client.chat.create(messages=messages, model="reka-flash", tools=[tool])
+    assert response.text
+    sent = server.requests[0].body
+    part = sent["messages"][0]["content"][0]
+    if api == "native":
+        assert part == {"type": "image_url", "image_url": "https://example.test/cat.png"}
+        assert sent["tools"] == [{"name": "f", "parameters": {"type": "object"}}]
+    else:
+        assert part == {"type": "image_url", "image_url": {"url": "https://example.test/cat.png"}}
+        assert sent["tools"][0]["type"] == "function"
+        assert sent["tools"][0]["function"]["name"] == "f"
+
+
+async def test_a_research_stream_carries_reasoning_and_citations(
+    server: MockRekaServer, api: str
+) -> None:
+    async with AsyncClient(KEY, server.base_url, api=api) as client:  # type: ignore[arg-type]
+        plain = await client.chat.create(messages=ASK, model="reka-flash-research")
+        stream = client.chat.create_stream(messages=ASK, model="reka-flash-research")
+        final = await stream.final_response()
+    streamed = final.responses[0].message
+    assert streamed.content == plain.text
+    assert streamed.reasoning_content == plain.responses[0].message.reasoning_content
+    assert streamed.reasoning_content
+    assert streamed.annotations == plain.responses[0].message.annotations
+
+
+async def test_parallel_thinking_on_a_stream_is_refused_before_sending(
+    server: MockRekaServer, api: str
+) -> None:
+    async with AsyncClient(KEY, server.base_url, api=api) as client:  # type: ignore[arg-type]
+        with pytest.raises(InvalidRequestError, match="parallel_thinking"):
+            client.chat.create_stream(
+                messages=ASK,
+                model="reka-flash-research",
+                research={"parallel_thinking": {"mode": "high"}},
+            )
+    assert server.requests == []
+
+
+async def test_parse_raises_when_the_answer_does_not_fit(
+    mock_api: CompatAioresponses, api: str
+) -> None:
+    # A server whose structured answer breaks the schema: the error says so and keeps the text.
+    message = {"role": "assistant", "content": '{"name": 1}'}
+    answer = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "reka-flash",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+    }
+    mock_api.post("https://api.example.test/v1/chat/completions", payload=answer)
+    async with AsyncClient(KEY, "https://api.example.test/v1", api=api) as client:  # type: ignore[arg-type]
+        with pytest.raises(APIResponseValidationError, match="does not fit City") as info:
+            await client.chat.parse(messages=ASK, model="reka-flash", response_format=City)
+    assert info.value.body == '{"name": 1}'
