@@ -144,9 +144,11 @@ def decode_event(
     if type(items) is not list:
         raise TypeError(f"{key} must be a list")
     usage = data.get("usage")
+    id_, model = data["id"], data["model"]
+    # Per stream event, so the coercions are inline (no call when the type is already right).
     return StreamEvent(
-        id=as_str(data["id"]),
-        model=as_str(data["model"]),
+        id=id_ if type(id_) is str else str(id_),
+        model=model if type(model) is str else str(model),
         choices=[piece(item, i) for i, item in enumerate(items)],
         usage=None if usage is None else structure_usage(usage),
         deltas=deltas,

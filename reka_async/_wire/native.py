@@ -109,12 +109,14 @@ def _chunk_piece(data: Any, index: int) -> ChoicePiece:
     calls = chunk.get("tool_calls")
     if calls is not None and not isinstance(calls, list):
         raise TypeError("tool_calls must be a list")
+    role = chunk.get("role")
+    # Per stream event, so the coercions are inline (no call when the type is already right).
     return ChoicePiece(
         index=index,
-        role=opt_str(chunk.get("role")),
+        role=role if role is None or type(role) is str else str(role),
         content=content,
         tool_calls=[_tool_call_piece(c, i) for i, c in enumerate(calls)] if calls else None,
-        finish_reason=opt_str(reason),
+        finish_reason=reason if reason is None or type(reason) is str else str(reason),
     )
 
 

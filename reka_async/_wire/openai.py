@@ -313,25 +313,38 @@ def _call_piece(data: Any, position: int) -> ToolCallPiece:
 
 
 def _delta_piece(data: Any, position: int) -> ChoicePiece:
-    data = _obj(data, "a choice")
+    # Per stream event: the common case (dicts, strings, no Research fields) makes no call.
+    if type(data) is not dict:
+        data = _obj(data, "a choice")
     index = data.get("index")
-    reason = opt_str(data.get("finish_reason"))
+    reason = data.get("finish_reason")
+    if reason is not None and type(reason) is not str:
+        reason = str(reason)
     index = position if index is None else (index if type(index) is int else int(index))
     delta = data.get("delta")
     if not delta:
         return ChoicePiece(index=index, finish_reason=reason)
-    delta = _obj(delta, "delta")
+    if type(delta) is not dict:
+        delta = _obj(delta, "delta")
     content = delta.get("content")
     if content is not None and type(content) is not str:
         content = content_text(content)
+    role = delta.get("role")
+    reasoning = delta.get("reasoning_content")
+    if reasoning is not None and type(reasoning) is not str:
+        reasoning = str(reasoning)
+    steps = delta.get("reasoning_steps")
+    notes = delta.get("annotations")
     calls = delta.get("tool_calls")
     return ChoicePiece(
         index=index,
-        role=opt_str(delta.get("role")),
+        role=role if role is None or type(role) is str else str(role),
         content=content,
-        reasoning_content=opt_str(delta.get("reasoning_content")),
-        reasoning_steps=_steps(delta.get("reasoning_steps")),
-        annotations=_annotations(delta.get("annotations")),
+        reasoning_content=reasoning
+        if reasoning is None or type(reasoning) is str
+        else str(reasoning),
+        reasoning_steps=None if steps is None else _steps(steps),
+        annotations=None if notes is None else _annotations(notes),
         tool_calls=[_call_piece(c, i) for i, c in enumerate(_list(calls, "tool_calls"))]
         if calls
         else None,
