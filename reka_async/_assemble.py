@@ -191,13 +191,16 @@ class Assembler:
         """Take one event; return the chunk to hand out, or ``None`` (nothing to show)."""
         if event.usage is not None:
             self.usage = event.usage
-        if not event.choices:
+        choices = event.choices
+        if not choices:
             return None
         answers = self._answers
+        if len(choices) == 1 and choices[0].index == 0 and len(answers) <= 1:
+            return self._feed_one(event, choices[0])  # the usual stream: one answer
         delta = ""
         rewrite = False
         taken = False
-        for piece in event.choices:
+        for piece in choices:
             answer = answers.get(piece.index)
             if answer is None:
                 answer = answers[piece.index] = _Answer()
@@ -212,20 +215,56 @@ class Assembler:
         if not taken:
             return None
         self._id, self._model = event.id, event.model
-        if len(answers) == 1:  # one answer: no sorting, no generator
-            (answer,) = answers.values()
-            self.finished = answer.finish_reason is not None
-            responses = [ChunkResponse(chunk=answer.message(), finish_reason=answer.finish_reason)]
-        else:
-            self.finished = all(a.finish_reason is not None for a in answers.values())
-            responses = [
-                ChunkResponse(chunk=answers[i].message(), finish_reason=answers[i].finish_reason)
-                for i in sorted(answers)
-            ]
+        self.finished = all(a.finish_reason is not None for a in answers.values())
         return ChatChunk(
             id=event.id,
             model=event.model,
-            responses=responses,
+            responses=[
+                ChunkResponse(chunk=answers[i].message(), finish_reason=answers[i].finish_reason)
+                for i in sorted(answers)
+            ],
+            usage=event.usage,
+            delta=delta,
+            rewrite=rewrite,
+        )
+
+    def _feed_one(self, event: StreamEvent, piece: ChoicePiece) -> ChatChunk | None:
+        # The per-event hot path of streaming: one answer, usually text only, so the common
+        # fields are handled inline and the message built directly.
+        answer = self._answers.get(0)
+        if answer is None:
+            answer = self._answers[0] = _Answer()
+        elif answer.finish_reason is not None:
+            return None  # the answer has ended: later events are ignored
+        content = piece.content
+        if content:
+            delta, rewrite = answer.add_content(content, event.deltas)
+        else:
+            delta, rewrite = "", False
+        if piece.role:
+            answer.role = piece.role
+        reason = piece.finish_reason
+        if reason is not None:
+            answer.finish_reason = reason
+            self.finished = True
+        if (
+            piece.tool_calls
+            or piece.reasoning_content
+            or piece.reasoning_steps
+            or piece.annotations
+        ):
+            answer.add(piece)
+            message = answer.message()
+        elif answer.tools is None and answer.reasoning is None and answer.steps is None:
+            role: Any = answer.role
+            message = Message(role=role, content=answer.text)
+        else:
+            message = answer.message()
+        self._id, self._model = event.id, event.model
+        return ChatChunk(
+            id=event.id,
+            model=event.model,
+            responses=[ChunkResponse(chunk=message, finish_reason=answer.finish_reason)],
             usage=event.usage,
             delta=delta,
             rewrite=rewrite,

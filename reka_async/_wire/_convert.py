@@ -149,7 +149,10 @@ def decode_event(
     return StreamEvent(
         id=id_ if type(id_) is str else str(id_),
         model=model if type(model) is str else str(model),
-        choices=[piece(item, i) for i, item in enumerate(items)],
+        # One answer (the usual case) without a comprehension frame.
+        choices=[piece(items[0], 0)]
+        if len(items) == 1
+        else [piece(item, i) for i, item in enumerate(items)],
         usage=None if usage is None else structure_usage(usage),
         deltas=deltas,
     )

@@ -4,6 +4,11 @@ Each dialect's decoder turns the JSON of one server-sent event into a ``StreamEv
 this event carries, piece by piece, with no memory of the events before it. ``_stream.py``
 assembles the pieces into ``ChatChunk`` objects (the running text, ``delta``, cumulative or
 delta mode, tool-call fragments joined by index, the finish).
+
+These classes are built once per stream event and never leave the package, so they are plain
+slotted classes, not frozen: a frozen attrs ``__init__`` sets each field through
+``object.__setattr__``. Decoding and assembling one event of a 64-event stream took about 7 us
+with frozen ones and 5.5 us with these (a timeit loop over the decoder and the assembler).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from .._models import Annotation, ReasoningStep, Usage
 __all__ = ["ChoicePiece", "StreamEvent", "ToolCallPiece"]
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class ToolCallPiece:
     """A tool call, or a fragment of one, in a stream event.
 
@@ -35,7 +40,7 @@ class ToolCallPiece:
     parameters: dict[str, Any] | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class ChoicePiece:
     """What one event carries for one answer (``responses[i]`` / ``choices[i]``).
 
@@ -61,7 +66,7 @@ class ChoicePiece:
     finish_reason: str | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class StreamEvent:
     """One decoded stream event.
 
