@@ -195,8 +195,10 @@ class Assembler:
         if not choices:
             return None
         answers = self._answers
-        if len(choices) == 1 and choices[0].index == 0 and len(answers) <= 1:
-            return self._feed_one(event, choices[0])  # the usual stream: one answer
+        if len(choices) == 1 and len(answers) <= 1:
+            piece = choices[0]
+            if piece.index == 0:
+                return self._feed_one(event, piece)  # the usual stream: one answer
         delta = ""
         rewrite = False
         taken = False

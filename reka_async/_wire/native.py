@@ -123,6 +123,31 @@ def _chunk_piece(data: Any, index: int) -> ChoicePiece:
 def parse_chunk_event(data: Any) -> StreamEvent:
     """Decode one native stream event into what it carries (``deltas=False``: the content may
     be cumulative or a delta; the stream tells which). Raises on a body of the wrong shape."""
+    items = data["responses"]
+    if type(items) is list and len(items) == 1:
+        # The usual event (one text answer, values of the right types) is built inline: this
+        # runs per event, and the general path below costs two calls more per event.
+        item = items[0]
+        chunk = item.get("chunk") if type(item) is dict else None
+        if type(chunk) is dict and not chunk.get("tool_calls"):
+            content, role = chunk.get("content"), chunk.get("role")
+            reason = item.get("finish_reason")
+            id_, model = data["id"], data["model"]
+            if (
+                (content is None or type(content) is str)
+                and (role is None or type(role) is str)
+                and (reason is None or type(reason) is str)
+                and type(id_) is str
+                and type(model) is str
+            ):
+                usage = data.get("usage")
+                return StreamEvent(
+                    id=id_,
+                    model=model,
+                    choices=[ChoicePiece(role=role, content=content, finish_reason=reason)],
+                    usage=None if usage is None else structure_usage(usage),
+                    deltas=False,
+                )
     return decode_event(data, "responses", _chunk_piece, deltas=False)
 
 
