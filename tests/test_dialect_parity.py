@@ -11,6 +11,7 @@ import pytest
 from reka_async import (
     APIResponseValidationError,
     APITimeoutError,
+    AsyncChatStream,
     AsyncClient,
     AuthenticationError,
     InsufficientCreditsError,
@@ -32,6 +33,12 @@ FAST = RetryPolicy(base=0.001, cap=0.01)
 
 def ask(text: str = PROMPT) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
+
+
+async def drain_into(stream: AsyncChatStream, deltas: list[str]) -> None:
+    """Collect a stream's deltas, so that what arrived before an error can be checked."""
+    async for chunk in stream:
+        deltas.append(chunk.delta)
 
 
 @pytest.fixture(params=["native", "openai"])
@@ -85,9 +92,7 @@ async def test_a_rate_limit_trips_the_shared_cooldown(
     client: AsyncClient, server: MockRekaServer
 ) -> None:
     with pytest.raises(RateLimitError):
-        await client.chat.create(
-            model=MODEL, messages=ask("x [[fault:rate_limit]]"), max_retries=0
-        )
+        await client.chat.create(model=MODEL, messages=ask("x [[fault:rate_limit]]"), max_retries=0)
     assert client.cooldown_remaining > 0
 
 
@@ -149,8 +154,7 @@ async def test_a_cut_mid_stream_is_final_with_the_partial_text(
     stream = client.chat.create_stream(model=MODEL, messages=ask(f"{PROMPT} [[fault:cut]]"))
     received: list[str] = []
     with pytest.raises(StreamError, match="broke") as info:
-        async for chunk in stream:
-            received.append(chunk.delta)
+        await drain_into(stream, received)
     assert info.value.partial_text == "".join(received)
     assert text.startswith(info.value.partial_text)
     assert len(info.value.partial_text) < len(text)
