@@ -256,12 +256,7 @@ class Assembler:
             or piece.annotations
         ):
             answer.add(piece)
-            message = answer.message()
-        elif answer.tools is None and answer.reasoning is None and answer.steps is None:
-            role: Any = answer.role
-            message = Message(role=role, content=answer.text)
-        else:
-            message = answer.message()
+        message = answer.message()  # its text-only case is the common one, and cheap
         self._id, self._model = event.id, event.model
         return ChatChunk(
             id=event.id,

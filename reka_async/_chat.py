@@ -19,7 +19,7 @@ from ._models import ChatResponse, Model
 from ._stream import AsyncChatStream
 from ._types import NOT_GIVEN, Api, NotGiven
 from ._wire import chat_body, dumps, load_models, loads
-from ._wire.dialects import DIALECTS, OPENAI_ONLY_MODELS, Dialect, choose
+from ._wire.dialects import DIALECTS, Dialect, choose
 from ._wire.schema import response_format_for, structure_answer
 
 if TYPE_CHECKING:
@@ -45,16 +45,6 @@ class AsyncChat:
     def api(self) -> Api:
         """The default dialect of these calls (the client's)."""
         return self._dialect.name
-
-    def _route(self, body: Mapping[str, Any], api: Any) -> Dialect:
-        if (
-            api is None
-            and "research" not in body
-            and "response_format" not in body
-            and body["model"] not in OPENAI_ONLY_MODELS
-        ):
-            return self._dialect
-        return choose(api, body, self._dialect, DIALECTS)
 
     async def create(self, **args: Unpack[ChatArgs]) -> ChatResponse:
         """Generate a reply to a conversation.
@@ -100,7 +90,7 @@ class AsyncChat:
             InvalidRequestError: at once, when an argument is invalid.
         """
         body = chat_body(args, stream=True, what="create_stream")
-        dialect = self._route(body, args.get("api"))
+        dialect = choose(args.get("api"), body, self._dialect, DIALECTS)
         wire = body if dialect.encode is None else dialect.encode(body)
         t = self._transport
         opts = t.default_options.override(
@@ -178,15 +168,7 @@ class AsyncChat:
         """
         # A plain function returning the transport's coroutine: awaiting it costs no extra
         # coroutine frame on the hot path.
-        if (
-            api is None
-            and "research" not in body
-            and "response_format" not in body
-            and body["model"] not in OPENAI_ONLY_MODELS
-        ):
-            dialect = self._dialect  # the common case, checked inline: no call on the hot path
-        else:
-            dialect = choose(api, body, self._dialect, DIALECTS)
+        dialect = choose(api, body, self._dialect, DIALECTS)
         t = self._transport
         opts = t.default_options.override(
             timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, on_retry=on_retry

@@ -88,12 +88,18 @@ async def test_out_of_credits_is_never_retried(
     assert len(server.requests) == 1
 
 
-async def test_a_rate_limit_trips_the_shared_cooldown(
-    client: AsyncClient, server: MockRekaServer
-) -> None:
-    with pytest.raises(RateLimitError):
-        await client.chat.create(model=MODEL, messages=ask("x [[fault:rate_limit]]"), max_retries=0)
-    assert client.cooldown_remaining > 0
+async def test_a_rate_limit_trips_the_shared_cooldown(api: str) -> None:
+    # A 30 s retry-after: the cooldown is still running when it is read, however slow the
+    # machine (the fixture's 0.05 s would make this a race).
+    async with (
+        MockRekaServer(api_key=KEY, retry_after_s=30.0) as server,
+        AsyncClient(KEY, server.base_url, api=api, retry_policy=FAST) as client,  # type: ignore[arg-type]
+    ):
+        with pytest.raises(RateLimitError):
+            await client.chat.create(
+                model=MODEL, messages=ask("x [[fault:rate_limit]]"), max_retries=0
+            )
+        assert client.cooldown_remaining > 25
 
 
 async def test_a_bad_key_is_an_authentication_error(server: MockRekaServer, api: str) -> None:

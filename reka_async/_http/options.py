@@ -92,11 +92,16 @@ def coerce_timeout(value: TimeoutLike, default: Timeout = DEFAULT_TIMEOUT) -> Ti
 
 
 def check_max_retries(value: Any, *, allow_none: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a non-negative integer (or ``None`` if allowed)."""
+    """Raise ``ValueError`` unless ``value`` is a non-negative integer (or ``None`` if allowed).
+
+    The one check of a retry count: the client, a call, ``RetryPolicy``, ``BatchRunner`` and
+    the Ray mapper all use it.
+    """
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"max_retries: must be a non-negative integer, got {value!r}")
+        kind = "a non-negative integer or None" if allow_none else "a non-negative integer"
+        raise ValueError(f"max_retries: must be {kind}, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)

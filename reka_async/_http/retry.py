@@ -25,6 +25,7 @@ from typing import Final
 import attrs
 
 from .._exceptions import APIConnectionError, APIError, APIStatusError, InsufficientCreditsError
+from .options import check_max_retries
 
 __all__ = ["Cooldown", "RetryEvent", "RetryHook", "RetryPolicy", "parse_retry_after"]
 
@@ -74,8 +75,7 @@ class RetryPolicy:
 
     @max_retries.validator
     def _check_max_retries(self, _: attrs.Attribute[int], value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"max_retries: must be a non-negative integer, got {value!r}")
+        check_max_retries(value)
 
     @staticmethod
     def is_retryable(error: APIError) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._http import coerce_timeout
+from .._http.options import check_max_retries
 from .._types import NOT_GIVEN, PARAM_NAMES, NotGiven
 from .._wire import request_body
 from .items import BatchOptions, Prepare, prepare_item
@@ -64,16 +65,13 @@ class BatchRunner:
             if value is not None and value <= 0:
                 raise InvalidRequestError(f"{name}: must be positive or None, got {value!r}")
         max_retries = options.get("max_retries")
-        if max_retries is not None and (isinstance(max_retries, bool) or max_retries < 0):
-            raise InvalidRequestError(
-                f"max_retries: must be a non-negative integer or None, got {max_retries!r}"
-            )
         timeout = options.get("timeout", NOT_GIVEN)
-        if not isinstance(timeout, NotGiven):
-            try:
+        try:
+            check_max_retries(max_retries, allow_none=True)
+            if not isinstance(timeout, NotGiven):
                 coerce_timeout(timeout, client.timeout)
-            except ValueError as exc:
-                raise InvalidRequestError(str(exc)) from None
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from None
         model = options.get("model", "reka-flash")
         params = {k: v for k, v in options.items() if k not in _RUN_OPTIONS}
         # Validate the defaults once, up front, with a dummy message.

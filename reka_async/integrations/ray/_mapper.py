@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..._client import AsyncClient
+from ..._http.options import check_max_retries
 from ...batch import BatchStats
 from ._common import (
     check_params,
@@ -108,8 +109,7 @@ class RekaChatMapper:
                 "pass either limiter= (a shared budget) or rpm=/tpm= (split per actor), "
                 "not both; give the budget to create_rate_limiter(rpm=..., tpm=...)"
             )
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries: must be a non-negative integer, got {max_retries!r}")
+        check_max_retries(max_retries)
         check_params(model, params)
         self._key = resolve_key(api_key)
         self._model = model
