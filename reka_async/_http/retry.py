@@ -11,6 +11,22 @@ decided here and only here (``RetryPolicy.is_retryable``):
   of the wrong shape (``APIResponseValidationError``): the same request would fail again.
 
 A stream is retried only while nothing has been yielded from it.
+
+Retries that may bill twice
+---------------------------
+A retry *may bill twice* when the failed attempt may have reached the server and been
+generated: a read timeout, or the connection dropping after the request was written (including
+a malformed or missing response). A failure before the request could have been read (DNS,
+connection refused, a connect timeout, a TLS handshake error) and every status answer above
+(the server says it did not finish) never bills twice. One more case is ambiguous: a reused
+keep-alive connection that the server had already closed fails while the request is written,
+or disconnects before any response byte. It is retried once, transparently (not counted
+against ``max_retries``, so even with ``max_retries=0``), because that is what an idle
+connection closed by the server looks like; a server that crashed mid-request looks the same.
+
+``RetryEvent.may_bill_twice`` says which kind a retry is (batch stats count them), and
+``RetryPolicy(may_bill_twice=False)`` turns off every retry that may bill twice, the
+transparent stale-connection retry included: such a failure is raised at once.
 """
 
 from __future__ import annotations
@@ -41,6 +57,8 @@ class RetryEvent:
         error: the error of that attempt.
         delay: seconds until the next attempt.
         rate_limited: true when the server asked us to slow down (429).
+        may_bill_twice: true when the failed attempt may have reached the server, so this
+            retry may be generated and billed twice (see the module docstring).
     """
 
     method: str
@@ -49,6 +67,7 @@ class RetryEvent:
     error: APIError
     delay: float
     rate_limited: bool
+    may_bill_twice: bool = False
 
 
 RetryHook = Callable[[RetryEvent], None]
@@ -66,12 +85,15 @@ class RetryPolicy:
         cap: ceiling of the computed backoff.
         max_server_wait: the longest server-requested wait that is honoured by sleeping; a longer
             one is raised at once with ``retry_after`` on the error instead of sleeping silently.
+        may_bill_twice: allow retries that may bill twice (default); ``False`` raises such a
+            failure at once (see the module docstring).
     """
 
     max_retries: int = attrs.field(default=2)
     base: float = 0.5
     cap: float = 8.0
     max_server_wait: float = 120.0
+    may_bill_twice: bool = True
 
     @max_retries.validator
     def _check_max_retries(self, _: attrs.Attribute[int], value: int) -> None:
