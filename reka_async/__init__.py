@@ -29,6 +29,8 @@ from ._exceptions import (
     UnprocessableEntityError,
 )
 from ._http import ClientState, RetryEvent, RetryPolicy, Timeout, TimeoutLike
+from ._http.budget import RateBudget
+from ._http.quota import Quota
 from ._models import (
     Annotation,
     AudioPart,
@@ -133,7 +135,9 @@ __all__ = [
     "ParallelThinking",
     "ParsedResponse",
     "PdfPart",
+    "Quota",
     "PermissionDeniedError",
+    "RateBudget",
     "RateLimitError",
     "ReasoningStep",
     "RekaError",

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from ._exceptions import APIResponseValidationError, body_snippet
+from ._exceptions import APIResponseValidationError, APIStatusError, body_snippet
 from ._http import RetryHook, TimeoutLike, Transport
+from ._http.budget import RateBudget
 from ._models import ChatResponse, Model
 from ._stream import AsyncChatStream
 from ._types import NOT_GIVEN, Api, NotGiven
@@ -98,7 +99,7 @@ class AsyncChat:
             max_retries=args.get("max_retries"),
             extra_headers=args.get("extra_headers"),
         )
-        return AsyncChatStream(
+        stream = AsyncChatStream(
             transport=t,
             path=dialect.path,
             body=dumps(wire),
@@ -106,6 +107,10 @@ class AsyncChat:
             decode=dialect.decode_event,
             bearer=dialect.bearer,
         )
+        budgets = token_budgets(t.budget, None)
+        if budgets:
+            stream.charge_tokens(body, budgets)
+        return stream
 
     async def parse(self, **args: Unpack[ParseArgs[T]]) -> ParsedResponse[T]:
         """Ask for an answer in a given structure and return it structured (OpenAI dialect).
@@ -151,6 +156,7 @@ class AsyncChat:
         max_retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
         on_retry: RetryHook | None = None,
+        budget: RateBudget | None = None,
     ) -> Coroutine[Any, Any, ChatResponse]:
         """Send a body that is already built and validated (the canonical, native form).
 
@@ -162,6 +168,7 @@ class AsyncChat:
             body: the JSON body, e.g. from ``BatchRunner.prepare``.
             api, timeout, max_retries, extra_headers: as in ``create``.
             on_retry: called with a ``RetryEvent`` before each retry's wait.
+            budget: a ``RateBudget`` held on top of the client's (a ``BatchRunner``'s).
 
         Returns:
             A coroutine of the ``ChatResponse``.
@@ -171,9 +178,13 @@ class AsyncChat:
         dialect = choose(api, body, self._dialect, DIALECTS)
         t = self._transport
         opts = t.default_options.override(
-            timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, on_retry=on_retry
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            on_retry=on_retry,
+            budget=budget,
         )
-        return t.request(
+        sending = t.request(
             "POST",
             dialect.path,
             body=dumps(body if dialect.encode is None else dialect.encode(body)),
@@ -181,6 +192,44 @@ class AsyncChat:
             parse=dialect.load,
             bearer=dialect.bearer,
         )
+        budgets = token_budgets(t.budget, budget)
+        return sending if not budgets else _charged(sending, body, budgets)
+
+
+def token_budgets(*budgets: RateBudget | None) -> tuple[RateBudget, ...]:
+    """The budgets among ``budgets`` that hold a token budget."""
+    return tuple(b for b in budgets if b is not None and b.tokens is not None)
+
+
+async def _charged(
+    sending: Coroutine[Any, Any, ChatResponse],
+    body: Mapping[str, Any],
+    budgets: tuple[RateBudget, ...],
+) -> ChatResponse:
+    """Await ``sending`` with its token estimate charged to ``budgets``, then corrected.
+
+    An error status refunds the estimate (nothing was generated); a connection error or a
+    timeout keeps it (the server may have generated the answer).
+    """
+    charged: list[tuple[RateBudget, float]] = []
+    try:
+        for budget in budgets:
+            charged.append((budget, await budget.take_tokens(body)))
+    except BaseException:
+        sending.close()
+        for budget, amount in charged:
+            budget.settle(amount, 0)
+        raise
+    try:
+        response = await sending
+    except APIStatusError:
+        for budget, amount in charged:
+            budget.settle(amount, 0)
+        raise
+    used = response.usage.input_tokens + response.usage.output_tokens
+    for budget, amount in charged:
+        budget.settle(amount, used)
+    return response
 
 
 @attrs.frozen(kw_only=True)

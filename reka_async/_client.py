@@ -23,7 +23,9 @@ from ._http import (
     check_base_url,
     coerce_timeout,
 )
+from ._http.budget import RateBudget, make_budget
 from ._http.options import check_max_retries
+from ._http.quota import Quota
 from ._types import Api
 from ._wire.dialects import DIALECTS, check_api
 
@@ -45,6 +47,9 @@ class ClientOptions(TypedDict, total=False):
     retry_policy: RetryPolicy | None
     default_headers: Mapping[str, str] | None
     allow_insecure_http: bool
+    rpm: float | None
+    tpm: float | None
+    rate_budget: RateBudget | None
 
 
 class AsyncClient:
@@ -71,6 +76,17 @@ class AsyncClient:
             and ``max_retry_wait``, when given, override its fields.
         default_headers: headers sent with every request.
         allow_insecure_http: allow ``http://`` to a host that is not loopback.
+        rpm: a requests-per-minute budget held by every request of this client (plain calls,
+            streams, batches, the sync facade; each retry counts), bursting one second's
+            worth; ``None`` (default) for none.
+        tpm: a tokens-per-minute budget likewise, charged on an estimate before each request
+            and corrected with its ``usage``.
+        rate_budget: a ``RateBudget`` instead of ``rpm``/``tpm`` (to set the bursts, or to
+            share one budget between clients).
+
+    Pacing needs no option: the client reads the server's ``x-ratelimit-*`` headers and
+    pauses when the key's window is spent, and a 429 that says so pauses every request of
+    the client (an overload 429 delays its own request only).
 
     Raises:
         MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset.
@@ -90,6 +106,9 @@ class AsyncClient:
         retry_policy: RetryPolicy | None = None,
         default_headers: Mapping[str, str] | None = None,
         allow_insecure_http: bool = False,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        rate_budget: RateBudget | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("REKA_API_KEY")
         if not key:
@@ -109,6 +128,7 @@ class AsyncClient:
             policy = attrs.evolve(policy, max_retries=max_retries)
         if max_retry_wait is not None:
             policy = attrs.evolve(policy, max_server_wait=max_retry_wait)
+        budget = make_budget(rpm, tpm, rate_budget)
         self._transport = Transport(
             api_key=key,
             base_url=url,
@@ -116,6 +136,7 @@ class AsyncClient:
             retry_policy=policy,
             max_connections=max_connections,
             default_headers=default_headers,
+            budget=budget,
         )
         self.chat: Final = AsyncChat(self._transport, dialect)
         self.models: Final = AsyncModels(self._transport)
@@ -148,6 +169,16 @@ class AsyncClient:
     def max_connections(self) -> int:
         """Size of the connection pool."""
         return self._transport.max_connections
+
+    @property
+    def rate_budget(self) -> RateBudget | None:
+        """The client's ``RateBudget`` (from ``rpm``/``tpm``/``rate_budget``), or ``None``."""
+        return self._transport.budget
+
+    @property
+    def quota(self) -> Quota:
+        """The key's rate-limit window as the server's ``x-ratelimit-*`` headers describe it."""
+        return self._transport.quota
 
     @property
     def max_retries(self) -> int:

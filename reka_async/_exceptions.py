@@ -5,7 +5,7 @@
     RekaError
     ├── InvalidRequestError (also a ValueError)   bad arguments, caught before anything is sent
     ├── MissingAPIKeyError                         no key given and REKA_API_KEY unset
-    ├── BatchAbortedError                          a batch stopped early (out of credits)
+    ├── BatchAbortedError                          a batch stopped early (breaker, input, hook)
     └── APIError                                   anything that happened talking to the API
         ├── APIStatusError                         the server answered with a 4xx/5xx status
         │   ├── BadRequestError                    400
@@ -70,8 +70,23 @@ def body_snippet(body: bytes | str | None, limit: int = _SNIPPET_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def _rebuild(cls: type[RekaError], args: tuple[Any, ...]) -> RekaError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    return exc
+
+
 class RekaError(Exception):
-    """Root of every exception raised by reka_async."""
+    """Root of every exception raised by reka_async.
+
+    Every subclass pickles (``__reduce__`` rebuilds it from its attributes, whatever its
+    ``__init__`` takes), so a failed result can cross a process pool or a Ray task.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The state goes third, so pickle restores it after memoizing the object: an error
+        # whose attributes lead back to it (a result holding it) pickles too.
+        return (_rebuild, (type(self), self.args), self.__dict__)
 
 
 class InvalidRequestError(RekaError, ValueError):
@@ -83,7 +98,8 @@ class MissingAPIKeyError(RekaError):
 
 
 class BatchAbortedError(RekaError):
-    """A batch stopped before finishing because the account is out of credits.
+    """A batch stopped before finishing: the circuit breaker (a refused key, no credits, a
+    server wait above the cap), or the input iterator or the ``on_result`` hook raised.
 
     Attributes:
         cause: the error that stopped the batch.

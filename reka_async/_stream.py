@@ -34,7 +34,10 @@ from ._wire import loads
 from ._wire.events import StreamEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._http import RequestOptions, StreamBody, Transport
+    from ._http.budget import RateBudget
 
 __all__ = ["AsyncChatStream"]
 
@@ -85,6 +88,9 @@ class AsyncChatStream:
         self._closed = False
         self._error: BaseException | None = None  # raised once the pending chunks are out
         self.request_id: str | None = None
+        # Token budgets to charge before the first attempt and correct at the end.
+        self._charge: tuple[Mapping[str, Any], tuple[RateBudget, ...]] | None = None
+        self._charged: list[tuple[RateBudget, float]] = []
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("open" if self._resp is not None else "new")
@@ -135,7 +141,29 @@ class AsyncChatStream:
             else:
                 resp.close()  # unread body: drop the connection rather than reuse it
 
+    def charge_tokens(self, body: Mapping[str, Any], budgets: tuple[RateBudget, ...]) -> None:
+        """Charge ``body``'s token estimate to ``budgets`` before the first attempt; the
+        stream's final ``usage`` corrects it (a stream that never finishes keeps it)."""
+        self._charge = (body, budgets)
+
+    async def _charge_tokens(self) -> None:
+        assert self._charge is not None
+        body, budgets = self._charge
+        self._charge = None
+        for budget in budgets:
+            self._charged.append((budget, await budget.take_tokens(body)))
+
+    def _settle_tokens(self) -> None:
+        usage = self._assembler.usage
+        charged, self._charged = self._charged, []
+        for budget, amount in charged:
+            budget.settle(
+                amount, None if usage is None else usage.input_tokens + usage.output_tokens
+            )
+
     async def _ensure_open(self) -> None:
+        if self._charge is not None:
+            await self._charge_tokens()
         while self._resp is None:
             if self._closed:
                 raise RuntimeError("this stream is closed")
@@ -190,6 +218,8 @@ class AsyncChatStream:
             if not data:
                 self._drop(reuse=True)
                 self._finished = True
+                if self._charged:
+                    self._settle_tokens()
                 if not self._assembler.finished:
                     self._error = StreamError(
                         "the stream ended before its final event (no finish_reason)",

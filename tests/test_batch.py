@@ -7,7 +7,6 @@ own request log; nothing asserts that something was fast.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,12 +25,11 @@ from reka_async import (
     InvalidRequestError,
     Message,
     NotFoundError,
+    RateBudget,
     RateLimitError,
     RetryPolicy,
     UnprocessableEntityError,
 )
-from reka_async.batch import TokenBucket
-from reka_async.batch import stream as batch_stream
 from reka_async.testing import MockRekaServer
 
 API_KEY = "test-key"
@@ -232,8 +230,12 @@ async def test_a_failing_input_iterator_surfaces_its_error() -> None:
 
     async with serve() as (_server, client):
         runner = BatchRunner(client, concurrency=2)
-        with pytest.raises(LookupError, match="the source broke"):
+        with pytest.raises(BatchAbortedError, match="the source broke") as info:
             await runner.run(broken())
+        assert isinstance(info.value.__cause__, LookupError)
+        # The item finished before the input broke is not lost.
+        assert [r.text != "" for r in info.value.results] == [True]
+        assert runner.partial_results == info.value.results
         assert worker_tasks() == []
         assert acquired_connections(client) == 0
 
@@ -403,10 +405,11 @@ async def test_fail_fast_also_stops_on_an_invalid_item() -> None:
     assert len(server.requests) < 10
 
 
-async def test_rate_limits_shrink_the_adaptive_limit() -> None:
+async def test_overload_429s_shrink_the_adaptive_limit() -> None:
     items = [f"item {i}" for i in range(40)]
-    items[5] = "item 5 [[fault:rate_limit*1]]"
-    async with serve(latency_s=0.01, retry_after_s=0.3) as (_, client):
+    for i in range(12):  # the first 12 requests of these items are refused as overloaded
+        items[i] = f"item {i} [[fault:overloaded*12]]"
+    async with serve(latency_s=0.01, retry_after_s=0.01) as (_, client):
         runner = BatchRunner(client, concurrency=8)
         async with runner.stream(items) as stream:
             results = [r async for r in stream]
@@ -414,23 +417,42 @@ async def test_rate_limits_shrink_the_adaptive_limit() -> None:
     assert gate is not None
     assert len(results) == 40
     assert all(r.ok for r in results)
-    assert runner.stats.rate_limited > 0
+    assert runner.stats.rate_limited == 12
+    assert runner.stats.quota_pauses == 0
     assert gate.min_seen < 8
     assert 1 <= gate.limit <= 8
     assert runner.stats.concurrency_limit == gate.limit  # kept current as it grows back
 
 
-async def test_a_final_rate_limit_429_also_counts_as_overload() -> None:
-    items = ["a", "b [[fault:rate_limit*1]]", "c", "d"]
+async def test_a_stray_overload_429_or_a_spent_quota_does_not_shrink_the_limit() -> None:
+    # One overload 429 among many successes is noise; a 429 saying the quota is spent is
+    # answered by pausing the client (the cooldown), not by cutting concurrency.
+    items = [f"item {i}" for i in range(30)]
+    items[3] = "item 3 [[fault:overloaded*1]]"
+    items[20] = "item 20 [[fault:rate_limit*1]]"
+    async with serve(retry_after_s=0.01) as (_, client):
+        runner = BatchRunner(client, concurrency=4)
+        async with runner.stream(items) as stream:
+            results = [r async for r in stream]
+            gate = stream.concurrency_limit
+    assert all(r.ok for r in results)
+    assert runner.stats.rate_limited == 2
+    assert runner.stats.quota_pauses == 1
+    assert gate is not None
+    assert gate.min_seen == 4
+
+
+async def test_a_final_overload_429_also_counts_as_overload() -> None:
+    items = [f"busy {i} [[fault:overloaded]]" for i in range(10)]
     async with serve(retry_after_s=0.05) as (_, client):
         runner = BatchRunner(client, concurrency=4, max_retries=0)
         async with runner.stream(items) as stream:
             results = sorted([r async for r in stream], key=lambda r: r.index)
             gate = stream.concurrency_limit
-    assert isinstance(results[1].error, RateLimitError)
-    assert runner.stats.rate_limited == 1
+    assert all(isinstance(r.error, RateLimitError) for r in results)
+    assert runner.stats.rate_limited == 10
     assert gate is not None
-    assert gate.min_seen == 2
+    assert gate.min_seen < 4
 
 
 async def test_without_adaptive_there_is_no_gate() -> None:
@@ -444,35 +466,30 @@ async def test_without_adaptive_there_is_no_gate() -> None:
 # --- TPM budget -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def frozen_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The runner's token buckets never refill, so their level is exact arithmetic."""
-    monkeypatch.setattr(
-        batch_stream, "TokenBucket", functools.partial(TokenBucket, clock=lambda: 0.0)
-    )
-
-
 @pytest.mark.parametrize(
     ("tpm", "item"),
     [
         # estimate (53) > usage (7): the unused part comes back
         (1200, {"prompt": "hello world", "max_tokens": 50}),
-        # estimate (1027) > capacity: only what was taken may come back
+        # estimate (1027) > the whole burst: it waits for a full bucket, goes into debt, and
+        # the correction leaves exactly the usage taken
         (1000, {"prompt": "hello world"}),
         # usage (101 input words) > estimate (52): the difference is taken on top
         (1200, {"prompt": "a " * 100, "max_tokens": 1}),
     ],
-    ids=["refund", "estimate-above-capacity", "usage-above-estimate"],
+    ids=["refund", "estimate-above-burst", "usage-above-estimate"],
 )
-@pytest.mark.usefixtures("frozen_buckets")
 async def test_tpm_bucket_ends_at_capacity_minus_actual_usage(
     tpm: int, item: dict[str, Any]
 ) -> None:
+    # A frozen clock: the bucket never refills, so its level is exact arithmetic.
+    budget = RateBudget(tpm=tpm, token_burst=tpm, clock=lambda: 0.0)
     async with serve() as (_, client):
-        runner = BatchRunner(client, concurrency=1, tpm=tpm)
+        runner = BatchRunner(client, concurrency=1, rate_budget=budget)
         async with runner.stream([item]) as stream:
             results = [r async for r in stream]
             bucket = stream.tpm_bucket
+    assert bucket is budget.tokens
     assert bucket is not None
     (result,) = results
     assert result.response is not None
@@ -589,15 +606,25 @@ async def test_stats_and_on_result_hook() -> None:
 
 
 async def test_a_failing_hook_stops_the_batch_instead_of_losing_items() -> None:
+    calls: list[int] = []
+
     def hook(result: BatchResult, stats: BatchStats) -> None:
-        if result.index == 2:
+        calls.append(result.index)
+        if len(calls) == 3:
             raise RuntimeError("progress bar broke")
 
-    async with serve() as (server, client):
-        runner = BatchRunner(client, concurrency=2, on_result=hook)
-        with pytest.raises(RuntimeError, match="progress bar broke"):
+    async with serve(latency_s=0.01) as (server, client):
+        runner = BatchRunner(client, concurrency=4, on_result=hook)
+        with pytest.raises(BatchAbortedError, match="progress bar broke") as info:
             await runner.run([f"item {i}" for i in range(50)])
         await assert_everything_released(server, client)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    # Called three times, never again after it raised, though other workers finished items.
+    assert len(calls) == 3
+    # Every item that finished is in the error, the one the hook failed on included.
+    finished = {r.index for r in info.value.results}
+    assert set(calls) <= finished
+    assert all(r.ok for r in info.value.results)
 
 
 def test_percentiles_use_nearest_rank() -> None:

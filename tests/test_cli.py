@@ -205,14 +205,14 @@ def test_batch_bad_lines(tmp_path: Path) -> None:
 
 def test_batch_api_errors_are_recorded(tmp_path: Path) -> None:
     inp = tmp_path / "in.jsonl"
-    write_jsonl(inp, [{"custom_id": "x", "prompt": "[[fault:401]]"}, {"prompt": "fine"}])
+    write_jsonl(inp, [{"custom_id": "x", "prompt": "[[fault:422]]"}, {"prompt": "fine"}])
     out = tmp_path / "out.jsonl"
     proc = run("batch", str(inp), "-o", str(out), "--mock")
     assert proc.returncode == 1
     rows = {r["custom_id"]: r for r in records(out)}
     err = rows["x"]["error"]
-    assert err["type"] == "AuthenticationError"
-    assert err["status"] == 401
+    assert err["type"] == "UnprocessableEntityError"
+    assert err["status"] == 422
     assert err["request_id"]
     assert rows["line-2"]["ok"]
 

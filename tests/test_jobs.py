@@ -13,6 +13,7 @@ from reka_async import AsyncClient, BatchResult, BatchRunner, InvalidRequestErro
 from reka_async.jobs import (
     BadLine,
     DuplicateCustomId,
+    Entry,
     InvalidInputLine,
     JobInput,
     Resumed,
@@ -104,7 +105,7 @@ async def test_items_skip_blank_lines_name_duplicates_and_skip_resumed(tmp_path:
         + "\n\n"
         + "\n".join(json.dumps(x) for x in lines[2:])
     )
-    source = JobInput(Resumed(ok={"done"}))
+    source = JobInput(Resumed(entries={"done": Entry(ok=True, retryable=False, request_hash=None)}))
     fd = os.open(path, os.O_RDONLY)
     try:
         items = [item async for item in source.items(fd)]
@@ -144,7 +145,8 @@ def test_scan_output_cuts_a_torn_last_line(tmp_path: Path) -> None:
     text = "".join(json.dumps(r) + "\n" for r in good)
     path.write_text(text + "not json\n" + json.dumps(["foreign"]) + "\n" + '{"custom_id": "c"')
     resumed = scan_output(str(path))
-    assert (resumed.ok, resumed.failed, resumed.dup_lines) == ({"a"}, {"b"}, {2})
+    # A duplicate's error line is keyed by its line: it never marks its custom_id done.
+    assert (resumed.ok, resumed.failed, resumed.dup_lines) == ({"a"}, set(), {2})
     assert (resumed.records, resumed.torn_removed, resumed.unreadable) == (2, True, 2)
     assert path.read_text().endswith(json.dumps(["foreign"]) + "\n")
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from reka_async import RateBudget
+from reka_async._http import budget as _budget
 from reka_async.batch import AdaptiveLimit, TokenBucket
 from reka_async.batch import limits as _ratelimit
 
@@ -41,6 +43,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
         await real_sleep(0)  # still a suspension point, as a real sleep is
 
     monkeypatch.setattr(_ratelimit, "asyncio", _AsyncioWithSleep(fake_sleep))
+    monkeypatch.setattr(_budget, "asyncio", _AsyncioWithSleep(fake_sleep))
     return fake
 
 
@@ -66,10 +69,15 @@ async def _yield_until(predicate: Callable[[], bool], rounds: int = 100) -> None
 
 
 def test_bucket_starts_full_and_rejects_non_positive_rates() -> None:
-    bucket = TokenBucket(60, clock=FakeClock())
+    bucket = TokenBucket(60, clock=FakeClock(), capacity=60)
     assert bucket.level == 60.0
     assert bucket.capacity == 60.0
     assert bucket.per_second == pytest.approx(1.0)
+    # The default burst is one second's worth, and at least one unit.
+    assert TokenBucket(600, clock=FakeClock()).capacity == 10.0
+    assert TokenBucket(6, clock=FakeClock()).capacity == 1.0
+    with pytest.raises(ValueError, match="capacity"):
+        TokenBucket(10, capacity=0)
     with pytest.raises(ValueError, match="positive"):
         TokenBucket(0)
     with pytest.raises(ValueError, match="positive"):
@@ -77,7 +85,7 @@ def test_bucket_starts_full_and_rejects_non_positive_rates() -> None:
 
 
 async def test_acquire_within_burst_does_not_wait(clock: FakeClock) -> None:
-    bucket = TokenBucket(60, clock=clock)  # 60 per minute, burst 60
+    bucket = TokenBucket(60, clock=clock, capacity=60)  # 60 per minute, burst 60
     for _ in range(60):
         await bucket.acquire()
     assert clock.sleeps == []
@@ -101,7 +109,7 @@ async def test_rpm_acquire_beyond_burst_waits_for_refill(clock: FakeClock) -> No
 
 
 async def test_refill_is_continuous_and_capped(clock: FakeClock) -> None:
-    bucket = TokenBucket(120, clock=clock)  # 2 per second
+    bucket = TokenBucket(120, clock=clock, capacity=120)  # 2 per second, burst 120
     await bucket.acquire(100)
     assert bucket.level == pytest.approx(20.0)
     clock.advance(10)
@@ -111,7 +119,7 @@ async def test_refill_is_continuous_and_capped(clock: FakeClock) -> None:
 
 
 async def test_acquire_waits_only_for_the_missing_part(clock: FakeClock) -> None:
-    bucket = TokenBucket(600, clock=clock)  # 10 per second
+    bucket = TokenBucket(600, clock=clock, capacity=600)  # 10 per second
     await bucket.acquire(595)
     await bucket.acquire(25)  # 5 available, 20 missing -> 2 s
     assert sum(clock.sleeps) == pytest.approx(2.0)
@@ -119,7 +127,7 @@ async def test_acquire_waits_only_for_the_missing_part(clock: FakeClock) -> None
 
 
 async def test_refund_returns_units_but_caps_at_capacity(clock: FakeClock) -> None:
-    bucket = TokenBucket(1000, clock=clock)
+    bucket = TokenBucket(1000, clock=clock, capacity=1000)
     await bucket.acquire(800)
     bucket.refund(300)
     assert bucket.level == pytest.approx(500.0)
@@ -154,7 +162,10 @@ async def test_amount_above_capacity_waits_for_a_full_bucket_not_forever(
     await bucket.acquire(4)
     await asyncio.wait_for(bucket.acquire(50), timeout=5)  # would spin forever if not capped
     assert sum(clock.sleeps) == pytest.approx(4.0)  # refill from 6 to the full 10
-    assert bucket.level == pytest.approx(0.0, abs=1e-9)
+    # It took all 50: the bucket is in debt, and the next unit waits the 40 off first.
+    assert bucket.level == pytest.approx(-40.0)
+    await bucket.acquire(1)
+    assert sum(clock.sleeps) == pytest.approx(4.0 + 41.0)
 
 
 async def test_acquire_is_first_come_first_served(clock: FakeClock) -> None:
@@ -189,9 +200,40 @@ async def test_cancelled_acquire_takes_nothing_and_frees_the_lock(clock: FakeClo
 
 
 def test_bucket_repr_shows_live_state() -> None:
-    bucket = TokenBucket(60, clock=FakeClock())
+    bucket = TokenBucket(60, clock=FakeClock(), capacity=60)
     bucket.consume(20)
     assert repr(bucket) == "<TokenBucket level=40.0/60 rate=60/min>"
+
+
+@pytest.mark.parametrize(("rpm", "burst"), [(600, None), (120, None), (600, 25.0), (30, None)])
+async def test_no_window_ever_sees_more_than_rate_times_w_plus_burst(
+    clock: FakeClock, rpm: float, burst: float | None
+) -> None:
+    """The budget's promise: in any window of W s, at most rpm*W/60 + burst requests."""
+    budget = RateBudget(rpm=rpm, request_burst=burst, clock=clock)
+    assert budget.requests is not None
+    cap = budget.requests.capacity
+    assert cap == (burst if burst is not None else max(1.0, rpm / 60))
+    sent: list[float] = []
+    for _ in range(200):  # as fast as the budget allows
+        await budget.requests.acquire()
+        sent.append(clock.now)
+    for i, start in enumerate(sent):
+        for width in (0.0, 0.5, 1.0, 3.0, 10.0):
+            inside = sum(1 for t in sent[i:] if t <= start + width)
+            assert inside <= rpm * width / 60 + cap + 1e-9
+    # ...and it is not stingy: the long-run rate is the budget's.
+    assert (len(sent) - cap) / (sent[-1] - sent[0]) == pytest.approx(rpm / 60, rel=1e-6)
+
+
+def test_rate_budget_checks_its_numbers() -> None:
+    with pytest.raises(ValueError, match="rpm"):
+        RateBudget(rpm=0)
+    with pytest.raises(ValueError, match="token_burst"):
+        RateBudget(tpm=10, token_burst=-1)
+    budget = RateBudget(rpm=120, tpm=6000)
+    assert (budget.rpm, budget.tpm) == (pytest.approx(120), pytest.approx(6000))
+    assert RateBudget().requests is None
 
 
 # --- AdaptiveLimit ----------------------------------------------------------------------------

@@ -293,13 +293,18 @@ def write_input(path: Path, prompts: list[str]) -> None:
     path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts), encoding="utf-8")
 
 
-def check_cli(proc: subprocess.CompletedProcess[str], out: Path, n: int) -> list[dict[str, Any]]:
+def check_cli(
+    proc: subprocess.CompletedProcess[str], out: Path, n: int | None
+) -> list[dict[str, Any]]:
     assert KEY not in proc.stdout
     assert KEY not in proc.stderr
     text = out.read_text(encoding="utf-8")
     assert KEY not in text
     records = [json.loads(line) for line in text.splitlines()]
-    assert len(records) == n, (proc.stderr, text)
+    if n is None:
+        assert records, (proc.stderr, text)
+    else:
+        assert len(records) == n, (proc.stderr, text)
     return records
 
 
@@ -319,9 +324,12 @@ def test_cli_batch_401(wrong_key_server: MockServerProcess, tmp_path: Path, env_
         str(out),
         env_key=env_key,
     )
-    assert proc.returncode == 1, proc.stderr
-    records = check_cli(proc, out, 3)
+    # The circuit breaker stops the batch at the first 401 (exit 3); the requests already in
+    # flight may or may not have been recorded.
+    assert proc.returncode == 3, proc.stderr
+    records = check_cli(proc, out, None)
     assert all(r["error"]["type"] == "AuthenticationError" for r in records)
+    assert "check the key" in proc.stderr
 
 
 @pytest.mark.parametrize("env_key", [False, True])

@@ -16,6 +16,7 @@ import attrs
 from .._types import NotGiven
 
 if TYPE_CHECKING:
+    from .budget import RateBudget
     from .retry import RetryHook
 
 __all__ = [
@@ -112,6 +113,8 @@ class RequestOptions:
     max_retries: int
     extra_headers: Mapping[str, str] | None = None
     on_retry: RetryHook | None = None
+    #: A rate budget of the caller's (a ``BatchRunner``'s) on top of the client's.
+    budget: RateBudget | None = None
 
     def override(
         self,
@@ -120,6 +123,7 @@ class RequestOptions:
         max_retries: int | None,
         extra_headers: Mapping[str, str] | None,
         on_retry: RetryHook | None = None,
+        budget: RateBudget | None = None,
     ) -> RequestOptions:
         """These options with a call's overrides applied (``self`` when there are none).
 
@@ -131,6 +135,7 @@ class RequestOptions:
             and max_retries is None
             and not extra_headers
             and on_retry is None
+            and budget is None
         ):
             return self  # the common case allocates nothing
         if max_retries is not None:
@@ -144,4 +149,5 @@ class RequestOptions:
             max_retries=self.max_retries if max_retries is None else max_retries,
             extra_headers=extra_headers or None,
             on_retry=on_retry,
+            budget=budget,
         )

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -56,7 +57,9 @@ class RetryEvent:
         attempt: the attempt that failed (0 is the first).
         error: the error of that attempt.
         delay: seconds until the next attempt.
-        rate_limited: true when the server asked us to slow down (429).
+        rate_limited: true when the server asked us to slow down (a rate-limit 429).
+        quota_spent: true when that 429 said the key's window is spent: the whole client
+            pauses (the shared cooldown); false for an overload 429 about this request.
         may_bill_twice: true when the failed attempt may have reached the server, so this
             retry may be generated and billed twice (see the module docstring).
     """
@@ -67,6 +70,7 @@ class RetryEvent:
     error: APIError
     delay: float
     rate_limited: bool
+    quota_spent: bool = False
     may_bill_twice: bool = False
 
 
@@ -132,7 +136,8 @@ class RetryPolicy:
 
 
 class Cooldown:
-    """A shared pause: after a rate-limit 429 no request of this client starts until it ends."""
+    """A shared pause: no request of this client starts until it ends (tripped by a 429 that
+    says the key's quota is spent, or by the headers' word that the window is used up)."""
 
     __slots__ = ("deadline",)
 
@@ -173,30 +178,41 @@ def _quota_exhausted(remaining: str | None) -> bool:
         return True
 
 
+def _seconds(value: str) -> float | None:
+    """A delay header's value in seconds; ``None`` for garbage, negatives, NaN or infinity."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    """The delay the server asks for, in seconds, from the documented headers."""
+    """The delay the server asks for, in seconds, from the documented headers.
+
+    ``retry-after-ms``, then ``retry-after`` (seconds or an HTTP date), then
+    ``x-ratelimit-reset`` while the quota is spent. A value that is not a finite,
+    non-negative number (``-5``, ``nan``) is ignored, so the next header or the computed
+    backoff decides instead of a retry at once.
+    """
     value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
+    if value and (ms := _seconds(value)) is not None:
+        return ms / 1000.0
     value = headers.get("retry-after")
     if value:
+        seconds = _seconds(value)
+        if seconds is not None:
+            return seconds
         try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                parsed = email.utils.parsedate_to_datetime(value)
-                return max(0.0, parsed.timestamp() - now)
-            except (TypeError, ValueError, IndexError, OverflowError):
-                pass
+            parsed = email.utils.parsedate_to_datetime(value)
+            return max(0.0, parsed.timestamp() - now)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
     value = headers.get("x-ratelimit-reset")
     if value and _quota_exhausted(headers.get("x-ratelimit-remaining")):
-        try:
-            reset = float(value)
-        except ValueError:
+        reset = _seconds(value)
+        if reset is None:
             return None
         # Epoch seconds per the contract; a small number is taken as "seconds from now".
-        return max(0.0, reset - now) if reset > 1e9 else max(0.0, reset)
+        return max(0.0, reset - now) if reset > 1e9 else reset
     return None

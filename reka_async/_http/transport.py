@@ -25,8 +25,10 @@ from .._exceptions import (
     RateLimitError,
 )
 from .._version import __version__
+from .budget import RateBudget
 from .errors import invalid_body, map_errors, status_error
 from .options import RequestOptions, Timeout
+from .quota import Quota, quota_spent
 from .retry import Cooldown, RetryEvent, RetryPolicy
 
 __all__ = ["ClientState", "StreamBody", "Transport", "check_base_url"]
@@ -116,12 +118,17 @@ class Transport:
         retry_policy: RetryPolicy,
         max_connections: int,
         default_headers: Mapping[str, str] | None = None,
+        budget: RateBudget | None = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.retry_policy = retry_policy
         self.max_connections = max_connections
         self.cooldown = Cooldown()
+        #: The client's rate budget (``AsyncClient(rpm=, tpm=)``), or ``None``.
+        self.budget = budget
+        #: The key's window as the server's x-ratelimit-* headers describe it.
+        self.quota = Quota(slack=max_connections, max_wait=retry_policy.max_server_wait)
         self.state = ClientState.UNOPENED
         self.default_options = RequestOptions(timeout=timeout, max_retries=retry_policy.max_retries)
         self._stream_timeout = timeout.to_aiohttp()
@@ -202,22 +209,25 @@ class Transport:
     ) -> None:
         """Sleep before the next attempt, or raise ``error`` when it must not be retried.
 
-        A rate-limit 429 trips the client's shared cooldown so that every other request of this
-        client waits too, instead of each hammering the API on its own.
+        Two kinds of rate-limit 429 (see ``_http/quota.py``): one whose headers say the key's
+        quota is spent (``x-ratelimit-remaining: 0``) trips the client's shared cooldown, so
+        every other request of this client waits too; one that does not (an overload answer)
+        delays this request alone.
         """
         policy = self.retry_policy
         delay = policy.delay_for(error, attempt, opts.max_retries)
         rate_limited = isinstance(error, RateLimitError) and not isinstance(
             error, InsufficientCreditsError
         )
+        spent = rate_limited and isinstance(error, APIStatusError) and quota_spent(error.headers)
         if delay is None:
-            if rate_limited and isinstance(error, APIStatusError):
+            if spent and isinstance(error, APIStatusError):
                 # Out of retries, but the other requests of this client must still back off.
                 wait = error.retry_after
                 if wait is not None and wait <= policy.max_server_wait:
                     self.cooldown.trip(wait)
             raise error
-        if rate_limited:
+        if spent:
             self.cooldown.trip(delay)
         logger.info(
             "retrying %s %s in %.2f s (attempt %d of %d failed): %s",
@@ -237,12 +247,31 @@ class Transport:
                     error=error,
                     delay=delay,
                     rate_limited=rate_limited,
+                    quota_spent=spent,
                 )
             )
-        if rate_limited:
+        if spent:
             await self.cooldown.wait()
         else:
             await asyncio.sleep(delay)
+
+    async def before_send(self, opts: RequestOptions) -> None:
+        """Wait for the shared cooldown, the key's window and the rate budgets (the slow path
+        of every attempt: the request loop calls it only when one of them is in play)."""
+        cooldown = self.cooldown
+        if cooldown.deadline:
+            await cooldown.wait()
+        quota = self.quota
+        if quota.active:
+            pause = quota.before_send()
+            if pause:
+                cooldown.trip(pause)
+                await cooldown.wait()
+        if self.budget is not None and self.budget.requests is not None:
+            await self.budget.requests.acquire()
+        budget = opts.budget
+        if budget is not None and budget.requests is not None:
+            await budget.requests.acquire()
 
     async def request(
         self,
@@ -268,10 +297,12 @@ class Transport:
             self._plain_timeout if opts.timeout is self.timeout else opts.timeout.to_aiohttp_plain()
         )
         cooldown = self.cooldown
+        quota = self.quota
+        gated = self.budget is not None or opts.budget is not None
         attempt = 0
         while True:
-            if cooldown.deadline:
-                await cooldown.wait()
+            if gated or cooldown.deadline or quota.active:
+                await self.before_send(opts)
             session = self.session()
             error: APIError
             try:
@@ -288,6 +319,9 @@ class Transport:
             except APIConnectionError as exc:  # raised by map_errors: no complete answer
                 error = exc
             else:
+                remaining = resp.headers.get("x-ratelimit-remaining")
+                if remaining is not None:
+                    quota.observe(remaining, resp.headers)
                 status = resp.status
                 if status < 300:
                     try:
@@ -308,8 +342,13 @@ class Transport:
             APIStatusError: a non-2xx answer.
             APIConnectionError: no answer (``APITimeoutError`` on a timeout).
         """
-        if self.cooldown.deadline:
-            await self.cooldown.wait()
+        if (
+            self.cooldown.deadline
+            or self.quota.active
+            or self.budget is not None
+            or opts.budget is not None
+        ):
+            await self.before_send(opts)
         session = self.session()
         url, errors = self.route("STREAM", path)
         headers = {"Accept": "text/event-stream", **(opts.extra_headers or {})}
@@ -322,6 +361,9 @@ class Transport:
             resp = await session.post(
                 url, data=body, headers=headers, timeout=timeout, allow_redirects=False
             )
+        remaining = resp.headers.get("x-ratelimit-remaining")
+        if remaining is not None:
+            self.quota.observe(remaining, resp.headers)
         if resp.status >= 300:
             try:
                 with errors:

@@ -13,12 +13,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from .._exceptions import InvalidRequestError
+from .._http.budget import estimate_tokens
 from .._models import ChatRequest
 from .._types import ChatParams, NotGiven
 from .._wire import request_body, request_from_model
 
 if TYPE_CHECKING:
     from .._http import TimeoutLike
+    from .._http.budget import RateBudget
     from .results import ResultHook
 
 __all__ = ["BatchOptions", "Prepare", "estimate_tokens", "item_custom_id", "prepare_item"]
@@ -36,30 +38,46 @@ class BatchOptions(ChatParams, total=False):
     Keys:
         concurrency: most requests in flight at once (default 64).
         model: model for items that name none (default ``"reka-flash"``).
-        rpm: requests-per-minute budget (client-side), or ``None``.
-        tpm: tokens-per-minute budget, estimated before each call and corrected with ``usage``.
-        adaptive: AIMD concurrency (default on): halve the limit on rate-limit 429s and
-            timeouts, then grow by one per window of successes, never above ``concurrency``.
+        rpm: requests-per-minute budget of this runner (client-side), shared by all its runs
+            and streams, concurrent ones included; every attempt counts. ``None``: none
+            (the client's own budget, if any, still holds).
+        tpm: tokens-per-minute budget likewise, estimated before each call and corrected
+            with ``usage``.
+        rate_budget: a ``RateBudget`` instead of ``rpm``/``tpm`` (bursts, or sharing).
+        adaptive: AIMD concurrency (default on): halve the limit while overload signals
+            (an overload 429, a timeout, running out of file descriptors) are more than a
+            tenth of recent outcomes, then grow by one per window of successes, never above
+            ``concurrency``. A 429 saying the key's quota is spent pauses the client instead.
         fail_fast: raise the first error and cancel the rest instead of collecting it.
-        stop_on_insufficient_credits: stop the whole batch with ``BatchAbortedError`` on an
-            out-of-credits 429 (default). ``False`` records it on the item like any other error.
+        circuit_breaker: stop the whole batch with ``BatchAbortedError`` (default on) when
+            going on cannot help: a refused key (401), a forbidden one (403), an account out
+            of credits, or a server wait longer than the client's ``max_retry_wait``. An
+            unknown model (404) fails the items naming it without sending them either way.
+        stop_on_insufficient_credits: the old name of ``circuit_breaker``; ``False`` turns
+            the breaker off (the errors are recorded on their items like any other).
         max_retries: retries per request (default: the client's).
         timeout: per-request timeout (starts when the request gets its slot).
-        on_result: ``hook(result, stats)`` called for every finished item (progress bars).
+        on_result: ``hook(result, stats)`` called for every finished item (progress bars);
+            if it raises, the batch stops and the hook is not called again.
         prepare: ``prepare(index, item) -> (custom_id, body)`` instead of ``prepare_item``.
+        raise_fd_limit: raise the soft open-file limit toward the hard one when
+            ``concurrency`` needs more descriptors (default: only warn, ``ResourceWarning``).
     """
 
     concurrency: int
     model: str
     rpm: float | None
     tpm: float | None
+    rate_budget: RateBudget | None
     adaptive: bool
     fail_fast: bool
+    circuit_breaker: bool
     stop_on_insufficient_credits: bool
     max_retries: int | None
     timeout: TimeoutLike | NotGiven
     on_result: ResultHook | None
     prepare: Prepare | None
+    raise_fd_limit: bool
 
 
 def prepare_item(
@@ -117,17 +135,3 @@ def item_custom_id(item: Any, index: int) -> str:
     if isinstance(item, Mapping) and item.get("custom_id") is not None:
         return str(item["custom_id"])
     return str(index)
-
-
-def estimate_tokens(body: Mapping[str, Any]) -> int:
-    """A cheap upper-ish estimate: ~4 characters a token, plus the completion budget."""
-    chars = 0
-    for message in body.get("messages", ()):
-        content = message.get("content") if isinstance(message, Mapping) else None
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, Mapping):
-                    chars += len(str(part.get("text", part.get("output", ""))))
-    return chars // 4 + 1 + int(body.get("max_tokens") or 1024)

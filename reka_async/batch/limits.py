@@ -1,8 +1,5 @@
-"""Client-side rate limiting: a token bucket that can refund, and an AIMD concurrency gate.
-
-Why not aiolimiter: its leaky bucket cannot give back capacity, and TPM budgets must refund the
-unused part of a token estimate once ``usage`` is known. The bucket below is the same idea in
-~60 lines with ``refund``.
+"""Batch-side limits: the AIMD concurrency gate (the token buckets live in ``_http/budget.py``,
+where every request of a client can hold them; ``TokenBucket`` is re-exported here).
 """
 
 from __future__ import annotations
@@ -11,83 +8,25 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from .._http.budget import TokenBucket
+
 __all__ = ["AdaptiveLimit", "TokenBucket"]
 
-
-class TokenBucket:
-    """``rate`` units per ``period`` seconds, refilled continuously, bursting up to ``capacity``.
-
-    ``acquire(n)`` waits until ``n`` units are available (first come, first served);
-    ``refund(n)`` returns units that turned out unused; ``consume(n)`` takes units without
-    waiting (the level may go negative: later callers then wait it off).
-    """
-
-    __slots__ = ("_clock", "_level", "_lock", "_stamp", "capacity", "per_second")
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        period: float = 60.0,
-        capacity: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if rate <= 0 or period <= 0:
-            raise ValueError(f"rate and period must be positive, got rate={rate}, period={period}")
-        self.per_second = rate / period
-        self.capacity = float(capacity if capacity is not None else rate)
-        self._clock = clock
-        self._level = self.capacity
-        self._stamp = clock()
-        self._lock = asyncio.Lock()
-
-    def __repr__(self) -> str:
-        return (
-            f"<TokenBucket level={self.level:.1f}/{self.capacity:g} "
-            f"rate={self.per_second * 60:g}/min>"
-        )
-
-    @property
-    def level(self) -> float:
-        """Units available now."""
-        self._refill()
-        return self._level
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._level = min(self.capacity, self._level + (now - self._stamp) * self.per_second)
-        self._stamp = now
-
-    async def acquire(self, amount: float = 1.0) -> None:
-        """Wait until ``amount`` units are available and take them.
-
-        An amount above ``capacity`` waits for a full bucket rather than forever.
-        """
-        amount = min(float(amount), self.capacity)
-        async with self._lock:
-            self._refill()
-            while self._level < amount:
-                await asyncio.sleep((amount - self._level) / self.per_second)
-                self._refill()
-            self._level -= amount
-
-    def consume(self, amount: float) -> None:
-        """Take ``amount`` units without waiting (the level may go below zero)."""
-        self._refill()
-        self._level -= amount
-
-    def refund(self, amount: float) -> None:
-        """Give back ``amount`` unused units (never above capacity)."""
-        if amount > 0:
-            self._refill()
-            self._level = min(self.capacity, self._level + amount)
+_SHARE_WEIGHT = 0.02  # the exponential average's weight: about the last 50 outcomes
 
 
 class AdaptiveLimit:
     """A concurrency gate whose limit follows AIMD: +1 per window of successes, halved on overload.
 
     The limit moves between 1 and ``maximum``; a decrease happens at most once per
-    ``decrease_interval`` seconds so one burst of 429s counts as one signal.
+    ``decrease_interval`` seconds so one burst of 429s counts as one signal. With a
+    ``tolerance`` above 0, an overload signal decreases the limit only while the share of
+    overload signals among recent outcomes (an exponential average over about the last 50)
+    exceeds it: a few stray overload 429s in a healthy run do not cost half the throughput,
+    a server that keeps refusing does.
+
+    Overload signals are overload 429s (not a spent quota: pacing handles that), timeouts
+    and running out of file descriptors (``EMFILE``).
     """
 
     __slots__ = (
@@ -99,6 +38,8 @@ class AdaptiveLimit:
         "limit",
         "maximum",
         "min_seen",
+        "overload_share",
+        "tolerance",
     )
 
     def __init__(
@@ -106,6 +47,7 @@ class AdaptiveLimit:
         maximum: int,
         *,
         decrease_interval: float = 1.0,
+        tolerance: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.maximum = maximum
@@ -113,6 +55,9 @@ class AdaptiveLimit:
         self.min_seen = float(maximum)
         self.in_use = 0
         self.decrease_interval = decrease_interval
+        self.tolerance = tolerance
+        #: The recent share of overload signals among outcomes (an exponential average).
+        self.overload_share = 0.0
         self._clock = clock
         self._last_decrease = -float("inf")
         self._cond = asyncio.Condition()
@@ -139,11 +84,16 @@ class AdaptiveLimit:
 
     def on_success(self) -> None:
         """Additive increase: about +1 per ``limit`` successes."""
+        self.overload_share *= 1.0 - _SHARE_WEIGHT
         if self.limit < self.maximum:
             self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
 
     def on_overload(self) -> None:
-        """Multiplicative decrease (halve), at most once per interval."""
+        """Multiplicative decrease (halve), at most once per interval and only while the
+        recent share of overload signals is above ``tolerance``."""
+        self.overload_share += (1.0 - self.overload_share) * _SHARE_WEIGHT
+        if self.overload_share <= self.tolerance:
+            return
         now = self._clock()
         if now - self._last_decrease >= self.decrease_interval:
             self._last_decrease = now

@@ -65,6 +65,12 @@ class BatchStats:
     started_at: float = attrs.field(factory=time.monotonic)
     finished_at: float | None = None
     concurrency_limit: float = 0.0
+    #: Rate-limit 429s that said the key's quota was spent (each paused the whole client).
+    quota_pauses: int = 0
+    #: Retries after an attempt the server may have received (may be billed twice).
+    may_bill_twice: int = 0
+    #: Requests per second the server's rate-limit window allows, once the headers told.
+    pacing_rate: float | None = None
     _latencies: list[float] = attrs.field(factory=list, repr=False, alias="_latencies")
     _seen: int = attrs.field(default=0, repr=False, alias="_seen")
 
@@ -148,6 +154,10 @@ class BatchStats:
             "retried": self.retried,
             "retries": self.retries,
             "rate_limited": self.rate_limited,
+            "quota_pauses": self.quota_pauses,
+            "may_bill_twice": self.may_bill_twice,
+            "concurrency_limit": round(self.concurrency_limit, 1),
+            "pacing_rate": None if self.pacing_rate is None else round(self.pacing_rate, 2),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "wall_s": round(self.wall_s, 3),

@@ -8,14 +8,18 @@ shared cooldown after a 429, and an AIMD concurrency gate sit between the input 
 
 from __future__ import annotations
 
+import asyncio
+import warnings
 from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._http import coerce_timeout
+from .._http.budget import make_budget
 from .._http.options import check_max_retries
 from .._types import NOT_GIVEN, PARAM_NAMES, NotGiven
 from .._wire import request_body
+from .fds import ensure_fd_limit, fd_budget
 from .items import BatchOptions, Prepare, prepare_item
 from .results import BatchResult, BatchStats
 from .stream import BatchStream
@@ -61,12 +65,10 @@ class BatchRunner:
                 f"AsyncClient(max_connections={concurrency}) or lower the concurrency"
             )
         rpm, tpm = options.get("rpm"), options.get("tpm")
-        for name, value in (("rpm", rpm), ("tpm", tpm)):
-            if value is not None and value <= 0:
-                raise InvalidRequestError(f"{name}: must be positive or None, got {value!r}")
         max_retries = options.get("max_retries")
         timeout = options.get("timeout", NOT_GIVEN)
         try:
+            budget = make_budget(rpm, tpm, options.get("rate_budget"))
             check_max_retries(max_retries, allow_none=True)
             if not isinstance(timeout, NotGiven):
                 coerce_timeout(timeout, client.timeout)
@@ -81,11 +83,23 @@ class BatchRunner:
         self.client = client
         self.concurrency = concurrency
         self.model = model
-        self.rpm = rpm
-        self.tpm = tpm
+        problem = ensure_fd_limit(
+            fd_budget(concurrency), raise_limit=options.get("raise_fd_limit", False)
+        )
+        if problem is not None and not problem.startswith("raised"):
+            warnings.warn(problem, ResourceWarning, stacklevel=2)
+        #: The runner's rate budget, shared by every run and stream of it (or ``None``).
+        self.budget = budget
+        self.rpm = budget.rpm if budget is not None else None
+        self.tpm = budget.tpm if budget is not None else None
         self.adaptive = options.get("adaptive", True)
         self.fail_fast = options.get("fail_fast", False)
-        self.stop_on_insufficient_credits = options.get("stop_on_insufficient_credits", True)
+        self.circuit_breaker = options.get("circuit_breaker", True) and options.get(
+            "stop_on_insufficient_credits", True
+        )
+        #: The results finished by the last ``run()`` that did not complete (cancelled,
+        #: or stopped by an error), in input order; empty after a complete run.
+        self.partial_results: list[BatchResult] = []
         self.max_retries = max_retries
         self.timeout = timeout
         self.on_result = options.get("on_result")
@@ -128,18 +142,50 @@ class BatchRunner:
     async def run(self, items: Iterable[Any] | AsyncIterable[Any]) -> list[BatchResult]:
         """Run every item and return the results in input order.
 
+        Finished results are never lost: when the run stops early, the error carries them.
+
         Raises:
-            BatchAbortedError: out of credits; ``.results`` holds the items finished so far.
-            Exception: with ``fail_fast=True``, the first item error.
+            BatchAbortedError: the circuit breaker stopped the batch (a refused key, no
+                credits, a server wait above the cap), the input iterator raised, or the
+                ``on_result`` hook raised (the original error is its ``__cause__``);
+                ``.results`` holds the items finished so far, in input order.
+            asyncio.CancelledError: the run was cancelled; it still carries the finished
+                results as ``.results`` (also in ``runner.partial_results``).
+            Exception: with ``fail_fast=True``, the first item error (the finished results
+                are in ``runner.partial_results``).
         """
         results: list[BatchResult] = []
+        self.partial_results = []
         try:
             async with self.stream(items) as stream:
                 async for result in stream:
                     results.append(result)
         except BatchAbortedError as exc:
-            results.sort(key=lambda r: r.index)
-            exc.results = results
+            exc.results = self.partial_results = _in_order(results)
             raise
-        results.sort(key=lambda r: r.index)
-        return results
+        except asyncio.CancelledError as exc:
+            self.partial_results = _in_order(results)
+            exc.results = self.partial_results  # type: ignore[attr-defined]
+            raise
+        except Exception as exc:
+            self.partial_results = _in_order(results)
+            if self.fail_fast and _is_item_error(exc, results):
+                raise  # the item's own error, as fail_fast promises
+            aborted = BatchAbortedError(
+                f"batch stopped: {type(exc).__name__}: {exc}; {len(results)} items finished, "
+                f"the rest were not sent",
+                cause=exc,
+            )
+            aborted.results = self.partial_results
+            raise aborted from exc
+        return _in_order(results)
+
+
+def _in_order(results: list[BatchResult]) -> list[BatchResult]:
+    results.sort(key=lambda r: r.index)
+    return results
+
+
+def _is_item_error(exc: BaseException, results: list[BatchResult]) -> bool:
+    """Whether ``exc`` is an item's own error (raised by ``fail_fast``)."""
+    return any(r.error is exc for r in results)

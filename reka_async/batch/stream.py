@@ -9,34 +9,46 @@ one ``BatchResult`` on the output queue.
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from collections.abc import AsyncIterable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from .._exceptions import (
+    APIStatusError,
     APITimeoutError,
+    AuthenticationError,
     BatchAbortedError,
     InsufficientCreditsError,
     InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
     RateLimitError,
 )
 from .._http import RetryEvent
+from .._http.budget import TokenBucket
+from .._http.quota import quota_spent
 from .._models import ChatResponse
-from .items import estimate_tokens, item_custom_id
-from .limits import AdaptiveLimit, TokenBucket
+from .items import item_custom_id
+from .limits import AdaptiveLimit
 from .results import BatchResult, BatchStats
 
 if TYPE_CHECKING:
     from .runner import BatchRunner
 
-__all__ = ["BatchStream"]
+__all__ = ["OVERLOAD_TOLERANCE", "BatchStream", "fd_exhausted"]
+
+#: The share of recent outcomes that must be overload signals before the adaptive limit
+#: decreases (``AdaptiveLimit.tolerance``): a stray overload 429 in a hundred is not one.
+OVERLOAD_TOLERANCE: Final = 0.1
 
 
 class _Marker:
     __slots__ = ()
 
 
+_FD_ERRNOS: Final = frozenset((errno.EMFILE, errno.ENFILE))
 _END: Final = _Marker()  # the last worker has stopped
 _WAKE: Final = _Marker()  # a worker recorded a failure
 
@@ -70,9 +82,15 @@ class BatchStream:
         self._started = False
         self._finished = False
         self._closed = False
-        self._limit = AdaptiveLimit(runner.concurrency) if runner.adaptive else None
-        self._rpm = TokenBucket(runner.rpm) if runner.rpm else None
-        self._tpm = TokenBucket(runner.tpm) if runner.tpm else None
+        self._limit = (
+            AdaptiveLimit(runner.concurrency, tolerance=OVERLOAD_TOLERANCE)
+            if runner.adaptive
+            else None
+        )
+        self._hook_failed = False
+        self._input_error: Exception | None = None
+        # Models an item's 404 said do not exist: later items naming them are not sent.
+        self._missing_models: dict[Any, APIStatusError] = {}
         self._reorder: dict[int, BatchResult] = {}
         self._emit_next = 0
 
@@ -89,8 +107,9 @@ class BatchStream:
 
     @property
     def tpm_bucket(self) -> TokenBucket | None:
-        """The TPM bucket, when a ``tpm`` budget is set (exposed for inspection)."""
-        return self._tpm
+        """The runner's TPM bucket, when it has a ``tpm`` budget (exposed for inspection)."""
+        budget = self._runner.budget
+        return budget.tokens if budget is not None else None
 
     @property
     def concurrency_limit(self) -> AdaptiveLimit | None:
@@ -162,6 +181,9 @@ class BatchStream:
                     raise failure
                 if self._finished:
                     await self.aclose()
+                    if self._input_error is not None:
+                        error, self._input_error = self._input_error, None
+                        raise error
                     raise StopAsyncIteration
             got = await self._out.get()
             if got is _END:
@@ -191,37 +213,42 @@ class BatchStream:
                 await self._window.acquire()
                 try:
                     nxt = await self._next_item()
-                except Exception as exc:  # the caller's iterator failed: surface it
+                except Exception as exc:  # the caller's iterator failed: surface it once
+                    # the items already sent have finished (they are paid for), not before.
                     self._exhausted = True
-                    self._fail(exc)
+                    if self._input_error is None:
+                        self._input_error = exc
+                    self._window.release()
                     return
                 if nxt is None:
                     self._window.release()
                     return
                 result = await self._run_one(*nxt)
                 runner.stats.record(result)
-                if runner.on_result is not None:
+                runner.stats.pacing_rate = runner.client.quota.rate
+                hook = runner.on_result
+                if hook is not None and not self._hook_failed:
                     try:
-                        runner.on_result(result, runner.stats)
-                    except Exception as exc:  # a broken hook stops the batch, loudly
+                        hook(result, runner.stats)
+                    except Exception as exc:  # a broken hook stops the batch, loudly, once
+                        self._hook_failed = True
                         self._out.put_nowait(result)
                         self._fail(exc)
                         return
                 self._out.put_nowait(result)
-                if not result.ok:
-                    err = result.error
-                    if runner.stop_on_insufficient_credits and isinstance(
-                        err, InsufficientCreditsError
-                    ):
+                err = result.error
+                if err is not None:
+                    reason = self._fatal(err)
+                    if reason is not None:
                         self._fail(
                             BatchAbortedError(
-                                f"batch stopped: the account is out of credits ({err}); "
-                                f"{runner.stats.done} items finished, the rest were not sent",
+                                f"batch stopped: {reason}; {runner.stats.done} items "
+                                f"finished, the rest were not sent",
                                 cause=err,
                             )
                         )
                         return
-                    if runner.fail_fast and err is not None:
+                    if runner.fail_fast:
                         self._fail(err)
                         return
         finally:
@@ -229,11 +256,37 @@ class BatchStream:
             if self._alive == 0:
                 self._out.put_nowait(_END)
 
+    def _fatal(self, err: BaseException) -> str | None:
+        """Why ``err`` must stop the whole batch (the circuit breaker), or ``None``."""
+        runner = self._runner
+        if not runner.circuit_breaker:
+            return None
+        if isinstance(err, AuthenticationError):
+            return f"the API key was refused ({err}); check the key (REKA_API_KEY or api_key=)"
+        if isinstance(err, PermissionDeniedError):
+            return f"the key may not do this ({err}); check the key's access"
+        if isinstance(err, InsufficientCreditsError):
+            return f"the account is out of credits ({err}); top it up and resume"
+        if isinstance(err, RateLimitError) and err.retry_after is not None:
+            cap = runner.client.retry_policy.max_server_wait
+            if err.retry_after > cap:
+                return (
+                    f"the server asks to wait {err.retry_after:g} s, more than the "
+                    f"{cap:g} s the client waits (max_retry_wait); run the rest later"
+                )
+        return None
+
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:
             self._failure = exc
         self._closed = True
         self._out.put_nowait(_WAKE)
+
+    def _overload(self) -> None:
+        limit = self._limit
+        if limit is not None:
+            limit.on_overload()
+            self._runner.stats.concurrency_limit = limit.limit
 
     async def _run_one(self, index: int, item: Any) -> BatchResult:
         runner = self._runner
@@ -242,62 +295,67 @@ class BatchStream:
         except InvalidRequestError as exc:
             custom_id = item_custom_id(item, index)
             return BatchResult(index=index, custom_id=custom_id, request=None, error=exc)
-        estimate = 0.0
-        if self._rpm is not None:
-            await self._rpm.acquire(1)
-        if self._tpm is not None:
-            # acquire() takes at most a full bucket; the correction below must start from
-            # what was actually taken, or an estimate above capacity over-refunds.
-            estimate = min(float(estimate_tokens(body)), self._tpm.capacity)
-            await self._tpm.acquire(estimate)
+        missing = self._missing_models.get(body.get("model"))
+        if missing is not None:
+            # An earlier item's 404 said this model does not exist: do not send this one.
+            not_sent = NotFoundError(
+                f"not sent: model {body.get('model')!r} was not found for an earlier item "
+                f"({missing})",
+                status_code=missing.status_code,
+                body=missing.body,
+                request_id=None,
+                error_type=missing.error_type,
+            )
+            return BatchResult(index=index, custom_id=custom_id, request=body, error=not_sent)
         limit = self._limit
         if limit is not None:
             await limit.acquire()
         attempts = [1]
+        stats = runner.stats
 
         def on_retry(event: RetryEvent) -> None:
             attempts[0] += 1
-            runner.stats.retries += 1
+            stats.retries += 1
+            if event.may_bill_twice:
+                stats.may_bill_twice += 1
             if event.rate_limited:
-                runner.stats.rate_limited += 1
-            if limit is not None and (
-                event.rate_limited or isinstance(event.error, APITimeoutError)
-            ):
-                limit.on_overload()
-                runner.stats.concurrency_limit = limit.limit
+                stats.rate_limited += 1
+                if event.quota_spent:
+                    stats.quota_pauses += 1
+                else:
+                    self._overload()
+            elif isinstance(event.error, APITimeoutError) or fd_exhausted(event.error):
+                self._overload()
 
         start = time.monotonic()
         response: ChatResponse | None = None
         error: BaseException | None = None
         try:
             response = await runner.client.chat.send_body(
-                body, timeout=runner.timeout, max_retries=runner.max_retries, on_retry=on_retry
+                body,
+                timeout=runner.timeout,
+                max_retries=runner.max_retries,
+                on_retry=on_retry,
+                budget=runner.budget,
             )
         except Exception as exc:  # every item ends as a result, even on an unexpected error
             error = exc
             # The last attempt's 429 (retries exhausted, or a wait too long to honour) is an
             # overload signal too; on_retry only saw the ones that were retried.
-            rate_limited = isinstance(exc, RateLimitError) and not isinstance(
-                exc, InsufficientCreditsError
-            )
-            if rate_limited:
-                runner.stats.rate_limited += 1
-            if limit is not None and (rate_limited or isinstance(exc, APITimeoutError)):
-                limit.on_overload()
-                runner.stats.concurrency_limit = limit.limit
+            if isinstance(exc, RateLimitError) and not isinstance(exc, InsufficientCreditsError):
+                stats.rate_limited += 1
+                if not quota_spent(exc.headers):
+                    self._overload()
+            elif isinstance(exc, APITimeoutError) or fd_exhausted(exc):
+                self._overload()
+            elif isinstance(exc, NotFoundError) and _unknown_model(exc, body.get("model")):
+                self._missing_models[body["model"]] = exc
         finally:
             if limit is not None:
                 await limit.release()
-        if response is not None:
-            if limit is not None:
-                limit.on_success()
-                runner.stats.concurrency_limit = limit.limit
-            if self._tpm is not None:
-                used = response.usage.input_tokens + response.usage.output_tokens
-                if used < estimate:
-                    self._tpm.refund(estimate - used)
-                elif used > estimate:
-                    self._tpm.consume(used - estimate)
+        if response is not None and limit is not None:
+            limit.on_success()
+            stats.concurrency_limit = limit.limit
         return BatchResult(
             index=index,
             custom_id=custom_id,
@@ -307,3 +365,20 @@ class BatchStream:
             attempts=attempts[0],
             latency_s=time.monotonic() - start,
         )
+
+
+def _unknown_model(error: NotFoundError, model: Any) -> bool:
+    """Whether a 404 is about ``model`` (its message names it), not about a path."""
+    return isinstance(model, str) and model in str(error)
+
+
+def fd_exhausted(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is running out of file descriptors."""
+    seen: BaseException | None = error
+    for _ in range(8):  # a short walk down the chain: causes are never this deep
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in _FD_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -1,7 +1,9 @@
-"""``reka-async batch``: a JSONL file through ``BatchRunner``, one output line per input.
+"""``reka-async batch``: a JSONL file through ``reka_async.jobs.Job``, one output line per input.
 
-The job format (input lines, duplicates, resume, output records) is ``reka_async.jobs``;
-this module checks the paths, wires the format to the runner and reports.
+The job (input lines, duplicates, resume, the lock, request hashes, compaction) is
+``reka_async.jobs``; this module checks the paths, raises the open-file limit, handles
+SIGTERM like SIGINT, shows progress and maps each ending to its exit status
+(``cli/_exit.py``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shlex
+import signal
 import sys
 from typing import Any
 
 from .._client import DEFAULT_MAX_CONNECTIONS
-from ..batch import BatchResult, BatchRunner, BatchStats
-from ..jobs import JobInput, Writer, line_preparer, record, start_output
+from .._exceptions import BatchAbortedError
+from ..batch import BatchResult, BatchStats
+from ..batch.fds import ensure_fd_limit, fd_budget
+from ..jobs import InputChanged, Job, JobIOError, OutputLocked
 from ._common import UsageError, api_key, chat_params, client, say
+from ._exit import ExitCode
 
 __all__ = ["cmd_batch"]
 
@@ -26,13 +33,11 @@ def _count_lines(path: str) -> int:
         return sum(1 for line in f if line.strip())
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    """Run ``batch``; returns the exit status."""
+def _check_args(args: argparse.Namespace) -> None:
     out_path: str = args.output
     if out_path == "-":
         raise UsageError("OUTPUT must be a file (it is appended to and read back by --resume)")
-    from_stdin = args.input == "-"
-    if not from_stdin:
+    if args.input != "-":
         if not os.path.exists(args.input):
             raise UsageError(f"input file not found: {args.input}")
         if os.path.isdir(args.input):
@@ -41,59 +46,106 @@ def cmd_batch(args: argparse.Namespace) -> int:
             raise UsageError("INPUT and OUTPUT are the same file")
     if os.path.isdir(out_path):
         raise UsageError(f"OUTPUT is a directory: {out_path}")
-    api_key(args)  # fail before creating OUTPUT
-
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite contradict each other; choose one")
+    for flag in ("retry_failed", "rerun_changed"):
+        if getattr(args, flag) and not args.resume:
+            raise UsageError(f"--{flag.replace('_', '-')} continues an output: add --resume")
+    api_key(args)  # fail before creating OUTPUT
+
+
+def _continue_command() -> str:
+    """The command line that continues this run (never with the key in it)."""
+    argv: list[str] = []
+    skip = False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--api-key":
+            skip = True
+        elif not arg.startswith("--api-key=") and arg != "--overwrite":
+            argv.append(arg)
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return shlex.join(["reka-async", *argv])
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: the run was cancelled like an interrupt."""
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Run ``batch``; returns the exit status."""
+    _check_args(args)
+    note = ensure_fd_limit(fd_budget(args.concurrency), raise_limit=True)
+    if note is not None:
+        say(note)
+    state: dict[str, Any] = {}
+    status = ExitCode.OK
     try:
-        resumed = start_output(out_path, resume=args.resume, overwrite=args.overwrite)
+        status = asyncio.run(_main(args, state))
+    except KeyboardInterrupt:
+        say("interrupted: what finished is in the output")
+        status = ExitCode.SIGINT
+    except _Terminated:
+        say("terminated (SIGTERM): what finished is in the output")
+        status = ExitCode.SIGTERM
+    except (OutputLocked, InputChanged) as exc:
+        state["started"] = False  # refused: nothing was sent, no summary to give
+        say(f"error: {exc}")
+        return ExitCode.USAGE
     except FileExistsError:
         raise UsageError(
-            f"{out_path} already exists and is not empty; pass --resume to continue it, "
+            f"{args.output} already exists and is not empty; pass --resume to continue it, "
             f"--overwrite to start afresh, or choose another output path"
         ) from None
-    if resumed is not None:
-        if resumed.torn_removed:
-            say(f"resume: removed a torn last line from {out_path}")
-        if resumed.unreadable:
-            say(f"warning: ignored {resumed.unreadable} unreadable line(s) in {out_path}")
-        say(f"resume: {resumed.records} result(s) already in {out_path} will be skipped")
-    source = JobInput(resumed)
+    except JobIOError as exc:
+        say(f"error: {exc}")
+        status = ExitCode.IO_ERROR
+    except BatchAbortedError as exc:
+        say(f"error: {exc}")
+        status = ExitCode.STOPPED
+    finally:
+        bar = state.get("bar")
+        if bar is not None:
+            bar.close()
+        if state.get("started"):
+            _summary(state, args.output)
+    if status in (ExitCode.SIGINT, ExitCode.SIGTERM, ExitCode.STOPPED):
+        say(f"to continue: {_continue_command()}")
+    return int(status)
 
+
+async def _main(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def on_term() -> None:
+        state["terminated"] = True
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not POSIX: not caught
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        return await _run(args, state)
+    except asyncio.CancelledError:
+        if state.get("terminated"):
+            raise _Terminated from None
+        raise
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _run(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
     bar: Any = None
     if not args.no_progress and sys.stderr.isatty():
         from tqdm import tqdm
 
-        total = None
-        if not from_stdin:
-            done = len(source.resumed.ok) + len(source.resumed.failed)
-            total = max(_count_lines(args.input) - done, 0)
-        bar = tqdm(total=total, unit="req", file=sys.stderr, dynamic_ncols=True)
+        total = _count_lines(args.input) if args.input != "-" and not args.resume else None
+        bar = state["bar"] = tqdm(total=total, unit="req", file=sys.stderr, dynamic_ncols=True)
 
-    fd = sys.stdin.fileno() if from_stdin else os.open(args.input, os.O_RDONLY)
-    writer = Writer(out_path)
-    stats: list[BatchStats] = []
-    try:
-        asyncio.run(_run_batch(args, source, fd, writer, bar, stats))
-    finally:
-        if bar is not None:
-            bar.close()
-        writer.close()
-        if not from_stdin:
-            os.close(fd)
-        if stats:
-            _summary(stats[0], source, out_path)
-    return 1 if stats[0].failed or source.skipped_failed else 0
-
-
-async def _run_batch(
-    args: argparse.Namespace,
-    source: JobInput,
-    fd: int,
-    writer: Writer,
-    bar: Any,
-    stats_out: list[BatchStats],
-) -> None:
     def on_result(result: BatchResult, live: BatchStats) -> None:
         if bar is not None:
             bar.update(1)
@@ -107,28 +159,57 @@ async def _run_batch(
         mock_latency_s=args.mock_latency_ms / 1000.0,
         mock_fault_rate=args.mock_fault_rate,
     ) as session:
-        runner = BatchRunner(
+        job = state["job"] = Job(
             session,
+            args.input,
+            args.output,
+            resume=args.resume,
+            retry_failed=args.retry_failed,
+            rerun_changed=args.rerun_changed,
+            overwrite=args.overwrite,
+            params=params,
             concurrency=args.concurrency,
             model=args.model,
             rpm=args.rpm,
             tpm=args.tpm,
             on_result=on_result,
-            prepare=line_preparer(source.line_of, model=args.model, params=params),
-            **params,
         )
-        async with contextlib.aclosing(source.items(fd)) as items:
-            try:
-                async with runner.stream(items) as results:
-                    async for result in results:
-                        writer.write(record(result, source.line_of.pop(result.index, None)))
-            finally:
-                stats_out.append(runner.stats)
+        state["started"] = True
+        report = await job.run()
+        state["report"] = report
+    return ExitCode.FAILED if report.total_failed else ExitCode.OK
 
 
-def _summary(stats: BatchStats, source: JobInput, out_path: str) -> None:
-    say(stats.summary())
+def _say_resumed(job: Job) -> None:
+    resumed = job.resumed
+    if resumed is None:
+        return
+    if resumed.torn_removed:
+        say(f"resume: removed a torn last line from {job.output_path}")
+    if resumed.unreadable:
+        say(f"warning: ignored {resumed.unreadable} unreadable line(s) in {job.output_path}")
+    source = job.source
+    if source.rerun:
+        say(f"warning: {source.rerun} input(s) changed since their answer and were sent again")
+
+
+def _summary(state: dict[str, Any], out_path: str) -> None:
+    job: Job | None = state.get("job")
+    if job is None:
+        return
+    _say_resumed(job)
+    say(job.stats.summary())
+    source = job.source
     if source.skipped:
         extra = f", {source.skipped_failed} of them failed" if source.skipped_failed else ""
         say(f"skipped {source.skipped} input(s) already in the output{extra}")
-    say(f"results: {out_path}")
+    if source.retried:
+        say(f"retried {source.retried} failed input(s)")
+    report = state.get("report")
+    if report is not None:
+        say(
+            f"job total: {report.total_ok + report.total_failed} input(s), "
+            f"{report.total_ok} ok, {report.total_failed} failed"
+            + (f"; compacted {report.compacted} superseded record(s)" if report.compacted else "")
+        )
+    say(f"results: {out_path} ({job.written} record(s) written by this run)")

@@ -69,7 +69,9 @@ examples:
 The API key is read from the REKA_API_KEY environment variable (preferred over --api-key,
 which other users can see in the process list). --mock runs against a built-in mock server.
 
-exit status: 0 success; 1 some requests failed (or an API error); 2 usage or input error.
+exit status: 0 all ok; 1 some requests failed; 2 usage/input error or refusal (output
+  locked, input changed); 3 batch stopped (bad key, no credits, long server wait; --resume
+  continues); 74 I/O error; 130 SIGINT; 143 SIGTERM.
 """
 
 _CHAT_EPILOG: Final = """\
@@ -111,18 +113,34 @@ memory: INPUT is streamed and each result is written as it arrives, so memory do
   with the input, except for one set of custom_ids (for duplicates and --resume).
 
 resume: an existing non-empty OUTPUT is never overwritten unless --overwrite is given.
-  With --resume, a torn last line (from a crash) is cut off, every custom_id already in
-  OUTPUT is skipped (failed ones too) and the rest is appended, so after any number of
-  crashes and resumes OUTPUT holds each input exactly once.
+  With --resume, a torn last line (from a crash) is cut off and every custom_id already in
+  OUTPUT is skipped; --retry-failed sends again the failures that can change (connection
+  errors, timeouts, 5xx, 429s, 401/403, credits), keeping input errors (400, 404, 422, bad
+  lines). Records are appended as results arrive (a later record of a custom_id supersedes
+  an earlier one) and superseded records are compacted away atomically at the end, so after
+  any number of crashes, kills and resumes OUTPUT holds each input exactly once.
+  Each record stores a hash of its request (model, messages, parameters, dialect, host):
+  if an input already answered changed since, --resume refuses (exit 2) before sending
+  anything; --rerun-changed sends such inputs again instead.
+  One run per OUTPUT: a second run on the same OUTPUT exits 2 (OUTPUT.lock holds its pid).
+  The circuit breaker stops the batch (exit 3) when going on cannot help: the key was
+  refused (401/403), the account is out of credits, or the server asks for a wait longer
+  than the cap; an unknown model fails the lines naming it without sending them.
 
 examples:
   reka-async batch examples/prompts.jsonl -o results.jsonl --mock
   reka-async batch prompts.jsonl -o results.jsonl --concurrency 32 --rpm 600 --tpm 200000
   reka-async batch prompts.jsonl -o results.jsonl --resume          # after a crash or Ctrl-C
+  reka-async batch prompts.jsonl -o results.jsonl --resume --retry-failed   # after an outage
   cat questions.txt | reka-async batch - -o answers.jsonl --model reka-core --max-tokens 256
 
-exit status: 0 every input succeeded; 1 some inputs failed (see their error lines, or the
-  batch stopped early, e.g. out of credits); 2 usage or input error (nothing was run).
+exit status: 0 every input succeeded; 1 some inputs failed (see their error lines);
+  2 usage or input error, or a refusal (OUTPUT locked by another run, INPUT changed since
+  OUTPUT was written); 3 the batch was stopped (bad key, no credits, a server wait above the
+  cap; --resume continues it); 74 I/O error reading INPUT or writing OUTPUT (the message
+  names the path); 130 interrupted (SIGINT); 143 terminated (SIGTERM). Interrupted and
+  terminated runs flush what finished and print the summary first; --resume continues them.
+  POSIX (Linux, macOS); on Windows there is no OUTPUT lock and SIGTERM is not caught.
 """
 
 _MODELS_EPILOG: Final = """\
@@ -138,7 +156,7 @@ _MOCK_EPILOG: Final = """\
 The server prints "Mock Reka server listening on URL" and runs until Ctrl-C or SIGTERM.
 Point a client at it with --base-url URL and any non-empty key. Other options of
 'python -m reka_async.testing' are passed through: --chunk-latency-ms, --fault-kinds,
---api-key, --stream-chunks, --seed, --rpm-limit, --retry-after, --sse-done.
+--api-key, --stream-chunks, --seed, --rpm-limit, --rate-limit, --retry-after, --sse-done.
 
 examples:
   reka-async mock-server --port 8000
@@ -251,6 +269,16 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "--resume",
         action="store_true",
         help="continue an existing OUTPUT: skip the custom_ids already in it",
+    )
+    batch.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --resume: send again the failures that can change (not input errors)",
+    )
+    batch.add_argument(
+        "--rerun-changed",
+        action="store_true",
+        help="with --resume: send again inputs whose request changed (default: refuse)",
     )
     batch.add_argument(
         "--overwrite",

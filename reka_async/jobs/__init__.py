@@ -6,29 +6,51 @@ detection and resume skips (`_input`), prepared for the runner with errors that 
 line (`prepare_line`), and each result is appended to the output as one record (`_output`);
 an existing output is scanned, and a torn last line cut off, to resume (`_resume`).
 
-Internal: imported by ``reka_async.cli`` and ``reka_async.integrations``, never re-exported
-at the top level, and importing neither of them.
+``run_job`` is the public entry point (``reka_async.jobs.run_job``); its module docstring
+states the guarantees. Imported by ``reka_async.cli`` and ``reka_async.integrations``, never
+re-exported at the top level, and importing neither of them.
 """
 
 from __future__ import annotations
 
-from ._errors import DuplicateCustomId, InvalidInputLine
-from ._input import BadLine, JobInput, line_preparer, prepare_line
+from ._errors import DuplicateCustomId, InputChanged, InvalidInputLine, JobIOError, OutputLocked
+from ._input import BadLine, JobInput, line_preparer, prepare_line, raw_line_hash
+from ._lock import OutputLock
 from ._output import Writer, record
 from ._read import read_lines
-from ._resume import Resumed, scan_output, start_output
+from ._resume import (
+    Entry,
+    Resumed,
+    compact_output,
+    retryable_failure,
+    scan_output,
+    start_output,
+)
+from ._run import Job, JobReport, request_hasher, run_job
 
 __all__ = [
     "BadLine",
     "DuplicateCustomId",
+    "Entry",
+    "InputChanged",
     "InvalidInputLine",
+    "Job",
+    "JobIOError",
     "JobInput",
+    "JobReport",
+    "OutputLock",
+    "OutputLocked",
     "Resumed",
     "Writer",
+    "compact_output",
     "line_preparer",
     "prepare_line",
+    "raw_line_hash",
     "read_lines",
     "record",
+    "request_hasher",
+    "retryable_failure",
+    "run_job",
     "scan_output",
     "start_output",
 ]

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from .._exceptions import InvalidRequestError
 from ..batch import prepare_item
-from ._errors import DuplicateCustomId, InvalidInputLine
+from ._errors import DuplicateCustomId, InputChanged, InvalidInputLine
 from ._read import read_lines
-from ._resume import Resumed
+from ._resume import Entry, Resumed
 
 __all__ = [
     "BadLine",
     "JobInput",
+    "LineHash",
     "line_preparer",
     "prepare_line",
+    "raw_line_hash",
 ]
+
+_LINE_PREFIX: Final = "line:"
+
+
+def raw_line_hash(raw: bytes) -> str:
+    """The identity of an input line that never became a request (``"line:"`` + 32 hex)."""
+    return _LINE_PREFIX + hashlib.sha256(raw.rstrip(b"\r")).hexdigest()[:32]
 
 
 class BadLine(dict[str, Any]):
@@ -64,27 +74,87 @@ def line_preparer(
     return prepare
 
 
+#: ``hash_line(item, lineno) -> str``: the identity of a line's request (`line_hasher`).
+LineHash = Callable[[Any, int], str]
+
+
 class JobInput:
     """Turns input lines into batch items, tracking line numbers, duplicates and resume skips.
 
     Items are numbered in the order the runner pulls them, which is the ``BatchResult.index``;
-    ``line_of`` maps that index to the input line number until the result is written.
+    ``line_of`` maps that index to the input line number until the result is written, and
+    ``line_hash_of`` to the hash of the raw line (the identity of an item that never becomes
+    a request).
+
+    On a resume an input whose custom_id the output already holds is skipped, unless:
+
+    * its last record failed in a way that can change and ``retry_failed`` is set: sent again;
+    * its request changed since (``hash_line`` differs from the stored ``request_hash``):
+      sent again with ``rerun_changed`` (counted in ``rerun``), else ``InputChanged`` is
+      raised (with ``dry=True``: every changed line is collected first).
+
+    A duplicate ``custom_id`` never marks the original as done: duplicate lines are keyed by
+    line number.
 
     Args:
         resumed: what an existing output already holds (`scan_output`), or ``None``.
+        retry_failed: send again the inputs whose failure can change.
+        hash_line: computes a line's request identity; ``None`` skips change detection.
+        rerun_changed: send changed inputs again instead of refusing.
     """
 
-    def __init__(self, resumed: Resumed | None = None) -> None:
+    def __init__(
+        self,
+        resumed: Resumed | None = None,
+        *,
+        retry_failed: bool = False,
+        hash_line: LineHash | None = None,
+        rerun_changed: bool = False,
+    ) -> None:
         self.resumed = resumed if resumed is not None else Resumed()
+        self.retry_failed = retry_failed
+        self.hash_line = hash_line
+        self.rerun_changed = rerun_changed
         self.seen: set[str] = set()
         self.line_of: dict[int, int] = {}
+        self.line_hash_of: dict[int, str] = {}
         self.skipped = 0
         self.skipped_failed = 0
+        self.retried = 0
+        self.rerun = 0
         self.sent = 0
+        self.lines = 0
+        self.changed: list[tuple[int, str]] = []
+        self.changed_count = 0
         self.plain_text: bool | None = None
+
+    async def check(self, fd: int) -> None:
+        """Read every line of ``fd`` without sending anything; raise ``InputChanged`` when
+        inputs the output holds changed (and ``rerun_changed`` is off)."""
+        async with contextlib.aclosing(self._lines(fd, dry=True)) as lines:
+            async for _ in lines:
+                pass
+        if self.changed_count:
+            raise self._changed_error()
+
+    def _changed_error(self) -> InputChanged:
+        first_line, first_id = self.changed[0]
+        return InputChanged(
+            f"{self.changed_count} input(s) changed since the output was written (first: line "
+            f"{first_line}, custom_id {first_id!r}): their answers are for other requests. "
+            f"Pass --rerun-changed (rerun_changed=True) to send them again, or write to a new "
+            f"output",
+            changed=list(self.changed),
+            count=self.changed_count,
+        )
 
     async def items(self, fd: int) -> AsyncGenerator[dict[str, Any], None]:
         """Yield the items to send, from the lines of file descriptor ``fd``."""
+        async with contextlib.aclosing(self._lines(fd, dry=False)) as lines:
+            async for item in lines:
+                yield item
+
+    async def _lines(self, fd: int, *, dry: bool) -> AsyncGenerator[dict[str, Any], None]:
         done = self.resumed
         lineno = 0
         async with contextlib.aclosing(read_lines(fd)) as chunks:
@@ -109,14 +179,44 @@ class JobInput:
                         )
                     else:
                         self.seen.add(custom_id)
-                        if custom_id in done.ok or custom_id in done.failed:
+                        entry = done.entries.get(custom_id)
+                        if entry is not None and not self._send_again(
+                            entry, item, raw, lineno, custom_id, dry=dry
+                        ):
                             self.skipped += 1
-                            if custom_id in done.failed:
+                            if not entry.ok:
                                 self.skipped_failed += 1
                             continue
+                    if dry:
+                        continue
                     self.line_of[self.sent] = lineno
+                    self.line_hash_of[self.sent] = raw_line_hash(raw)
                     self.sent += 1
                     yield item
+        self.lines = lineno
+
+    def _send_again(
+        self, entry: Entry, item: Any, raw: bytes, lineno: int, custom_id: str, *, dry: bool
+    ) -> bool:
+        """Whether an input the output already holds must be sent again."""
+        if entry.request_hash is not None and self.hash_line is not None:
+            digest = self.hash_line(item, lineno)
+            if digest.startswith(_LINE_PREFIX):
+                digest = raw_line_hash(raw)
+            if digest != entry.request_hash:
+                if self.rerun_changed:
+                    self.rerun += 1
+                    return True
+                self.changed_count += 1
+                if len(self.changed) < 20:
+                    self.changed.append((lineno, custom_id))
+                if not dry:
+                    raise self._changed_error()
+                return False
+        if not entry.ok and entry.retryable and self.retry_failed:
+            self.retried += 1
+            return True
+        return False
 
     def parse(self, raw: bytes, lineno: int) -> dict[str, Any] | None:
         """The item of one line, a `BadLine`, or ``None`` for a blank line."""

@@ -1,4 +1,17 @@
-"""Resuming a job: what an existing output already holds, after cutting off a torn line."""
+"""Resuming a job: what an existing output already holds, and compacting it at the end.
+
+The output is append-only while a job runs; a later record of a ``custom_id`` supersedes an
+earlier one (a failure retried with ``retry_failed``, an input re-run after it changed). So a
+file cut off at any point, even mid-line, still says exactly what is done: the last complete
+record of each id. At the end of a run that superseded records, the output is compacted to one
+record per input: rewritten beside itself, flushed to disk, and renamed over it (atomic on
+POSIX), so a crash leaves either the old file or the new one, both complete for ``--resume``.
+
+Which failures ``retry_failed`` sends again (``retryable_failure``): those that can change on
+another try: connection errors and timeouts, 5xx, 408/409, 429s (rate limit and credits),
+401/403 (a key fixed since), an unreadable response. Input errors are kept: an invalid line,
+a duplicate ``custom_id``, 400, 404 (unknown model), 405, 413 and 422.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +22,54 @@ from typing import Any, Final
 
 import attrs
 
-from ._errors import DuplicateCustomId
+from ._errors import DuplicateCustomId, JobIOError
 
-__all__ = ["Resumed", "scan_output", "start_output"]
+__all__ = [
+    "Entry",
+    "Resumed",
+    "compact_output",
+    "retryable_failure",
+    "scan_output",
+    "start_output",
+]
 
 _TORN: Final = object()
+_INPUT_ERROR_TYPES: Final = frozenset(
+    (
+        "InvalidRequestError",
+        "InvalidInputLine",
+        "DuplicateCustomId",
+        "BadRequestError",
+        "NotFoundError",
+        "MethodNotAllowedError",
+        "UnprocessableEntityError",
+    )
+)
+_INPUT_ERROR_STATUSES: Final = frozenset((400, 404, 405, 413, 422))
+
+
+def retryable_failure(error: Any) -> bool:
+    """Whether a failed record's ``error`` can change on another try (module docstring)."""
+    if not isinstance(error, dict):
+        return True
+    if error.get("type") in _INPUT_ERROR_TYPES:
+        return False
+    return error.get("status") not in _INPUT_ERROR_STATUSES
+
+
+@attrs.frozen
+class Entry:
+    """The last record of one ``custom_id`` in the output.
+
+    Attributes:
+        ok: it has a response.
+        retryable: it failed in a way another try can change (``retryable_failure``).
+        request_hash: the hash of the request it answered (``None`` in older records).
+    """
+
+    ok: bool
+    retryable: bool
+    request_hash: str | None
 
 
 @attrs.frozen(kw_only=True)
@@ -21,28 +77,46 @@ class Resumed:
     """What an existing output holds, as `scan_output` found it.
 
     Attributes:
-        ok: custom_ids answered.
-        failed: custom_ids that ended as error lines.
-        dup_lines: input line numbers of ``DuplicateCustomId`` error lines.
+        entries: the last record of each custom_id.
+        dup_lines: input line numbers of ``DuplicateCustomId`` error lines (they never mark
+            their custom_id done: the original line's own record does).
         records: result lines read.
+        superseded: records a later record of the same custom_id (or line) replaces.
         torn_removed: a torn last line (from a crash) was cut off the file.
         unreadable: other lines that are not result records (ignored).
     """
 
-    ok: set[str] = attrs.field(factory=set)
-    failed: set[str] = attrs.field(factory=set)
+    entries: dict[str, Entry] = attrs.field(factory=dict)
     dup_lines: set[int] = attrs.field(factory=set)
     records: int = 0
+    superseded: int = 0
     torn_removed: bool = False
     unreadable: int = 0
+
+    @property
+    def ok(self) -> set[str]:
+        """custom_ids answered."""
+        return {k for k, e in self.entries.items() if e.ok}
+
+    @property
+    def failed(self) -> set[str]:
+        """custom_ids whose last record is an error."""
+        return {k for k, e in self.entries.items() if not e.ok}
+
+
+def _dup_line(record: dict[str, Any]) -> int | None:
+    error = record.get("error")
+    line = record.get("line")
+    if isinstance(error, dict) and error.get("type") == DuplicateCustomId.__name__:
+        return line if isinstance(line, int) else -1
+    return None
 
 
 def scan_output(path: str) -> Resumed:
     """Read an existing output for a resume; cut off a torn last line."""
-    done_ok: set[str] = set()
-    done_failed: set[str] = set()
+    entries: dict[str, Entry] = {}
     dup_lines: set[int] = set()
-    records = bad = trailing_bad = foreign = 0
+    records = superseded = bad = trailing_bad = foreign = 0
     with open(path, "r+b") as f:
         offset = good_end = 0  # good_end: the end of the last complete, valid record
         for raw in f:
@@ -57,16 +131,20 @@ def scan_output(path: str) -> Resumed:
                 trailing_bad = 0
                 if isinstance(record, dict) and isinstance(record.get("custom_id"), str):
                     records += 1
-                    custom_id = record["custom_id"]
-                    (done_ok if record.get("ok") is True else done_failed).add(custom_id)
-                    error = record.get("error")
-                    line = record.get("line")
-                    if (
-                        isinstance(error, dict)
-                        and error.get("type") == DuplicateCustomId.__name__
-                        and isinstance(line, int)
-                    ):
-                        dup_lines.add(line)
+                    dup = _dup_line(record)
+                    if dup is not None:
+                        superseded += dup in dup_lines
+                        dup_lines.add(dup)
+                    else:
+                        custom_id = record["custom_id"]
+                        superseded += custom_id in entries
+                        ok = record.get("ok") is True
+                        digest = record.get("request_hash")
+                        entries[custom_id] = Entry(
+                            ok=ok,
+                            retryable=not ok and retryable_failure(record.get("error")),
+                            request_hash=digest if isinstance(digest, str) else None,
+                        )
                 else:
                     foreign += 1
             elif raw.strip():
@@ -80,10 +158,10 @@ def scan_output(path: str) -> Resumed:
             # last complete record, so that the rerun appends cleanly and redoes that item.
             f.truncate(good_end)
     return Resumed(
-        ok=done_ok,
-        failed=done_failed,
+        entries=entries,
         dup_lines=dup_lines,
         records=records,
+        superseded=superseded,
         torn_removed=bool(trailing_bad),
         unreadable=bad - trailing_bad + foreign,
     )
@@ -106,3 +184,66 @@ def start_output(path: str, *, resume: bool, overwrite: bool) -> Resumed | None:
     if not resume:
         raise FileExistsError(path)
     return scan_output(path)
+
+
+def compact_output(path: str) -> int:
+    """Rewrite ``path`` with only the last record of each custom_id (and of each duplicate
+    line), atomically; returns the records dropped (0: the file was left untouched).
+
+    Other lines (foreign or unreadable) are kept where they are. The caller holds the lock.
+
+    Raises:
+        JobIOError: the rewrite failed; the original file is intact.
+    """
+    last: dict[Any, int] = {}
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f):
+            with contextlib.suppress(ValueError):
+                record = json.loads(raw)
+                if isinstance(record, dict) and isinstance(record.get("custom_id"), str):
+                    dup = _dup_line(record)
+                    last[("dup", dup) if dup is not None else record["custom_id"]] = number
+    keep = set(last.values())
+    temp = f"{path}.compact-{os.getpid()}"
+    dropped = 0
+    try:
+        with open(path, "rb") as src, open(temp, "wb") as dst:
+            for number, raw in enumerate(src):
+                if number in keep or not _is_record(raw):
+                    dst.write(raw)
+                else:
+                    dropped += 1
+            if not dropped:
+                return 0
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(temp, path)
+        _fsync_dir(path)
+    except OSError as exc:
+        raise JobIOError(
+            f"could not compact {path}: {exc.strerror or exc}; it is still complete "
+            f"(later records win), and --resume reads it as it is",
+            path=path,
+            written=len(keep),
+        ) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    return dropped
+
+
+def _is_record(raw: bytes) -> bool:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and isinstance(record.get("custom_id"), str)
+
+
+def _fsync_dir(path: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

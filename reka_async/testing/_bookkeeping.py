@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -69,18 +70,42 @@ class Ids:
         return f"call_{next(self._call_ids)}"
 
 
+_RATE_RE: Final = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(s|sec|min|m|h)\s*$")
+_UNIT_S: Final = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_rate_limit(spec: str) -> tuple[int, float]:
+    """``"50/s"``, ``"600/min"``, ``"10/5s"`` -> (requests, window seconds).
+
+    Raises:
+        ValueError: naming the accepted forms.
+    """
+    match = _RATE_RE.match(spec)
+    if match is None or int(match.group(1)) < 1 or float(match.group(2) or 1) <= 0:
+        raise ValueError(
+            f"rate limit {spec!r}: expected REQUESTS/WINDOW such as 50/s, 600/min or 10/5s"
+        )
+    return int(match.group(1)), float(match.group(2) or 1) * _UNIT_S[match.group(3)]
+
+
 class RateWindow:
-    """Fixed one-minute window accounting behind the x-ratelimit-* headers (and rpm_limit).
+    """Fixed-window accounting behind the x-ratelimit-* headers (and the limiter).
+
+    The headers tell the truth about it: ``x-ratelimit-limit`` is the window's allowance,
+    ``x-ratelimit-remaining`` what is left of it when the answer is sent, and
+    ``x-ratelimit-reset`` the Unix time the window ends.
 
     Args:
-        rpm_limit: Requests admitted per window; None advertises a limit never reached.
+        limit: Requests admitted per window; None advertises a limit never reached.
+        window_s: The window's length in seconds (a minute by default).
     """
 
-    __slots__ = ("count", "end", "end_str", "limit", "limit_str")
+    __slots__ = ("count", "end", "end_str", "limit", "limit_str", "window_s")
 
-    def __init__(self, rpm_limit: int | None) -> None:
-        self.limit = rpm_limit if rpm_limit is not None else _NOMINAL_RPM
+    def __init__(self, limit: int | None, window_s: float = _WINDOW_S) -> None:
+        self.limit = limit if limit is not None else _NOMINAL_RPM
         self.limit_str = str(self.limit)
+        self.window_s = window_s
         self.end = 0.0
         self.end_str = "0"
         self.count = 0
@@ -88,7 +113,12 @@ class RateWindow:
     def roll(self, now: float) -> None:
         """Start a new window when ``now`` (``time.time()``) is past the current one."""
         if now >= self.end:
-            self.end = now + _WINDOW_S
+            # Windows follow each other back to back (a fixed grid once started), so the
+            # reset times a client sees are a window length apart.
+            if self.end and now < self.end + self.window_s:
+                self.end += self.window_s
+            else:
+                self.end = now + self.window_s
             self.end_str = f"{self.end:.3f}"
             self.count = 0
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ._faults import (
+    BAD_DELAY_HEADERS,
     CREDITS_BODIES,
     FAULT_422_BODY,
     HTML_BODY,
@@ -55,6 +56,15 @@ async def fault_response(
         headers["retry-after"] = format_seconds(round(delay, 3))
         headers["x-ratelimit-remaining"] = "0"
         headers["x-ratelimit-reset"] = f"{reset:.3f}"
+        return web.Response(status=429, body=RATE_LIMIT_BODY, headers=headers)
+    bad_delay = BAD_DELAY_HEADERS.get(fault)
+    if bad_delay is not None or fault == "overloaded":
+        # A 429 about this request only: the window's own x-ratelimit-* headers stay as they
+        # are (quota not spent), with a delay header that is valid (overloaded) or not.
+        if bad_delay is None:
+            headers["retry-after"] = format_seconds(round(retry_after_s, 3))
+        else:
+            headers.update(bad_delay)
         return web.Response(status=429, body=RATE_LIMIT_BODY, headers=headers)
     credits = CREDITS_BODIES.get(fault)
     if credits is not None:

@@ -29,6 +29,10 @@ FAULTS: Final[frozenset[str]] = frozenset(
         *_STATUS_FAULTS,
         "422",
         "rate_limit",
+        "overloaded",
+        "bad_retry_after",
+        "nan_retry_after",
+        "negative_retry_after_ms",
         "credits",
         "credits_p001",
         "credits_enough",
@@ -74,6 +78,12 @@ CREDITS_BODIES: Final[Mapping[str, bytes]] = {
     "credits_enough": error_body(
         "rate_limit_error", "Your account does not have enough credits to make this request."
     ),
+}
+#: Rate-limit 429s (quota not spent) whose delay header is not a usable number.
+BAD_DELAY_HEADERS: Final[Mapping[str, Mapping[str, str]]] = {
+    "bad_retry_after": {"retry-after": "-5"},
+    "nan_retry_after": {"retry-after": "nan"},
+    "negative_retry_after_ms": {"retry-after-ms": "-100"},
 }
 AUTH_BODY: Final = error_body("authentication_error", "Invalid or missing API key")
 HTML_BODY: Final = b"<html><body><h1>502 Bad Gateway</h1></body></html>"

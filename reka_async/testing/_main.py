@@ -43,6 +43,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault selection")
     parser.add_argument("--rpm-limit", type=int, default=None, help="requests per minute")
     parser.add_argument(
+        "--rate-limit",
+        default=None,
+        metavar="N/WINDOW",
+        help="fixed-window limiter with truthful x-ratelimit-* headers, e.g. 50/s or 10/5s",
+    )
+    parser.add_argument(
         "--retry-after", type=float, default=1.0, help="retry-after of rate-limit 429s (s)"
     )
     parser.add_argument("--sse-done", action="store_true", help="end streams with [DONE]")
@@ -103,6 +109,7 @@ async def _serve(args: argparse.Namespace, announce: Callable[[str], None]) -> N
         seed=args.seed,
         retry_after_s=args.retry_after,
         rpm_limit=args.rpm_limit,
+        rate_limit=args.rate_limit,
         # A long-running server must not grow without bound.
         record_requests=False,
         sse_done=args.sse_done,

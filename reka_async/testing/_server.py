@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from ._bookkeeping import Ids, RateWindow, RecordedRequest, record
+from ._bookkeeping import Ids, RateWindow, RecordedRequest, parse_rate_limit, record
 from ._catalogue import ModelsShape, accepted_models, listed_models, models_body
 from ._fault_responses import fault_response
 from ._faults import (
@@ -56,6 +56,9 @@ class MockRekaServer:
         retry_after_s: The delay advertised by ``rate_limit`` 429s.
         slow_first_byte_s: The delay applied by the ``slow_first_byte`` fault.
         rpm_limit: When set, a fixed one-minute window limiter answering rate-limit 429s.
+        rate_limit: A fixed-window limiter of any window, e.g. ``"50/s"``, ``"600/min"`` or
+            ``"10/5s"`` (instead of ``rpm_limit``); its ``x-ratelimit-*`` headers tell the
+            truth about the window on every answer, and its 429s say the quota is spent.
         record_requests: Whether to keep every request in `requests`.
         sse_done: Append ``data: [DONE]`` after the last event of a stream.
         sse_crlf: Use CRLF line endings in streams.
@@ -94,6 +97,7 @@ class MockRekaServer:
         retry_after_s: float = 1.0,
         slow_first_byte_s: float = 30.0,
         rpm_limit: int | None = None,
+        rate_limit: str | None = None,
         record_requests: bool = True,
         sse_done: bool = False,
         sse_crlf: bool = False,
@@ -109,6 +113,11 @@ class MockRekaServer:
             raise ValueError("stream_chunks must be at least 1")
         if rpm_limit is not None and rpm_limit < 1:
             raise ValueError("rpm_limit must be at least 1")
+        if rpm_limit is not None and rate_limit is not None:
+            raise ValueError("pass rpm_limit or rate_limit, not both")
+        window_limit, window_s = (
+            parse_rate_limit(rate_limit) if rate_limit is not None else (rpm_limit, 60.0)
+        )
         if latency_s < 0 or chunk_latency_s < 0 or retry_after_s < 0 or slow_first_byte_s < 0:
             raise ValueError("delays must not be negative")
 
@@ -139,7 +148,7 @@ class MockRekaServer:
 
         self._ids = Ids()
 
-        self._window = RateWindow(rpm_limit)
+        self._window = RateWindow(window_limit, window_s)
 
         self._runner: web.AppRunner | None = None
         self._port: int | None = None

@@ -1,0 +1,155 @@
+"""``Quota``: pacing from the server's ``x-ratelimit-*`` headers, so a key's window is used
+to the full without being overrun.
+
+Every response (a success or a 429) may carry ``x-ratelimit-limit`` (requests per window),
+``x-ratelimit-remaining`` and ``x-ratelimit-reset`` (when the window ends: Unix time, or
+seconds from now when the number is small). While plenty remains, reading the headers costs
+one lookup and one ``int()``. Once the remaining count is within ``slack`` requests of zero
+the quota becomes *active*: each request sent counts down a local copy of the remaining
+count (the server's answers lag behind the requests in flight), each answer corrects it
+(the lower of the two wins, so other users of the key are accounted for), and when it reaches
+zero the client pauses (the shared ``Cooldown``) until the window resets, instead of sending
+requests the server would refuse. After a reset the window's ``limit`` is available again;
+the next reset is predicted from the window length seen between two resets.
+
+Two kinds of 429 (decided here and in ``Transport.wait_before_retry``): one whose headers say
+the quota is spent (``x-ratelimit-remaining: 0``) pauses every request of the client until
+the server's delay has passed; one that does not (an overload answer with only
+``retry-after``) delays that request alone.
+
+Clocks: the reset time is the server's; a client clock that is behind waits a little longer,
+one that is ahead may see a 429, which is then honoured as above.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+
+__all__ = ["Quota", "quota_spent"]
+
+_EPOCH_THRESHOLD = 1e9  # an x-ratelimit-reset above this is Unix time, else seconds from now
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number == number and number not in (float("inf"), float("-inf")) else None
+
+
+def quota_spent(headers: Mapping[str, str]) -> bool:
+    """Whether an answer's headers say the key's window is spent (``remaining`` 0)."""
+    remaining = _number(headers.get("x-ratelimit-remaining"))
+    return remaining is not None and remaining <= 0
+
+
+class Quota:
+    """The key's rate-limit window as the server's headers describe it.
+
+    Args:
+        slack: how close to zero ``remaining`` must come before requests are counted
+            (the most requests that can be in flight, e.g. the connection pool size).
+        max_wait: the longest pause taken on the headers' word; a longer window is left to
+            the server's 429 (and the retry policy's cap on waits).
+    """
+
+    __slots__ = (
+        "active",
+        "limit",
+        "max_wait",
+        "paused_s",
+        "remaining",
+        "reset_at",
+        "slack",
+        "window_s",
+    )
+
+    def __init__(self, *, slack: int, max_wait: float) -> None:
+        self.slack = slack
+        self.max_wait = max_wait
+        #: True while requests are counted against a nearly spent window.
+        self.active = False
+        self.limit: float | None = None
+        self.remaining = 0.0
+        #: ``time.time()`` when the current window ends (0.0: unknown).
+        self.reset_at = 0.0
+        #: Seconds between two window resets, once two have been seen (0.0: unknown).
+        self.window_s = 0.0
+        #: Total seconds of pauses the headers asked for.
+        self.paused_s = 0.0
+
+    def __repr__(self) -> str:
+        state = f"remaining={self.remaining:g}" if self.active else "idle"
+        return f"<Quota {state} limit={self.limit} window={self.window_s:g}s>"
+
+    @property
+    def rate(self) -> float | None:
+        """Requests per second the window allows, once its limit and length are known."""
+        if self.limit is None or not self.window_s:
+            return None
+        return self.limit / self.window_s
+
+    def observe(self, remaining_header: str, headers: Mapping[str, str]) -> None:
+        """Read an answer's headers (``remaining_header`` is its ``x-ratelimit-remaining``)."""
+        try:
+            remaining = float(int(remaining_header))
+        except ValueError:
+            parsed = _number(remaining_header)
+            if parsed is None:
+                return
+            remaining = parsed
+        if remaining > self.slack and not self.active:
+            return  # the common case: plenty left, nothing to track
+        now = time.time()
+        reset = _number(headers.get("x-ratelimit-reset"))
+        if reset is not None and reset < _EPOCH_THRESHOLD:
+            reset += now
+        limit = _number(headers.get("x-ratelimit-limit"))
+        if limit is not None and limit > 0:
+            self.limit = limit
+        if reset is None:
+            return  # no window end: nothing to pace against
+        if abs(reset - self.reset_at) < 1e-3:
+            self.remaining = min(self.remaining, remaining)  # the same window: lower wins
+        else:
+            if reset > self.reset_at and self.reset_at and now >= self.reset_at - 1e-3:
+                self.window_s = reset - self.reset_at  # a fixed window rolled over
+            if reset >= self.reset_at or now >= self.reset_at:
+                self.reset_at = reset
+                self.remaining = remaining
+        self.active = self.remaining <= self.slack
+
+    def before_send(self) -> float:
+        """Count one request about to be sent; returns the seconds to pause first (or 0.0)."""
+        now = time.time()
+        if now >= self.reset_at:
+            self._rolled(now)
+            if not self.active:
+                return 0.0
+        if self.remaining > 0:
+            self.remaining -= 1
+            return 0.0
+        wait = self.reset_at - now
+        if wait > self.max_wait:
+            return 0.0  # too long to take on trust: the server's 429 decides
+        self.paused_s += wait
+        # The pause ends at the reset; the request is counted in the next window.
+        self._rolled(self.reset_at)
+        self.remaining -= 1
+        return wait + random.uniform(0.0, 0.01)
+
+    def _rolled(self, now: float) -> None:
+        """The window ended at or before ``now``: its limit is available again."""
+        if self.window_s and self.limit is not None:
+            while self.reset_at <= now:
+                self.reset_at += self.window_s
+            self.remaining = self.limit
+            self.active = self.remaining <= self.slack
+        else:
+            self.active = False  # unknown next window: wait for the server's word
+            self.remaining = 0.0

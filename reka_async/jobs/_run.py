@@ -1,0 +1,282 @@
+"""``run_job``: a JSONL batch job from an input file to an output file, exactly once.
+
+This is what ``reka-async batch`` runs (and what ``run_ray_job`` mirrors). The guarantees:
+
+* every input ends as exactly one final record in the output (a response or an error),
+  however the run ends: a crash or kill at any point leaves a file that ``resume=True``
+  completes, because records are appended whole and a later record of an id supersedes an
+  earlier one (``_resume``); superseded records are compacted away atomically at the end;
+* one writer per output (``OutputLock``): a second run on the same output is refused;
+* a resume never pairs an old answer with a new request: each record stores its request's
+  hash, and an input whose request changed is refused (``InputChanged``) or, with
+  ``rerun_changed=True``, sent again;
+* ``retry_failed=True`` sends again the failures that can change (``retryable_failure``);
+* a duplicate ``custom_id`` is an error line of its own and never marks the original done;
+* a failed write (a full disk) raises ``JobIOError`` naming the path, and the counts say
+  what was written.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._exceptions import InvalidRequestError
+from .._wire.dialects import DIALECTS, choose
+from .._wire.hashing import request_hash
+from ..batch import BatchResult, BatchRunner, BatchStats
+from ._errors import JobIOError
+from ._input import JobInput, line_preparer, prepare_line
+from ._lock import OutputLock
+from ._output import Writer, record
+from ._resume import Resumed, compact_output, scan_output, start_output
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .._client import AsyncClient
+    from ..batch import BatchOptions
+
+__all__ = ["Job", "JobReport", "request_hasher", "run_job"]
+
+
+@attrs.frozen(kw_only=True)
+class JobReport:
+    """What a job did, this run and in total.
+
+    Attributes:
+        output_path: the output file.
+        stats: this run's ``BatchStats``.
+        written: records this run appended.
+        skipped: inputs skipped because the output already had them.
+        retried: failed inputs sent again (``retry_failed``).
+        rerun: changed inputs sent again (``rerun_changed``).
+        compacted: superseded records removed from the output at the end.
+        total_ok: inputs whose final record is a response (the whole job, across runs).
+        total_failed: inputs whose final record is an error (the whole job).
+        resumed: what the output held before this run (``None`` when it started empty).
+    """
+
+    output_path: str
+    stats: BatchStats
+    written: int
+    skipped: int
+    retried: int
+    rerun: int
+    compacted: int
+    total_ok: int
+    total_failed: int
+    resumed: Resumed | None
+
+
+def request_hasher(client: AsyncClient) -> Callable[[Mapping[str, Any]], str]:
+    """``hash(body)``: the request identity of a body sent through ``client``."""
+    host = urllib.parse.urlsplit(client.base_url).hostname or ""
+    default = DIALECTS[client.api]
+
+    def hash_body(body: Mapping[str, Any]) -> str:
+        dialect = choose(None, body, default, DIALECTS)
+        return request_hash(body, api=dialect.name, host=host)
+
+    return hash_body
+
+
+def _check_paths(input_path: str, output_path: str) -> None:
+    """Refuse paths that cannot work, before anything is opened (``ValueError``)."""
+    if (
+        input_path != "-"
+        and os.path.exists(output_path)
+        and os.path.exists(input_path)
+        and os.path.samefile(input_path, output_path)
+    ):
+        raise ValueError("the input and the output are the same file")
+
+
+class Job:
+    """One run of a JSONL job; ``run_job`` is ``await Job(...).run()``.
+
+    The live state (``source``, ``stats``, ``written``) stays readable whatever ``run()``
+    raised, so a caller can report what was done (the CLI's summary after an interrupt).
+    Takes the arguments of ``run_job``.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        input_path: str,
+        output_path: str,
+        *,
+        resume: bool = False,
+        retry_failed: bool = False,
+        rerun_changed: bool = False,
+        overwrite: bool = False,
+        params: Mapping[str, Any] | None = None,
+        **options: Unpack[BatchOptions],
+    ) -> None:
+        if resume and overwrite:
+            raise ValueError("resume and overwrite contradict each other; choose one")
+        if (retry_failed or rerun_changed) and not resume:
+            raise ValueError("retry_failed and rerun_changed continue an output: pass resume too")
+        _check_paths(input_path, output_path)
+        self.client = client
+        self.input_path = input_path
+        self.output_path = output_path
+        self.resume = resume
+        self.retry_failed = retry_failed
+        self.rerun_changed = rerun_changed
+        self.overwrite = overwrite
+        self.params = dict(params or {})
+        self.options = options
+        self.model = options.get("model", "reka-flash")
+        self.resumed: Resumed | None = None
+        self.source = JobInput()
+        self.stats = BatchStats()
+        self.written = 0
+        self._hash_body = request_hasher(client)
+
+    def hash_line(self, item: Any, lineno: int) -> str:
+        """The request identity of an input line (``"line:"`` when it is no request)."""
+        try:
+            _, body = prepare_line(item, 0, lineno, model=self.model, params=self.params)
+        except InvalidRequestError:
+            return "line:"  # never a request: JobInput compares the raw line's hash
+        return self._hash_body(body)
+
+    async def run(self) -> JobReport:
+        """Run the job (see ``run_job`` for what it raises)."""
+        with OutputLock(self.output_path):
+            return await self._run_locked()
+
+    async def _run_locked(self) -> JobReport:
+        out = self.output_path
+        resumed = self.resumed = start_output(out, resume=self.resume, overwrite=self.overwrite)
+        source = self.source = JobInput(
+            resumed,
+            retry_failed=self.retry_failed,
+            hash_line=self.hash_line,
+            rerun_changed=self.rerun_changed,
+        )
+        from_stdin = self.input_path == "-"
+        if resumed is not None and resumed.entries and not from_stdin and not self.rerun_changed:
+            # Refuse before anything is sent: one read of the input, hashing only the inputs
+            # the output already holds. (Standard input cannot be read twice: there, a
+            # changed input stops the run where it is found.)
+            check_fd = _open(self.input_path)
+            try:
+                await JobInput(resumed, hash_line=self.hash_line).check(check_fd)
+            finally:
+                os.close(check_fd)
+        fd = 0 if from_stdin else _open(self.input_path)
+        writer = Writer(out)
+        runner_options: dict[str, Any] = {
+            **self.options,
+            **self.params,
+            "prepare": line_preparer(source.line_of, model=self.model, params=self.params),
+        }
+        runner = BatchRunner(self.client, **runner_options)
+        completed = False
+        try:
+            async with runner.stream(source.items(fd)) as results:
+                self.stats = runner.stats
+                async for result in results:
+                    writer.write(_record(result, source, self._hash_body))
+                    self.written = writer.written
+            completed = True
+        finally:
+            self.stats = runner.stats
+            self.written = writer.written
+            writer.close()
+            if not from_stdin:
+                os.close(fd)
+        compacted = 0
+        superseded = (resumed.superseded if resumed else 0) + source.retried + source.rerun
+        if completed and superseded:
+            compacted = compact_output(out)
+        final = scan_output(out)
+        return JobReport(
+            output_path=out,
+            stats=runner.stats,
+            written=writer.written,
+            skipped=source.skipped,
+            retried=source.retried,
+            rerun=source.rerun,
+            compacted=compacted,
+            total_ok=len(final.ok),
+            total_failed=len(final.failed) + len(final.dup_lines),
+            resumed=resumed,
+        )
+
+
+async def run_job(
+    client: AsyncClient,
+    input_path: str,
+    output_path: str,
+    *,
+    resume: bool = False,
+    retry_failed: bool = False,
+    rerun_changed: bool = False,
+    overwrite: bool = False,
+    params: Mapping[str, Any] | None = None,
+    **options: Unpack[BatchOptions],
+) -> JobReport:
+    """Run the JSONL job ``input_path`` -> ``output_path`` (see the module docstring).
+
+    Args:
+        client: the client to send through.
+        input_path: the input file (JSONL or plain text), or ``"-"`` for standard input.
+        output_path: the output file (JSONL records), appended to.
+        resume: continue an existing output: skip the inputs it already answered.
+        retry_failed: with ``resume``, send again the failures that can change.
+        rerun_changed: with ``resume``, send again inputs whose request changed since their
+            record was written (default: refuse with ``InputChanged``).
+        overwrite: start the output afresh.
+        params: chat parameters for every line (``max_tokens``, ...); a line's own win.
+        **options: ``BatchRunner`` options (``concurrency``, ``model``, ``rpm``,
+            ``on_result``, ...).
+
+    Returns:
+        A ``JobReport``.
+
+    Raises:
+        ValueError: contradictory options, or the input is the output.
+        FileExistsError: the output is not empty and neither ``resume`` nor ``overwrite``.
+        OutputLocked: another run is writing the output.
+        InputChanged: inputs the output answered changed (nothing was sent, except from
+            standard input, where the run stops at the first one).
+        BatchAbortedError: the circuit breaker stopped the job (its results are written).
+        JobIOError: reading or writing failed; the message names the path.
+    """
+    job = Job(
+        client,
+        input_path,
+        output_path,
+        resume=resume,
+        retry_failed=retry_failed,
+        rerun_changed=rerun_changed,
+        overwrite=overwrite,
+        params=params,
+        **options,
+    )
+    return await job.run()
+
+
+def _open(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise JobIOError(
+            f"could not read {path}: {exc.strerror or exc}", path=path, written=0
+        ) from exc
+
+
+def _record(
+    result: BatchResult, source: JobInput, hash_body: Callable[[Mapping[str, Any]], str]
+) -> dict[str, Any]:
+    line = source.line_of.pop(result.index, None)
+    raw_hash = source.line_hash_of.pop(result.index, None)
+    digest = hash_body(result.request) if result.request is not None else raw_hash
+    return record(result, line, digest)
