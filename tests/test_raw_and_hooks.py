@@ -307,7 +307,8 @@ async def test_hooks_see_a_body_of_the_wrong_shape(
     assert isinstance(answer, ResponseEvent)
     assert answer.status_code == 200
     assert isinstance(answer.error, APIResponseValidationError)
-    assert answer.response is None and answer.content
+    assert answer.response is None
+    assert answer.content
 
 
 async def test_hooks_see_a_stream_attempt_that_got_no_answer(
@@ -321,5 +322,6 @@ async def test_hooks_see_a_stream_attempt_that_got_no_answer(
     answers = [e for k, e in recorder.events if k == "response"]
     first = answers[0]
     assert isinstance(first, ResponseEvent)
-    assert first.status_code is None and isinstance(first.error, APIConnectionError)
+    assert first.status_code is None
+    assert isinstance(first.error, APIConnectionError)
     assert len([k for k in recorder.kinds if k == "request"]) == len(answers)
