@@ -192,7 +192,7 @@ class AsyncClient:
         default_headers: headers sent with every request.
         allow_insecure_http: allow ``http://`` to a host that is not loopback.
         on_request: called with a ``RequestEvent`` as each HTTP attempt starts (a callable
-            or a list of them): the place for metrics and tracing (see ``_http/hooks.py``).
+            or a list of them): the place for metrics and tracing (README: Hooks).
         on_response: called with a ``ResponseEvent`` as each attempt ends: status, headers,
             request id, duration, the parsed response, or the error.
         on_retry: called with a ``RetryEvent`` before each retry's wait.

@@ -146,7 +146,7 @@ class ImagePart(Serializable):
 
         Raises:
             FileNotFoundError: no such file (``OSError`` for other read errors).
-            InvalidRequestError: larger than ``max_bytes``, not image, or of a type that
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
                 cannot be told (pass ``media_type=``).
         """
         return cls(
@@ -161,7 +161,8 @@ class ImagePart(Serializable):
         from the first bytes when not given).
 
         Raises:
-            InvalidRequestError: larger than ``max_bytes``, not image, or of an unknown type.
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
+                type.
         """
         return cls(
             image_url=bytes_data_url(data, "image", media_type=media_type, max_bytes=max_bytes)
@@ -194,7 +195,7 @@ class VideoPart(Serializable):
 
         Raises:
             FileNotFoundError: no such file (``OSError`` for other read errors).
-            InvalidRequestError: larger than ``max_bytes``, not video, or of a type that
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
                 cannot be told (pass ``media_type=``).
         """
         return cls(
@@ -209,7 +210,8 @@ class VideoPart(Serializable):
         from the first bytes when not given).
 
         Raises:
-            InvalidRequestError: larger than ``max_bytes``, not video, or of an unknown type.
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
+                type.
         """
         return cls(
             video_url=bytes_data_url(data, "video", media_type=media_type, max_bytes=max_bytes)
@@ -242,7 +244,7 @@ class AudioPart(Serializable):
 
         Raises:
             FileNotFoundError: no such file (``OSError`` for other read errors).
-            InvalidRequestError: larger than ``max_bytes``, not audio, or of a type that
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
                 cannot be told (pass ``media_type=``).
         """
         return cls(
@@ -257,7 +259,8 @@ class AudioPart(Serializable):
         from the first bytes when not given).
 
         Raises:
-            InvalidRequestError: larger than ``max_bytes``, not audio, or of an unknown type.
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
+                type.
         """
         return cls(
             audio_url=bytes_data_url(data, "audio", media_type=media_type, max_bytes=max_bytes)
@@ -290,7 +293,7 @@ class PdfPart(Serializable):
 
         Raises:
             FileNotFoundError: no such file (``OSError`` for other read errors).
-            InvalidRequestError: larger than ``max_bytes``, not pdf, or of a type that
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
                 cannot be told (pass ``media_type=``).
         """
         return cls(pdf_url=file_data_url(path, "pdf", media_type=media_type, max_bytes=max_bytes))
@@ -303,7 +306,8 @@ class PdfPart(Serializable):
         from the first bytes when not given).
 
         Raises:
-            InvalidRequestError: larger than ``max_bytes``, not pdf, or of an unknown type.
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
+                type.
         """
         return cls(pdf_url=bytes_data_url(data, "pdf", media_type=media_type, max_bytes=max_bytes))
 

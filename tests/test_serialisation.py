@@ -191,8 +191,8 @@ def test_batch_result_to_dict_of_an_invalid_item() -> None:
     }
 
 
-def test_fastapi_style_encoding_works_on_to_dict() -> None:
-    # FastAPI returns dicts as JSON as they are; the stdlib encoder is the same check.
+def test_to_dict_is_plain_json_data_for_web_handlers() -> None:
+    # A web handler (FastAPI) returns a plain dict as JSON as it is: the stdlib encoder takes it.
     response = ChatResponse(id="c", model="m", responses=[])
     assert json.loads(json.dumps(response.to_dict())) == {
         "id": "c",

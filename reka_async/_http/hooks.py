@@ -67,7 +67,7 @@ class ResponseEvent:
 
     An attempt ends with the server's answer (``status_code`` set, a 2xx or an error status)
     or without one (``status_code`` ``None``: a connection error or timeout, in ``error``).
-    A cancelled attempt ends without either hook call.
+    A cancelled attempt (the caller's task cancelled) gets no ``on_response`` call.
 
     Attributes:
         request: the ``RequestEvent`` of this attempt.
