@@ -16,6 +16,7 @@ from ssl import SSLContext
 from typing import Any, TypeVar
 
 import aiohttp
+import attrs
 from yarl import URL
 
 from .._exceptions import (
@@ -225,7 +226,9 @@ class Transport:
         headers = base.extra_headers
         if default_headers:
             headers = {**(headers or {}), **default_headers}
-        new.default_options = RequestOptions(
+        # evolve, not a new RequestOptions: any other per-request state is carried over.
+        new.default_options = attrs.evolve(
+            base,
             timeout=new.timeout,
             max_retries=new.retry_policy.max_retries,
             extra_headers=headers,
