@@ -42,7 +42,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def examples(session: nox.Session) -> None:
     """Run every example against the embedded mock server."""
-    session.install("-e", ".")
+    session.install("-e", ".[otel]")
     for path in sorted(glob.glob("examples/*.py")):
         if not os.path.basename(path).startswith("_"):
             session.run("python", path, "--mock")

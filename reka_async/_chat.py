@@ -4,20 +4,27 @@
 (``_wire.dialects``: the call's ``api=``, else the client's, but Research and structured
 outputs always go to the compatible endpoint), converts the body for it and sends it through
 the transport; streams are ``AsyncChatStream`` objects over the same transport.
+
+``with_raw_response`` gives the same calls with the HTTP answer around the parsed one
+(``RawResponse``: status, headers, the body as received); ``run_tools`` runs a conversation
+with Python functions as tools (``_tools.ToolLoop``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping
+import builtins
+import inspect
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
 from ._exceptions import APIResponseValidationError, APIStatusError, body_snippet
-from ._http import RetryHook, TimeoutLike, Transport
+from ._http import Hooks, ResponseEvent, ResponseHook, RetryHook, TimeoutLike, Transport
 from ._http.budget import RateBudget
-from ._models import ChatResponse, Model
+from ._models import ChatResponse, Model, Serializable
 from ._stream import AsyncChatStream
+from ._tools import DEFAULT_MAX_ROUNDS, FunctionTool, ToolLoop, ToolRun
 from ._types import NOT_GIVEN, Api, NotGiven
 from ._wire import chat_body, dumps, load_models, loads
 from ._wire.dialects import DIALECTS, Dialect, choose
@@ -26,21 +33,120 @@ from ._wire.schema import response_format_for, structure_answer
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._types import ChatArgs, ParseArgs
+    from ._types import ChatArgs, ParseArgs, ToolRunArgs
 
-__all__ = ["AsyncChat", "AsyncModels", "ParsedResponse"]
+__all__ = [
+    "AsyncChat",
+    "AsyncChatWithRawResponse",
+    "AsyncModels",
+    "AsyncModelsWithRawResponse",
+    "ParsedResponse",
+    "RawResponse",
+]
 
 T = TypeVar("T")
 
 
-class AsyncChat:
-    """``client.chat``: chat completions, plain, streamed and parsed, on either dialect."""
+@attrs.frozen(kw_only=True)
+class RawResponse(Generic[T]):
+    """The HTTP answer of a call of ``with_raw_response``, around its parsed result.
 
-    __slots__ = ("_dialect", "_transport")
+    Attributes:
+        status_code: the HTTP status (2xx: an error status raises as usual).
+        headers: the response headers (case-insensitive), rate limits
+            (``x-ratelimit-limit``, ``x-ratelimit-remaining``, ``x-ratelimit-reset``) included.
+        content: the body as received, in the dialect that answered.
+        request_id: the server's ``x-request-id``.
+        elapsed_s: seconds the successful attempt took.
+        retries_taken: attempts before the successful one.
+    """
+
+    status_code: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    content: bytes = attrs.field(repr=False)
+    request_id: str | None
+    elapsed_s: float
+    retries_taken: int
+    _parsed: T = attrs.field(repr=False, alias="parsed")
+
+    def parse(self) -> T:
+        """The parsed result (what the plain call returns: a ``ChatResponse``, ...)."""
+        return self._parsed
+
+    def json(self) -> Any:
+        """The body decoded as JSON, in the layout of the dialect that answered."""
+        return loads(self.content)
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.content.decode("utf-8", "replace")
+
+
+class _Capture:
+    """Keeps the ``ResponseEvent`` of each attempt of one call, for ``RawResponse``."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list[ResponseEvent] = []
+
+    def __call__(self, event: ResponseEvent) -> None:
+        self.events.append(event)
+
+    def raw(self, parsed: T) -> RawResponse[T]:
+        last = self.events[-1]
+        return RawResponse(
+            status_code=last.status_code or 0,
+            headers=last.headers,
+            content=last.content or b"",
+            request_id=last.request_id,
+            elapsed_s=last.elapsed_s,
+            retries_taken=len(self.events) - 1,
+            parsed=parsed,
+        )
+
+
+class AsyncChatWithRawResponse:
+    """``client.chat.with_raw_response``: the calls of ``client.chat`` returning a
+    ``RawResponse`` (status, headers, the body as received, and ``.parse()``)."""
+
+    __slots__ = ("_chat",)
+
+    def __init__(self, chat: AsyncChat) -> None:
+        self._chat = chat
+
+    async def create(self, **args: Unpack[ChatArgs]) -> RawResponse[ChatResponse]:
+        """``chat.create`` with the HTTP answer: ``raw.parse()`` is the ``ChatResponse``.
+
+        Raises:
+            As ``chat.create``.
+        """
+        body = chat_body(args, stream=False, what="create")
+        capture = _Capture()
+        response = await self._chat.send_body(
+            body,
+            api=args.get("api"),
+            timeout=args.get("timeout", NOT_GIVEN),
+            max_retries=args.get("max_retries"),
+            extra_headers=args.get("extra_headers"),
+            on_response=capture,
+        )
+        return capture.raw(response)
+
+
+class AsyncChat:
+    """``client.chat``: chat completions, plain, streamed and parsed, on either dialect.
+
+    ``with_raw_response`` has the same ``create`` returning the HTTP answer too.
+    """
+
+    __slots__ = ("_dialect", "_transport", "with_raw_response")
 
     def __init__(self, transport: Transport, dialect: Dialect) -> None:
         self._transport = transport
         self._dialect = dialect
+        self.with_raw_response = AsyncChatWithRawResponse(self)
 
     @property
     def api(self) -> Api:
@@ -112,6 +218,69 @@ class AsyncChat:
             stream.charge_tokens(body, budgets)
         return stream
 
+    async def run_tools(
+        self,
+        *,
+        tools: Sequence[Callable[..., Any] | FunctionTool],
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        raise_tool_errors: bool = False,
+        **args: Unpack[ToolRunArgs],
+    ) -> ToolRun:
+        """Run a conversation in which the model may call Python functions.
+
+        Each round sends the conversation with the tools' schemas; when the answer asks for
+        tools, each call is run (``await``-ed if the function is ``async``; a plain function
+        runs on the event loop, so keep it quick) and its output sent back in the next round,
+        until the model answers without a call or ``max_rounds`` model calls were made.
+        Works on both dialects.
+
+        Args:
+            tools: the functions (their schema is read from the signature and docstring, see
+                ``function_tool``), or ``FunctionTool`` objects.
+            max_rounds: the most model calls (at least 1).
+            raise_tool_errors: raise what a tool raises (an unknown tool or arguments that do
+                not fit: ``LookupError``/``TypeError``) instead of telling the model.
+            **args: as in ``create`` (``messages`` and ``model`` required), but ``tools`` and
+                ``response_format``; ``tool_choice`` applies to the first round only.
+
+        Returns:
+            A ``ToolRun``: the last ``response``, the whole conversation as ``messages``,
+            every call made (``calls``), ``rounds`` and ``finished``.
+
+        Raises:
+            InvalidRequestError: an argument is invalid, or a tool's signature has a type with
+                no JSON schema.
+            APIError: a request failed (as in ``create``).
+        """
+        if "messages" not in args:
+            raise TypeError("run_tools() missing required keyword argument: 'messages'")
+        loop = ToolLoop(
+            tools,
+            args["messages"],
+            max_rounds=max_rounds,
+            tool_choice=args.get("tool_choice"),
+            raise_tool_errors=raise_tool_errors,
+        )
+        rest: Any = {k: v for k, v in args.items() if k not in ("messages", "tool_choice")}
+        while True:
+            response = await self.create(**rest, **loop.next_request())
+            calls = loop.answered(response)
+            if not calls:
+                return loop.result()
+            for call in calls:
+                prepared = loop.prepare(call)
+                if prepared is None:
+                    continue
+                function, kwargs = prepared
+                try:
+                    value = function(**kwargs)
+                    if inspect.isawaitable(value):
+                        value = await value
+                except Exception as exc:
+                    loop.finish(call, error=exc)
+                else:
+                    loop.finish(call, value=value)
+
     async def parse(self, **args: Unpack[ParseArgs[T]]) -> ParsedResponse[T]:
         """Ask for an answer in a given structure and return it structured (OpenAI dialect).
 
@@ -156,6 +325,7 @@ class AsyncChat:
         max_retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
         on_retry: RetryHook | None = None,
+        on_response: ResponseHook | None = None,
         budget: RateBudget | None = None,
     ) -> Coroutine[Any, Any, ChatResponse]:
         """Send a body that is already built and validated (the canonical, native form).
@@ -167,7 +337,10 @@ class AsyncChat:
         Args:
             body: the JSON body, e.g. from ``BatchRunner.prepare``.
             api, timeout, max_retries, extra_headers: as in ``create``.
-            on_retry: called with a ``RetryEvent`` before each retry's wait.
+            on_retry: called with a ``RetryEvent`` before each retry's wait (after the
+                client's own ``on_retry``).
+            on_response: called with the ``ResponseEvent`` of each attempt of this request
+                (after the client's own ``on_response``).
             budget: a ``RateBudget`` held on top of the client's (a ``BatchRunner``'s).
 
         Returns:
@@ -182,6 +355,7 @@ class AsyncChat:
             max_retries=max_retries,
             extra_headers=extra_headers,
             on_retry=on_retry,
+            hooks=None if on_response is None else Hooks(on_response=[on_response]),
             budget=budget,
         )
         sending = t.request(
@@ -233,7 +407,7 @@ async def _charged(
 
 
 @attrs.frozen(kw_only=True)
-class ParsedResponse(Generic[T]):
+class ParsedResponse(Serializable, Generic[T]):
     """The answer of ``chat.parse``: structured, with the response it came in.
 
     Attributes:
@@ -260,12 +434,13 @@ def _unfit(response: ChatResponse, problem: str) -> APIResponseValidationError:
 
 
 class AsyncModels:
-    """``client.models``: the models this key may use."""
+    """``client.models``: the models this key may use (``with_raw_response.list()`` too)."""
 
-    __slots__ = ("_transport",)
+    __slots__ = ("_transport", "with_raw_response")
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
+        self.with_raw_response = AsyncModelsWithRawResponse(self)
 
     async def list(
         self,
@@ -282,10 +457,41 @@ class AsyncModels:
         Returns:
             ``Model`` entries; ``model.id`` is the name to pass as ``model=``.
         """
+        return await self._list(timeout, max_retries, extra_headers, None)
+
+    def _list(
+        self,
+        timeout: TimeoutLike | NotGiven,
+        max_retries: int | None,
+        extra_headers: Mapping[str, str] | None,
+        hooks: Hooks | None,
+    ) -> Coroutine[Any, Any, builtins.list[Model]]:
         t = self._transport
         opts = t.default_options.override(
-            timeout=timeout, max_retries=max_retries, extra_headers=extra_headers
+            timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, hooks=hooks
         )
-        return await t.request("GET", "/models", body=None, opts=opts, parse=load_models)
+        return t.request("GET", "/models", body=None, opts=opts, parse=load_models)
 
     get = list  # the official SDK's name
+
+
+class AsyncModelsWithRawResponse:
+    """``client.models.with_raw_response``: ``list()`` returning a ``RawResponse``."""
+
+    __slots__ = ("_models",)
+
+    def __init__(self, models: AsyncModels) -> None:
+        self._models = models
+
+    async def list(
+        self,
+        *,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> RawResponse[builtins.list[Model]]:
+        """``models.list`` with the HTTP answer: ``raw.parse()`` is the ``Model`` list."""
+        capture = _Capture()
+        hooks = Hooks(on_response=[capture])
+        models = await self._models._list(timeout, max_retries, extra_headers, hooks)
+        return capture.raw(models)

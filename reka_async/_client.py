@@ -1,11 +1,18 @@
 """``AsyncClient``: one connection pool, its configuration, its lifecycle; ``client.chat`` and
-``client.models`` (``_chat.py``) send through it."""
+``client.models`` (``_chat.py``) send through it.
+
+``with_options`` gives a copy with other per-request settings over the same pool, cooldown and
+budgets; the hooks (``on_request``, ``on_response``, ``on_retry``) are the place for metrics
+and tracing; ``rate_limit`` reads the rate-limit headers of the latest answer.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
+import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Final, TypedDict
 
@@ -16,23 +23,63 @@ from ._exceptions import MissingAPIKeyError
 from ._http import (
     DEFAULT_TIMEOUT,
     ClientState,
+    ConnectorFactory,
+    Hooks,
+    RequestHook,
+    ResponseHook,
+    RetryHook,
     RetryPolicy,
+    SSLOption,
     Timeout,
     TimeoutLike,
     Transport,
     check_base_url,
+    check_proxy,
     coerce_timeout,
+    debug_log_hook,
+    display_url,
+    env_proxy,
+    ssl_context,
 )
 from ._http.budget import RateBudget, make_budget
-from ._http.options import check_max_retries
+from ._http.options import chain_retry_hooks, check_max_retries
 from ._http.quota import Quota
-from ._types import Api
+from ._logging import configure_from_env, debug_enabled
+from ._models import Serializable
+from ._types import NOT_GIVEN, Api, NotGiven
 from ._wire.dialects import DIALECTS, check_api
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONNECTIONS", "AsyncClient", "ClientOptions"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONNECTIONS",
+    "AsyncClient",
+    "ClientOptions",
+    "CopyOptions",
+    "RateLimit",
+]
 
 DEFAULT_BASE_URL: Final = "https://api.reka.ai/v1"
 DEFAULT_MAX_CONNECTIONS: Final = 1024
+
+
+class CopyOptions(TypedDict, total=False):
+    """The keywords of ``with_options``: what a copy over the same pool may change.
+
+    Keys:
+        api, max_retries, timeout, max_retry_wait, retry_policy: as for ``AsyncClient``.
+        default_headers: headers added to the client's (a name given again replaces it).
+        on_request, on_response, on_retry: hooks run after the client's own.
+    """
+
+    api: Api
+    max_retries: int | None
+    timeout: TimeoutLike | NotGiven
+    max_retry_wait: float | None
+    retry_policy: RetryPolicy | None
+    default_headers: Mapping[str, str] | None
+    on_request: RequestHook | Sequence[RequestHook] | None
+    on_response: ResponseHook | Sequence[ResponseHook] | None
+    on_retry: RetryHook | Sequence[RetryHook] | None
 
 
 class ClientOptions(TypedDict, total=False):
@@ -50,6 +97,79 @@ class ClientOptions(TypedDict, total=False):
     rpm: float | None
     tpm: float | None
     rate_budget: RateBudget | None
+    on_request: RequestHook | Sequence[RequestHook] | None
+    on_response: ResponseHook | Sequence[ResponseHook] | None
+    on_retry: RetryHook | Sequence[RetryHook] | None
+    proxy: str | None
+    trust_env: bool
+    ssl: SSLOption
+    connector_factory: ConnectorFactory | None
+
+
+def _hook_list(
+    value: Callable[..., None] | Sequence[Callable[..., None]] | None, name: str
+) -> list[Callable[..., None]]:
+    """A hook option as a list of callables: one callable, several, or ``None``."""
+    if value is None:
+        return []
+    hooks = [value] if callable(value) else list(value)
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(f"{name}: expected a callable or a list of them, got {hook!r}")
+    return hooks
+
+
+def _retry_hook(value: RetryHook | Sequence[RetryHook] | None) -> RetryHook | None:
+    chained: RetryHook | None = None
+    for hook in _hook_list(value, "on_retry"):
+        chained = chain_retry_hooks(chained, hook)
+    return chained
+
+
+def _policy(
+    base: RetryPolicy, max_retries: int | None, max_retry_wait: float | None
+) -> RetryPolicy:
+    check_max_retries(max_retries, allow_none=True)
+    if max_retries is not None:
+        base = attrs.evolve(base, max_retries=max_retries)
+    if max_retry_wait is not None:
+        base = attrs.evolve(base, max_server_wait=max_retry_wait)
+    return base
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class RateLimit(Serializable):
+    """The rate-limit headers of the latest answer of a client (any status).
+
+    Attributes:
+        limit: ``x-ratelimit-limit``: requests allowed in the window.
+        remaining: ``x-ratelimit-remaining``: requests left in it.
+        reset: ``x-ratelimit-reset``: when the window resets (Unix time, as sent).
+        retry_after: ``retry-after`` in seconds, when the answer asked for a wait.
+        request_id: the answer's ``x-request-id``.
+    """
+
+    limit: float | None = None
+    remaining: float | None = None
+    reset: float | None = None
+    retry_after: float | None = None
+    request_id: str | None = None
+
+    @property
+    def reset_in(self) -> float | None:
+        """Seconds until ``reset`` (0 when past; a small ``reset`` is taken as seconds)."""
+        if self.reset is None:
+            return None
+        return max(0.0, self.reset - time.time()) if self.reset > 1e9 else max(0.0, self.reset)
 
 
 class AsyncClient:
@@ -87,11 +207,34 @@ class AsyncClient:
     Pacing needs no option: the client reads the server's ``x-ratelimit-*`` headers and
     pauses when the key's window is spent, and a 429 that says so pauses every request of
     the client (an overload 429 delays its own request only).
+        on_request: called with a ``RequestEvent`` as each HTTP attempt starts (a callable
+            or a list of them): the place for metrics and tracing (README: Hooks).
+        on_response: called with a ``ResponseEvent`` as each attempt ends: status, headers,
+            request id, duration, the parsed response, or the error.
+        on_retry: called with a ``RetryEvent`` before each retry's wait.
+        proxy: an ``http(s)://[user:password@]host:port`` proxy for every request. Default:
+            ``HTTPS_PROXY`` (``HTTP_PROXY`` for an ``http://`` base URL) or ``ALL_PROXY``
+            from the environment unless ``NO_PROXY`` lists the host; never for loopback.
+        trust_env: read those proxy variables (default); ``False`` ignores them.
+        ssl: an ``ssl.SSLContext``, or the path of a CA bundle (PEM file or directory) to
+            trust instead of the system's store, e.g. a company's TLS-inspecting proxy CA.
+        connector_factory: ``factory() -> aiohttp.BaseConnector``, called in the event loop
+            when the pool opens (your own ``TCPConnector``: resolver, local address, limits).
+            Its limit is then the pool size; ``ssl`` must be set on it, not here.
+
+    Hooks run inline in the task that made the call and must be quick; an exception in a
+    hook propagates to the caller. At ``DEBUG`` (``REKA_LOG=debug``, or the ``reka_async``
+    logger at ``DEBUG`` when the client is created) each attempt is logged in one line.
 
     Raises:
         MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset.
         ValueError: an option is invalid (the message says which and why).
     """
+
+    chat: AsyncChat
+    """Chat completions: ``create``, ``create_stream``, ``parse``, ``run_tools``."""
+    models: AsyncModels
+    """The models of this key: ``list``."""
 
     def __init__(
         self,
@@ -109,7 +252,15 @@ class AsyncClient:
         rpm: float | None = None,
         tpm: float | None = None,
         rate_budget: RateBudget | None = None,
+        on_request: RequestHook | Sequence[RequestHook] | None = None,
+        on_response: ResponseHook | Sequence[ResponseHook] | None = None,
+        on_retry: RetryHook | Sequence[RetryHook] | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl: SSLOption = None,
+        connector_factory: ConnectorFactory | None = None,
     ) -> None:
+        configure_from_env()
         key = api_key if api_key is not None else os.environ.get("REKA_API_KEY")
         if not key:
             raise MissingAPIKeyError(
@@ -119,36 +270,123 @@ class AsyncClient:
             base_url or os.environ.get("REKA_BASE_URL") or DEFAULT_BASE_URL,
             allow_insecure_http=allow_insecure_http,
         )
-        check_max_retries(max_retries, allow_none=True)
         dialect = DIALECTS[check_api(api)]
         if isinstance(max_connections, bool) or max_connections < 1:
             raise ValueError(f"max_connections: must be at least 1, got {max_connections!r}")
-        policy = retry_policy if retry_policy is not None else RetryPolicy()
-        if max_retries is not None:
-            policy = attrs.evolve(policy, max_retries=max_retries)
-        if max_retry_wait is not None:
-            policy = attrs.evolve(policy, max_server_wait=max_retry_wait)
+        policy = _policy(retry_policy or RetryPolicy(), max_retries, max_retry_wait)
         budget = make_budget(rpm, tpm, rate_budget)
-        self._transport = Transport(
-            api_key=key,
-            base_url=url,
-            timeout=coerce_timeout(timeout),
-            retry_policy=policy,
-            max_connections=max_connections,
-            default_headers=default_headers,
-            budget=budget,
+        proxy_url = (
+            check_proxy(proxy) if proxy is not None else env_proxy(url) if trust_env else None
         )
-        self.chat: Final = AsyncChat(self._transport, dialect)
-        self.models: Final = AsyncModels(self._transport)
+        if connector_factory is not None and ssl is not None:
+            raise ValueError("ssl: give it to the connector your connector_factory builds")
+        if connector_factory is not None and not callable(connector_factory):
+            raise TypeError("connector_factory: expected a callable returning a connector")
+        responses: list[ResponseHook] = _hook_list(on_response, "on_response")
+        if debug_enabled():
+            responses.insert(0, debug_log_hook)
+        hooks = Hooks(_hook_list(on_request, "on_request"), responses)
+        self._adopt(
+            Transport(
+                api_key=key,
+                base_url=url,
+                timeout=coerce_timeout(timeout),
+                retry_policy=policy,
+                max_connections=max_connections,
+                default_headers=default_headers,
+                hooks=hooks or None,
+                on_retry=_retry_hook(on_retry),
+                proxy=proxy_url,
+                ssl=ssl_context(ssl),
+                connector_factory=connector_factory,
+                budget=budget,
+            ),
+            dialect.name,
+        )
+
+    def _adopt(self, transport: Transport, api: Api) -> None:
+        self._transport = transport
+        self.chat = AsyncChat(transport, DIALECTS[api])
+        self.models = AsyncModels(transport)
 
     def __repr__(self) -> str:
         t = self._transport
-        return f"<AsyncClient base_url={str(t.base_url)!r} {t.state.value}>"
+        copy_note = "" if t.owns_pool else " (copy)"
+        return f"<AsyncClient base_url={display_url(t.base_url)!r} {t.state.value}{copy_note}>"
+
+    def with_options(
+        self,
+        *,
+        api: Api | None = None,
+        max_retries: int | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retry_wait: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        on_request: RequestHook | Sequence[RequestHook] | None = None,
+        on_response: ResponseHook | Sequence[ResponseHook] | None = None,
+        on_retry: RetryHook | Sequence[RetryHook] | None = None,
+    ) -> AsyncClient:
+        """A copy of this client with other per-request settings, over the same pool.
+
+        The copy shares the connection pool, the key, the shared cooldown after a 429 and
+        every budget of this client; closing it (or leaving its ``async with``) leaves this
+        client open, while closing this client closes the pool under every copy. Options
+        not given keep this client's values.
+
+        Args:
+            api, max_retries, timeout, max_retry_wait, retry_policy: as for ``AsyncClient``
+                (a number ``timeout`` caps this client's connect and read timeouts).
+            default_headers: headers added to this client's (a name given again replaces it).
+            on_request, on_response, on_retry: hooks run after this client's own.
+
+        Returns:
+            The new ``AsyncClient``.
+
+        Raises:
+            ValueError: an option is invalid.
+        """
+        t = self._transport
+        dialect = check_api(api) if api is not None else self.api
+        base = retry_policy if retry_policy is not None else t.retry_policy
+        policy = _policy(base, max_retries, max_retry_wait)
+        new_timeout = None if isinstance(timeout, NotGiven) else coerce_timeout(timeout, t.timeout)
+        if default_headers and any(k.lower() == "x-api-key" for k in default_headers):
+            raise ValueError("default_headers: the API key is the client's; make a new client")
+        hooks = Hooks(_hook_list(on_request, "on_request"), _hook_list(on_response, "on_response"))
+        transport = t.derive(
+            timeout=new_timeout,
+            retry_policy=policy,
+            default_headers=default_headers,
+            hooks=hooks or None,
+            on_retry=_retry_hook(on_retry),
+        )
+        # A shallow copy: whatever else the client holds (budgets) is shared by reference.
+        new = copy.copy(self)
+        new._adopt(transport, dialect)
+        return new
+
+    copy = with_options  # openai-python's other name for it
 
     @property
     def base_url(self) -> str:
-        """The API base URL this client talks to."""
+        """The API base URL this client talks to (credentials included; reprs hide them)."""
         return str(self._transport.base_url)
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate-limit headers of the latest answer on this pool (any status), or ``None``
+        before the first answer. Shared with ``with_options`` copies (same key)."""
+        headers = self._transport.last_headers
+        if headers is None:
+            return None
+        return RateLimit(
+            limit=_number(headers.get("x-ratelimit-limit")),
+            remaining=_number(headers.get("x-ratelimit-remaining")),
+            reset=_number(headers.get("x-ratelimit-reset")),
+            retry_after=_number(headers.get("retry-after")),
+            request_id=headers.get("x-request-id"),
+        )
 
     @property
     def api(self) -> Api:
@@ -218,12 +456,13 @@ class AsyncClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool. Idempotent; the client cannot be used afterwards."""
+        """Close the connection pool (a ``with_options`` copy: only the copy, the pool stays
+        open). Idempotent; the client cannot be used afterwards."""
         await self._transport.aclose()
 
     def __del__(self) -> None:
         transport = getattr(self, "_transport", None)
-        if transport is not None and transport.state is ClientState.OPEN:
+        if transport is not None and transport.owns_pool and transport.state is ClientState.OPEN:
             # Only warn: scheduling cleanup from __del__ is unsafe (the loop may be gone).
             warnings.warn(
                 "AsyncClient was never closed; use 'async with AsyncClient()' or "

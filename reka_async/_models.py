@@ -1,17 +1,27 @@
 """Wire types of the Reka Chat API: frozen, slotted, keyword-only attrs classes with no I/O.
 
 Field names and nesting follow the API exactly, so the vendor's attribute paths
-(``response.responses[0].message.content``) work unchanged. Conversion to and from JSON
-lives in ``_wire/``.
+(``response.responses[0].message.content``) work unchanged. Conversion to and from the wire
+lives in ``_wire/``; ``to_dict()``/``to_json()`` on every model give its fields as plain JSON
+data (the native layout, whichever dialect answered), and ``to_jsonable`` does the same for
+``json.dumps(..., default=to_jsonable)`` and web frameworks.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import enum
+import json
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
+from ._media import MAX_MEDIA_BYTES, bytes_data_url, file_data_url
 from ._types import Role, ToolChoice
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "AudioPart",
@@ -32,11 +42,78 @@ __all__ = [
     "ToolOutput",
     "Usage",
     "VideoPart",
+    "to_jsonable",
 ]
+
+#: Field metadata of attributes that are not part of a model's data (``to_dict`` skips them).
+NOT_DATA: Final = {"data": False}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON data: attrs models as dicts of their fields (``None`` left out,
+    as the API omits them), lists, dicts with string keys, enums by value."""
+    cls = type(value)
+    if attrs.has(cls):
+        out: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            if field.metadata.get("data", True):
+                item = getattr(value, field.name)
+                if item is not None:
+                    out[field.alias or field.name] = _plain(item)
+        return out
+    if value is None or cls in (str, int, float, bool):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    return value
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data (dicts, lists, strings, numbers) from a model, a ``BatchResult``, or
+    lists and dicts of them.
+
+    Use it as ``json.dumps(response, default=to_jsonable)``, or return ``to_jsonable(x)``
+    (or ``x.to_dict()``) from a web handler (FastAPI serialises dicts as they are).
+
+    Raises:
+        TypeError: ``value`` holds something that is not JSON data (as ``json.dumps`` would).
+    """
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict) and not isinstance(value, type):
+        return to_dict()
+    if attrs.has(type(value)) or isinstance(value, (list, tuple, Mapping, enum.Enum)):
+        return _plain(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+class Serializable:
+    """``to_dict()`` and ``to_json()``, shared by every model."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model's fields as plain JSON data (nested models as dicts, ``None`` left out).
+
+        Responses come out in the native API's layout (``responses[0].message.content``,
+        ``usage.input_tokens``) whichever dialect answered; the body as it was received is
+        on ``chat.with_raw_response``.
+        """
+        data: dict[str, Any] = _plain(self)
+        return data
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """``to_dict()`` as a JSON string (non-ASCII text kept as it is)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
 
 @attrs.frozen(kw_only=True)
-class TextPart:
+class TextPart(Serializable):
     """A text content part: ``{"type": "text", "text": "..."}``."""
 
     type: Literal["text"] = "text"
@@ -44,39 +121,199 @@ class TextPart:
 
 
 @attrs.frozen(kw_only=True)
-class ImagePart:
+class ImagePart(Serializable):
     """An image given by URL (``https://`` or a ``data:`` URI)."""
 
     type: Literal["image_url"] = "image_url"
     image_url: str
 
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        media_type: str | None = None,
+        max_bytes: int = MAX_MEDIA_BYTES,
+    ) -> Self:
+        """An image from a local file, sent as a ``data:`` URL.
+
+        Args:
+            path: the file (``.png``, ``.jpg``, ``.gif``, ``.webp``, ...).
+            media_type: e.g. ``"image/png"``; default: from the file name, else
+                from its first bytes.
+            max_bytes: the largest file accepted (default 20 MiB: the API publishes no
+                limit, and a data URL travels in every request body).
+
+        Raises:
+            FileNotFoundError: no such file (``OSError`` for other read errors).
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
+                cannot be told (pass ``media_type=``).
+        """
+        return cls(
+            image_url=file_data_url(path, "image", media_type=media_type, max_bytes=max_bytes)
+        )
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, media_type: str | None = None, max_bytes: int = MAX_MEDIA_BYTES
+    ) -> Self:
+        """An image from bytes in memory, sent as a ``data:`` URL (the media type is sniffed
+        from the first bytes when not given).
+
+        Raises:
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
+                type.
+        """
+        return cls(
+            image_url=bytes_data_url(data, "image", media_type=media_type, max_bytes=max_bytes)
+        )
+
 
 @attrs.frozen(kw_only=True)
-class VideoPart:
+class VideoPart(Serializable):
     """A short video given by URL."""
 
     type: Literal["video_url"] = "video_url"
     video_url: str
 
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        media_type: str | None = None,
+        max_bytes: int = MAX_MEDIA_BYTES,
+    ) -> Self:
+        """A video from a local file, sent as a ``data:`` URL.
+
+        Args:
+            path: the file (``.mp4``, ``.mov``, ``.webm``, ...).
+            media_type: e.g. ``"video/mp4"``; default: from the file name, else
+                from its first bytes.
+            max_bytes: the largest file accepted (default 20 MiB: the API publishes no
+                limit, and a data URL travels in every request body).
+
+        Raises:
+            FileNotFoundError: no such file (``OSError`` for other read errors).
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
+                cannot be told (pass ``media_type=``).
+        """
+        return cls(
+            video_url=file_data_url(path, "video", media_type=media_type, max_bytes=max_bytes)
+        )
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, media_type: str | None = None, max_bytes: int = MAX_MEDIA_BYTES
+    ) -> Self:
+        """A video from bytes in memory, sent as a ``data:`` URL (the media type is sniffed
+        from the first bytes when not given).
+
+        Raises:
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
+                type.
+        """
+        return cls(
+            video_url=bytes_data_url(data, "video", media_type=media_type, max_bytes=max_bytes)
+        )
+
 
 @attrs.frozen(kw_only=True)
-class AudioPart:
+class AudioPart(Serializable):
     """An audio clip given by URL."""
 
     type: Literal["audio_url"] = "audio_url"
     audio_url: str
 
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        media_type: str | None = None,
+        max_bytes: int = MAX_MEDIA_BYTES,
+    ) -> Self:
+        """An audio clip from a local file, sent as a ``data:`` URL.
+
+        Args:
+            path: the file (``.mp3``, ``.wav``, ``.ogg``, ``.flac``, ...).
+            media_type: e.g. ``"audio/mpeg"``; default: from the file name, else
+                from its first bytes.
+            max_bytes: the largest file accepted (default 20 MiB: the API publishes no
+                limit, and a data URL travels in every request body).
+
+        Raises:
+            FileNotFoundError: no such file (``OSError`` for other read errors).
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
+                cannot be told (pass ``media_type=``).
+        """
+        return cls(
+            audio_url=file_data_url(path, "audio", media_type=media_type, max_bytes=max_bytes)
+        )
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, media_type: str | None = None, max_bytes: int = MAX_MEDIA_BYTES
+    ) -> Self:
+        """An audio clip from bytes in memory, sent as a ``data:`` URL (the media type is sniffed
+        from the first bytes when not given).
+
+        Raises:
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
+                type.
+        """
+        return cls(
+            audio_url=bytes_data_url(data, "audio", media_type=media_type, max_bytes=max_bytes)
+        )
+
 
 @attrs.frozen(kw_only=True)
-class PdfPart:
+class PdfPart(Serializable):
     """A PDF document given by URL."""
 
     type: Literal["pdf_url"] = "pdf_url"
     pdf_url: str
 
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        media_type: str | None = None,
+        max_bytes: int = MAX_MEDIA_BYTES,
+    ) -> Self:
+        """A PDF document from a local file, sent as a ``data:`` URL.
+
+        Args:
+            path: the file (``.pdf``).
+            media_type: e.g. ``"application/pdf"``; default: from the file name, else
+                from its first bytes.
+            max_bytes: the largest file accepted (default 20 MiB: the API publishes no
+                limit, and a data URL travels in every request body).
+
+        Raises:
+            FileNotFoundError: no such file (``OSError`` for other read errors).
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
+                cannot be told (pass ``media_type=``).
+        """
+        return cls(pdf_url=file_data_url(path, "pdf", media_type=media_type, max_bytes=max_bytes))
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, media_type: str | None = None, max_bytes: int = MAX_MEDIA_BYTES
+    ) -> Self:
+        """A PDF document from bytes in memory, sent as a ``data:`` URL (the media type is sniffed
+        from the first bytes when not given).
+
+        Raises:
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
+                type.
+        """
+        return cls(pdf_url=bytes_data_url(data, "pdf", media_type=media_type, max_bytes=max_bytes))
+
 
 @attrs.frozen(kw_only=True)
-class ToolOutput:
+class ToolOutput(Serializable):
     """The output of a tool call, sent back in a ``tool_output`` message."""
 
     tool_call_id: str
@@ -90,7 +327,7 @@ Content = str | list[ContentPart | ToolOutput | dict[str, Any]]
 
 
 @attrs.frozen(kw_only=True)
-class ToolCall:
+class ToolCall(Serializable):
     """A call to a tool requested by the model."""
 
     id: str
@@ -99,7 +336,7 @@ class ToolCall:
 
 
 @attrs.frozen(kw_only=True)
-class Tool:
+class Tool(Serializable):
     """A function the model may call; ``parameters`` is a JSON schema."""
 
     name: str
@@ -122,7 +359,7 @@ def _content_text(content: Content | None) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class UrlCitation:
+class UrlCitation(Serializable):
     """A web page an answer cites: ``text[start_index:end_index]`` rests on ``url``."""
 
     url: str
@@ -132,7 +369,7 @@ class UrlCitation:
 
 
 @attrs.frozen(kw_only=True)
-class Annotation:
+class Annotation(Serializable):
     """An annotation on an answer's text (Research); ``type`` is ``"url_citation"`` so far."""
 
     type: str = "url_citation"
@@ -140,7 +377,7 @@ class Annotation:
 
 
 @attrs.frozen(kw_only=True)
-class ReasoningStep:
+class ReasoningStep(Serializable):
     """One step of a Research answer's reasoning: the model's thought and tool calls (role
     ``"assistant"``), or a tool's output (role ``"tool"``, e.g. ``search_web`` results).
 
@@ -163,7 +400,7 @@ class ReasoningStep:
 
 
 @attrs.frozen(kw_only=True)
-class Message:
+class Message(Serializable):
     """One turn of a conversation.
 
     Attributes:
@@ -189,7 +426,7 @@ class Message:
 
 
 @attrs.frozen(kw_only=True)
-class Usage:
+class Usage(Serializable):
     """Token counts of a request."""
 
     input_tokens: int = 0
@@ -197,7 +434,7 @@ class Usage:
 
 
 @attrs.frozen(kw_only=True)
-class MessageResponse:
+class MessageResponse(Serializable):
     """One generated answer of a non-streamed response."""
 
     message: Message
@@ -205,7 +442,7 @@ class MessageResponse:
 
 
 @attrs.frozen(kw_only=True)
-class ChatResponse:
+class ChatResponse(Serializable):
     """The response to ``POST /chat``.
 
     ``response.responses[0].message.content`` works as in the official SDK; ``response.text``
@@ -216,6 +453,9 @@ class ChatResponse:
     model: str
     responses: list[MessageResponse]
     usage: Usage = attrs.field(factory=Usage)
+    #: The server's ``x-request-id`` for this answer (not part of its data: left out of
+    #: ``to_dict()``, equality and the repr).
+    request_id: str | None = attrs.field(default=None, eq=False, repr=False, metadata=NOT_DATA)
 
     @property
     def text(self) -> str:
@@ -236,7 +476,7 @@ class ChatResponse:
 
 
 @attrs.frozen(kw_only=True)
-class ChunkResponse:
+class ChunkResponse(Serializable):
     """One answer inside a stream event; ``chunk.content`` is cumulative."""
 
     chunk: Message
@@ -244,7 +484,7 @@ class ChunkResponse:
 
 
 @attrs.frozen(kw_only=True)
-class ChatChunk:
+class ChatChunk(Serializable):
     """One server-sent event of a streamed chat.
 
     Attributes:
@@ -276,7 +516,7 @@ class ChatChunk:
 
 
 @attrs.frozen(kw_only=True)
-class ModelPricing:
+class ModelPricing(Serializable):
     """Prices in USD per token, as the API sends them (decimal strings, e.g. ``"0.0000008"``)."""
 
     prompt: str | None = None
@@ -284,7 +524,7 @@ class ModelPricing:
 
 
 @attrs.frozen(kw_only=True)
-class Model:
+class Model(Serializable):
     """An entry of ``GET /models``; every field but ``id`` is optional (older answers list ids
     only).
 
@@ -311,7 +551,7 @@ class Model:
 
 
 @attrs.frozen(kw_only=True)
-class ChatRequest:
+class ChatRequest(Serializable):
     """The body of ``POST /chat``. ``None`` fields are omitted on the wire.
 
     ``extra_body`` is merged into the JSON as-is, for fields this version does not know.

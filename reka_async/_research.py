@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from ._exceptions import InvalidRequestError
+from ._models import Serializable
 
 __all__ = [
     "JsonSchemaFormat",
@@ -31,7 +32,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class UserLocation:
+class UserLocation(Serializable):
     """Where the user roughly is, to localise web search results.
 
     On the wire: ``{"type": "approximate", "approximate": {"city", "region", "country",
@@ -45,7 +46,7 @@ class UserLocation:
 
 
 @attrs.frozen(kw_only=True)
-class WebSearch:
+class WebSearch(Serializable):
     """Web search for a Research answer.
 
     Attributes:
@@ -64,14 +65,14 @@ class WebSearch:
 
 
 @attrs.frozen(kw_only=True)
-class ParallelThinking:
+class ParallelThinking(Serializable):
     """Parallel thinking for a Research answer; not allowed with streaming (unless ``"none"``)."""
 
     mode: Literal["none", "low", "high"]
 
 
 @attrs.frozen(kw_only=True)
-class Research:
+class Research(Serializable):
     """The ``research`` option of ``/chat/completions`` (model ``reka-flash-research``)."""
 
     web_search: WebSearch | None = None
@@ -79,7 +80,7 @@ class Research:
 
 
 @attrs.frozen(kw_only=True)
-class JsonSchemaFormat:
+class JsonSchemaFormat(Serializable):
     """Structured outputs: the answer is JSON that follows ``schema``.
 
     Attributes:

@@ -14,9 +14,11 @@ once, and the stream is over (no request is sent again after it).
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
 
 from ._assemble import Assembler
 from ._exceptions import (
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from ._http.budget import RateBudget
 
 __all__ = ["AsyncChatStream"]
+
+_NO_HEADERS: Final[Mapping[str, str]] = {}
 
 #: A dialect's decoder of one event's JSON.
 EventDecoder = Callable[[Any], StreamEvent]
@@ -91,6 +95,8 @@ class AsyncChatStream:
         # Token budgets to charge before the first attempt and correct at the end.
         self._charge: tuple[Mapping[str, Any], tuple[RateBudget, ...]] | None = None
         self._charged: list[tuple[RateBudget, float]] = []
+        #: The response headers once the stream is open (rate limits included).
+        self.headers: Mapping[str, str] = _NO_HEADERS
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("open" if self._resp is not None else "new")
@@ -169,9 +175,14 @@ class AsyncChatStream:
                 raise RuntimeError("this stream is closed")
             try:
                 self._resp = await self._transport.open_stream(
-                    self._path, body=self._body, opts=self._opts, bearer=self._bearer
+                    self._path,
+                    body=self._body,
+                    opts=self._opts,
+                    bearer=self._bearer,
+                    attempt=self._attempt,
                 )
-                self.request_id = self._resp.headers.get("x-request-id")
+                self.headers = self._resp.headers
+                self.request_id = self.headers.get("x-request-id")
             except (APIConnectionError, APIStatusError) as error:
                 await self._retry_or_raise(error)
 
@@ -275,4 +286,4 @@ class AsyncChatStream:
         response = self._assembler.response()
         if response is None:
             raise StreamError("the stream had no events", request_id=self.request_id)
-        return response
+        return attrs.evolve(response, request_id=self.request_id)

@@ -3,6 +3,12 @@
 This module sits at the top of the layout and imports nothing from the rest of the package at
 run time (the names under ``TYPE_CHECKING`` are for annotations only).
 
+The shapes of the plain dicts a caller may write are declared here too, as TypedDicts with
+``Literal`` roles and part types (``MessageParam``, ``ContentPartParam``, ``ToolParam``,
+``ToolCallParam``, ...), so a type checker and an editor reject ``{"role": "usr"}`` or a
+misspelled key before anything is sent. At run time they are plain dicts; validation of what
+arrives stays in ``_wire/request.py``.
+
 The chat arguments are declared once, here, as the ``ChatArgs`` TypedDict. ``chat.create``,
 ``chat.create_stream`` and the sync facade's methods take ``**args: Unpack[ChatArgs]``, so an
 editor completes and a type checker checks every keyword, and the body is built from the
@@ -19,7 +25,7 @@ if TYPE_CHECKING:
     from typing_extensions import Required
 
     from ._http.options import TimeoutLike
-    from ._models import Message, Tool
+    from ._models import ContentPart, Message, TextPart, Tool, ToolCall, ToolOutput
     from ._research import Research, ResponseFormat
 
 __all__ = [
@@ -29,12 +35,33 @@ __all__ = [
     "PARAM_NAMES",
     "ROLES",
     "TOOL_CHOICES",
-    "ChatArgs",
     "Api",
+    "AssistantMessageParam",
+    "AudioPartParam",
+    "ChatArgs",
     "ChatParams",
+    "ContentPartParam",
+    "FunctionCallParam",
+    "FunctionDefinitionParam",
+    "FunctionToolParam",
+    "ImagePartParam",
+    "MediaUrlParam",
+    "MessageParam",
     "NotGiven",
+    "OpenAIToolCallParam",
+    "PdfPartParam",
     "Role",
+    "SystemMessageParam",
+    "TextPartParam",
+    "ToolCallParam",
     "ToolChoice",
+    "ToolMessageParam",
+    "ToolOutputMessageParam",
+    "ToolOutputParam",
+    "ToolParam",
+    "ToolRunArgs",
+    "UserMessageParam",
+    "VideoPartParam",
 ]
 
 
@@ -78,8 +105,162 @@ ToolChoice = Literal["auto", "none", "tool", "required"]
 TOOL_CHOICES: Final[frozenset[str]] = frozenset(("auto", "none", "tool", "required"))
 
 
-class _SharedParams(TypedDict, total=False):
-    # ChatParams but response_format, which chat.parse declares its own way.
+# --------------------------------------------------------------------------- message dicts
+
+
+class TextPartParam(TypedDict):
+    """``{"type": "text", "text": "..."}``."""
+
+    type: Literal["text"]
+    text: str
+
+
+class MediaUrlParam(TypedDict, total=False):
+    """The OpenAI form of a media URL: ``{"url": "...", "detail": ...}``."""
+
+    url: Required[str]
+    detail: str
+
+
+class ImagePartParam(TypedDict):
+    """``{"type": "image_url", "image_url": "https://... or data:..."}`` (or OpenAI's
+    ``{"url": ...}`` object)."""
+
+    type: Literal["image_url"]
+    image_url: str | MediaUrlParam
+
+
+class VideoPartParam(TypedDict):
+    """``{"type": "video_url", "video_url": "..."}``."""
+
+    type: Literal["video_url"]
+    video_url: str | MediaUrlParam
+
+
+class AudioPartParam(TypedDict):
+    """``{"type": "audio_url", "audio_url": "..."}``."""
+
+    type: Literal["audio_url"]
+    audio_url: str | MediaUrlParam
+
+
+class PdfPartParam(TypedDict):
+    """``{"type": "pdf_url", "pdf_url": "..."}``."""
+
+    type: Literal["pdf_url"]
+    pdf_url: str | MediaUrlParam
+
+
+#: A content part as a dict.
+ContentPartParam = TextPartParam | ImagePartParam | VideoPartParam | AudioPartParam | PdfPartParam
+
+
+class ToolOutputParam(TypedDict):
+    """One tool result in a ``tool_output`` message: ``{"tool_call_id", "output"}``."""
+
+    tool_call_id: str
+    output: str
+
+
+class ToolCallParam(TypedDict):
+    """An assistant's tool call, native form: ``{"id", "name", "parameters": {...}}``."""
+
+    id: str
+    name: str
+    parameters: Mapping[str, Any]
+
+
+class FunctionCallParam(TypedDict):
+    """The ``function`` of an OpenAI tool call: ``arguments`` is a JSON string."""
+
+    name: str
+    arguments: str
+
+
+class OpenAIToolCallParam(TypedDict):
+    """An assistant's tool call, OpenAI form: ``{"id", "type": "function", "function"}``."""
+
+    id: str
+    type: Literal["function"]
+    function: FunctionCallParam
+
+
+class SystemMessageParam(TypedDict):
+    """``{"role": "system", "content": ...}``."""
+
+    role: Literal["system"]
+    content: str | Sequence[TextPartParam | TextPart]
+
+
+class UserMessageParam(TypedDict):
+    """``{"role": "user", "content": ...}``: text, or parts (media first works best)."""
+
+    role: Literal["user"]
+    content: str | Sequence[ContentPartParam | ContentPart]
+
+
+class AssistantMessageParam(TypedDict, total=False):
+    """``{"role": "assistant", "content": ..., "tool_calls": [...]}``; as the last message, a
+    prefill the answer continues."""
+
+    role: Required[Literal["assistant"]]
+    content: str | Sequence[ContentPartParam | ContentPart] | None
+    tool_calls: Sequence[ToolCallParam | OpenAIToolCallParam | ToolCall]
+
+
+class ToolOutputMessageParam(TypedDict):
+    """``{"role": "tool_output", "content": [{"tool_call_id", "output"}, ...]}``."""
+
+    role: Literal["tool_output"]
+    content: Sequence[ToolOutputParam | ToolOutput]
+
+
+class ToolMessageParam(TypedDict):
+    """OpenAI's tool result, ``{"role": "tool", "tool_call_id", "content"}``: accepted and
+    sent as a ``tool_output`` message."""
+
+    role: Literal["tool"]
+    tool_call_id: str
+    content: str
+
+
+#: A message as a dict, one shape per role.
+MessageParam = (
+    SystemMessageParam
+    | UserMessageParam
+    | AssistantMessageParam
+    | ToolOutputMessageParam
+    | ToolMessageParam
+)
+
+
+class ToolParam(TypedDict, total=False):
+    """A tool, native form: ``{"name", "description", "parameters": <JSON schema>}``."""
+
+    name: Required[str]
+    description: str
+    parameters: Mapping[str, Any]
+
+
+class FunctionDefinitionParam(TypedDict, total=False):
+    """The ``function`` of an OpenAI tool: ``{"name", "description", "parameters"}``."""
+
+    name: Required[str]
+    description: str
+    parameters: Mapping[str, Any]
+
+
+class FunctionToolParam(TypedDict):
+    """A tool, OpenAI form: ``{"type": "function", "function": {...}}``."""
+
+    type: Literal["function"]
+    function: FunctionDefinitionParam
+
+
+# --------------------------------------------------------------------------- chat arguments
+
+
+class _SamplingParams(TypedDict, total=False):
     max_tokens: int | None
     temperature: float | None
     top_p: float | None
@@ -88,10 +269,22 @@ class _SharedParams(TypedDict, total=False):
     seed: int | None
     presence_penalty: float | None
     frequency_penalty: float | None
-    tools: Sequence[Tool | Mapping[str, Any]] | None
+
+
+class _ToolParams(TypedDict, total=False):
+    tools: Sequence[Tool | ToolParam | FunctionToolParam] | None
     tool_choice: ToolChoice | None
+
+
+class _SearchParams(TypedDict, total=False):
     use_search_engine: bool | None
     research: Research | Mapping[str, Any] | None
+
+
+class _SharedParams(_SamplingParams, _ToolParams, _SearchParams, total=False):
+    # ChatParams but response_format, which chat.parse declares its own way. The bases keep
+    # the declaration order of the keys (PARAM_NAMES, the body's key order).
+    pass
 
 
 class ChatParams(_SharedParams, total=False):
@@ -121,7 +314,7 @@ class ChatParams(_SharedParams, total=False):
 
 
 class _CallArgs(TypedDict, total=False):
-    messages: Required[Sequence[Message | Mapping[str, Any]]]
+    messages: Required[Sequence[Message | MessageParam]]
     model: Required[str]
     api: Api | None
     timeout: TimeoutLike | NotGiven
@@ -148,6 +341,18 @@ class ChatArgs(ChatParams, _CallArgs, total=False):
         extra_body: fields merged into the JSON body as they are, for fields this version
             does not know.
     """
+
+
+class ToolRunArgs(_SamplingParams, _SearchParams, _CallArgs, total=False):
+    """The keywords of ``chat.run_tools`` besides ``tools`` and ``max_rounds``: those of
+    ``chat.create`` but ``tools`` (given as functions there) and ``response_format``.
+
+    Keys:
+        tool_choice: for the first round only (``"tool"`` forces a call); later rounds use
+            ``"auto"``, so the model can answer.
+    """
+
+    tool_choice: ToolChoice | None
 
 
 if TYPE_CHECKING:

@@ -28,6 +28,8 @@ EXPECTED = {
     "research.py": "citation: https://",
     "structured_output.py": "parsed: City name=",
     "tool_calling.py": "round trip finished: stop",
+    "tool_loop.py": "finished after 2 rounds",
+    "opentelemetry_tracing.py": "span chat reka-flash: system=reka usage=(",
 }
 
 

@@ -1,25 +1,55 @@
 """The HTTP layer: the only place on the client side that imports aiohttp.
 
 ``options`` (``Timeout`` and the one coercion), ``retry`` (``RetryPolicy``, ``Cooldown``, the
-retry headers), ``errors`` (the one translation point) and ``transport`` (the session).
+retry headers), ``hooks`` (``on_request``/``on_response`` and their events), ``network``
+(proxy, TLS, connector, URLs shown without credentials), ``errors`` (the one translation
+point) and ``transport`` (the session).
 """
 
+from .hooks import (
+    Hooks,
+    RequestEvent,
+    RequestHook,
+    ResponseEvent,
+    ResponseHook,
+    debug_log_hook,
+)
+from .network import (
+    ConnectorFactory,
+    SSLOption,
+    check_proxy,
+    display_url,
+    env_proxy,
+    ssl_context,
+)
 from .options import DEFAULT_TIMEOUT, RequestOptions, Timeout, TimeoutLike, coerce_timeout
 from .retry import Cooldown, RetryEvent, RetryHook, RetryPolicy
 from .transport import ClientState, StreamBody, Transport, check_base_url
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "ClientState",
+    "ConnectorFactory",
     "Cooldown",
+    "Hooks",
+    "RequestEvent",
+    "RequestHook",
     "RequestOptions",
+    "ResponseEvent",
+    "ResponseHook",
     "RetryEvent",
     "RetryHook",
     "RetryPolicy",
-    "ClientState",
+    "SSLOption",
     "StreamBody",
     "Timeout",
     "TimeoutLike",
     "Transport",
     "check_base_url",
+    "check_proxy",
     "coerce_timeout",
+    "debug_log_hook",
+    "display_url",
+    "env_proxy",
+    "ssl_context",
 ]

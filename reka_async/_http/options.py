@@ -17,13 +17,15 @@ from .._types import NotGiven
 
 if TYPE_CHECKING:
     from .budget import RateBudget
-    from .retry import RetryHook
+    from .hooks import Hooks
+    from .retry import RetryEvent, RetryHook
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "RequestOptions",
     "Timeout",
     "TimeoutLike",
+    "chain_retry_hooks",
     "check_max_retries",
     "coerce_timeout",
 ]
@@ -107,7 +109,11 @@ def check_max_retries(value: Any, *, allow_none: bool = False) -> None:
 
 @attrs.frozen(kw_only=True)
 class RequestOptions:
-    """Per-request settings resolved against the client's defaults."""
+    """Per-request settings resolved against the client's defaults.
+
+    ``extra_headers``, ``on_retry`` and ``hooks`` of a client (``with_options``) and of a call
+    add up: the call's headers win over the client's, and both sets of hooks run.
+    """
 
     timeout: Timeout
     max_retries: int
@@ -115,6 +121,7 @@ class RequestOptions:
     on_retry: RetryHook | None = None
     #: A rate budget of the caller's (a ``BatchRunner``'s) on top of the client's.
     budget: RateBudget | None = None
+    hooks: Hooks | None = None
 
     def override(
         self,
@@ -124,6 +131,7 @@ class RequestOptions:
         extra_headers: Mapping[str, str] | None,
         on_retry: RetryHook | None = None,
         budget: RateBudget | None = None,
+        hooks: Hooks | None = None,
     ) -> RequestOptions:
         """These options with a call's overrides applied (``self`` when there are none).
 
@@ -136,18 +144,34 @@ class RequestOptions:
             and not extra_headers
             and on_retry is None
             and budget is None
+            and hooks is None
         ):
             return self  # the common case allocates nothing
         if max_retries is not None:
             check_max_retries(max_retries)
         if extra_headers and any(k.lower() == "x-api-key" for k in extra_headers):
             raise ValueError("extra_headers: set the API key with api_key=, not a header")
+        if extra_headers and self.extra_headers:
+            extra_headers = {**self.extra_headers, **extra_headers}
         return RequestOptions(
             timeout=self.timeout
             if isinstance(timeout, NotGiven)
             else coerce_timeout(timeout, self.timeout),
             max_retries=self.max_retries if max_retries is None else max_retries,
-            extra_headers=extra_headers or None,
-            on_retry=on_retry,
+            extra_headers=extra_headers or self.extra_headers,
+            on_retry=chain_retry_hooks(self.on_retry, on_retry),
+            hooks=self.hooks.plus(hooks) if self.hooks is not None else hooks,
             budget=budget,
         )
+
+
+def chain_retry_hooks(first: RetryHook | None, second: RetryHook | None) -> RetryHook | None:
+    """One retry hook calling ``first`` then ``second`` (either may be ``None``)."""
+    if first is None or second is None:
+        return first if second is None else second
+
+    def both(event: RetryEvent) -> None:
+        first(event)
+        second(event)
+
+    return both

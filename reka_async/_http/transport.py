@@ -8,13 +8,15 @@ included, and errors translated by ``map_errors`` at the one boundary.
 from __future__ import annotations
 
 import asyncio
+import copy
 import enum
-import ipaddress
 import logging
 from collections.abc import Callable, Mapping
+from ssl import SSLContext
 from typing import Any, TypeVar
 
 import aiohttp
+import attrs
 from yarl import URL
 
 from .._exceptions import (
@@ -27,9 +29,11 @@ from .._exceptions import (
 from .._version import __version__
 from .budget import RateBudget
 from .errors import invalid_body, map_errors, status_error
-from .options import RequestOptions, Timeout
+from .hooks import Hooks
+from .network import ConnectorFactory, display_url, is_loopback
+from .options import RequestOptions, Timeout, chain_retry_hooks
 from .quota import Quota, quota_spent
-from .retry import Cooldown, RetryEvent, RetryPolicy
+from .retry import Cooldown, RetryEvent, RetryHook, RetryPolicy
 
 __all__ = ["ClientState", "StreamBody", "Transport", "check_base_url"]
 
@@ -48,25 +52,15 @@ class ClientState(enum.Enum):
     CLOSED = "closed"
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_base_url(base_url: str, *, allow_insecure_http: bool) -> URL:
     """The parsed base URL, or ``ValueError`` saying what to fix."""
     url = URL(base_url.rstrip("/"))
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(
-            f"base_url: must be an http(s) URL such as https://api.reka.ai/v1, got {base_url!r}"
+            "base_url: must be an http(s) URL such as https://api.reka.ai/v1, got "
+            f"{display_url(url) if url.host else repr(base_url)}"
         )
-    if url.scheme == "http" and not _is_loopback(url.host) and not allow_insecure_http:
+    if url.scheme == "http" and not is_loopback(url.host) and not allow_insecure_http:
         raise ValueError(
             f"base_url: refusing to send the API key over plain http to {url.host}; use https, "
             "or pass allow_insecure_http=True if this network is trusted"
@@ -106,8 +100,47 @@ class StreamBody:
         self._resp.close()
 
 
+class _Pool:
+    """What a client shares with its ``with_options`` copies: the session and its loop, the
+    pool's lifecycle, how it connects, and the last response headers (rate limits are per key).
+    """
+
+    __slots__ = (
+        "connector_factory",
+        "headers",
+        "last_headers",
+        "loop",
+        "proxy",
+        "session",
+        "ssl",
+        "state",
+    )
+
+    def __init__(
+        self,
+        *,
+        headers: dict[str, str],
+        proxy: URL | None,
+        ssl: SSLContext | None,
+        connector_factory: ConnectorFactory | None,
+    ) -> None:
+        self.headers = headers
+        self.proxy = proxy
+        self.ssl = ssl
+        self.connector_factory = connector_factory
+        self.session: aiohttp.ClientSession | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.state = ClientState.UNOPENED
+        #: The headers of the most recent HTTP answer (any status), read by ``rate_limit``.
+        self.last_headers: Mapping[str, str] | None = None
+
+
 class Transport:
-    """Owns one ``aiohttp.ClientSession`` (created lazily inside the running loop)."""
+    """Owns one ``aiohttp.ClientSession`` (created lazily inside the running loop).
+
+    ``derive`` makes a copy with other per-request settings over the same pool (the session,
+    the cooldown and any other shared budget); closing a copy leaves the pool open.
+    """
 
     def __init__(
         self,
@@ -118,6 +151,11 @@ class Transport:
         retry_policy: RetryPolicy,
         max_connections: int,
         default_headers: Mapping[str, str] | None = None,
+        hooks: Hooks | None = None,
+        on_retry: RetryHook | None = None,
+        proxy: URL | None = None,
+        ssl: SSLContext | None = None,
+        connector_factory: ConnectorFactory | None = None,
         budget: RateBudget | None = None,
     ) -> None:
         self.base_url = base_url
@@ -129,11 +167,18 @@ class Transport:
         self.budget = budget
         #: The key's window as the server's x-ratelimit-* headers describe it.
         self.quota = Quota(slack=max_connections, max_wait=retry_policy.max_server_wait)
-        self.state = ClientState.UNOPENED
-        self.default_options = RequestOptions(timeout=timeout, max_retries=retry_policy.max_retries)
+        self.default_options = RequestOptions(
+            timeout=timeout,
+            max_retries=retry_policy.max_retries,
+            on_retry=on_retry,
+            hooks=hooks or None,
+        )
+        #: Whether closing this transport closes the pool (false for ``derive`` copies).
+        self.owns_pool = True
+        self._closed = False  # this copy was closed (the pool may live on)
         self._stream_timeout = timeout.to_aiohttp()
         self._plain_timeout = timeout.to_aiohttp_plain()
-        self._headers = {
+        headers = {
             "X-Api-Key": api_key,
             "User-Agent": USER_AGENT,
             "Content-Type": "application/json",
@@ -142,17 +187,67 @@ class Transport:
         }
         # The OpenAI dialect's auth header, sent beside X-Api-Key on its requests only.
         self._bearer = {"Authorization": f"Bearer {api_key}"}
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool = _Pool(
+            headers=headers, proxy=proxy, ssl=ssl, connector_factory=connector_factory
+        )
         self._routes: dict[tuple[str, str], tuple[URL, map_errors]] = {}
 
     def __repr__(self) -> str:
-        return f"<Transport {str(self.base_url)!r} {self.state.value}>"
+        return f"<Transport {display_url(self.base_url)!r} {self.state.value}>"
+
+    @property
+    def state(self) -> ClientState:
+        """The lifecycle of this client: the pool's, or ``CLOSED`` once this copy is closed."""
+        return ClientState.CLOSED if self._closed else self._pool.state
+
+    @property
+    def last_headers(self) -> Mapping[str, str] | None:
+        """The headers of the most recent HTTP answer on this pool, or ``None`` before one."""
+        return self._pool.last_headers
+
+    def derive(
+        self,
+        *,
+        timeout: Timeout | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        hooks: Hooks | None = None,
+        on_retry: RetryHook | None = None,
+    ) -> Transport:
+        """A transport over the same pool with other per-request settings.
+
+        A shallow copy, so the pool, the cooldown and any other shared state are the same
+        objects. Its ``default_headers`` are sent per request on top of the session's; its
+        hooks run after this transport's.
+        """
+        new = copy.copy(self)
+        new.owns_pool = False
+        new._closed = False
+        if timeout is not None:
+            new.timeout = timeout
+            new._stream_timeout = timeout.to_aiohttp()
+            new._plain_timeout = timeout.to_aiohttp_plain()
+        if retry_policy is not None:
+            new.retry_policy = retry_policy
+        base = self.default_options
+        headers = base.extra_headers
+        if default_headers:
+            headers = {**(headers or {}), **default_headers}
+        # evolve, not a new RequestOptions: any other per-request state is carried over.
+        new.default_options = attrs.evolve(
+            base,
+            timeout=new.timeout,
+            max_retries=new.retry_policy.max_retries,
+            extra_headers=headers,
+            on_retry=chain_retry_hooks(base.on_retry, on_retry),
+            hooks=base.hooks.plus(hooks) if base.hooks is not None else (hooks or None),
+        )
+        return new
 
     @property
     def connections_in_use(self) -> int:
         """Connections of the pool currently held by a request or an open stream."""
-        session = self._session
+        session = self._pool.session
         if session is None or session.closed or session.connector is None:
             return 0
         # aiohttp has no public counter; the connector's acquired set is what it limits.
@@ -170,37 +265,51 @@ class Transport:
 
     def session(self) -> aiohttp.ClientSession:
         """The session, created on first use inside the running event loop."""
-        if self._session is not None:
-            if self._loop is not asyncio.get_running_loop():
+        pool = self._pool
+        session = pool.session
+        if session is not None and not self._closed:
+            if pool.loop is not asyncio.get_running_loop():
                 raise RuntimeError(
                     "this AsyncClient is bound to another event loop; create one client per loop "
                     "(or use reka_async.Client from synchronous code)"
                 )
-            return self._session
-        if self.state is ClientState.CLOSED:
+            return session
+        if self._closed or pool.state is ClientState.CLOSED:
             raise RuntimeError("this client is closed; create a new one")
-        self._loop = asyncio.get_running_loop()
-        connector = aiohttp.TCPConnector(
-            limit=self.max_connections,
-            limit_per_host=0,
-            ttl_dns_cache=300,
-            enable_cleanup_closed=False,
-        )
-        self._session = aiohttp.ClientSession(
+        pool.loop = asyncio.get_running_loop()
+        if pool.connector_factory is not None:
+            connector: aiohttp.BaseConnector = pool.connector_factory()
+        else:
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections,
+                limit_per_host=0,
+                ttl_dns_cache=300,
+                enable_cleanup_closed=False,
+                ssl=pool.ssl if pool.ssl is not None else True,
+            )
+        # Proxies come from proxy= or were read from the environment once (network.py), so
+        # trust_env stays off: aiohttp would look them up in a thread on every request.
+        pool.session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._stream_timeout,
-            headers=self._headers,
+            headers=pool.headers,
+            proxy=pool.proxy,
             auto_decompress=True,
             raise_for_status=False,
             trust_env=False,
         )
-        self.state = ClientState.OPEN
-        return self._session
+        pool.state = ClientState.OPEN
+        return pool.session
 
     async def aclose(self) -> None:
-        """Close the session and its connections. Safe to call more than once."""
-        self.state = ClientState.CLOSED
-        session, self._session = self._session, None
+        """Close the session and its connections (a ``derive`` copy: only the copy). Safe to
+        call more than once."""
+        self._closed = True
+        if not self.owns_pool:
+            return
+        pool = self._pool
+        pool.state = ClientState.CLOSED
+        session, pool.session = pool.session, None
         if session is not None and not session.closed:
             await session.close()
 
@@ -280,13 +389,13 @@ class Transport:
         *,
         body: bytes | None,
         opts: RequestOptions,
-        parse: Callable[[bytes], T],
+        parse: Callable[[bytes, str | None], T],
         bearer: bool = False,
     ) -> T:
-        """Send a request with retries; return ``parse(body)`` of the 2xx response body.
+        """Send a request with retries; return ``parse(body, request_id)`` of the 2xx response.
 
-        ``parse`` decodes and structures the raw bytes; any exception it raises becomes an
-        ``APIResponseValidationError``.
+        ``parse`` decodes and structures the raw bytes (``request_id`` is the response's
+        ``x-request-id``); any exception it raises becomes an ``APIResponseValidationError``.
         """
         route = self._routes.get((method, path))
         url, errors = route if route is not None else self.route(method, path)
@@ -299,11 +408,15 @@ class Transport:
         cooldown = self.cooldown
         quota = self.quota
         gated = self.budget is not None or opts.budget is not None
+        hooks = opts.hooks  # None unless there are hooks: the loop then checks only that
+        pool = self._pool
         attempt = 0
         while True:
             if gated or cooldown.deadline or quota.active:
                 await self.before_send(opts)
             session = self.session()
+            if hooks is not None:
+                event = hooks.started(method, path, display_url(url), attempt, body, False)
             error: APIError
             try:
                 with errors:
@@ -318,25 +431,48 @@ class Transport:
                         raw = await resp.read()
             except APIConnectionError as exc:  # raised by map_errors: no complete answer
                 error = exc
+                if hooks is not None:
+                    hooks.answered(event, status=None, headers=None, error=exc)
             else:
                 remaining = resp.headers.get("x-ratelimit-remaining")
                 if remaining is not None:
                     quota.observe(remaining, resp.headers)
                 status = resp.status
+                pool.last_headers = received = resp.headers
                 if status < 300:
+                    request_id = received.get("x-request-id")
                     try:
-                        return parse(raw)
+                        result = parse(raw, request_id)
                     except Exception as exc:  # any decode/shape failure: one typed error
-                        request_id = resp.headers.get("x-request-id")
-                        raise invalid_body(status, request_id, raw, exc) from exc
-                error = status_error(status, resp.headers, raw)
+                        invalid = invalid_body(status, request_id, raw, exc)
+                        if hooks is not None:
+                            hooks.answered(
+                                event, status=status, headers=received, content=raw, error=invalid
+                            )
+                        raise invalid from exc
+                    if hooks is not None:
+                        hooks.answered(
+                            event, status=status, headers=received, content=raw, response=result
+                        )
+                    return result
+                error = status_error(status, received, raw)
+                if hooks is not None:
+                    hooks.answered(event, status=status, headers=received, content=raw, error=error)
             await self.wait_before_retry(method, path, error, attempt, opts)
             attempt += 1
 
     async def open_stream(
-        self, path: str, *, body: bytes, opts: RequestOptions, bearer: bool = False
+        self,
+        path: str,
+        *,
+        body: bytes,
+        opts: RequestOptions,
+        bearer: bool = False,
+        attempt: int = 0,
     ) -> StreamBody:
         """One attempt to open a streamed POST; returns its body once the headers are in.
+
+        ``attempt`` (0 for the first) is what the hooks are told.
 
         Raises:
             APIStatusError: a non-2xx answer.
@@ -357,10 +493,19 @@ class Transport:
         timeout = (
             self._stream_timeout if opts.timeout is self.timeout else opts.timeout.to_aiohttp()
         )
-        with errors:
-            resp = await session.post(
-                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-            )
+        hooks = opts.hooks
+        if hooks is not None:
+            event = hooks.started("POST", path, display_url(url), attempt, body, True)
+        try:
+            with errors:
+                resp = await session.post(
+                    url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                )
+        except APIConnectionError as exc:
+            if hooks is not None:
+                hooks.answered(event, status=None, headers=None, error=exc)
+            raise
+        self._pool.last_headers = resp.headers
         remaining = resp.headers.get("x-ratelimit-remaining")
         if remaining is not None:
             self.quota.observe(remaining, resp.headers)
@@ -368,7 +513,18 @@ class Transport:
             try:
                 with errors:
                     raw = await resp.read()
+            except APIConnectionError as exc:
+                if hooks is not None:
+                    hooks.answered(event, status=resp.status, headers=resp.headers, error=exc)
+                raise
             finally:
                 resp.release()
-            raise status_error(resp.status, resp.headers, raw)
+            error = status_error(resp.status, resp.headers, raw)
+            if hooks is not None:
+                hooks.answered(
+                    event, status=resp.status, headers=resp.headers, content=raw, error=error
+                )
+            raise error
+        if hooks is not None:
+            hooks.answered(event, status=resp.status, headers=resp.headers)
         return StreamBody(resp, errors)

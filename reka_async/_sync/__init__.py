@@ -4,7 +4,15 @@
 ``_iterators`` drives async iterators from blocking code; ``_client`` is ``Client`` itself.
 """
 
-from ._client import Chat, Client, Models
+from ._client import Chat, ChatWithRawResponse, Client, Models, ModelsWithRawResponse
 from ._iterators import BatchResultIterator, ChatStream
 
-__all__ = ["BatchResultIterator", "Chat", "ChatStream", "Client", "Models"]
+__all__ = [
+    "BatchResultIterator",
+    "Chat",
+    "ChatStream",
+    "ChatWithRawResponse",
+    "Client",
+    "Models",
+    "ModelsWithRawResponse",
+]

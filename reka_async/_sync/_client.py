@@ -6,14 +6,19 @@ coroutines and waits for them, so sync and async share one implementation.
 
 from __future__ import annotations
 
+import builtins
+import copy
+import inspect
 import warnings
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from .._client import AsyncClient
-from .._http import TimeoutLike
+from .._chat import RawResponse
+from .._client import AsyncClient, RateLimit
+from .._http import TimeoutLike, display_url
 from .._models import ChatResponse, Model
+from .._tools import DEFAULT_MAX_ROUNDS, FunctionTool, ToolLoop, ToolRun
 from .._types import NOT_GIVEN, NotGiven
 from ..batch import BatchResult, BatchRunner, BatchStream
 from ._bridge import LoopThread
@@ -22,11 +27,31 @@ from ._iterators import BatchResultIterator, ChatStream
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .._client import ClientOptions
-    from .._types import ChatArgs
+    from .._client import ClientOptions, CopyOptions
+    from .._types import ChatArgs, ToolRunArgs
     from ..batch import BatchOptions
 
-__all__ = ["Chat", "Client", "Models"]
+__all__ = ["Chat", "ChatWithRawResponse", "Client", "Models", "ModelsWithRawResponse"]
+
+
+class ChatWithRawResponse:
+    """``client.chat.with_raw_response`` (blocking): ``create`` returning a ``RawResponse``."""
+
+    __slots__ = ("_loop", "_raw")
+
+    def __init__(self, client: AsyncClient, loop: LoopThread) -> None:
+        self._raw = client.chat.with_raw_response
+        self._loop = loop
+
+    def create(self, **args: Unpack[ChatArgs]) -> RawResponse[ChatResponse]:
+        """``chat.create`` with the HTTP answer (status, headers, the body as received);
+        ``raw.parse()`` is the ``ChatResponse``.
+
+        Raises:
+            As ``chat.create``.
+        """
+        return self._loop.run(self._raw.create(**args))
+
 
 _THREAD_NAME: Final = "reka-async-portal"
 
@@ -34,11 +59,12 @@ _THREAD_NAME: Final = "reka-async-portal"
 class Chat:
     """``client.chat``: chat completions, plain and streamed (blocking)."""
 
-    __slots__ = ("_chat", "_loop")
+    __slots__ = ("_chat", "_loop", "with_raw_response")
 
     def __init__(self, client: AsyncClient, loop: LoopThread) -> None:
         self._chat = client.chat
         self._loop = loop
+        self.with_raw_response = ChatWithRawResponse(client, loop)
 
     def create(self, **args: Unpack[ChatArgs]) -> ChatResponse:
         """Generate a reply to a conversation (blocking).
@@ -76,15 +102,86 @@ class Chat:
             raise RuntimeError("this Client is closed; create a new one")
         return ChatStream(self._loop, self._chat.create_stream(**args))
 
+    def run_tools(
+        self,
+        *,
+        tools: Sequence[Callable[..., Any] | FunctionTool],
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        raise_tool_errors: bool = False,
+        **args: Unpack[ToolRunArgs],
+    ) -> ToolRun:
+        """Run a conversation in which the model may call Python functions (blocking).
+
+        As ``AsyncClient.chat.run_tools``; the tools run in the calling thread (an ``async``
+        tool runs on the client's loop).
+
+        Returns:
+            A ``ToolRun`` (``response``, ``messages``, ``calls``, ``rounds``, ``finished``).
+
+        Raises:
+            InvalidRequestError: an argument is invalid.
+            APIError: a request failed.
+        """
+        if "messages" not in args:
+            raise TypeError("run_tools() missing required keyword argument: 'messages'")
+        loop = ToolLoop(
+            tools,
+            args["messages"],
+            max_rounds=max_rounds,
+            tool_choice=args.get("tool_choice"),
+            raise_tool_errors=raise_tool_errors,
+        )
+        rest: Any = {k: v for k, v in args.items() if k not in ("messages", "tool_choice")}
+        while True:
+            calls = loop.answered(self.create(**rest, **loop.next_request()))
+            if not calls:
+                return loop.result()
+            for call in calls:
+                prepared = loop.prepare(call)
+                if prepared is None:
+                    continue
+                function, kwargs = prepared
+                try:
+                    value = function(**kwargs)
+                    if inspect.iscoroutine(value):
+                        value = self._loop.run(value)
+                except Exception as exc:
+                    loop.finish(call, error=exc)
+                else:
+                    loop.finish(call, value=value)
+
+
+class ModelsWithRawResponse:
+    """``client.models.with_raw_response`` (blocking): ``list`` returning a ``RawResponse``."""
+
+    __slots__ = ("_loop", "_raw")
+
+    def __init__(self, client: AsyncClient, loop: LoopThread) -> None:
+        self._raw = client.models.with_raw_response
+        self._loop = loop
+
+    def list(
+        self,
+        *,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> RawResponse[builtins.list[Model]]:
+        """``models.list`` with the HTTP answer; ``raw.parse()`` is the ``Model`` list."""
+        return self._loop.run(
+            self._raw.list(timeout=timeout, max_retries=max_retries, extra_headers=extra_headers)
+        )
+
 
 class Models:
     """``client.models``: the models this key may use (blocking)."""
 
-    __slots__ = ("_loop", "_models")
+    __slots__ = ("_loop", "_models", "with_raw_response")
 
     def __init__(self, client: AsyncClient, loop: LoopThread) -> None:
         self._models = client.models
         self._loop = loop
+        self.with_raw_response = ModelsWithRawResponse(client, loop)
 
     def list(
         self,
@@ -128,12 +225,19 @@ class Client:
         base_url: default ``REKA_BASE_URL``, else ``https://api.reka.ai/v1``.
         **options: as in ``AsyncClient`` (``max_retries``, ``timeout``, ``max_connections``,
             ``max_retry_wait``, ``retry_policy``, ``default_headers``,
-            ``allow_insecure_http``), documented on ``reka_async.ClientOptions``.
+            ``allow_insecure_http``, the hooks, ``proxy``, ``trust_env``, ``ssl``,
+            ``connector_factory``), documented on ``reka_async.ClientOptions``. Hooks and
+            ``connector_factory`` run in the client's loop thread.
 
     Raises:
         MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset.
         ValueError: an option is invalid.
     """
+
+    chat: Chat
+    """Chat completions (blocking): ``create``, ``create_stream``, ``run_tools``."""
+    models: Models
+    """The models of this key: ``list``."""
 
     def __init__(
         self,
@@ -153,14 +257,49 @@ class Client:
         except BaseException:
             loop.close()
             raise
+        self._owner = True  # closing stops the loop (false for with_options copies)
+        self._closed = False
+        self._adopt(client, loop)
+
+    def _adopt(self, client: AsyncClient, loop: LoopThread) -> None:
         self._async = client
         self._loop = loop
-        self.chat: Final = Chat(client, loop)
-        self.models: Final = Models(client, loop)
+        self.chat = Chat(client, loop)
+        self.models = Models(client, loop)
 
     def __repr__(self) -> str:
-        state = "closed" if self._loop.closed else "open"
-        return f"<Client base_url={self.base_url!r} {state}>"
+        state = "closed" if self.is_closed else "open"
+        shown = display_url(self.base_url)  # credentials hidden
+        return f"<Client base_url={shown!r} {state}{'' if self._owner else ' (copy)'}>"
+
+    def with_options(self, **options: Unpack[CopyOptions]) -> Client:
+        """A copy of this client with other per-request settings, over the same pool and
+        loop thread (the cooldown and budgets are shared too); closing the copy leaves this
+        client open.
+
+        Args:
+            **options: as ``AsyncClient.with_options`` (``api``, ``max_retries``,
+                ``timeout``, ``max_retry_wait``, ``retry_policy``, ``default_headers``, the
+                hooks), documented on ``reka_async.CopyOptions``.
+
+        Raises:
+            ValueError: an option is invalid.
+            RuntimeError: this client is closed.
+        """
+        if self.is_closed:
+            raise RuntimeError("this Client is closed; create a new one")
+        new = copy.copy(self)
+        new._owner = False
+        new._closed = False
+        new._adopt(self._async.with_options(**options), self._loop)
+        return new
+
+    copy = with_options  # openai-python's other name for it
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate-limit headers of the latest answer (see ``AsyncClient.rate_limit``)."""
+        return self._async.rate_limit
 
     @property
     def base_url(self) -> str:
@@ -179,8 +318,8 @@ class Client:
 
     @property
     def is_closed(self) -> bool:
-        """True after ``close()``."""
-        return self._loop.closed
+        """True after ``close()`` (of this copy, or of the client it was copied from)."""
+        return self._closed or self._loop.closed
 
     def batch(
         self, items: Iterable[Any] | AsyncIterable[Any], **options: Unpack[BatchOptions]
@@ -237,13 +376,19 @@ class Client:
         return BatchResultIterator(self._loop, stream)
 
     def close(self) -> None:
-        """Close the connection pool, stop the loop and join its thread (idempotent).
+        """Close the connection pool, stop the loop and join its thread (idempotent). A
+        ``with_options`` copy closes only itself: the pool and the loop stay.
 
         Calls still in flight in other threads are cancelled and raise ``RuntimeError``.
 
         Raises:
             RuntimeError: called from the client's own loop thread.
         """
+        if not self._owner:
+            if not self._closed and not self._loop.closed:
+                self._loop.run(self._async.aclose())
+            self._closed = True
+            return
         self._loop.close()  # closes the AsyncClient, then stops the loop, joins its thread
 
     def __enter__(self) -> Client:
@@ -259,7 +404,7 @@ class Client:
 
     def __del__(self) -> None:
         loop = getattr(self, "_loop", None)
-        if loop is not None and not loop.closed:
+        if loop is not None and getattr(self, "_owner", False) and not loop.closed:
             # Only warn: the LoopThread, collected with this object (and with the streams it
             # handed out), stops the loop and closes the connection pool.
             warnings.warn(

@@ -46,7 +46,8 @@ class Dialect:
     path: str
     #: From the canonical (native) body to this dialect's; ``None``: sent as it is.
     encode: Callable[[Mapping[str, Any]], dict[str, Any]] | None
-    load: Callable[[bytes], ChatResponse]
+    #: ``load(raw, request_id)``: the response body structured.
+    load: Callable[[bytes, str | None], ChatResponse]
     decode_event: Callable[[Any], StreamEvent]
     bearer: bool
 

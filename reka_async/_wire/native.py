@@ -61,8 +61,9 @@ def _message_response(data: Any) -> MessageResponse:
     )
 
 
-def parse_chat_response(data: Any) -> ChatResponse:
-    """Structure a decoded ``POST /chat`` body. Raises on a body of the wrong shape."""
+def parse_chat_response(data: Any, request_id: str | None = None) -> ChatResponse:
+    """Structure a decoded ``POST /chat`` body (``request_id``: its ``x-request-id``). Raises
+    on a body of the wrong shape."""
     responses = data["responses"]
     if not isinstance(responses, list):
         raise TypeError("responses must be a list")
@@ -72,12 +73,13 @@ def parse_chat_response(data: Any) -> ChatResponse:
         model=model if type(model) is str else str(model),
         responses=[_message_response(r) for r in responses],
         usage=structure_usage(data.get("usage")),
+        request_id=request_id,
     )
 
 
-def load_chat_response(raw: bytes) -> ChatResponse:
+def load_chat_response(raw: bytes, request_id: str | None = None) -> ChatResponse:
     """Decode and structure a ``POST /chat`` body in one call (the hot path's parser)."""
-    return parse_chat_response(loads(raw))
+    return parse_chat_response(loads(raw), request_id)
 
 
 def _tool_call_piece(data: Any, index: int) -> ToolCallPiece:
@@ -201,6 +203,6 @@ def parse_models(data: Any) -> list[Model]:
     return [_model(item) for item in data]
 
 
-def load_models(raw: bytes) -> list[Model]:
-    """Decode and structure a ``GET /models`` body."""
+def load_models(raw: bytes, request_id: str | None = None) -> list[Model]:
+    """Decode and structure a ``GET /models`` body (``request_id`` is not kept)."""
     return parse_models(loads(raw))

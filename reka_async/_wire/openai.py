@@ -272,7 +272,7 @@ def _choice(data: Any) -> MessageResponse:
     )
 
 
-def parse_completion(data: Any) -> ChatResponse:
+def parse_completion(data: Any, request_id: str | None = None) -> ChatResponse:
     """Structure a decoded ``/chat/completions`` body: ``choices[i].message`` becomes
     ``responses[i].message``, so both dialects answer with the same ``ChatResponse``.
 
@@ -286,12 +286,14 @@ def parse_completion(data: Any) -> ChatResponse:
         model=as_str(data["model"]),
         responses=[_choice(c) for c in choices],
         usage=structure_usage(data.get("usage")),
+        request_id=request_id,
     )
 
 
-def load_completion(raw: bytes) -> ChatResponse:
-    """Decode and structure a ``/chat/completions`` body in one call."""
-    return parse_completion(loads(raw))
+def load_completion(raw: bytes, request_id: str | None = None) -> ChatResponse:
+    """Decode and structure a ``/chat/completions`` body in one call (``request_id``: its
+    ``x-request-id``)."""
+    return parse_completion(loads(raw), request_id)
 
 
 # --------------------------------------------------------------------------- stream events

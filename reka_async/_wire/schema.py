@@ -23,7 +23,7 @@ import cattrs
 
 from .._exceptions import InvalidRequestError
 
-__all__ = ["json_schema_of", "response_format_for", "structure_answer"]
+__all__ = ["json_schema_of", "response_format_for", "schema_of_type", "structure_answer"]
 
 T = TypeVar("T")
 
@@ -104,6 +104,17 @@ def json_schema_of(cls: type[Any]) -> dict[str, Any]:
     if defs:
         schema["$defs"] = defs
     return schema
+
+
+def schema_of_type(tp: Any, owner: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON schema of one Python type (a function parameter's, for tools) and the
+    ``$defs`` of the attrs classes it refers to.
+
+    Raises:
+        InvalidRequestError: a type with no schema here (``owner`` names where it was).
+    """
+    defs: dict[str, Any] = {}
+    return _schema(tp, defs, owner), defs
 
 
 def response_format_for(target: type[Any] | Mapping[str, Any]) -> dict[str, Any]:

@@ -10,15 +10,19 @@ from typing import Any, Final
 
 import attrs
 
-from .._models import ChatResponse
+from .._models import ChatResponse, Serializable
 
 __all__ = ["BatchResult", "BatchStats", "ResultHook"]
 
 _RESERVOIR: Final = 16384
 
 
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 @attrs.frozen(kw_only=True)
-class BatchResult:
+class BatchResult(Serializable):
     """The outcome of one batch item: a response or an error, never both.
 
     Attributes:
@@ -50,9 +54,44 @@ class BatchResult:
         """The response text ("" on failure)."""
         return self.response.text if self.response is not None else ""
 
+    def __repr__(self) -> str:
+        # Short on purpose: the request and the response can be long (see to_dict()).
+        if self.response is not None:
+            outcome = f"ok text={_short(self.text)!r}"
+        else:
+            outcome = f"error={type(self.error).__name__}({_short(str(self.error), 60)!r})"
+        return (
+            f"<BatchResult index={self.index} custom_id={_short(self.custom_id)!r} {outcome} "
+            f"attempts={self.attempts} latency_s={self.latency_s:.3f}>"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON data: ``index``, ``custom_id``, ``ok``, ``request``,
+        ``response`` (its ``to_dict()``) or ``error`` (``type``, ``message``, ``status``,
+        ``request_id``), ``attempts``, ``latency_s``."""
+        out: dict[str, Any] = {
+            "index": self.index,
+            "custom_id": self.custom_id,
+            "ok": self.ok,
+            "request": self.request,
+        }
+        if self.response is not None:
+            out["response"] = self.response.to_dict()
+        else:
+            error = self.error
+            out["error"] = {
+                "type": type(error).__name__,
+                "message": str(error),
+                "status": getattr(error, "status_code", None),
+                "request_id": getattr(error, "request_id", None),
+            }
+        out["attempts"] = self.attempts
+        out["latency_s"] = self.latency_s
+        return out
+
 
 @attrs.define(kw_only=True)
-class BatchStats:
+class BatchStats(Serializable):
     """Live counters of a batch; percentiles come from a bounded reservoir of latencies."""
 
     ok: int = 0
@@ -144,6 +183,10 @@ class BatchStats:
             f"latency p50 {self.p50 * 1000:.0f} ms, p95 {self.p95 * 1000:.0f} ms, "
             f"p99 {self.p99 * 1000:.0f} ms"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stats as plain JSON data (the same as ``as_dict()``)."""
+        return self.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
         """The stats as plain JSON-able data."""

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 from ._common import UsageError, api_key, chat_params, client
+
+if TYPE_CHECKING:
+    from .._types import MessageParam
 
 __all__ = ["cmd_chat"]
 
@@ -21,7 +25,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 async def _chat(args: argparse.Namespace, prompt: str) -> int:
-    messages: list[dict[str, str]] = []
+    messages: list[MessageParam] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
     messages.append({"role": "user", "content": prompt})

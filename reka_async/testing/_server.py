@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -77,6 +78,8 @@ class MockRekaServer:
             empty ``responses`` after the finished one, then ``data: [DONE]``.
         reject_tool_role: Answer 500 on ``/v1/chat/completions`` to a message with
             ``role: "tool"`` or a ``tool_call_id``, as the real API reportedly does.
+        ssl_context: Serve HTTPS with this server-side context (``base_url`` is then
+            ``https://``); None serves plain HTTP.
 
     Raises:
         ValueError: An option is out of range or names an unknown fault.
@@ -107,6 +110,7 @@ class MockRekaServer:
         native_stream: NativeStream = "cumulative",
         native_stream_trailer: bool = False,
         reject_tool_role: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._faults = FaultPicker(rate=fault_rate, kinds=fault_kinds, seed=seed)
         if stream_chunks is not None and stream_chunks < 1:
@@ -122,6 +126,7 @@ class MockRekaServer:
             raise ValueError("delays must not be negative")
 
         self._api_key = api_key
+        self._ssl_context = ssl_context
         self._host = host
         self._requested_port = port
         self._latency_s = float(latency_s)
@@ -194,7 +199,8 @@ class MockRekaServer:
             RuntimeError: The server has not been started.
         """
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}/v1"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}/v1"
 
     def reset_stats(self) -> None:
         """Forget recorded requests and restart `max_in_flight` from the current `in_flight`."""
@@ -241,7 +247,9 @@ class MockRekaServer:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self._host, self._requested_port)
+            site = web.TCPSite(
+                runner, self._host, self._requested_port, ssl_context=self._ssl_context
+            )
             await site.start()
         except BaseException:
             await runner.cleanup()
