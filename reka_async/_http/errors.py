@@ -28,7 +28,7 @@ from .._exceptions import (
 )
 from .retry import parse_retry_after
 
-__all__ = ["invalid_body", "map_errors", "status_error", "translate"]
+__all__ = ["invalid_body", "map_errors", "stale_candidate", "status_error", "translate"]
 
 #: What ``map_errors`` translates: aiohttp's errors, asyncio's and the builtin timeout, and
 #: socket-level ``OSError`` (a reset, a refused connection outside aiohttp's wrappers).
@@ -42,10 +42,25 @@ def translate(exc: BaseException, what: str) -> APIError:
     if isinstance(exc, aiohttp.ClientPayloadError):
         return APIConnectionError(f"{what}: the connection broke while reading the body")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return APIConnectionError(f"{what}: the server closed the connection without answering")
+        return _unanswered(
+            APIConnectionError(f"{what}: the server closed the connection without answering")
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return APIConnectionError(f"{what}: cannot connect ({exc.os_error.strerror or exc})")
-    return APIConnectionError(f"{what}: {type(exc).__name__}: {exc}")
+    error = APIConnectionError(f"{what}: {type(exc).__name__}: {exc}")
+    return _unanswered(error) if isinstance(exc, aiohttp.ClientOSError) else error
+
+
+def _unanswered(error: APIConnectionError) -> APIConnectionError:
+    """Mark a connection that failed while the request was written or before any response
+    byte: on a reused keep-alive connection, the stale-connection case (``_http/retry.py``)."""
+    error._unanswered = True  # type: ignore[attr-defined]
+    return error
+
+
+def stale_candidate(error: APIError) -> bool:
+    """Whether ``error`` may be a stale pooled connection (see ``_unanswered``)."""
+    return getattr(error, "_unanswered", False) is True
 
 
 class map_errors:

@@ -59,6 +59,8 @@ class Quota:
     """
 
     __slots__ = (
+        "_counting",
+        "_previous_reset",
         "active",
         "limit",
         "max_wait",
@@ -82,6 +84,8 @@ class Quota:
         self.window_s = 0.0
         #: Total seconds of pauses the headers asked for.
         self.paused_s = 0.0
+        self._previous_reset = 0.0
+        self._counting = False  # remaining is our own count (a window whose end is unknown)
 
     def __repr__(self) -> str:
         state = f"remaining={self.remaining:g}" if self.active else "idle"
@@ -114,26 +118,37 @@ class Quota:
             self.limit = limit
         if reset is None:
             return  # no window end: nothing to pace against
-        if abs(reset - self.reset_at) < 1e-3:
+        if not self.reset_at:  # the current window's end is not known yet: now it is
+            previous = self._previous_reset
+            if previous and reset > previous + 1e-3:
+                self.window_s = reset - previous
+            self.reset_at = reset
+            self.remaining = min(self.remaining, remaining) if self._counting else remaining
+        elif abs(reset - self.reset_at) < 1e-3:
             self.remaining = min(self.remaining, remaining)  # the same window: lower wins
-        else:
-            if reset > self.reset_at and self.reset_at and now >= self.reset_at - 1e-3:
+        elif reset > self.reset_at:  # a later window than the one we count
+            if now >= self.reset_at - 1e-3:
                 self.window_s = reset - self.reset_at  # a fixed window rolled over
-            if reset >= self.reset_at or now >= self.reset_at:
-                self.reset_at = reset
-                self.remaining = remaining
+            self._previous_reset = self.reset_at
+            self.reset_at = reset
+            self.remaining = remaining
+        else:
+            return  # an answer from an earlier window, arriving late
+        self._counting = False
         self.active = self.remaining <= self.slack
 
     def before_send(self) -> float:
         """Count one request about to be sent; returns the seconds to pause first (or 0.0)."""
         now = time.time()
-        if now >= self.reset_at:
+        if self.reset_at and now >= self.reset_at:
             self._rolled(now)
             if not self.active:
                 return 0.0
         if self.remaining > 0:
             self.remaining -= 1
             return 0.0
+        if not self.reset_at:
+            return 0.0  # spent, but when the window ends is unknown: the server's 429 says
         wait = self.reset_at - now
         if wait > self.max_wait:
             return 0.0  # too long to take on trust: the server's 429 decides
@@ -141,15 +156,21 @@ class Quota:
         # The pause ends at the reset; the request is counted in the next window.
         self._rolled(self.reset_at)
         self.remaining -= 1
-        return wait + random.uniform(0.0, 0.01)
+        return wait + random.uniform(0.001, 0.01)
 
     def _rolled(self, now: float) -> None:
         """The window ended at or before ``now``: its limit is available again."""
-        if self.window_s and self.limit is not None:
+        self._previous_reset = self.reset_at
+        if self.limit is None:
+            self.active = False  # nothing known to count against: wait for the server's word
+            self.remaining = 0.0
+            self.reset_at = 0.0
+            return
+        self.remaining = self.limit
+        if self.window_s:
             while self.reset_at <= now:
                 self.reset_at += self.window_s
-            self.remaining = self.limit
-            self.active = self.remaining <= self.slack
         else:
-            self.active = False  # unknown next window: wait for the server's word
-            self.remaining = 0.0
+            self.reset_at = 0.0  # a window of the same size whose end the next answer tells
+            self._counting = True
+        self.active = self.remaining <= self.slack

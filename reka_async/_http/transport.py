@@ -28,7 +28,7 @@ from .._exceptions import (
 )
 from .._version import __version__
 from .budget import RateBudget
-from .errors import invalid_body, map_errors, status_error
+from .errors import invalid_body, map_errors, stale_candidate, status_error
 from .hooks import Hooks
 from .network import ConnectorFactory, display_url, is_loopback
 from .options import RequestOptions, Timeout, chain_retry_hooks
@@ -98,6 +98,16 @@ class StreamBody:
     def close(self) -> None:
         """Drop the connection (an unread body must not be reused). Synchronous."""
         self._resp.close()
+
+
+def _has_idle(session: aiohttp.ClientSession) -> bool:
+    """Whether the pool holds an idle keep-alive connection (the next request reuses one).
+
+    aiohttp keeps no public count; its connector's ``_conns`` holds the idle ones, keyed by
+    host and dropped when empty. Without it (another connector), assume a reuse, as aiohttp's
+    own retry of idempotent requests does.
+    """
+    return bool(getattr(session.connector, "_conns", True))
 
 
 class _Pool:
@@ -410,11 +420,14 @@ class Transport:
         gated = self.budget is not None or opts.budget is not None
         hooks = opts.hooks  # None unless there are hooks: the loop then checks only that
         pool = self._pool
+        # One transparent retry of a stale keep-alive connection (``_http/retry.py``).
+        stale_retry = self.retry_policy.may_bill_twice
         attempt = 0
         while True:
             if gated or cooldown.deadline or quota.active:
                 await self.before_send(opts)
             session = self.session()
+            reused = stale_retry and _has_idle(session)
             if hooks is not None:
                 event = hooks.started(method, path, display_url(url), attempt, body, False)
             error: APIError
@@ -433,6 +446,10 @@ class Transport:
                 error = exc
                 if hooks is not None:
                     hooks.answered(event, status=None, headers=None, error=exc)
+                if reused and stale_candidate(exc):
+                    stale_retry = False
+                    logger.info("retrying %s %s on a new connection: %s", method, path, exc)
+                    continue  # not an attempt of its own: a fresh connection, at once
             else:
                 remaining = resp.headers.get("x-ratelimit-remaining")
                 if remaining is not None:
@@ -494,17 +511,24 @@ class Transport:
             self._stream_timeout if opts.timeout is self.timeout else opts.timeout.to_aiohttp()
         )
         hooks = opts.hooks
-        if hooks is not None:
-            event = hooks.started("POST", path, display_url(url), attempt, body, True)
-        try:
-            with errors:
-                resp = await session.post(
-                    url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-                )
-        except APIConnectionError as exc:
+        stale_retry = self.retry_policy.may_bill_twice
+        while True:
+            reused = stale_retry and _has_idle(session)
             if hooks is not None:
-                hooks.answered(event, status=None, headers=None, error=exc)
-            raise
+                event = hooks.started("POST", path, display_url(url), attempt, body, True)
+            try:
+                with errors:
+                    resp = await session.post(
+                        url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                    )
+                break
+            except APIConnectionError as exc:
+                if hooks is not None:
+                    hooks.answered(event, status=None, headers=None, error=exc)
+                if not (reused and stale_candidate(exc)):
+                    raise
+                stale_retry = False  # a stale pooled connection: once more, on a new one
+                logger.info("retrying POST %s (stream) on a new connection: %s", path, exc)
         self._pool.last_headers = resp.headers
         remaining = resp.headers.get("x-ratelimit-remaining")
         if remaining is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -111,15 +112,16 @@ class RateWindow:
         self.count = 0
 
     def roll(self, now: float) -> None:
-        """Start a new window when ``now`` (``time.time()``) is past the current one."""
+        """Start a new window when ``now`` (``time.time()``) is past the current one.
+
+        Windows are aligned to multiples of their length since the epoch (as per-minute
+        limits aligned to clock minutes are), so the reset times a client sees are a window
+        length apart however long it paused. The header is the end rounded up to the
+        millisecond: a client that waits until the time it says is never early.
+        """
         if now >= self.end:
-            # Windows follow each other back to back (a fixed grid once started), so the
-            # reset times a client sees are a window length apart.
-            if self.end and now < self.end + self.window_s:
-                self.end += self.window_s
-            else:
-                self.end = now + self.window_s
-            self.end_str = f"{self.end:.3f}"
+            self.end = (math.floor(now / self.window_s) + 1) * self.window_s
+            self.end_str = f"{math.ceil(self.end * 1000) / 1000:.3f}"
             self.count = 0
 
     def admit(self) -> bool:
