@@ -25,6 +25,7 @@ from ._faults import (
 from ._json import loads
 from ._native import Dialect, NativeDialect, NativeStream, fault_material
 from ._openai import OpenAIDialect
+from ._quiet import install_accept_filter
 from ._replies import last_text
 from ._sse import StreamWriter
 from ._thread import serve_in_thread
@@ -240,6 +241,7 @@ class MockRekaServer:
         """
         if self._runner is not None:
             raise RuntimeError("MockRekaServer is already running")
+        install_accept_filter()  # out of descriptors: one line, not a traceback per accept()
         # handler_cancellation: a client hanging up cancels its handler (slow faults
         # must not outlive their client); a short shutdown_timeout keeps close() quick.
         runner = web.AppRunner(
