@@ -17,7 +17,7 @@ import attrs
 
 from ..._exceptions import BatchAbortedError
 from ...batch import BatchResult
-from ...jobs import BadLine, JobInput, Writer, record, start_output
+from ...jobs import BadLine, JobInput, OutputLock, Writer, compact_output, record, start_output
 from ._common import check_params, check_positive_int, default_batch_size, require
 from ._mapper import map_chat
 from ._rows import plain
@@ -152,6 +152,7 @@ def run_ray_job(
     max_retries: int = 2,
     timeout_s: float | None = None,
     resume: bool = False,
+    retry_failed: bool = False,
     overwrite: bool = False,
     num_cpus_per_actor: float = 0.5,
     **params: Any,
@@ -184,6 +185,11 @@ def run_ray_job(
         max_retries: retries per request.
         timeout_s: total seconds per request.
         resume: continue an existing output: skip the custom_ids already in it.
+        retry_failed: with ``resume``, send again the inputs whose failure can change
+            (connection errors, timeouts, 5xx, 429s, 401/403), as ``reka-async batch
+            --retry-failed`` does; their new records supersede the old ones and the output
+            is compacted to one record per input at the end. (Records written by Ray hold
+            no request hash, so an edited input is not detected on resume, unlike the CLI.)
         overwrite: start the output afresh if it exists.
         num_cpus_per_actor: CPUs reserved per actor.
         **params: chat parameters for every line (``max_tokens``, ``temperature``, ...).
@@ -211,105 +217,114 @@ def run_ray_job(
         raise ValueError("input and output are the same file")
     if resume and overwrite:
         raise ValueError("resume and overwrite contradict each other; choose one")
+    if retry_failed and not resume:
+        raise ValueError("retry_failed continues an output: pass resume=True too")
     check_positive_int("concurrency_per_actor", concurrency_per_actor)
     check_positive_int("num_actors", num_actors)
     key = resolve_key(api_key)
     check_params(model, params)
 
-    try:
-        resumed = start_output(out_path, resume=resume, overwrite=overwrite)
-    except FileExistsError:
-        raise FileExistsError(
-            f"{out_path} already exists and is not empty; pass resume=True to continue "
-            f"it or overwrite=True to start afresh"
-        ) from None
-    if resumed is not None and resumed.torn_removed:
-        logger.warning("resume: removed a torn last line from %s", out_path)
-    if resumed is not None and resumed.unreadable:
-        logger.warning("resume: ignored %d unreadable line(s) in %s", resumed.unreadable, out_path)
-    source = JobInput(resumed)
-
-    temp: str | None = None
-    jsonl_path = in_path
-    if _is_parquet(in_path):
-        temp_fd, temp = tempfile.mkstemp(prefix="reka-ray-", suffix=".jsonl")
-        _parquet_to_jsonl(in_path, temp_fd)
-        jsonl_path = temp
-
-    tasks_per_actor = 2
-    if batch_size is None:
-        batch_size = default_batch_size(concurrency_per_actor, tasks_per_actor)
-    check_positive_int("batch_size", batch_size)
-
-    ok = failed = not_sent = 0
-    writer = Writer(out_path)
-    try:
-        fd = os.open(jsonl_path, os.O_RDONLY)
+    # One writer per output, as the CLI: a second job on it is refused (OutputLocked).
+    with OutputLock(out_path):
         try:
-            refs, failed = asyncio.run(
-                _load_blocks(
-                    ray,
-                    pa,
-                    source,
-                    fd,
-                    writer,
-                    rows_per_block=batch_size * 8,
-                    min_blocks=num_actors,
-                )
+            resumed = start_output(out_path, resume=resume, overwrite=overwrite)
+        except FileExistsError:
+            raise FileExistsError(
+                f"{out_path} already exists and is not empty; pass resume=True to continue "
+                f"it or overwrite=True to start afresh"
+            ) from None
+        if resumed is not None and resumed.torn_removed:
+            logger.warning("resume: removed a torn last line from %s", out_path)
+        if resumed is not None and resumed.unreadable:
+            logger.warning(
+                "resume: ignored %d unreadable line(s) in %s", resumed.unreadable, out_path
             )
+        source = JobInput(resumed, retry_failed=retry_failed)
+
+        temp: str | None = None
+        jsonl_path = in_path
+        if _is_parquet(in_path):
+            temp_fd, temp = tempfile.mkstemp(prefix="reka-ray-", suffix=".jsonl")
+            _parquet_to_jsonl(in_path, temp_fd)
+            jsonl_path = temp
+
+        tasks_per_actor = 2
+        if batch_size is None:
+            batch_size = default_batch_size(concurrency_per_actor, tasks_per_actor)
+        check_positive_int("batch_size", batch_size)
+
+        ok = failed = not_sent = 0
+        writer = Writer(out_path)
+        try:
+            fd = os.open(jsonl_path, os.O_RDONLY)
+            try:
+                refs, failed = asyncio.run(
+                    _load_blocks(
+                        ray,
+                        pa,
+                        source,
+                        fd,
+                        writer,
+                        rows_per_block=batch_size * 8,
+                        min_blocks=num_actors,
+                    )
+                )
+            finally:
+                os.close(fd)
+            if refs:
+                mapped = map_chat(
+                    ray.data.from_arrow_refs(refs),
+                    model=model,
+                    num_actors=num_actors,
+                    concurrency_per_actor=concurrency_per_actor,
+                    batch_size=batch_size,
+                    rpm=rpm,
+                    tpm=tpm,
+                    shared_limiter=shared_limiter,
+                    api_key=key,
+                    base_url=base_url,
+                    max_retries=max_retries,
+                    timeout_s=timeout_s,
+                    include_record=True,
+                    stop_on_insufficient_credits=True,  # as the CLI: stop, resume later
+                    num_cpus_per_actor=num_cpus_per_actor,
+                    tasks_per_actor=tasks_per_actor,
+                    **params,
+                ).select_columns(["record", "error_type", "ok"])
+                for batch in mapped.iter_batches(batch_format="pyarrow", batch_size=None):
+                    for record, error_type, row_ok in zip(
+                        batch.column("record").to_pylist(),
+                        batch.column("error_type").to_pylist(),
+                        batch.column("ok").to_pylist(),
+                        strict=True,
+                    ):
+                        if error_type == BatchAbortedError.__name__:
+                            not_sent += 1
+                            continue
+                        writer.write(json.loads(record))
+                        if row_ok:
+                            ok += 1
+                        else:
+                            failed += 1
         finally:
-            os.close(fd)
-        if refs:
-            mapped = map_chat(
-                ray.data.from_arrow_refs(refs),
-                model=model,
-                num_actors=num_actors,
-                concurrency_per_actor=concurrency_per_actor,
-                batch_size=batch_size,
-                rpm=rpm,
-                tpm=tpm,
-                shared_limiter=shared_limiter,
-                api_key=key,
-                base_url=base_url,
-                max_retries=max_retries,
-                timeout_s=timeout_s,
-                include_record=True,
-                stop_on_insufficient_credits=True,  # as the CLI: stop, resume later
-                num_cpus_per_actor=num_cpus_per_actor,
-                tasks_per_actor=tasks_per_actor,
-                **params,
-            ).select_columns(["record", "error_type", "ok"])
-            for batch in mapped.iter_batches(batch_format="pyarrow", batch_size=None):
-                for record, error_type, row_ok in zip(
-                    batch.column("record").to_pylist(),
-                    batch.column("error_type").to_pylist(),
-                    batch.column("ok").to_pylist(),
-                    strict=True,
-                ):
-                    if error_type == BatchAbortedError.__name__:
-                        not_sent += 1
-                        continue
-                    writer.write(json.loads(record))
-                    if row_ok:
-                        ok += 1
-                    else:
-                        failed += 1
-    finally:
-        writer.close()
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-    summary = RayJobSummary(
-        output_path=out_path,
-        ok=ok,
-        failed=failed,
-        not_sent=not_sent,
-        skipped=source.skipped,
-        wall_s=time.monotonic() - started,
-    )
-    if not_sent:
-        raise BatchAbortedError(
-            f"job stopped: the account is out of credits; {summary.written} result(s) are in "
-            f"{out_path}, {not_sent} input(s) were not sent (run again with resume=True)"
+            writer.close()
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+        superseded = (resumed.superseded if resumed is not None else 0) + source.retried
+        if superseded and not not_sent:
+            compact_output(out_path)
+        summary = RayJobSummary(
+            output_path=out_path,
+            ok=ok,
+            failed=failed,
+            not_sent=not_sent,
+            skipped=source.skipped,
+            wall_s=time.monotonic() - started,
         )
-    return summary
+        if not_sent:
+            raise BatchAbortedError(
+                f"job stopped: the account is out of credits; {summary.written} result(s) are in "
+                f"{out_path}, {not_sent} input(s) were not sent (run again with resume=True)"
+            )
+        return summary

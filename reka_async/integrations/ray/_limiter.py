@@ -82,6 +82,13 @@ def create_rate_limiter(
 ) -> Any:
     """Start the shared rate-limiter actor for a job; pass it as ``limiter=`` to the mappers.
 
+    The bound it holds: the actor's buckets are ``RateBudget``'s (a burst of one second's
+    worth), so permits are *granted* at most ``rpm * W / 60 + rpm / 60`` in any window of
+    ``W`` seconds. Workers take permits in chunks and may hold a chunk unused for a while,
+    so requests *sent* in a window can exceed that by at most the permits held by workers:
+    ``num_workers * request_chunk`` (a quarter second of budget each by default), tokens
+    likewise with ``token_chunk``.
+
     Args:
         rpm: the job's requests-per-minute budget, or ``None``.
         tpm: the job's tokens-per-minute budget (estimated per request), or ``None``.
