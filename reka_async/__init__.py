@@ -25,6 +25,7 @@ from ._exceptions import (
     RateLimitError,
     RekaError,
     RequestTimeoutError,
+    ResponseTooLargeError,
     StreamError,
     UnprocessableEntityError,
 )
@@ -138,6 +139,7 @@ __all__ = [
     "ReasoningStep",
     "RekaError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "Research",
     "ResponseFormat",
     "ResultHook",

@@ -12,7 +12,6 @@ from typing import Final, TypedDict
 import attrs
 
 from ._chat import AsyncChat, AsyncModels
-from ._exceptions import MissingAPIKeyError
 from ._http import (
     DEFAULT_TIMEOUT,
     ClientState,
@@ -23,7 +22,12 @@ from ._http import (
     check_base_url,
     coerce_timeout,
 )
-from ._http.options import check_max_retries
+from ._http.options import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    check_max_response_bytes,
+    check_max_retries,
+    resolve_api_key,
+)
 from ._types import Api
 from ._wire.dialects import DIALECTS, check_api
 
@@ -45,6 +49,7 @@ class ClientOptions(TypedDict, total=False):
     retry_policy: RetryPolicy | None
     default_headers: Mapping[str, str] | None
     allow_insecure_http: bool
+    max_response_bytes: int | None
 
 
 class AsyncClient:
@@ -54,7 +59,8 @@ class AsyncClient:
     One client holds one connection pool; share it across tasks rather than making one per call.
 
     Args:
-        api_key: the API key; default ``REKA_API_KEY`` from the environment.
+        api_key: the API key; default ``REKA_API_KEY`` from the environment. Surrounding
+            whitespace (a newline read from a secrets file) is stripped.
         base_url: default ``REKA_BASE_URL``, else ``https://api.reka.ai/v1``.
         api: the default dialect: ``"native"`` (``POST /chat``) or ``"openai"`` (the
             compatible ``POST /chat/completions``); a call may override it with ``api=``.
@@ -71,9 +77,14 @@ class AsyncClient:
             and ``max_retry_wait``, when given, override its fields.
         default_headers: headers sent with every request.
         allow_insecure_http: allow ``http://`` to a host that is not loopback.
+        max_response_bytes: the largest response body (after decompression), and the
+            largest single stream event, that is read; a larger one raises
+            ``ResponseTooLargeError``. Default 64 MiB; ``None`` for no limit.
 
     Raises:
         MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset.
+        InvalidRequestError: the key holds a control character (the message names the key,
+            never its value).
         ValueError: an option is invalid (the message says which and why).
     """
 
@@ -90,17 +101,15 @@ class AsyncClient:
         retry_policy: RetryPolicy | None = None,
         default_headers: Mapping[str, str] | None = None,
         allow_insecure_http: bool = False,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("REKA_API_KEY")
-        if not key:
-            raise MissingAPIKeyError(
-                "no API key: pass api_key=... or set the REKA_API_KEY environment variable"
-            )
+        key = resolve_api_key(api_key)
         url = check_base_url(
             base_url or os.environ.get("REKA_BASE_URL") or DEFAULT_BASE_URL,
             allow_insecure_http=allow_insecure_http,
         )
         check_max_retries(max_retries, allow_none=True)
+        check_max_response_bytes(max_response_bytes)
         dialect = DIALECTS[check_api(api)]
         if isinstance(max_connections, bool) or max_connections < 1:
             raise ValueError(f"max_connections: must be at least 1, got {max_connections!r}")
@@ -116,6 +125,7 @@ class AsyncClient:
             retry_policy=policy,
             max_connections=max_connections,
             default_headers=default_headers,
+            max_response_bytes=max_response_bytes,
         )
         self.chat: Final = AsyncChat(self._transport, dialect)
         self.models: Final = AsyncModels(self._transport)
@@ -153,6 +163,11 @@ class AsyncClient:
     def max_retries(self) -> int:
         """Default retries per request."""
         return self._transport.retry_policy.max_retries
+
+    @property
+    def max_response_bytes(self) -> int | None:
+        """The largest response body or stream event read (``None``: no limit)."""
+        return self._transport.max_response_bytes
 
     @property
     def state(self) -> ClientState:

@@ -88,6 +88,7 @@ PUBLIC_NAMES = [
     "RateLimitError",
     "RekaError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "ResultHook",
     "RetryEvent",
     "RetryPolicy",

@@ -23,13 +23,14 @@ from .._exceptions import (
     APIStatusError,
     InsufficientCreditsError,
     RateLimitError,
+    ResponseTooLargeError,
 )
 from .._version import __version__
 from .errors import invalid_body, map_errors, status_error
 from .options import RequestOptions, Timeout
 from .retry import Cooldown, RetryEvent, RetryPolicy
 
-__all__ = ["ClientState", "StreamBody", "Transport", "check_base_url"]
+__all__ = ["ClientState", "StreamBody", "Transport", "check_base_url", "read_body"]
 
 logger = logging.getLogger("reka_async")
 
@@ -70,6 +71,36 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> URL:
             "or pass allow_insecure_http=True if this network is trusted"
         )
     return url
+
+
+def too_large(limit: int, what: str, request_id: str | None) -> ResponseTooLargeError:
+    """The error for a body (``what``) over the client's ``max_response_bytes``."""
+    return ResponseTooLargeError(
+        f"{what} is larger than max_response_bytes ({limit} bytes); nothing more was read. "
+        "Raise the client's max_response_bytes if answers this large are expected",
+        limit=limit,
+        request_id=request_id,
+    )
+
+
+async def read_body(resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
+    """The whole body (decompressed), or ``ResponseTooLargeError`` once it passes ``limit``.
+
+    The connection is dropped at once when the limit is passed: a hostile or broken server
+    (an endless body, a compression bomb) costs at most ``limit`` bytes of memory.
+    """
+    if limit is None:
+        return await resp.read()
+    content = resp.content
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            resp.close()
+            raise too_large(limit, "the response body", resp.headers.get("x-request-id"))
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class StreamBody:
@@ -116,11 +147,14 @@ class Transport:
         retry_policy: RetryPolicy,
         max_connections: int,
         default_headers: Mapping[str, str] | None = None,
+        max_response_bytes: int | None = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.retry_policy = retry_policy
         self.max_connections = max_connections
+        #: The largest body, or stream event, read from a response (``None``: no limit).
+        self.max_response_bytes = max_response_bytes
         self.cooldown = Cooldown()
         self.state = ClientState.UNOPENED
         self.default_options = RequestOptions(timeout=timeout, max_retries=retry_policy.max_retries)
@@ -219,13 +253,17 @@ class Transport:
             raise error
         if rate_limited:
             self.cooldown.trip(delay)
+        may_bill_twice = policy.retry_may_bill_twice(error)
         logger.info(
-            "retrying %s %s in %.2f s (attempt %d of %d failed): %s",
+            "retrying %s %s in %.2f s (attempt %d of %d failed%s): %s",
             method,
             path,
             delay,
             attempt + 1,
             opts.max_retries + 1,
+            "; it may have reached the server, so this retry may bill twice"
+            if may_bill_twice
+            else "",
             error,
         )
         if opts.on_retry is not None:
@@ -237,6 +275,7 @@ class Transport:
                     error=error,
                     delay=delay,
                     rate_limited=rate_limited,
+                    may_bill_twice=may_bill_twice,
                 )
             )
         if rate_limited:
@@ -284,7 +323,7 @@ class Transport:
                         timeout=timeout,
                         allow_redirects=False,
                     ) as resp:
-                        raw = await resp.read()
+                        raw = await read_body(resp, self.max_response_bytes)
             except APIConnectionError as exc:  # raised by map_errors: no complete answer
                 error = exc
             else:
@@ -325,7 +364,7 @@ class Transport:
         if resp.status >= 300:
             try:
                 with errors:
-                    raw = await resp.read()
+                    raw = await read_body(resp, self.max_response_bytes)
             finally:
                 resp.release()
             raise status_error(resp.status, resp.headers, raw)

@@ -59,6 +59,8 @@ class BatchStats:
     failed: int = 0
     retried: int = 0
     retries: int = 0
+    #: Retries after an attempt the server may have received: each may be billed twice.
+    may_bill_twice: int = 0
     rate_limited: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -147,6 +149,7 @@ class BatchStats:
             "failed": self.failed,
             "retried": self.retried,
             "retries": self.retries,
+            "may_bill_twice": self.may_bill_twice,
             "rate_limited": self.rate_limited,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,

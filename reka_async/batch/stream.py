@@ -258,6 +258,7 @@ class BatchStream:
         def on_retry(event: RetryEvent) -> None:
             attempts[0] += 1
             runner.stats.retries += 1
+            runner.stats.may_bill_twice += event.may_bill_twice
             if event.rate_limited:
                 runner.stats.rate_limited += 1
             if limit is not None and (
