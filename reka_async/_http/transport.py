@@ -11,6 +11,7 @@ import asyncio
 import enum
 import ipaddress
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -171,6 +172,7 @@ class Transport:
         self._bearer = {"Authorization": f"Bearer {api_key}"}
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0  # the process that opened the session (a fork's child may not use it)
         self._routes: dict[tuple[str, str], tuple[URL, map_errors]] = {}
 
     def __repr__(self) -> str:
@@ -199,6 +201,12 @@ class Transport:
         """The session, created on first use inside the running event loop."""
         if self._session is not None:
             if self._loop is not asyncio.get_running_loop():
+                if self._pid != os.getpid():
+                    raise RuntimeError(
+                        f"this AsyncClient opened its connections in process {self._pid} and "
+                        f"cannot be used in process {os.getpid()}, a child made by fork(): "
+                        "create a new client in the child (or use the 'spawn' start method)"
+                    )
                 raise RuntimeError(
                     "this AsyncClient is bound to another event loop; create one client per loop "
                     "(or use reka_async.Client from synchronous code)"
@@ -207,6 +215,7 @@ class Transport:
         if self.state is ClientState.CLOSED:
             raise RuntimeError("this client is closed; create a new one")
         self._loop = asyncio.get_running_loop()
+        self._pid = os.getpid()
         connector = aiohttp.TCPConnector(
             limit=self.max_connections,
             limit_per_host=0,

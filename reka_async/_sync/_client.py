@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._client import AsyncClient
 from .._http import TimeoutLike
+from .._http.options import resolve_api_key
 from .._models import ChatResponse, Model
 from .._types import NOT_GIVEN, NotGiven
 from ..batch import BatchResult, BatchRunner, BatchStream
@@ -72,8 +73,7 @@ class Chat:
             InvalidRequestError: at once, when an argument is invalid.
             RuntimeError: the client is closed.
         """
-        if self._loop.closed:
-            raise RuntimeError("this Client is closed; create a new one")
+        self._loop.check_open()
         return ChatStream(self._loop, self._chat.create_stream(**args))
 
 
@@ -121,17 +121,22 @@ class Client:
     plain code, from several threads at once (share one client), and from code that already
     runs an event loop (a Jupyter cell). Ctrl-C during a call cancels the request in flight.
     Use it as ``with Client() as client: ...`` or call ``client.close()``, which stops the loop
-    and joins its thread.
+    and joins its thread. One never closed does not hold up the interpreter's exit: it is
+    closed then, with a ``ResourceWarning``. A child of ``fork()`` cannot use a ``Client``
+    made before the fork (its loop thread stays in the parent): every call raises
+    ``RuntimeError`` at once; create a new one in the child.
 
     Args:
         api_key: the API key; default ``REKA_API_KEY`` from the environment.
         base_url: default ``REKA_BASE_URL``, else ``https://api.reka.ai/v1``.
         **options: as in ``AsyncClient`` (``max_retries``, ``timeout``, ``max_connections``,
             ``max_retry_wait``, ``retry_policy``, ``default_headers``,
-            ``allow_insecure_http``), documented on ``reka_async.ClientOptions``.
+            ``allow_insecure_http``, ``max_response_bytes``), documented on
+            ``reka_async.ClientOptions``.
 
     Raises:
         MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset.
+        InvalidRequestError: the key holds a control character.
         ValueError: an option is invalid.
     """
 
@@ -141,12 +146,14 @@ class Client:
         base_url: str | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
-        def factory() -> AsyncClient:
-            return AsyncClient(api_key, base_url, **options)
+        key = resolve_api_key(api_key)  # before a thread is started for nothing
 
-        # The client is entered as an async context manager in a task of the loop, so that
-        # stopping the loop (close(), or the loop thread being collected with an unclosed
-        # Client) always closes the connection pool.
+        def factory() -> AsyncClient:
+            return AsyncClient(key, base_url, **options)
+
+        # The client is entered as an async context manager in the loop, so that stopping
+        # the loop (close(), the exit hook, or the loop thread being collected with an
+        # unclosed Client) always closes the connection pool.
         loop = LoopThread(name=_THREAD_NAME)
         try:
             client = loop.enter(factory)
@@ -261,7 +268,7 @@ class Client:
         loop = getattr(self, "_loop", None)
         if loop is not None and not loop.closed:
             # Only warn: the LoopThread, collected with this object (and with the streams it
-            # handed out), stops the loop and closes the connection pool.
+            # handed out), asks the loop to stop, which closes the connection pool.
             warnings.warn(
                 "Client was never closed; use 'with Client() as client:' or call 'client.close()'",
                 ResourceWarning,
