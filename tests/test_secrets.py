@@ -213,7 +213,7 @@ async def test_a_malformed_status_line_leaves_no_key_in_the_chain(
             cause = info.value.__cause__
             assert cause is not None
             assert cause in links
-            assert info.value.__context__ is cause
+            assert info.value.__context__ in links  # the same error, or (3.10) its own cause
             request_info = getattr(cause, "request_info", None)
             assert request_info is not None, "expected aiohttp's error with request_info"
             assert request_info.headers["X-Api-Key"] == "<redacted>"
