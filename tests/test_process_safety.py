@@ -8,6 +8,7 @@ forever in each of the exit cases, and in the fork cases the child blocked forev
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -41,19 +42,28 @@ def server() -> Iterator[MockServerProcess]:
 
 
 def run_script(server: MockServerProcess, body: str) -> subprocess.CompletedProcess[str]:
+    """Run ``body`` in a fresh interpreter; on a hang, kill its whole process group (a forked
+    child that hangs would otherwise outlive the test) and fail."""
     code = PRELUDE + textwrap.dedent(body)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REKA_")}
     env["REKA_API_KEY"] = KEY
     env["REKA_BASE_URL"] = server.base_url
-    return subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-W", "always::ResourceWarning", "-c", code],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         text=True,
         env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=HANG_S,
-        check=False,
-    )
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=HANG_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            pytest.fail(f"hung for {HANG_S} s:\n{stdout}\n{stderr}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def assert_clean_exit(proc: subprocess.CompletedProcess[str]) -> None:
