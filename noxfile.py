@@ -1,18 +1,64 @@
 """Developer tasks. ``nox`` alone runs what CI runs: lint, typecheck, tests.
 
 Sessions use uv to build their virtualenvs when it is available (``pip install nox uv``).
+
+``tests`` runs the suite on nox's own Python and on the oldest and newest that the package
+claims (``requires-python >= 3.10``; 3.13 is the newest released here): ``tests-3.11``,
+``tests-3.10``, ``tests-3.13``. The extra interpreters are taken from pyenv's installed
+versions, never downloaded; where one is missing nox skips its session locally and fails it in
+CI (``CI`` set). ``nox -s tests-3.11 -- tests/test_x.py`` runs a file on one Python only.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import sys
+from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
+nox.options.download_python = "never"
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+#: The oldest and the newest supported Pythons, tested beside nox's own.
+EXTRA_PYTHONS = ("3.10", "3.13")
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    version = Path(path).parents[1].name  # .../versions/3.10.13/bin/python3.10
+    return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
+
+
+def _find_pythons() -> list[str]:
+    """The versions ``tests`` runs on: nox's own Python first, then ``EXTRA_PYTHONS``.
+
+    pyenv's shims only run the versions pyenv is told to use, so each interpreter is linked
+    from pyenv's newest install of that version into ``.nox/pythons``, which goes first on
+    ``PATH``: nox then finds ``python3.10`` there, and nothing is downloaded.
+    """
+    own = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    links = Path(__file__).parent / ".nox" / "pythons"
+    links.mkdir(parents=True, exist_ok=True)
+    targets = {own: sys.executable}
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    for version in EXTRA_PYTHONS:
+        found = glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}"))
+        if found:
+            targets[version] = max(found, key=_version_key)
+    for version, target in targets.items():
+        link = links / f"python{version}"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+    os.environ["PATH"] = f"{links}{os.pathsep}{os.environ.get('PATH', '')}"
+    return list(dict.fromkeys([own, *EXTRA_PYTHONS]))
+
+
+PYTHONS = _find_pythons()
 
 LINT_PATHS = ["reka_async", "tests", "examples", "benchmarks", "noxfile.py"]
 
@@ -32,10 +78,20 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict", "reka_async")
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The test suite (unit, integration against the mock server, CLI subprocesses, examples)."""
-    session.install("-e", ".[test]")
+    """The test suite (unit, integration against the mock server, CLI subprocesses, examples),
+    on nox's own Python and on the oldest and newest supported ones.
+
+    Bytecode is compiled at install (and for the package itself) because many tests start a
+    Python subprocess (the CLI, the examples, the mock server process, exit and fork cases):
+    where ``PYTHONDONTWRITEBYTECODE`` is set, each of them would otherwise compile aiohttp and
+    the package from source again, about half a second apiece.
+    """
+    session.install("-e", ".[test]", env={"UV_COMPILE_BYTECODE": "1"})
+    session.run(
+        "python", "-m", "compileall", "-q", "reka_async", env={"PYTHONDONTWRITEBYTECODE": ""}
+    )
     session.run("pytest", *session.posargs)
 
 

@@ -32,6 +32,7 @@ from ._exceptions import (
     RateLimitError,
     RekaError,
     RequestTimeoutError,
+    ResponseTooLargeError,
     StreamError,
     UnprocessableEntityError,
 )
@@ -223,6 +224,7 @@ __all__ = [
     "RequestEvent",
     "RequestHook",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "Research",
     "ResponseEvent",
     "ResponseFormat",

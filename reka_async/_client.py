@@ -19,7 +19,6 @@ from typing import Final, TypedDict
 import attrs
 
 from ._chat import AsyncChat, AsyncModels
-from ._exceptions import MissingAPIKeyError
 from ._http import (
     DEFAULT_TIMEOUT,
     ClientState,
@@ -42,7 +41,13 @@ from ._http import (
     ssl_context,
 )
 from ._http.budget import RateBudget, make_budget
-from ._http.options import chain_retry_hooks, check_max_retries
+from ._http.options import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    chain_retry_hooks,
+    check_max_response_bytes,
+    check_max_retries,
+    resolve_api_key,
+)
 from ._http.quota import Quota
 from ._logging import configure_from_env, debug_enabled
 from ._models import Serializable
@@ -104,6 +109,7 @@ class ClientOptions(TypedDict, total=False):
     trust_env: bool
     ssl: SSLOption
     connector_factory: ConnectorFactory | None
+    max_response_bytes: int | None
 
 
 def _hook_list(
@@ -179,7 +185,8 @@ class AsyncClient:
     One client holds one connection pool; share it across tasks rather than making one per call.
 
     Args:
-        api_key: the API key; default ``REKA_API_KEY`` from the environment.
+        api_key: the API key; default ``REKA_API_KEY`` from the environment. Surrounding
+            whitespace (a newline read from a secrets file) is stripped.
         base_url: default ``REKA_BASE_URL``, else ``https://api.reka.ai/v1``.
         api: the default dialect: ``"native"`` (``POST /chat``) or ``"openai"`` (the
             compatible ``POST /chat/completions``); a call may override it with ``api=``.
@@ -204,9 +211,6 @@ class AsyncClient:
         rate_budget: a ``RateBudget`` instead of ``rpm``/``tpm`` (to set the bursts, or to
             share one budget between clients).
 
-    Pacing needs no option: the client reads the server's ``x-ratelimit-*`` headers and
-    pauses when the key's window is spent, and a 429 that says so pauses every request of
-    the client (an overload 429 delays its own request only).
         on_request: called with a ``RequestEvent`` as each HTTP attempt starts (a callable
             or a list of them): the place for metrics and tracing (README: Hooks).
         on_response: called with a ``ResponseEvent`` as each attempt ends: status, headers,
@@ -222,12 +226,22 @@ class AsyncClient:
             when the pool opens (your own ``TCPConnector``: resolver, local address, limits).
             Its limit is then the pool size; ``ssl`` must be set on it, not here.
 
+        max_response_bytes: the largest response body (after decompression), and the
+            largest single stream event, that is read; a larger one raises
+            ``ResponseTooLargeError``. Default 64 MiB; ``None`` for no limit.
+
+    Pacing needs no option: the client reads the server's ``x-ratelimit-*`` headers and
+    pauses when the key's window is spent, and a 429 that says so pauses every request of
+    the client (an overload 429 delays its own request only).
+
     Hooks run inline in the task that made the call and must be quick; an exception in a
     hook propagates to the caller. At ``DEBUG`` (``REKA_LOG=debug``, or the ``reka_async``
     logger at ``DEBUG`` when the client is created) each attempt is logged in one line.
 
     Raises:
         MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset.
+        InvalidRequestError: the key holds a control character (the message names the key,
+            never its value).
         ValueError: an option is invalid (the message says which and why).
     """
 
@@ -259,17 +273,15 @@ class AsyncClient:
         trust_env: bool = True,
         ssl: SSLOption = None,
         connector_factory: ConnectorFactory | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         configure_from_env()
-        key = api_key if api_key is not None else os.environ.get("REKA_API_KEY")
-        if not key:
-            raise MissingAPIKeyError(
-                "no API key: pass api_key=... or set the REKA_API_KEY environment variable"
-            )
+        key = resolve_api_key(api_key)
         url = check_base_url(
             base_url or os.environ.get("REKA_BASE_URL") or DEFAULT_BASE_URL,
             allow_insecure_http=allow_insecure_http,
         )
+        check_max_response_bytes(max_response_bytes)
         dialect = DIALECTS[check_api(api)]
         if isinstance(max_connections, bool) or max_connections < 1:
             raise ValueError(f"max_connections: must be at least 1, got {max_connections!r}")
@@ -300,6 +312,7 @@ class AsyncClient:
                 ssl=ssl_context(ssl),
                 connector_factory=connector_factory,
                 budget=budget,
+                max_response_bytes=max_response_bytes,
             ),
             dialect.name,
         )
@@ -422,6 +435,11 @@ class AsyncClient:
     def max_retries(self) -> int:
         """Default retries per request."""
         return self._transport.retry_policy.max_retries
+
+    @property
+    def max_response_bytes(self) -> int | None:
+        """The largest response body or stream event read (``None``: no limit)."""
+        return self._transport.max_response_bytes
 
     @property
     def state(self) -> ClientState:

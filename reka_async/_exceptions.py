@@ -20,6 +20,7 @@
         │   │   └── InsufficientCreditsError       429, out of credits (never retried)
         │   └── InternalServerError                >= 500
         ├── APIResponseValidationError             a 2xx body that is not the documented shape
+        ├── ResponseTooLargeError                  a body or stream event over max_response_bytes
         ├── StreamError                            an error event, or the stream broke mid-way
         └── APIConnectionError                     the request never got a complete answer
             └── APITimeoutError                    connect, read or total timeout
@@ -54,6 +55,7 @@ __all__ = [
     "RateLimitError",
     "RekaError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "StreamError",
     "UnprocessableEntityError",
 ]
@@ -132,11 +134,39 @@ class APIError(RekaError):
 
 
 class APIConnectionError(APIError):
-    """The request did not get a complete response (refused, reset, dropped)."""
+    """The request did not get a complete response (refused, reset, dropped).
+
+    Attributes:
+        may_have_reached_server: false only when the request cannot have been read by the
+            server (DNS, connection refused, a connect timeout, a TLS handshake error); true
+            after a read timeout or a drop once the request was written, and whenever it is
+            unknown. A retry after such a failure may be generated and billed twice.
+    """
+
+    def __init__(
+        self, message: str, *, request_id: str | None = None, may_have_reached_server: bool = True
+    ) -> None:
+        super().__init__(message, request_id=request_id)
+        self.may_have_reached_server = may_have_reached_server
 
 
 class APITimeoutError(APIConnectionError):
     """A connect, read (gap between bytes) or total timeout expired."""
+
+
+class ResponseTooLargeError(APIError):
+    """A response body, or one event of a stream, is larger than ``max_response_bytes``.
+
+    Raised as soon as the limit is passed (the connection is dropped, the rest is not read)
+    and never retried: the same request would get the same answer.
+
+    Attributes:
+        limit: the client's ``max_response_bytes``.
+    """
+
+    def __init__(self, message: str, *, limit: int, request_id: str | None = None) -> None:
+        super().__init__(message, request_id=request_id)
+        self.limit = limit
 
 
 class StreamError(APIError):

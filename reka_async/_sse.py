@@ -1,14 +1,41 @@
 """A sans-I/O server-sent-events decoder, fed arbitrary byte splits.
 
-``SSEDecoder`` follows the WHATWG event-stream rules: CRLF/CR/LF line ends, multi-line
-``data:``, ``event:``/``id:``/``retry:`` fields, comments.
+``SSEDecoder`` follows the WHATWG rules for interpreting an event stream (HTML, "Server-sent
+events", 9.2.6) to the letter:
+
+* one leading UTF-8 byte order mark is stripped; the rest is decoded as UTF-8, an invalid
+  sequence becoming U+FFFD;
+* a line ends with CRLF, LF or CR; a blank line dispatches the event, unless no ``data``
+  field was seen since the last one (then the event type is reset and nothing is dispatched);
+* ``data`` lines are joined with LF; ``event`` names the next event (``message`` when unset);
+  ``id`` (ignored when it holds U+0000) persists across events; ``retry`` is kept when it is
+  ASCII digits only; lines starting with ``:`` are comments; other fields are ignored;
+* at the end of the stream any pending data is discarded: an event without its final blank
+  line is never dispatched.
+
+The cost is linear in the input however it is split: only the new bytes are scanned for line
+ends, and the pieces of a line that spans many chunks are joined once, when it ends (the
+decoder this replaced re-scanned and copied the whole pending line on every chunk).
+
+``max_event_bytes`` bounds the memory one event may take: the bytes of its lines, the one
+still being received included, since the previous dispatch.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 import attrs
 
+from ._exceptions import ResponseTooLargeError
+
 __all__ = ["SSEDecoder", "ServerSentEvent"]
+
+_BOM: Final = b"\xef\xbb\xbf"
+
+#: Joins the pieces of a line that arrived in several chunks (a name of its own so that the
+#: tests can count the bytes it copies: the decoder's cost must stay linear).
+_join = b"".join
 
 
 @attrs.frozen(kw_only=True)
@@ -22,44 +49,111 @@ class ServerSentEvent:
 
 
 class SSEDecoder:
-    """Incremental, sans-I/O SSE decoder following the WHATWG event-stream rules."""
+    """Incremental, sans-I/O SSE decoder following the WHATWG event-stream rules.
 
-    __slots__ = ("_buf", "_data", "_event", "_id", "_retry")
+    Args:
+        max_event_bytes: the most bytes one event may span (its lines since the previous
+            event, comments included); more raises ``ResponseTooLargeError``. ``None``: no
+            limit.
+    """
 
-    def __init__(self) -> None:
-        self._buf = b""
+    __slots__ = (
+        "_data",
+        "_event",
+        "_head",
+        "_id",
+        "_limit",
+        "_pending",
+        "_pending_size",
+        "_retry",
+        "_size",
+        "_skip_lf",
+    )
+
+    def __init__(self, *, max_event_bytes: int | None = None) -> None:
+        self._limit = max_event_bytes
+        self._head: bytes | None = b""  # the stream's first bytes while a BOM may be split
+        self._pending: list[bytes] = []  # the pieces of a line not yet ended
+        self._pending_size = 0
+        self._skip_lf = False  # the last chunk ended in CR: an LF next is part of that CRLF
+        self._size = 0  # bytes of the current event's complete lines
         self._data: list[str] = []
         self._event = ""
         self._id: str | None = None
         self._retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        """Decode more bytes; return the events completed by them."""
-        buf = self._buf + chunk if self._buf else chunk
-        if not buf:
+        """Decode more bytes; return the events completed by them.
+
+        Raises:
+            ResponseTooLargeError: the current event passed ``max_event_bytes``.
+        """
+        if self._head is not None:
+            chunk = self._strip_bom(chunk)
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            if chunk[0] == 10:  # b"\n"
+                chunk = chunk[1:]
+        if not chunk:
             return []
-        lines = buf.splitlines(keepends=True)
-        last = lines[-1]
-        # An unterminated line, or one ending in a lone CR (its LF may be in the next chunk),
-        # waits for more bytes.
-        if last[-1:] == b"\r" or last[-1:] != b"\n":
-            self._buf = last
-            del lines[-1]
-        else:
-            self._buf = b""
+        if self._pending:
+            if b"\n" not in chunk and b"\r" not in chunk:
+                self._pending.append(chunk)  # the line goes on: no copy of what came before
+                self._pending_size += len(chunk)
+                self._check(0)
+                return []
+            self._pending.append(chunk)
+            chunk = _join(self._pending)
+            self._pending = []
+            self._pending_size = 0
+        lines = chunk.splitlines(keepends=True)
+        end = lines[-1][-1:]
+        tail = None
+        if end == b"\r":
+            self._skip_lf = True
+        elif end != b"\n":
+            tail = lines.pop()
         events: list[ServerSentEvent] = []
         for raw in lines:
             self._line(raw.rstrip(b"\r\n"), events)
+        if tail is not None:
+            self._pending = [tail]
+            self._pending_size = len(tail)
+            self._check(0)
         return events
 
     def flush(self) -> list[ServerSentEvent]:
-        """Finish at end of input: the pending line, then any event not yet dispatched."""
-        events: list[ServerSentEvent] = []
-        if self._buf:
-            self._line(self._buf.rstrip(b"\r\n"), events)
-            self._buf = b""
-        self._line(b"", events)
-        return events
+        """End of input: discard what is pending (an incomplete event is never dispatched).
+
+        Returns:
+            Always an empty list (kept so that callers may treat the end like a chunk).
+        """
+        self._pending = []
+        self._pending_size = 0
+        self._head = None
+        self._skip_lf = False
+        self._size = 0
+        self._data = []
+        self._event = ""
+        return []
+
+    def _strip_bom(self, chunk: bytes) -> bytes:
+        head = self._head + chunk if self._head else chunk
+        if len(head) < len(_BOM) and _BOM.startswith(head):
+            self._head = head  # maybe a BOM split across chunks: wait for more
+            return b""
+        self._head = None
+        return head[len(_BOM) :] if head.startswith(_BOM) else head
+
+    def _check(self, extra: int) -> None:
+        limit = self._limit
+        if limit is not None and self._size + self._pending_size + extra > limit:
+            raise ResponseTooLargeError(
+                f"a stream event is larger than max_response_bytes ({limit} bytes); the "
+                "stream was dropped. Raise the client's max_response_bytes if events this "
+                "large are expected",
+                limit=limit,
+            )
 
     def _line(self, raw: bytes, events: list[ServerSentEvent]) -> None:
         if not raw:
@@ -72,12 +166,18 @@ class SSEDecoder:
                         retry=self._retry,
                     )
                 )
-            self._data = []
+                self._data = []
             self._event = ""
+            self._size = 0
+            return
+        if self._limit is not None:
+            size = self._size + len(raw) + 1
+            if size > self._limit:
+                self._check(len(raw) + 1)  # raises
+            self._size = size
+        if raw[0] == 58:  # b":": a comment
             return
         line = raw.decode("utf-8", "replace")
-        if line[0] == ":":
-            return
         field, sep, value = line.partition(":")
         if sep and value[:1] == " ":
             value = value[1:]

@@ -84,7 +84,7 @@ class AsyncChatStream:
         self._decode = decode
         self._bearer = bearer
         self._resp: StreamBody | None = None
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(max_event_bytes=transport.max_response_bytes)
         self._assembler = Assembler()
         self._pending: collections.deque[ChatChunk] = collections.deque()
         self._attempt = 0
@@ -191,7 +191,7 @@ class AsyncChatStream:
             "POST", self._path, error, self._attempt, self._opts
         )
         self._attempt += 1
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(max_event_bytes=self._transport.max_response_bytes)
 
     async def __anext__(self) -> ChatChunk:
         while True:
@@ -222,8 +222,10 @@ class AsyncChatStream:
             try:
                 for event in self._decoder.feed(data) if data else self._decoder.flush():
                     self._handle(event)
-            except APIError as error:  # an error event, or an event we cannot read
+            except APIError as error:  # an error event, an unreadable or too large event
                 self._drop(reuse=False)
+                if error.request_id is None:
+                    error.request_id = self.request_id
                 self._error = error
                 continue
             if not data:

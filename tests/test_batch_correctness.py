@@ -302,6 +302,8 @@ def _instance(cls: type[RekaError]) -> RekaError:
         return cls("bad body", status_code=200, body="{")
     if cls is reka_async.StreamError:
         return cls("broke", partial_text="half")
+    if cls is reka_async.ResponseTooLargeError:
+        return cls("too big", limit=10, request_id="r1")
     if cls is BatchAbortedError:
         exc = cls("stopped", cause=ValueError("why"))
         exc.results = [BatchResult(index=0, custom_id="a", request=None, error=exc)]

@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from reka_async._exceptions import (
     InvalidRequestError,
     MissingAPIKeyError,
     RateLimitError,
+    RekaError,
     StreamError,
     UnprocessableEntityError,
 )
@@ -39,21 +41,39 @@ OTHER = "some-other-key"
 MSGS = [{"role": "user", "content": "hello"}]
 
 
+def chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception reachable through ``__cause__`` and ``__context__``."""
+    found: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending += [current.__cause__, current.__context__]
+    return found
+
+
+def views_of(exc: BaseException) -> list[str]:
+    """What an error reporter may serialise of one exception: its text, its args, every
+    attribute, aiohttp's ``request_info`` (headers included) and the redirect history."""
+    views = [str(exc), repr(exc), repr(exc.args)]
+    views += [f"{name}={value!r}" for name, value in vars(exc).items()]
+    info = getattr(exc, "request_info", None)
+    if info is not None:
+        views += [repr(info), repr(dict(info.headers))]
+    for response in getattr(exc, "history", None) or ():
+        views += [repr(response), repr(dict(response.request_info.headers))]
+    return views
+
+
 def assert_clean_exc(exc: BaseException) -> None:
-    """No view of an exception (or its causes) contains the key."""
-    views: list[Any] = [
-        str(exc),
-        repr(exc),
-        repr(exc.args),
-        repr(getattr(exc, "body", None)),
-        repr(getattr(exc, "headers", None)),
-        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    ]
-    for view in views:
-        assert KEY not in view, view
-    cause = exc.__cause__ or exc.__context__
-    if cause is not None and cause is not exc:
-        assert_clean_exc(cause)
+    """No view of an exception, nor of any exception chained to it, contains the key."""
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    assert KEY not in trace, trace
+    for link in chain(exc):
+        for view in views_of(link):
+            assert KEY not in view, (type(link), view)
 
 
 def assert_clean(*objects: Any) -> None:
@@ -133,6 +153,7 @@ async def test_401_wrong_key(logs: pytest.LogCaptureFixture) -> None:
         ("html", InternalServerError),
         ("wrong_shape", APIError),
         ("truncated_json", APIError),
+        ("bad_status_line", APIConnectionError),
     ],
 )
 async def test_failures_with_retries(
@@ -176,7 +197,34 @@ async def test_timeout(srv: MockRekaServer, logs: pytest.LogCaptureFixture) -> N
     assert KEY not in logs.text
 
 
-@pytest.mark.parametrize("fault", ["cut", "error_event", "drop", "500"])
+async def test_a_malformed_status_line_leaves_no_key_in_the_chain(
+    srv: MockRekaServer, logs: pytest.LogCaptureFixture
+) -> None:
+    # aiohttp's error for it carries the request's headers (request_info), X-Api-Key included.
+    async with AsyncClient(KEY, srv.base_url, max_retries=0) as c:
+        for openai in (False, True):  # the OpenAI dialect sends the key as a Bearer token too
+            with pytest.raises(APIConnectionError) as info:
+                await c.chat.create(
+                    messages=[{"role": "user", "content": "[[fault:bad_status_line]]"}],
+                    model="reka-flash",
+                    api="openai" if openai else "native",
+                )
+            links = chain(info.value)
+            cause = info.value.__cause__
+            assert cause is not None
+            assert cause in links
+            assert info.value.__context__ in links  # the same error, or (3.10) its own cause
+            request_info = getattr(cause, "request_info", None)
+            assert request_info is not None, "expected aiohttp's error with request_info"
+            assert request_info.headers["X-Api-Key"] == "<redacted>"
+            if openai:
+                assert request_info.headers["Authorization"] == "<redacted>"
+            assert request_info.headers["User-Agent"].startswith("reka-async/")  # kept
+            assert_clean_exc(info.value)
+    assert KEY not in logs.text
+
+
+@pytest.mark.parametrize("fault", ["cut", "error_event", "drop", "500", "bad_status_line"])
 async def test_stream_failures(
     srv: MockRekaServer, logs: pytest.LogCaptureFixture, fault: str
 ) -> None:
@@ -362,3 +410,47 @@ def test_cli_chat_401(wrong_key_server: MockServerProcess) -> None:
     assert proc.returncode == 1
     assert "AuthenticationError" in proc.stderr
     assert KEY not in proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- the key itself
+
+
+@pytest.mark.parametrize("padded", [KEY + "\n", KEY + "\r\n", f"  {KEY}\t", f"\n{KEY} \n"])
+async def test_surrounding_whitespace_of_the_key_is_stripped(
+    padded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with MockRekaServer(api_key=KEY) as server:
+        async with AsyncClient(padded, server.base_url) as c:
+            assert (await c.chat.create(messages=MSGS, model="reka-flash")).text
+        monkeypatch.setenv("REKA_API_KEY", padded)  # as read from a secrets file
+        async with AsyncClient(None, server.base_url) as c:
+            assert (await c.chat.create(messages=MSGS, model="reka-flash")).text
+        assert {r.headers["X-Api-Key"] for r in server.requests} == {KEY}
+
+
+@pytest.mark.parametrize("char", ["\n", "\r", "\x00", "\t", "\x1b", "\x7f", "\x85"])
+def test_a_control_character_inside_the_key_is_refused_at_construction(
+    char: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = KEY[:6] + char + KEY[6:]
+    before = set(threading.enumerate())
+    for make in (AsyncClient, Client):
+        with pytest.raises(InvalidRequestError, match=r"^api_key: the API key contains") as info:
+            make(bad, "http://127.0.0.1:1/v1")
+        assert isinstance(info.value, RekaError)
+        assert f"U+{ord(char):04X}" in str(info.value)
+        assert_clean_exc(info.value)
+        assert KEY[:6] not in str(info.value)
+        assert KEY[7:] not in str(info.value)
+    if char != "\x00":  # the environment cannot hold a NUL
+        monkeypatch.setenv("REKA_API_KEY", bad)
+        with pytest.raises(InvalidRequestError, match=r"^REKA_API_KEY: the API key contains"):
+            Client(None, "http://127.0.0.1:1/v1")
+    assert set(threading.enumerate()) <= before  # refused before a loop thread was started
+
+
+def test_a_blank_or_non_string_key() -> None:
+    with pytest.raises(MissingAPIKeyError):
+        AsyncClient(" \n", "http://127.0.0.1:1/v1")
+    with pytest.raises(InvalidRequestError, match="api_key: must be a string, got bytes"):
+        AsyncClient(KEY.encode(), "http://127.0.0.1:1/v1")  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reka_async import ServerSentEvent, SSEDecoder
+from reka_async import ResponseTooLargeError, ServerSentEvent, SSEDecoder
 
 
 def decode(*chunks: bytes) -> list[ServerSentEvent]:
@@ -38,8 +38,17 @@ def test_events_are_returned_as_soon_as_complete(nl: bytes) -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: one" + nl) == []
     assert decoder.feed(nl + b"data: tw") == [ServerSentEvent(data="one")]
-    assert decoder.feed(b"o" + nl + nl) == ([] if nl == b"\r" else [ServerSentEvent(data="two")])
+    # A CR ends its line at once (an LF right after it, maybe in the next chunk, is the rest
+    # of a CRLF): a CR-only stream is not held back by one chunk.
+    assert decoder.feed(b"o" + nl + nl) == [ServerSentEvent(data="two")]
     assert decoder.feed(b"") == []
+
+
+def test_lf_after_a_cr_that_ended_a_chunk_is_not_a_second_line_end() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\n") == []  # the LF of "\r\n", not a blank line
+    assert decoder.feed(b"\r") == [ServerSentEvent(data="a")]
 
 
 def test_crlf_split_between_chunks_is_one_line_end() -> None:
@@ -107,10 +116,14 @@ def test_done_sentinel_is_an_ordinary_event() -> None:
     ]
 
 
-def test_flush_dispatches_an_event_cut_short_at_end_of_input() -> None:
+@pytest.mark.parametrize(
+    "tail", [b"data: last", b"data: last\n", b"data: last\r\n", b"event: x\ndata: last\r"]
+)
+def test_an_event_without_its_blank_line_is_discarded_at_end_of_input(tail: bytes) -> None:
+    # "Once the end of the file is reached, any pending data must be discarded."
     decoder = SSEDecoder()
-    assert decoder.feed(b"data: last") == []
-    assert decoder.flush() == [ServerSentEvent(data="last")]
+    assert decoder.feed(b"data: first\n\n" + tail) == [ServerSentEvent(data="first")]
+    assert decoder.flush() == []
     assert decoder.flush() == []
 
 
@@ -231,3 +244,154 @@ def test_byte_by_byte_equals_at_once(payload: bytes) -> None:
 def test_server_sent_event_is_frozen() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         ServerSentEvent(data="x").data = "y"  # type: ignore[misc]
+
+
+# --- the WHATWG specification's own examples (HTML, 9.2.6) ---------------------------------------
+
+#: Each example stream of "Interpreting an event stream", as bytes, and the events the text
+#: says it fires. Where the spec says "once followed by a blank line", the blank line is there.
+SPEC_EXAMPLES = [
+    pytest.param(
+        b"data: YHOO\ndata: +2\ndata: 10\n\n",
+        [ServerSentEvent(data="YHOO\n+2\n10")],
+        id="three-data-lines",
+    ),
+    pytest.param(
+        b": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\n"
+        b"data:  third event\n\n",
+        [
+            ServerSentEvent(data="first event", id="1"),
+            ServerSentEvent(data="second event", id=""),  # "id" alone resets the last id
+            ServerSentEvent(data=" third event", id=""),  # one leading space stripped
+        ],
+        id="four-blocks",
+    ),
+    pytest.param(
+        # "the end of the stream is not enough to trigger the dispatch of the last event"
+        b": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\n"
+        b"data:  third event\n",
+        [
+            ServerSentEvent(data="first event", id="1"),
+            ServerSentEvent(data="second event", id=""),
+        ],
+        id="four-blocks-without-the-last-blank-line",
+    ),
+    pytest.param(
+        b"data\n\ndata\ndata\n\ndata:",
+        [ServerSentEvent(data=""), ServerSentEvent(data="\n")],
+        id="two-events-last-block-discarded",
+    ),
+    pytest.param(
+        b"data:test\n\ndata: test\n\n",
+        [ServerSentEvent(data="test"), ServerSentEvent(data="test")],
+        id="two-identical-events",
+    ),
+    pytest.param(
+        # The introduction's stream with two event types.
+        b"event: add\ndata: 73857293\n\nevent: remove\ndata: 2153\n\nevent: add\ndata: 113411\n\n",
+        [
+            ServerSentEvent(event="add", data="73857293"),
+            ServerSentEvent(event="remove", data="2153"),
+            ServerSentEvent(event="add", data="113411"),
+        ],
+        id="event-types",
+    ),
+]
+
+
+@pytest.mark.parametrize(("stream", "events"), SPEC_EXAMPLES)
+@pytest.mark.parametrize("nl", [b"\n", b"\r\n", b"\r"], ids=["LF", "CRLF", "CR"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["no-BOM", "BOM"])
+def test_spec_examples_whole_and_byte_by_byte(
+    stream: bytes, events: list[ServerSentEvent], nl: bytes, bom: bytes
+) -> None:
+    payload = bom + stream.replace(b"\n", nl)
+    assert decode(payload) == events
+    assert decode(*(payload[i : i + 1] for i in range(len(payload)))) == events
+
+
+def test_only_one_leading_bom_is_stripped() -> None:
+    bom = b"\xef\xbb\xbf"
+    # A second BOM is part of the first line: its field name is "\ufeffdata", an unknown one.
+    assert decode(bom + bom + b"data: x\n\ndata: y\n\n") == [ServerSentEvent(data="y")]
+    # A BOM anywhere but at the very start is data.
+    assert decode(b"data: " + bom + b"\n\n") == [ServerSentEvent(data="\ufeff")]
+
+
+def test_a_stream_of_only_part_of_a_bom_dispatches_nothing() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"\xef") == []
+    assert decoder.feed(b"\xbb") == []
+    assert decoder.flush() == []
+    # Not a BOM after all: the bytes are the start of the first line.
+    assert decode(b"\xef\xbb", b"data: x\n\n") == []  # field "\ufffddata": ignored
+    assert decode(b"\xef", b"\n", b"data: x\n\n") == [ServerSentEvent(data="x")]
+
+
+# --- bounded memory, linear cost ---------------------------------------------------------------
+
+
+def test_an_event_over_the_limit_raises() -> None:
+    decoder = SSEDecoder(max_event_bytes=100)
+    assert decoder.feed(b"data: " + b"x" * 80 + b"\n\n") == [ServerSentEvent(data="x" * 80)]
+    with pytest.raises(ResponseTooLargeError) as info:
+        decoder.feed(b"data: " + b"y" * 60 + b"\ndata: " + b"y" * 60 + b"\n\n")
+    assert info.value.limit == 100
+    assert "max_response_bytes (100 bytes)" in str(info.value)
+
+
+def test_an_unterminated_line_over_the_limit_raises_before_it_ends() -> None:
+    decoder = SSEDecoder(max_event_bytes=10_000)
+    with pytest.raises(ResponseTooLargeError):  # noqa: PT012 - it fails part-way through
+        for _ in range(10):
+            decoder.feed(b"x" * 4096)
+
+
+def test_comments_count_towards_the_event_and_a_dispatch_resets_the_count() -> None:
+    decoder = SSEDecoder(max_event_bytes=64)
+    for i in range(100):  # far more than 64 bytes in all, but never 64 in one event
+        assert decoder.feed(b": ping\ndata: %d\n\n" % i) == [ServerSentEvent(data=str(i))]
+    with pytest.raises(ResponseTooLargeError):
+        decoder.feed(b": ping\n" * 10)
+
+
+def count_joined(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Patch the decoder's join of line pieces; the list receives the bytes of each join."""
+    from reka_async import _sse
+
+    joined: list[int] = []
+
+    def join(pieces: list[bytes]) -> bytes:
+        out = b"".join(pieces)
+        joined.append(len(out))
+        return out
+
+    monkeypatch.setattr(_sse, "_join", join)
+    return joined
+
+
+@pytest.mark.parametrize("megabytes", [2, 8])
+def test_a_long_line_fed_in_small_pieces_is_joined_once(
+    monkeypatch: pytest.MonkeyPatch, megabytes: int
+) -> None:
+    joined = count_joined(monkeypatch)
+    size = megabytes * 1024 * 1024
+    decoder = SSEDecoder()
+    piece = b"x" * 4096
+    assert decoder.feed(b"data: ") == []
+    for _ in range(size // len(piece)):
+        assert decoder.feed(piece) == []
+    assert decoder.feed(b"\n\n") == [ServerSentEvent(data="x" * size)]
+    # One join of the whole line: the bytes copied grow with the line, not with its square
+    # (the decoder this replaced copied the whole pending line again for every piece).
+    assert joined == [len(b"data: ") + size + 2]
+
+
+def test_many_events_in_small_pieces_join_only_their_own_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    joined = count_joined(monkeypatch)
+    payload = b"".join(b'data: {"n": %d}\n\n' % i for i in range(2000))
+    events = decode(*(payload[i : i + 7] for i in range(0, len(payload), 7)))
+    assert len(events) == 2000
+    assert sum(joined) <= 2 * len(payload)

@@ -5,17 +5,30 @@ whatever aiohttp, asyncio timeouts or the socket raise inside it leaves as an
 ``APIConnectionError`` (``APITimeoutError`` for timeouts), ``raise ... from exc``. Plain
 requests and streams both read through it, so nothing above ``_http/`` sees an aiohttp type.
 ``status_error`` builds the typed error of a non-2xx response.
+
+Two things happen to every translated exception:
+
+* the request's fate is recorded: ``APIConnectionError.may_have_reached_server`` is false only
+  for failures before the request could be read (DNS, refused, a connect timeout, TLS), which
+  is what tells a retry that may bill twice from one that cannot (``retry.py``);
+* the third-party exception, chained as ``__cause__`` (and so also as ``__context__``), is
+  scrubbed in place along its whole chain: aiohttp's ``request_info`` (with the request
+  headers, the API key among them) is replaced by a copy with the secret headers redacted,
+  and ``history`` (earlier responses, each holding its own ``request_info``) is dropped, so no
+  error reporter that serialises exception chains can capture the key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .._exceptions import (
     APIConnectionError,
@@ -28,39 +41,110 @@ from .._exceptions import (
 )
 from .retry import parse_retry_after
 
-__all__ = ["invalid_body", "map_errors", "stale_candidate", "status_error", "translate"]
+__all__ = ["invalid_body", "map_errors", "scrub", "stale_candidate", "status_error", "translate"]
 
 #: What ``map_errors`` translates: aiohttp's errors, asyncio's and the builtin timeout, and
 #: socket-level ``OSError`` (a reset, a refused connection outside aiohttp's wrappers).
 _THIRD_PARTY: Final = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, OSError)
 
 
+#: Failures before the server could have read the request: DNS, refused, TLS handshake,
+#: the proxy's own refusal, and (aiohttp >= 3.10) the ``connect`` timeout. Anything else (a
+#: read timeout, a reset, a drop, a malformed answer) may have reached the server, and so
+#: does what cannot be told apart: the ``total`` deadline passing is a plain timeout whether
+#: it passed while connecting, waiting for a pool slot or waiting for the answer, and aiohttp
+#: < 3.10 raises a plain ServerTimeoutError for connect timeouts too (the safe side).
+_NOT_SENT: Final[tuple[type[BaseException], ...]] = tuple(
+    cls
+    for cls in (
+        aiohttp.ClientConnectorError,
+        aiohttp.ClientHttpProxyError,
+        aiohttp.InvalidURL,
+        getattr(aiohttp, "ConnectionTimeoutError", None),
+    )
+    if cls is not None
+)
+
+#: Request headers that carry credentials; redacted wherever aiohttp kept a copy.
+_SECRET_HEADERS: Final = frozenset(("x-api-key", "authorization", "proxy-authorization"))
+_REDACTED: Final = "<redacted>"
+
+
 def translate(exc: BaseException, what: str) -> APIError:
-    """Our error for an aiohttp/asyncio exception; ``what`` names the request in the message."""
+    """Our error for an aiohttp/asyncio exception; ``what`` names the request in the message.
+
+    The error's ``may_have_reached_server`` says whether the request may have been read.
+    """
+    sent = not isinstance(exc, _NOT_SENT)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return APITimeoutError(f"{what}: timed out ({type(exc).__name__})")
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return APIConnectionError(f"{what}: the connection broke while reading the body")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return _unanswered(
-            APIConnectionError(f"{what}: the server closed the connection without answering")
+        phase = "" if sent else " connecting"
+        return APITimeoutError(
+            f"{what}: timed out{phase} ({type(exc).__name__})", may_have_reached_server=sent
         )
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return APIConnectionError(f"{what}: cannot connect ({exc.os_error.strerror or exc})")
-    error = APIConnectionError(f"{what}: {type(exc).__name__}: {exc}")
-    return _unanswered(error) if isinstance(exc, aiohttp.ClientOSError) else error
-
-
-def _unanswered(error: APIConnectionError) -> APIConnectionError:
-    """Mark a connection that failed while the request was written or before any response
-    byte: on a reused keep-alive connection, the stale-connection case (``_http/retry.py``)."""
-    error._unanswered = True  # type: ignore[attr-defined]
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        message = f"{what}: the connection broke while reading the body"
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        message = f"{what}: the server closed the connection without answering"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        message = f"{what}: cannot connect ({exc.os_error.strerror or exc})"
+    else:
+        message = f"{what}: {type(exc).__name__}: {exc}"
+    error = APIConnectionError(message, may_have_reached_server=sent)
+    if isinstance(exc, aiohttp.ServerDisconnectedError) or (
+        isinstance(exc, aiohttp.ClientOSError) and not isinstance(exc, aiohttp.ClientConnectorError)
+    ):
+        error._unanswered = True  # type: ignore[attr-defined]
     return error
 
 
 def stale_candidate(error: APIError) -> bool:
-    """Whether ``error`` may be a stale pooled connection (see ``_unanswered``)."""
+    """Whether ``error`` may be a stale pooled connection: it failed while the request was
+    written or before any response byte (on a reused keep-alive connection, the case
+    ``_http/retry.py`` retries once)."""
     return getattr(error, "_unanswered", False) is True
+
+
+def _redacted(info: aiohttp.RequestInfo) -> aiohttp.RequestInfo:
+    headers = CIMultiDict(
+        (name, _REDACTED if name.lower() in _SECRET_HEADERS else value)
+        for name, value in info.headers.items()
+    )
+    return aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
+
+
+def _clean_arg(arg: Any) -> Any:
+    if isinstance(arg, aiohttp.RequestInfo):
+        return _redacted(arg)
+    if isinstance(arg, tuple) and any(isinstance(a, aiohttp.ClientResponse) for a in arg):
+        return ()  # a redirect history: each response holds its request's headers
+    return arg
+
+
+def scrub(exc: BaseException) -> None:
+    """Redact the request headers kept by ``exc`` and every exception chained to it, in place.
+
+    aiohttp's response errors keep the ``RequestInfo`` of the request (its headers included,
+    so the API key) as ``request_info``, in ``args`` and in each response of ``history``.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        info = getattr(current, "request_info", None)
+        if isinstance(info, aiohttp.RequestInfo):
+            with contextlib.suppress(AttributeError, TypeError):
+                current.request_info = _redacted(info)  # type: ignore[attr-defined]
+        if getattr(current, "history", None):
+            with contextlib.suppress(AttributeError, TypeError):
+                current.history = ()  # type: ignore[attr-defined]
+        args = tuple(_clean_arg(arg) for arg in current.args)
+        if any(new is not old for new, old in zip(args, current.args, strict=True)):
+            current.args = args
+        pending.append(current.__cause__)
+        pending.append(current.__context__)
 
 
 class map_errors:
@@ -85,6 +169,7 @@ class map_errors:
         tb: TracebackType | None,
     ) -> None:
         if exc is not None and isinstance(exc, _THIRD_PARTY):
+            scrub(exc)
             raise translate(exc, self.what) from exc
 
 

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import attrs
 
+from .._exceptions import InvalidRequestError, MissingAPIKeyError
 from .._types import NotGiven
 
 if TYPE_CHECKING:
@@ -21,14 +23,20 @@ if TYPE_CHECKING:
     from .retry import RetryEvent, RetryHook
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
     "RequestOptions",
     "Timeout",
     "TimeoutLike",
     "chain_retry_hooks",
+    "check_max_response_bytes",
     "check_max_retries",
     "coerce_timeout",
+    "resolve_api_key",
 ]
+
+#: The largest response body, or stream event, a client reads by default: 64 MiB.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -105,6 +113,46 @@ def check_max_retries(value: Any, *, allow_none: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         kind = "a non-negative integer or None" if allow_none else "a non-negative integer"
         raise ValueError(f"max_retries: must be {kind}, got {value!r}")
+
+
+def check_max_response_bytes(value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive integer or ``None`` (no limit)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"max_response_bytes: must be a positive number of bytes or None, got {value!r}"
+        )
+
+
+def resolve_api_key(api_key: str | None) -> str:
+    """The key to send: ``api_key``, else ``REKA_API_KEY``, with surrounding whitespace
+    stripped (a key read from a file usually ends in a newline).
+
+    Raises:
+        MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset or blank.
+        InvalidRequestError: the key is not a string or holds a control character; the
+            message names where the key came from, never its value.
+    """
+    source = "api_key"
+    key: object = api_key
+    if api_key is None:
+        source, key = "REKA_API_KEY", os.environ.get("REKA_API_KEY")
+    if key is not None and not isinstance(key, str):
+        raise InvalidRequestError(f"{source}: must be a string, got {type(key).__name__}")
+    key = key.strip() if key else ""
+    if not key:
+        raise MissingAPIKeyError(
+            "no API key: pass api_key=... or set the REKA_API_KEY environment variable"
+        )
+    for char in key:
+        if char < " " or "\x7f" <= char <= "\x9f":
+            raise InvalidRequestError(
+                f"{source}: the API key contains a control character (U+{ord(char):04X}) "
+                "inside it; surrounding whitespace is stripped, anything else is kept. "
+                "Check where the key is read from."
+            )
+    return key
 
 
 @attrs.frozen(kw_only=True)

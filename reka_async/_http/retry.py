@@ -104,6 +104,12 @@ class RetryPolicy:
         check_max_retries(value)
 
     @staticmethod
+    def retry_may_bill_twice(error: APIError) -> bool:
+        """Whether retrying after ``error`` may generate and bill the request twice: the
+        failed attempt may have reached the server (see the module docstring)."""
+        return isinstance(error, APIConnectionError) and error.may_have_reached_server
+
+    @staticmethod
     def is_retryable(error: APIError) -> bool:
         """Whether an error may succeed on another attempt (see the module docstring)."""
         if isinstance(error, InsufficientCreditsError):
@@ -124,6 +130,8 @@ class RetryPolicy:
         """
         budget = self.max_retries if max_retries is None else max_retries
         if attempt >= budget or not self.is_retryable(error):
+            return None
+        if not self.may_bill_twice and self.retry_may_bill_twice(error):
             return None
         server_wait = error.retry_after if isinstance(error, APIStatusError) else None
         if server_wait is not None:

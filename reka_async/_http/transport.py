@@ -11,6 +11,7 @@ import asyncio
 import copy
 import enum
 import logging
+import os
 from collections.abc import Callable, Mapping
 from ssl import SSLContext
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from .._exceptions import (
     APIStatusError,
     InsufficientCreditsError,
     RateLimitError,
+    ResponseTooLargeError,
 )
 from .._version import __version__
 from .budget import RateBudget
@@ -35,7 +37,7 @@ from .options import RequestOptions, Timeout, chain_retry_hooks
 from .quota import Quota, quota_spent
 from .retry import Cooldown, RetryEvent, RetryHook, RetryPolicy
 
-__all__ = ["ClientState", "StreamBody", "Transport", "check_base_url"]
+__all__ = ["ClientState", "StreamBody", "Transport", "check_base_url", "read_body"]
 
 logger = logging.getLogger("reka_async")
 
@@ -66,6 +68,36 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> URL:
             "or pass allow_insecure_http=True if this network is trusted"
         )
     return url
+
+
+def too_large(limit: int, what: str, request_id: str | None) -> ResponseTooLargeError:
+    """The error for a body (``what``) over the client's ``max_response_bytes``."""
+    return ResponseTooLargeError(
+        f"{what} is larger than max_response_bytes ({limit} bytes); nothing more was read. "
+        "Raise the client's max_response_bytes if answers this large are expected",
+        limit=limit,
+        request_id=request_id,
+    )
+
+
+async def read_body(resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
+    """The whole body (decompressed), or ``ResponseTooLargeError`` once it passes ``limit``.
+
+    The connection is dropped at once when the limit is passed: a hostile or broken server
+    (an endless body, a compression bomb) costs at most ``limit`` bytes of memory.
+    """
+    if limit is None:
+        return await resp.read()
+    content = resp.content
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            resp.close()
+            raise too_large(limit, "the response body", resp.headers.get("x-request-id"))
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class StreamBody:
@@ -120,6 +152,7 @@ class _Pool:
         "headers",
         "last_headers",
         "loop",
+        "pid",
         "proxy",
         "session",
         "ssl",
@@ -140,6 +173,7 @@ class _Pool:
         self.connector_factory = connector_factory
         self.session: aiohttp.ClientSession | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.pid = 0  # the process that opened the session (a fork's child may not use it)
         self.state = ClientState.UNOPENED
         #: The headers of the most recent HTTP answer (any status), read by ``rate_limit``.
         self.last_headers: Mapping[str, str] | None = None
@@ -167,11 +201,14 @@ class Transport:
         ssl: SSLContext | None = None,
         connector_factory: ConnectorFactory | None = None,
         budget: RateBudget | None = None,
+        max_response_bytes: int | None = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.retry_policy = retry_policy
         self.max_connections = max_connections
+        #: The largest body, or stream event, read from a response (``None``: no limit).
+        self.max_response_bytes = max_response_bytes
         self.cooldown = Cooldown()
         #: The client's rate budget (``AsyncClient(rpm=, tpm=)``), or ``None``.
         self.budget = budget
@@ -279,6 +316,12 @@ class Transport:
         session = pool.session
         if session is not None and not self._closed:
             if pool.loop is not asyncio.get_running_loop():
+                if pool.pid != os.getpid():
+                    raise RuntimeError(
+                        f"this AsyncClient opened its connections in process {pool.pid} and "
+                        f"cannot be used in process {os.getpid()}, a child made by fork(): "
+                        "create a new client in the child (or use the 'spawn' start method)"
+                    )
                 raise RuntimeError(
                     "this AsyncClient is bound to another event loop; create one client per loop "
                     "(or use reka_async.Client from synchronous code)"
@@ -287,6 +330,7 @@ class Transport:
         if self._closed or pool.state is ClientState.CLOSED:
             raise RuntimeError("this client is closed; create a new one")
         pool.loop = asyncio.get_running_loop()
+        pool.pid = os.getpid()
         if pool.connector_factory is not None:
             connector: aiohttp.BaseConnector = pool.connector_factory()
         else:
@@ -348,13 +392,17 @@ class Transport:
             raise error
         if spent:
             self.cooldown.trip(delay)
+        may_bill_twice = policy.retry_may_bill_twice(error)
         logger.info(
-            "retrying %s %s in %.2f s (attempt %d of %d failed): %s",
+            "retrying %s %s in %.2f s (attempt %d of %d failed%s): %s",
             method,
             path,
             delay,
             attempt + 1,
             opts.max_retries + 1,
+            "; it may have reached the server, so this retry may bill twice"
+            if may_bill_twice
+            else "",
             error,
         )
         if opts.on_retry is not None:
@@ -367,6 +415,7 @@ class Transport:
                     delay=delay,
                     rate_limited=rate_limited,
                     quota_spent=spent,
+                    may_bill_twice=may_bill_twice,
                 )
             )
         if spent:
@@ -441,7 +490,7 @@ class Transport:
                         timeout=timeout,
                         allow_redirects=False,
                     ) as resp:
-                        raw = await resp.read()
+                        raw = await read_body(resp, self.max_response_bytes)
             except APIConnectionError as exc:  # raised by map_errors: no complete answer
                 error = exc
                 if hooks is not None:
@@ -536,7 +585,7 @@ class Transport:
         if resp.status >= 300:
             try:
                 with errors:
-                    raw = await resp.read()
+                    raw = await read_body(resp, self.max_response_bytes)
             except APIConnectionError as exc:
                 if hooks is not None:
                     hooks.answered(event, status=resp.status, headers=resp.headers, error=exc)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .._chat import RawResponse
 from .._client import AsyncClient, RateLimit
 from .._http import TimeoutLike, display_url
+from .._http.options import resolve_api_key
 from .._models import ChatResponse, Model
 from .._tools import DEFAULT_MAX_ROUNDS, FunctionTool, ToolLoop, ToolRun
 from .._types import NOT_GIVEN, NotGiven
@@ -98,8 +99,7 @@ class Chat:
             InvalidRequestError: at once, when an argument is invalid.
             RuntimeError: the client is closed.
         """
-        if self._loop.closed:
-            raise RuntimeError("this Client is closed; create a new one")
+        self._loop.check_open()
         return ChatStream(self._loop, self._chat.create_stream(**args))
 
     def run_tools(
@@ -218,7 +218,10 @@ class Client:
     plain code, from several threads at once (share one client), and from code that already
     runs an event loop (a Jupyter cell). Ctrl-C during a call cancels the request in flight.
     Use it as ``with Client() as client: ...`` or call ``client.close()``, which stops the loop
-    and joins its thread.
+    and joins its thread. One never closed does not hold up the interpreter's exit: it is
+    closed then, with a ``ResourceWarning``. A child of ``fork()`` cannot use a ``Client``
+    made before the fork (its loop thread stays in the parent): every call raises
+    ``RuntimeError`` at once; create a new one in the child.
 
     Args:
         api_key: the API key; default ``REKA_API_KEY`` from the environment.
@@ -226,11 +229,13 @@ class Client:
         **options: as in ``AsyncClient`` (``max_retries``, ``timeout``, ``max_connections``,
             ``max_retry_wait``, ``retry_policy``, ``default_headers``,
             ``allow_insecure_http``, the hooks, ``proxy``, ``trust_env``, ``ssl``,
-            ``connector_factory``), documented on ``reka_async.ClientOptions``. Hooks and
-            ``connector_factory`` run in the client's loop thread.
+            ``connector_factory``, ``max_response_bytes``, ``rpm``, ``tpm``, ``rate_budget``),
+            documented on ``reka_async.ClientOptions``. Hooks and ``connector_factory`` run
+            in the client's loop thread.
 
     Raises:
         MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset.
+        InvalidRequestError: the key holds a control character.
         ValueError: an option is invalid.
     """
 
@@ -245,12 +250,14 @@ class Client:
         base_url: str | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
-        def factory() -> AsyncClient:
-            return AsyncClient(api_key, base_url, **options)
+        key = resolve_api_key(api_key)  # before a thread is started for nothing
 
-        # The client is entered as an async context manager in a task of the loop, so that
-        # stopping the loop (close(), or the loop thread being collected with an unclosed
-        # Client) always closes the connection pool.
+        def factory() -> AsyncClient:
+            return AsyncClient(key, base_url, **options)
+
+        # The client is entered as an async context manager in the loop, so that stopping
+        # the loop (close(), the exit hook, or the loop thread being collected with an
+        # unclosed Client) always closes the connection pool.
         loop = LoopThread(name=_THREAD_NAME)
         try:
             client = loop.enter(factory)
@@ -406,7 +413,7 @@ class Client:
         loop = getattr(self, "_loop", None)
         if loop is not None and getattr(self, "_owner", False) and not loop.closed:
             # Only warn: the LoopThread, collected with this object (and with the streams it
-            # handed out), stops the loop and closes the connection pool.
+            # handed out), asks the loop to stop, which closes the connection pool.
             warnings.warn(
                 "Client was never closed; use 'with Client() as client:' or call 'client.close()'",
                 ResourceWarning,

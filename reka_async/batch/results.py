@@ -98,6 +98,8 @@ class BatchStats(Serializable):
     failed: int = 0
     retried: int = 0
     retries: int = 0
+    #: Retries after an attempt the server may have received: each may be billed twice.
+    may_bill_twice: int = 0
     rate_limited: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -106,8 +108,6 @@ class BatchStats(Serializable):
     concurrency_limit: float = 0.0
     #: Rate-limit 429s that said the key's quota was spent (each paused the whole client).
     quota_pauses: int = 0
-    #: Retries after an attempt the server may have received (may be billed twice).
-    may_bill_twice: int = 0
     #: Requests per second the server's rate-limit window allows, once the headers told.
     pacing_rate: float | None = None
     _latencies: list[float] = attrs.field(factory=list, repr=False, alias="_latencies")
@@ -196,9 +196,9 @@ class BatchStats(Serializable):
             "failed": self.failed,
             "retried": self.retried,
             "retries": self.retries,
+            "may_bill_twice": self.may_bill_twice,
             "rate_limited": self.rate_limited,
             "quota_pauses": self.quota_pauses,
-            "may_bill_twice": self.may_bill_twice,
             "concurrency_limit": round(self.concurrency_limit, 1),
             "pacing_rate": None if self.pacing_rate is None else round(self.pacing_rate, 2),
             "input_tokens": self.input_tokens,

@@ -1,9 +1,13 @@
-"""The responses of the mock server's faults: error statuses, broken bodies, cut streams."""
+"""The responses of the mock server's faults: error statuses, broken bodies, cut streams,
+and hostile ones (a malformed status line, a compression bomb, a body that never ends)."""
 
 from __future__ import annotations
 
+import functools
+import gzip
 import time
 from collections.abc import Callable
+from typing import Final
 
 from aiohttp import web
 
@@ -18,6 +22,47 @@ from ._faults import (
     format_seconds,
 )
 from ._sse import StreamWriter, close_transport
+
+#: ``gzip_bomb``: whitespace appended to a valid reply (so the JSON stays valid), 16 MiB of it.
+BOMB_PADDING: Final = 16 * 1024 * 1024
+#: ``endless``: the most the server writes before giving up on a client that keeps reading.
+ENDLESS_LIMIT: Final = 256 * 1024 * 1024
+_ENDLESS_PIECE: Final = b" " * 65536
+
+
+@functools.lru_cache(maxsize=4)
+def _bomb(body: bytes) -> bytes:
+    """``body`` plus ``BOMB_PADDING`` spaces, gzipped: about 16 KB on the wire."""
+    return gzip.compress(body + b" " * BOMB_PADDING, compresslevel=9)
+
+
+def _bad_status_line(request: web.Request) -> web.Response:
+    transport = request.transport
+    if transport is not None:
+        transport.write(b"HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\n{}")
+        transport.close()
+    return web.Response(status=500)  # aiohttp finds the transport closed and gives up
+
+
+async def _endless(
+    request: web.Request, headers: dict[str, str], head: bytes, content_type: str
+) -> web.StreamResponse:
+    """``head`` then whitespace, without end (chunked), until the client leaves or
+    ``ENDLESS_LIMIT`` bytes have gone (bounded, so a client that never stops cannot keep the
+    server busy forever)."""
+    headers["Content-Type"] = content_type
+    response = web.StreamResponse(headers=headers)
+    try:
+        await response.prepare(request)
+        await response.write(head)
+        sent = len(head)
+        while sent < ENDLESS_LIMIT:
+            await response.write(_ENDLESS_PIECE)
+            sent += len(_ENDLESS_PIECE)
+        close_transport(request)
+    except ConnectionError:
+        pass  # the client gave up, as it should
+    return response
 
 
 async def fault_response(
@@ -89,6 +134,22 @@ async def fault_response(
     if fault == "truncated_json":
         full = json_body()
         return web.Response(body=full[: len(full) // 2], headers=headers)
+    if fault == "bad_status_line":
+        return _bad_status_line(request)
+    if fault == "gzip_bomb":
+        headers["Content-Encoding"] = "gzip"
+        if stream_events is not None:
+            headers["Content-Type"] = "text/event-stream"
+            # One event whose JSON is followed by the padding: valid, and 16 MiB long.
+            frames = b"".join(writer.frame(e, i + 1) for i, e in enumerate(stream_events()))
+            first_end = frames.index(writer.nl + writer.nl)
+            payload = frames[:first_end] + b" " * BOMB_PADDING + frames[first_end:]
+            return web.Response(body=gzip.compress(payload), headers=headers)
+        return web.Response(body=_bomb(json_body()), headers=headers)
+    if fault == "endless":
+        if stream_events is not None:
+            return await _endless(request, headers, b"data: ", "text/event-stream")
+        return await _endless(request, headers, b"{", "application/json")
     if fault == "cut":
         if stream_events is not None:
             events = stream_events()

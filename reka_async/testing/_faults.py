@@ -43,6 +43,9 @@ FAULTS: Final[frozenset[str]] = frozenset(
         "truncated_json",
         "wrong_shape",
         "error_event",
+        "bad_status_line",
+        "gzip_bomb",
+        "endless",
     }
 )
 """Every fault name understood by `MockRekaServer` (``inject``, directives, ``fault_kinds``)."""
