@@ -192,6 +192,7 @@ LAYERS = [
     "_chat",
     "_client",
     "batch",
+    "bench",
     "_sync",
     "jobs",
     "cli",
