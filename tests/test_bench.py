@@ -150,10 +150,11 @@ async def test_a_failed_warm_up_stops_the_run_with_its_error() -> None:
 async def test_goodput_and_the_json_file(tmp_path: Path) -> None:
     async with (
         MockRekaServer(api_key=KEY, generation=GenerationModel()) as server,
-        AsyncClient(KEY, server.base_url, max_connections=8) as client,
+        AsyncClient(KEY, server.base_url, max_connections=1) as client,
     ):
         cfg = config(server, stream=True, concurrency=[2], slo=parse_slo("ttft=60s,e2e=60s"))
         report = await run(cfg, client=client)
+    assert "pool holds 1 connections, fewer than the 2" in report.warnings[0]
     result = report.runs[0]
     assert result.goodput is not None
     assert result.goodput.good == 6
@@ -161,6 +162,7 @@ async def test_goodput_and_the_json_file(tmp_path: Path) -> None:
     report.write_json(path)
     data = json.loads(path.read_text())
     assert data["config"]["slo"] == {"ttft_ms": 60000.0, "e2e_ms": 60000.0}
+    assert data["config"]["base_url"] == server.base_url
     assert KEY not in path.read_text()
     (run_data,) = data["runs"]
     assert run_data["concurrency"] == 2

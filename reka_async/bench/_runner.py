@@ -332,6 +332,7 @@ async def run(
     options: dict[str, Any] = {"api": config.api, "max_retries": config.max_retries}
     if config.timeout_s is not None:
         options["timeout"] = config.timeout_s
+    notes: list[str] = []
     if client is None:
         async with AsyncClient(
             api_key,
@@ -342,15 +343,23 @@ async def run(
             max_connections=_pool_size(config),
             allow_insecure_http=allow_insecure_http,
         ) as own:
+            config = attrs.evolve(config, base_url=own.base_url)
             runs = await _run_all(own, config, requests, options, on_progress)
     else:
+        config = attrs.evolve(config, base_url=client.base_url)
+        if client.max_connections < _pool_size(config):
+            notes.append(
+                f"the client's pool holds {client.max_connections} connections, fewer than "
+                f"the {_pool_size(config)} requests that may be in flight: the wait for a "
+                f"connection is in the latencies"
+            )
         runs = await _run_all(client, config, requests, options, on_progress)
     return BenchReport(
         config=config,
         runs=tuple(runs),
         saturation=find_saturation(runs) if len(runs) > 1 else None,
         environment=environment(started),
-        warnings=report_warnings(runs),
+        warnings=(*notes, *report_warnings(runs)),
         wall_s=time.time() - started,
     )
 
