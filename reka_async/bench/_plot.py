@@ -52,8 +52,21 @@ def _percentiles(ax: Any, loads: list[float], summaries: list[Any], title: str) 
 
 
 def _log_x(ax: Any, loads: list[float]) -> None:
+    """A log scale for a wide sweep, ticked at the loads themselves."""
     if len(loads) > 1 and min(loads) > 0 and max(loads) / min(loads) >= 8:
         ax.set_xscale("log", base=2)
+        ax.minorticks_off()
+    ax.set_xticks(loads)
+    ax.set_xticklabels([f"{x:g}" for x in loads])
+
+
+def _bins(groups: list[list[float]], count: int) -> list[float]:
+    """Bin edges shared by every step's histogram, so their shapes compare."""
+    values = [v for group in groups for v in group]
+    low, high = min(values), max(values)
+    if high <= low:
+        high = low + 1.0
+    return [low + (high - low) * i / count for i in range(count + 1)]
 
 
 def plot_report(report: BenchReport, directory: str | os.PathLike[str]) -> list[Path]:
@@ -99,8 +112,8 @@ def plot_report(report: BenchReport, directory: str | os.PathLike[str]) -> list[
     right.set_ylabel("output tokens/s", color="tab:orange")
     saturation = report.saturation
     if saturation is not None and saturation.found and saturation.load is not None:
-        left.axvline(saturation.load, color="grey", linestyle=":")
-        left.annotate("saturation", (saturation.load, 0), xytext=(4, 4), textcoords="offset points")
+        left.axvline(saturation.load, color="grey", linestyle=":", label="saturation point")
+        left.legend(loc="lower right")
     _log_x(left, loads)
     left.grid(True, alpha=0.3)
     fig.suptitle(f"throughput against load: {title}")
@@ -110,13 +123,14 @@ def plot_report(report: BenchReport, directory: str | os.PathLike[str]) -> list[
 
     if report.config.stream:
         fig, (ttft, itl) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
-        for r in runs:
-            ttfts = [s.ttft * 1000.0 for s in r.samples if s.ok and s.ttft is not None]
-            gaps = [g * 1000.0 for s in r.samples if s.ok for g in s.itls]
-            if ttfts:
-                ttft.hist(ttfts, bins=40, histtype="step", label=r.label)
-            if gaps:
-                itl.hist(gaps, bins=60, histtype="step", label=r.label)
+        ttfts = [[s.ttft * 1e3 for s in r.samples if s.ok and s.ttft is not None] for r in runs]
+        gaps = [[g * 1e3 for s in r.samples if s.ok for g in s.itls] for r in runs]
+        for ax, groups, count in ((ttft, ttfts, 40), (itl, gaps, 60)):
+            if any(groups):
+                bins = _bins(groups, count)
+                for r, values in zip(runs, groups, strict=True):
+                    if values:
+                        ax.hist(values, bins=bins, histtype="step", label=r.label)
         for ax, name in ((ttft, "time to first token (ms)"), (itl, "inter-token latency (ms)")):
             ax.set_xlabel(name)
             ax.set_ylabel("requests" if ax is ttft else "gaps")

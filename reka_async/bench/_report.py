@@ -112,7 +112,7 @@ class BenchReport:
         target = Path(path)
         temporary = target.with_name(target.name + ".tmp")
         with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(samples=samples), f, indent=1)
+            json.dump(self.to_dict(samples=samples), f, indent=1, default=str)
             f.write("\n")
         os.replace(temporary, target)
 
