@@ -9,16 +9,19 @@ other) with a known generation model, and the benchmark's figures are compared w
    over one request's duration (``--ramp-up``): the mock's answers all take exactly as
    long, so without it the 128 streams stay in lock-step and every wave sends 128 requests
    in the same millisecond (one run without it is reported beside, not checked).
-2. **Saturation** (``--capacity 16``): a closed-loop sweep over concurrency 4 to 64 must
-   put the saturation point (the rule in ``reka_async/bench/_metrics.py``) at 16.
+2. **Saturation** (``--capacity 16``, 8 tokens): a closed-loop sweep over concurrency 8 to
+   64 must put the saturation point (the rule in ``reka_async/bench/_metrics.py``) at 16.
+   Each step sends 320 requests, so that the ramp-up and the drain weigh little on its
+   throughput.
 3. **Open loop** (``--capacity 16``, 16 tokens: at most 40 requests a second): a Poisson
-   rate sweep; reported (throughput plateau, the schedule lag), not checked.
+   rate sweep of 200 requests a step; reported (the throughput plateau, the schedule lag),
+   not checked.
 
 Each check runs ``--repeat`` times (default 3) and the median decides; every run is in
 ``accuracy.json`` and ``accuracy.md``, with the client's own load (CPU, event-loop lag) so a
 run spoiled by a busy machine can be told apart. Exit status 1 when a check fails.
 
-    python -m benchmarks.accuracy                 # about 3 minutes
+    python -m benchmarks.accuracy                 # about 4 minutes
     python -m benchmarks.accuracy --repeat 1      # one run of each
     nox -s accuracy
 """
@@ -135,7 +138,9 @@ def _ttft_tpot(cpu: int | None, repeat: int, output_tokens: int) -> dict[str, An
 
 
 def _saturation(cpu: int | None, repeat: int) -> dict[str, Any]:
-    loads = [4, 8, 16, 32, 64]
+    loads = [8, 16, 32, 64]
+    tokens = 8
+    duration_s = (TTFT_MS + (tokens - 1) * TPOT_MS) / 1000.0
     rows: list[dict[str, Any]] = []
     found: list[float | None] = []
     args = ("--ttft-ms", str(TTFT_MS), "--tpot-ms", str(TPOT_MS), "--capacity", str(CAPACITY))
@@ -145,10 +150,10 @@ def _saturation(cpu: int | None, repeat: int) -> dict[str, Any]:
                 base_url=server.base_url,
                 stream=True,
                 concurrency=loads,
-                num_requests=64,
+                num_requests=5 * max(loads),  # enough for the plateau to show
                 input_tokens=Distribution.fixed(128),
-                output_tokens=Distribution.fixed(16),
-                ramp_up_s=0.4,
+                output_tokens=Distribution.fixed(tokens),
+                ramp_up_s=duration_s,
             )
             results = asyncio.run(_measure(config))
             saturation = find_saturation(results)
@@ -166,14 +171,14 @@ def _saturation(cpu: int | None, repeat: int) -> dict[str, Any]:
 
 
 def _open_loop(cpu: int | None) -> dict[str, Any]:
-    rates = [10.0, 20.0, 30.0, 60.0, 120.0]
+    rates = [20.0, 40.0, 80.0, 160.0]
     args = ("--ttft-ms", str(TTFT_MS), "--tpot-ms", str(TPOT_MS), "--capacity", str(CAPACITY))
     with _server(cpu, *args) as server:
         config = BenchConfig(
             base_url=server.base_url,
             stream=True,
             rate=rates,
-            num_requests=80,
+            num_requests=200,
             input_tokens=Distribution.fixed(128),
             output_tokens=Distribution.fixed(16),
         )
@@ -236,7 +241,8 @@ def _markdown(results: dict[str, Any]) -> str:
     sat = results["saturation"]
     lines += [
         "",
-        f"## 2. Saturation (mock capacity {sat['capacity']}: 16 generations at once)",
+        f"## 2. Saturation (mock capacity {sat['capacity']}: {sat['capacity']} generations at "
+        "once; 8 output tokens)",
         "",
         f"Saturation points found: {sat['found']}; median {sat['check']['saturation']} "
         f"({'PASS' if sat['check']['pass'] else 'FAIL'}: expected {sat['capacity']}).",

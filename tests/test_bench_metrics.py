@@ -30,6 +30,7 @@ from reka_async.bench import (
     summarize_run,
 )
 from reka_async.bench._client_load import client_reasons
+from reka_async.bench._report import report_warnings
 
 # --- percentiles ----------------------------------------------------------------------------
 
@@ -264,6 +265,14 @@ def test_a_step_where_nothing_succeeded_is_saturated() -> None:
     ]
     saturation = find_saturation(runs)  # type: ignore[arg-type]
     assert (saturation.found, saturation.load, saturation.first_saturated) == (True, 2, 4)
+
+
+def test_a_sweep_of_short_steps_is_flagged() -> None:
+    runs = [step(1, per_s=4, e2e=0.25), step(2, per_s=8, e2e=0.25), step(4, per_s=8, e2e=0.5)]
+    (note,) = report_warnings(runs)  # type: ignore[arg-type]
+    assert note.startswith("concurrency 2, concurrency 4: fewer than 10 requests per slot")
+    assert note.endswith("at least 40")
+    assert report_warnings(runs[:1]) == ()  # type: ignore[arg-type]
 
 
 # --- the honest client ------------------------------------------------------------------------

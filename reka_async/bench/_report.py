@@ -42,7 +42,8 @@ def environment(started: float) -> dict[str, Any]:
 
 
 def report_warnings(runs: Sequence[RunResult]) -> tuple[str, ...]:
-    """What a reader must know about the figures: a client-bound step, failed requests."""
+    """What a reader must know about the figures: a client-bound step, failed requests, a
+    sweep whose steps are too short for their throughput to mean much."""
     notes = []
     bound = [r for r in runs if r.client.bottleneck]
     if bound:
@@ -56,6 +57,13 @@ def report_warnings(runs: Sequence[RunResult]) -> tuple[str, ...]:
         if r.failed:
             kinds = ", ".join(f"{kind} {count}" for kind, count in r.errors.items())
             notes.append(f"{r.label}: {r.failed} of {r.num_requests} requests failed ({kinds})")
+    short = [r for r in runs if r.load_kind == "concurrency" and r.num_requests < 10 * r.load]
+    if len(runs) > 1 and short:
+        notes.append(
+            f"{', '.join(r.label for r in short)}: fewer than 10 requests per slot, so the "
+            f"ramp-up and the drain weigh on the throughput the saturation rule compares; "
+            f"give --num-requests at least {10 * int(max(r.load for r in short))}"
+        )
     return tuple(notes)
 
 

@@ -11,6 +11,7 @@ it was due. One task per request keeps a slow answer from holding back the next 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
@@ -265,6 +266,10 @@ async def _run_step(
             report(origin)
             await asyncio.sleep(_PROGRESS_EVERY_S)
 
+    # What exists before the step is moved out of the collector's way: its full collections
+    # would otherwise walk it, pausing the loop in the middle of the measurement.
+    gc.collect()
+    gc.freeze()
     probe.start()
     origin = time.perf_counter()
     progress = asyncio.ensure_future(ticker(origin)) if on_progress is not None else None
@@ -277,6 +282,7 @@ async def _run_step(
         if progress is not None:
             await _cancel([progress])
         cpu, loop_lag = await probe.stop()
+        gc.unfreeze()
     report(origin, finished=True)
     samples = sorted(step.samples, key=lambda s: s.index)
     result = summarize_run(
