@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from reka_async.bench import Progress
+from reka_async.cli._bench import _ProgressLine
 from reka_async.testing import MockServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,3 +119,15 @@ def test_help_documents_the_metrics_and_the_saturation_rule() -> None:
     assert proc.returncode == 0
     for needle in ("TTFT", "TPOT", "ITL", "coordinated", "saturation", "exit status", "--slo"):
         assert needle in proc.stdout
+
+
+def test_the_progress_line_is_rewritten_in_place_and_ends_with_its_step() -> None:
+    out = io.StringIO()
+    line = _ProgressLine(out)
+    common = {"step": 1, "steps": 2, "label": "concurrency 4", "total": 10, "failed": 0}
+    line(Progress(done=2, ok=2, in_flight=4, elapsed_s=1.0, **common))  # type: ignore[arg-type]
+    line(Progress(done=10, ok=10, in_flight=0, elapsed_s=2.0, finished=True, **common))  # type: ignore[arg-type]
+    first, second = out.getvalue().split("\r")[1:]
+    assert first.startswith("step 1/2 concurrency 4: 2/10 done, 2 ok, 0 failed, 4 in flight")
+    assert second.endswith("5.0 req/s, 2.0 s\n")
+    assert len(second.rstrip("\n")) >= len(first)  # the longer line before is blanked out

@@ -37,6 +37,7 @@ __all__ = [
     "RunResult",
     "Saturation",
     "find_saturation",
+    "load_label",
     "summarize_run",
 ]
 
@@ -46,6 +47,11 @@ SATURATION_RULE: Final = (
     "the saturation point is the load before the first step whose throughput rose less than "
     "5 % while its p50 end-to-end latency rose more than 20 % (or where no request succeeded)"
 )
+
+
+def load_label(kind: LoadKind, load: float) -> str:
+    """A step's load in words: ``"concurrency 16"`` or ``"rate 5/s"``."""
+    return f"rate {load:g}/s" if kind == "rate" else f"concurrency {load:g}"
 
 
 @attrs.frozen(kw_only=True)
@@ -135,9 +141,7 @@ class RunResult:
     @property
     def label(self) -> str:
         """``"concurrency 16"`` or ``"rate 5/s"``."""
-        if self.load_kind == "rate":
-            return f"rate {self.load:g}/s"
-        return f"concurrency {self.load:g}"
+        return load_label(self.load_kind, self.load)
 
     def to_dict(self, *, samples: bool = True) -> dict[str, Any]:
         """The JSON form: ``{"concurrency" or "rate": ..., "requests_per_s", ...,

@@ -23,7 +23,7 @@ from .._exceptions import APIStatusError, RekaError
 from .._http import DEFAULT_TIMEOUT
 from ._client_load import ClientLoad, LoopProbe, client_reasons
 from ._config import BenchConfig
-from ._metrics import RunResult, find_saturation, summarize_run
+from ._metrics import RunResult, find_saturation, load_label, summarize_run
 from ._report import BenchReport, environment, report_warnings
 from ._sample import Sample
 from ._workload import BenchRequest, arrival_offsets, build_requests
@@ -240,7 +240,7 @@ async def _run_step(
     step: _Step, load: float, number: int, steps: int, on_progress: ProgressHook | None
 ) -> RunResult:
     config = step.config
-    label = f"rate {load:g}/s" if config.rate else f"concurrency {load:g}"
+    label = load_label(config.load_kind, load)
     probe = LoopProbe()
 
     def report(origin: float, finished: bool = False) -> None:
