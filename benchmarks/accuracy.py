@@ -17,9 +17,12 @@ other) with a known generation model, and the benchmark's figures are compared w
    rate sweep of 200 requests a step; reported (the throughput plateau, the schedule lag),
    not checked.
 
-Each check runs ``--repeat`` times (default 3) and the median decides; every run is in
-``accuracy.json`` and ``accuracy.md``, with the client's own load (CPU, event-loop lag) so a
-run spoiled by a busy machine can be told apart. Exit status 1 when a check fails.
+Each check runs ``--repeat`` times (default 3) and the median decides. For TTFT and TPOT
+that is the median of the runs the benchmark did not flag as client-bound: a flagged run
+(the client's event loop over 10 ms late at p99, or a CPU core used up, typically because
+other work ran on the machine) measured the client, not the server, which is what the flag
+is for; the median of all runs is reported beside it. Every run is in ``accuracy.json`` and
+``accuracy.md`` with the client's own load. Exit status 1 when a check fails.
 
     python -m benchmarks.accuracy                 # about 4 minutes
     python -m benchmarks.accuracy --repeat 1      # one run of each
@@ -119,19 +122,24 @@ def _ttft_tpot(cpu: int | None, repeat: int, output_tokens: int) -> dict[str, An
     checks = []
     for concurrency in (1, 16, 128):
         runs = [r for r in rows if r["load"] == concurrency and (r["ramp_up"] or concurrency == 1)]
-        ttft = statistics.median(r["ttft_p50_ms"] for r in runs)
-        tpot = statistics.median(r["tpot_p50_ms"] for r in runs)
+        # A run the client flagged as client-bound measured the machine, not the server:
+        # the verdict is the median of the others (all runs' median is reported beside).
+        trusted = [r for r in runs if not r["client_bound"]]
+        ttft = statistics.median(r["ttft_p50_ms"] for r in trusted) if trusted else None
+        tpot = statistics.median(r["tpot_p50_ms"] for r in trusted) if trusted else None
         checks.append(
             {
                 "concurrency": concurrency,
                 "ttft_p50_ms": ttft,
-                "ttft_error": ttft / TTFT_MS - 1.0,
-                "ttft_pass": abs(ttft / TTFT_MS - 1.0) <= TTFT_TOLERANCE,
+                "ttft_error": None if ttft is None else ttft / TTFT_MS - 1.0,
+                "ttft_pass": ttft is not None and abs(ttft / TTFT_MS - 1.0) <= TTFT_TOLERANCE,
                 "tpot_p50_ms": tpot,
-                "tpot_error": tpot / TPOT_MS - 1.0,
-                "tpot_pass": abs(tpot / TPOT_MS - 1.0) <= TPOT_TOLERANCE,
+                "tpot_error": None if tpot is None else tpot / TPOT_MS - 1.0,
+                "tpot_pass": tpot is not None and abs(tpot / TPOT_MS - 1.0) <= TPOT_TOLERANCE,
                 "runs": len(runs),
-                "client_bound_runs": sum(r["client_bound"] for r in runs),
+                "client_bound_runs": len(runs) - len(trusted),
+                "all_runs_ttft_p50_ms": statistics.median(r["ttft_p50_ms"] for r in runs),
+                "all_runs_tpot_p50_ms": statistics.median(r["tpot_p50_ms"] for r in runs),
             }
         )
     return {"output_tokens": output_tokens, "runs": rows, "checks": checks}
@@ -211,19 +219,22 @@ def _markdown(results: dict[str, Any]) -> str:
         f"{results['ttft_tpot']['output_tokens']} output tokens)",
         "",
         "| concurrency | TTFT p50 (ms) | error | ≤ 2 %? | TPOT p50 (ms) | error | ≤ 5 %? | runs "
-        "| client-bound runs |",
-        "|---:|---:|---:|:---:|---:|---:|:---:|---:|---:|",
+        "| client-bound runs | all runs: TTFT p50, TPOT p50 |",
+        "|---:|---:|---:|:---:|---:|---:|:---:|---:|---:|---:|",
     ]
     for c in results["ttft_tpot"]["checks"]:
         lines.append(
-            f"| {c['concurrency']} | {c['ttft_p50_ms']:.1f} | {c['ttft_error']:+.2%} | "
-            f"{'PASS' if c['ttft_pass'] else 'FAIL'} | {c['tpot_p50_ms']:.3f} | "
-            f"{c['tpot_error']:+.2%} | {'PASS' if c['tpot_pass'] else 'FAIL'} | {c['runs']} | "
-            f"{c['client_bound_runs']} |"
+            f"| {c['concurrency']} | {_fmt(c['ttft_p50_ms'])} | {_fmt(c['ttft_error'], '+.2%')} | "
+            f"{'PASS' if c['ttft_pass'] else 'FAIL'} | {_fmt(c['tpot_p50_ms'], '.3f')} | "
+            f"{_fmt(c['tpot_error'], '+.2%')} | {'PASS' if c['tpot_pass'] else 'FAIL'} | "
+            f"{c['runs']} | {c['client_bound_runs']} | {c['all_runs_ttft_p50_ms']:.1f}, "
+            f"{c['all_runs_tpot_p50_ms']:.3f} |"
         )
     lines += [
         "",
-        "Medians over the runs; every run (the ramp-up spreads the first requests of the "
+        "The verdict is the median of the runs the client did not flag as client-bound (its "
+        "event loop more than 10 ms late at p99, or a CPU core used up: then it measures the "
+        "machine, not the server). Every run (the ramp-up spreads the first requests of the "
         "slots over one request's duration):",
         "",
         "| concurrency | ramp-up | TTFT p50 | TTFT p99 | TPOT p50 | ITL p50 | E2E p50 | req/s "
