@@ -57,8 +57,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def accuracy(session: nox.Session) -> None:
-    """How accurately ``reka-async bench`` measures the mock's generation model (~3 min)."""
-    session.install("-e", ".[speed]")  # uvloop and orjson: the mock keeps up at 128 streams
+    """How accurately ``reka-async bench`` measures the mock's generation model (~3.5 min)."""
+    session.install("-e", ".[speed]")  # uvloop and orjson, as the committed results had
     session.run("python", "-m", "benchmarks.accuracy", *session.posargs)
 
 

@@ -24,7 +24,7 @@ other work ran on the machine) measured the client, not the server, which is wha
 is for; the median of all runs is reported beside it. Every run is in ``accuracy.json`` and
 ``accuracy.md`` with the client's own load. Exit status 1 when a check fails.
 
-    python -m benchmarks.accuracy                 # about 4 minutes
+    python -m benchmarks.accuracy                 # about 3.5 minutes (5 with --repeat 5)
     python -m benchmarks.accuracy --repeat 1      # one run of each
     nox -s accuracy
 """
