@@ -118,7 +118,8 @@ async def test_an_open_loop_cap_bounds_the_requests_in_flight() -> None:
 
 async def test_research_streams_report_both_first_token_times() -> None:
     async with MockRekaServer(api_key=KEY, generation=GenerationModel()) as server:
-        cfg = config(server, stream=True, model="reka-flash-research", api="openai")
+        # The default dialect is native: the research model goes to /chat/completions anyway.
+        cfg = config(server, stream=True, model="reka-flash-research")
         report = await run(cfg, api_key=KEY)
     result = report.runs[0]
     assert result.ok == 6
@@ -152,8 +153,10 @@ async def test_goodput_and_the_json_file(tmp_path: Path) -> None:
         MockRekaServer(api_key=KEY, generation=GenerationModel()) as server,
         AsyncClient(KEY, server.base_url, max_connections=1) as client,
     ):
-        cfg = config(server, stream=True, concurrency=[2], slo=parse_slo("ttft=60s,e2e=60s"))
-        report = await run(cfg, client=client)
+        slo = parse_slo("ttft=60s,e2e=60s")
+        cfg = config(server, stream=True, concurrency=[2], slo=slo, api="openai")
+        report = await run(cfg, client=client)  # a native client: the config's dialect wins
+        assert {r.path for r in server.requests} == {"/v1/chat/completions"}
     assert "pool holds 1 connections, fewer than the 2" in report.warnings[0]
     result = report.runs[0]
     assert result.goodput is not None

@@ -335,9 +335,6 @@ async def run(
     """
     requests = build_requests(config)
     started = time.time()
-    options: dict[str, Any] = {"api": config.api, "max_retries": config.max_retries}
-    if config.timeout_s is not None:
-        options["timeout"] = config.timeout_s
     notes: list[str] = []
     if client is None:
         async with AsyncClient(
@@ -350,7 +347,7 @@ async def run(
             allow_insecure_http=allow_insecure_http,
         ) as own:
             config = attrs.evolve(config, base_url=own.base_url)
-            runs = await _run_all(own, config, requests, options, on_progress)
+            runs = await _run_all(own, config, requests, on_progress)
     else:
         config = attrs.evolve(config, base_url=client.base_url)
         if client.max_connections < _pool_size(config):
@@ -359,7 +356,7 @@ async def run(
                 f"the {_pool_size(config)} requests that may be in flight: the wait for a "
                 f"connection is in the latencies"
             )
-        runs = await _run_all(client, config, requests, options, on_progress)
+        runs = await _run_all(client, config, requests, on_progress)
     return BenchReport(
         config=config,
         runs=tuple(runs),
@@ -374,9 +371,15 @@ async def _run_all(
     client: AsyncClient,
     config: BenchConfig,
     requests: Sequence[BenchRequest],
-    options: Mapping[str, Any],
     on_progress: ProgressHook | None,
 ) -> list[RunResult]:
+    options: dict[str, Any] = {"max_retries": config.max_retries}
+    if client.api != config.api:
+        # Only when the client's default differs: a model or option that lives on the
+        # compatible endpoint only (Research) is then still routed there by the client.
+        options["api"] = config.api
+    if config.timeout_s is not None:
+        options["timeout"] = config.timeout_s
     for i in range(config.warmup):
         sample = Sample(index=-1 - i, scheduled=time.perf_counter())
         request = requests[i % len(requests)]
