@@ -112,6 +112,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def accuracy(session: nox.Session) -> None:
+    """How accurately ``reka-async bench`` measures the mock's generation model (~3.5 min)."""
+    session.install("-e", ".[speed]")  # uvloop and orjson, as the committed results had
+    session.run("python", "-m", "benchmarks.accuracy", *session.posargs)
+
+
+@nox.session
 def soak(session: nox.Session) -> None:
     """The fault soak at a larger scale (bounded: 50,000 batch requests and 5,000 streams)."""
     session.install("-e", ".[test]")

@@ -244,6 +244,7 @@ LAYERS = [
     "_chat",
     "_client",
     "batch",
+    "bench",
     "_sync",
     "jobs",
     "cli",

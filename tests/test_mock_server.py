@@ -97,6 +97,8 @@ def test_all_lists_the_public_names() -> None:
     assert sorted(testing.__all__) == [
         "DEFAULT_FAULT_KINDS",
         "FAULTS",
+        "GenerationModel",
+        "Generator",
         "MockRekaServer",
         "MockServerProcess",
         "RecordedRequest",

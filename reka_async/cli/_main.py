@@ -11,6 +11,7 @@ from typing import Final
 
 from .._exceptions import BatchAbortedError, InvalidRequestError, MissingAPIKeyError, RekaError
 from ._batch import cmd_batch
+from ._bench import cmd_bench
 from ._chat import cmd_chat
 from ._common import UsageError, logger, say, setup_logging
 from ._mock import cmd_mock_server
@@ -23,6 +24,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "chat": cmd_chat,
     "batch": cmd_batch,
     "models": cmd_models,
+    "bench": cmd_bench,
 }
 
 

@@ -64,6 +64,7 @@ examples:
   reka-async batch prompts.jsonl -o results.jsonl --concurrency 32
   reka-async batch examples/prompts.jsonl -o results.jsonl --mock   # no key, no network
   reka-async models
+  reka-async bench --concurrency 1,16,64 --num-requests 200 --stream --json bench.json
   reka-async mock-server --port 8000
 
 The API key is read from the REKA_API_KEY environment variable (preferred over --api-key,
@@ -143,6 +144,36 @@ exit status: 0 every input succeeded; 1 some inputs failed (see their error line
   POSIX (Linux, macOS); on Windows there is no OUTPUT lock and SIGTERM is not caught.
 """
 
+_BENCH_EPILOG: Final = """\
+load (one step per value, run in ascending order; several values make a sweep):
+  --concurrency 1,16,64   closed loop: that many requests in flight, each sent as one ends
+  --rate 5,10,20          open loop: requests per second on a schedule (--arrivals poisson
+                          or constant), timed from their scheduled start (no coordinated
+                          omission); the report says how far sending fell behind it
+
+metrics per step (latencies in ms: mean, p50, p90, p95, p99, max; TTFT, TPOT, ITL: --stream):
+  TTFT  scheduled start to the first answer text (Research: also to the first reasoning)
+  TPOT  (last answer event - first answer event) / (output tokens - 1)
+  ITL   the gaps between events that carried new text
+  E2E   scheduled start to the complete answer
+  and requests ok/failed by error type, requests/s, input (estimated) and output (usage)
+  tokens/s, goodput under --slo, the client's CPU and event-loop lag (a warning says when
+  the client, not the server, is the bottleneck)
+
+saturation: the load before the first step whose throughput rose less than 5 % while its
+  p50 end-to-end latency rose more than 20 % (or where no request succeeded).
+
+examples:
+  reka-async bench --mock --concurrency 1,4,16 --num-requests 64 --stream
+  reka-async bench --base-url http://127.0.0.1:8000/v1 --model reka-flash --stream \\
+      --concurrency 1,16,64 --num-requests 200 --json bench.json --plot bench-plots/
+  reka-async bench --rate 2,4,8 --arrivals constant --num-requests 100 --stream \\
+      --input-tokens normal:512,128 --output-tokens 256 --slo ttft=500ms,e2e=5s
+
+exit status: 0 every request succeeded; 1 some failed (or the warm-up request did); 2 usage
+  error; 74 the JSON or plots could not be written; 130 interrupted.
+"""
+
 _MODELS_EPILOG: Final = """\
 examples:
   reka-async models                 # a table: context, max output, modalities, prices
@@ -156,11 +187,15 @@ _MOCK_EPILOG: Final = """\
 The server prints "Mock Reka server listening on URL" and runs until Ctrl-C or SIGTERM.
 Point a client at it with --base-url URL and any non-empty key. Other options of
 'python -m reka_async.testing' are passed through: --chunk-latency-ms, --fault-kinds,
---api-key, --stream-chunks, --seed, --rpm-limit, --rate-limit, --retry-after, --sse-done.
+--api-key, --stream-chunks, --seed, --rpm-limit, --rate-limit, --retry-after, --sse-done, and the
+generation model (answers paced like an inference server's, run to max_tokens):
+--ttft-ms, --prefill-ms-per-token, --tpot-ms, --capacity (most generations at once; the
+rest queue), --jitter.
 
 examples:
   reka-async mock-server --port 8000
   reka-async mock-server --port 0 --latency-ms 50 --fault-rate 0.05
+  reka-async mock-server --port 8000 --ttft-ms 250 --tpot-ms 10 --capacity 16
   REKA_API_KEY=x reka-async --base-url http://127.0.0.1:8000/v1 chat "hi"
 """
 
@@ -202,7 +237,8 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = Parser(
         prog=PROG,
-        description="Command-line client for the Reka Chat API (chat, batch jobs, mock server).",
+        description="Command-line client for the Reka Chat API "
+        "(chat, batch jobs, benchmarks, mock server).",
         epilog=_MAIN_EPILOG,
         formatter_class=formatter,
     )
@@ -314,6 +350,16 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     models.add_argument("--mock", action="store_true", help="use a built-in mock server")
     _connection_options(models, top=False)
 
+    bench = sub.add_parser(
+        "bench",
+        help="measure throughput and latency (TTFT, TPOT, ITL) of the API under load",
+        description="Benchmark the API: a workload at fixed concurrencies or request rates.",
+        epilog=_BENCH_EPILOG,
+        formatter_class=formatter,
+    )
+    _bench_options(bench)
+    _connection_options(bench, top=False)
+
     mock = sub.add_parser(
         "mock-server",
         help="run the built-in mock Reka API server",
@@ -331,4 +377,115 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     mock.add_argument(
         "--fault-rate", type=_probability, default=0.0, help="probability of a random fault"
     )
-    return parser, {"chat": chat, "batch": batch, "models": models, "mock-server": mock}
+    commands = {"chat": chat, "batch": batch, "models": models, "bench": bench}
+    return parser, {**commands, "mock-server": mock}
+
+
+def _numbers(kind: Callable[[str], T], what: str) -> Callable[[str], list[T]]:
+    """An argparse type: comma-separated values of ``kind``."""
+
+    def parse(text: str) -> list[T]:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return values
+
+    return parse
+
+
+def _bench_options(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument("--model", default="reka-flash", help="model id (default: %(default)s)")
+    load = bench.add_mutually_exclusive_group()
+    load.add_argument(
+        "--concurrency",
+        type=_numbers(_positive_int, "positive integers, e.g. 1,16,64"),
+        metavar="N[,N...]",
+        help="closed-loop steps: requests in flight (default: 1)",
+    )
+    load.add_argument(
+        "--rate",
+        type=_numbers(_positive_float, "positive numbers, e.g. 5,10,20"),
+        metavar="R[,R...]",
+        help="open-loop steps: requests per second",
+    )
+    bench.add_argument(
+        "--arrivals",
+        choices=("poisson", "constant"),
+        default="poisson",
+        help="open loop: exponential (seeded) or equal gaps (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="open loop: the most requests in flight (a due request waits, timed)",
+    )
+    bench.add_argument(
+        "--num-requests",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="requests per step (default: %(default)s)",
+    )
+    bench.add_argument("--stream", action="store_true", help="stream (TTFT, TPOT, ITL)")
+    bench.add_argument(
+        "--input-tokens",
+        metavar="DIST",
+        help="synthetic prompt lengths: N, uniform:LO,HI, normal:MEAN,STD or "
+        "lognormal:MEAN,STD (default: 128)",
+    )
+    bench.add_argument(
+        "--output-tokens",
+        metavar="DIST",
+        help="max_tokens of each request, as --input-tokens (default: 128; with --prompts, "
+        "the lines' own)",
+    )
+    bench.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help='JSONL ({"prompt"|"messages", ...params}) or text (a prompt a line) instead '
+        "of synthetic prompts; cycled",
+    )
+    bench.add_argument("--seed", type=int, default=0, help="seed of prompts and arrivals")
+    bench.add_argument(
+        "--slo", metavar="SPEC", help="goodput objectives, e.g. ttft=500ms,tpot=50ms,e2e=5s"
+    )
+    bench.add_argument(
+        "--ramp-up",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="S",
+        help="closed loop: spread the first requests over S seconds",
+    )
+    bench.add_argument(
+        "--warmup",
+        type=_non_negative_int,
+        default=1,
+        metavar="N",
+        help="unmeasured requests first; the first must succeed (default: %(default)s)",
+    )
+    bench.add_argument("--timeout", type=_positive_float, metavar="S", help="per request (s)")
+    bench.add_argument(
+        "--max-retries",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="retries per request (default: %(default)s: errors are reported, not hidden)",
+    )
+    bench.add_argument("--json", metavar="FILE", help="write every sample and the config")
+    bench.add_argument("--plot", metavar="DIR", help="write PNG plots (needs reka-async[plot])")
+    bench.add_argument("--no-progress", action="store_true", help="no live progress line")
+    bench.add_argument(
+        "--allow-insecure-http", action="store_true", help="allow http:// to a remote host"
+    )
+    bench.add_argument(
+        "--mock",
+        action="store_true",
+        help="against the mock server in its own process (generation model below)",
+    )
+    bench.add_argument(
+        "--mock-args",
+        default="--ttft-ms 250 --tpot-ms 10",
+        metavar="ARGS",
+        help="options of the --mock server (default: %(default)r; see mock-server --help)",
+    )

@@ -34,6 +34,12 @@ match wins:
 
 A directive ``[[latency_ms:N]]`` overrides the response latency for that request.
 
+With ``generation=GenerationModel(...)`` (``--ttft-ms``, ``--tpot-ms``, ``--capacity``...
+on the command line) answers are paced like an inference server's: a time to first token
+of a base delay plus a prefill time per input token, then one token per ``tpot_s`` on
+fixed deadlines, at most ``capacity`` generations at once (the rest queued), optional
+jitter, and answers that run to ``max_tokens``. Benchmarks are checked against it.
+
 This package is deliberately standalone: it imports nothing else from ``reka_async``, only
 aiohttp and the standard library (plus orjson when it is installed, for speed).
 
@@ -53,12 +59,13 @@ validator), ``_catalogue`` (the models and the ``/models`` shapes), ``_faults`` 
 catalogue, canned bodies, directives and the per-request pick), ``_fault_responses`` (what
 each fault answers), ``_sse`` (stream framing and sending), ``_bookkeeping`` (request
 records, ids and the rate-limit window), ``_thread`` (`MockRekaServer.in_thread`),
-``_process`` (`MockServerProcess`), ``_main`` (the command line, `main`) and ``_json``
-(compact JSON, orjson when installed).
+``_generation`` (the generation model), ``_process`` (`MockServerProcess`), ``_main`` (the
+command line, `main`) and ``_json`` (compact JSON, orjson when installed).
 """
 
 from ._bookkeeping import RecordedRequest
 from ._faults import DEFAULT_FAULT_KINDS, FAULTS
+from ._generation import GenerationModel, Generator
 from ._main import main
 from ._process import MockServerProcess
 from ._server import MockRekaServer
@@ -66,6 +73,8 @@ from ._server import MockRekaServer
 __all__ = [
     "DEFAULT_FAULT_KINDS",
     "FAULTS",
+    "GenerationModel",
+    "Generator",
     "MockRekaServer",
     "MockServerProcess",
     "RecordedRequest",

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from ._catalogue import MODELS_SHAPES
 from ._faults import DEFAULT_FAULT_KINDS, FAULTS
+from ._generation import GenerationModel
 from ._process import ANNOUNCE_PREFIX
 from ._server import MockRekaServer
 
@@ -74,6 +75,28 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="answer 500 to role 'tool' messages on /v1/chat/completions",
     )
+    generation = parser.add_argument_group(
+        "generation model",
+        "any of these paces answers like an inference server (and runs them to max_tokens)",
+    )
+    generation.add_argument(
+        "--ttft-ms", type=float, default=None, help="base time to first token (ms)"
+    )
+    generation.add_argument(
+        "--prefill-ms-per-token",
+        type=float,
+        default=None,
+        help="time to first token added per input token (ms)",
+    )
+    generation.add_argument(
+        "--tpot-ms", type=float, default=None, help="time per output token after the first (ms)"
+    )
+    generation.add_argument(
+        "--capacity", type=int, default=None, help="most generations at once; others queue"
+    )
+    generation.add_argument(
+        "--jitter", type=float, default=None, help="relative jitter of every delay, 0-1"
+    )
     parser.add_argument(
         "--no-uvloop",
         dest="uvloop",
@@ -94,6 +117,21 @@ def _new_event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
             loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
             return loop
     return asyncio.new_event_loop()
+
+
+def _generation(args: argparse.Namespace) -> GenerationModel | None:
+    """The generation model the options ask for, or None when they name none."""
+    given = (args.ttft_ms, args.prefill_ms_per_token, args.tpot_ms, args.capacity, args.jitter)
+    if all(value is None for value in given):
+        return None
+    return GenerationModel(
+        ttft_s=(args.ttft_ms or 0.0) / 1000.0,
+        prefill_s_per_token=(args.prefill_ms_per_token or 0.0) / 1000.0,
+        tpot_s=(args.tpot_ms or 0.0) / 1000.0,
+        capacity=args.capacity,
+        jitter=args.jitter or 0.0,
+        seed=args.seed,
+    )
 
 
 async def _serve(args: argparse.Namespace, announce: Callable[[str], None]) -> None:
@@ -117,6 +155,7 @@ async def _serve(args: argparse.Namespace, announce: Callable[[str], None]) -> N
         native_stream_trailer=args.native_stream_trailer,
         models_shape=args.models_shape,
         reject_tool_role=args.reject_tool_role,
+        generation=_generation(args),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -22,11 +22,12 @@ from ._faults import (
     FaultPicker,
     error_body,
 )
+from ._generation import GenerationModel, Generator
 from ._json import loads
 from ._native import Dialect, NativeDialect, NativeStream, fault_material
 from ._openai import OpenAIDialect
 from ._quiet import install_accept_filter
-from ._replies import last_text
+from ._replies import Reply, last_text
 from ._sse import StreamWriter
 from ._thread import serve_in_thread
 from ._validation import detail_body, parse_body
@@ -81,6 +82,10 @@ class MockRekaServer:
             ``role: "tool"`` or a ``tool_call_id``, as the real API reportedly does.
         ssl_context: Serve HTTPS with this server-side context (``base_url`` is then
             ``https://``); None serves plain HTTP.
+        generation: A `GenerationModel`: answers are paced like an inference server's
+            (time to first token, time per output token, capacity, jitter) and run to
+            ``max_tokens``; see `generation`. None (the default): ``latency_s`` and
+            ``chunk_latency_s`` alone.
 
     Raises:
         ValueError: An option is out of range or names an unknown fault.
@@ -112,6 +117,7 @@ class MockRekaServer:
         native_stream_trailer: bool = False,
         reject_tool_role: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        generation: GenerationModel | None = None,
     ) -> None:
         self._faults = FaultPicker(rate=fault_rate, kinds=fault_kinds, seed=seed)
         if stream_chunks is not None and stream_chunks < 1:
@@ -144,6 +150,7 @@ class MockRekaServer:
             models=accepted, stream=native_stream, trailer=native_stream_trailer
         )
         self._openai = OpenAIDialect(models=accepted, reject_tool_role=reject_tool_role)
+        self._generation = Generator(generation) if generation is not None else None
 
         self.requests: list[RecordedRequest] = []
         """Every request received, oldest first (when ``record_requests``)."""
@@ -203,10 +210,17 @@ class MockRekaServer:
         scheme = "https" if self._ssl_context is not None else "http"
         return f"{scheme}://{host}:{self.port}/v1"
 
+    @property
+    def generation(self) -> Generator | None:
+        """The generation model at work (its slots and counters), or None without one."""
+        return self._generation
+
     def reset_stats(self) -> None:
         """Forget recorded requests and restart `max_in_flight` from the current `in_flight`."""
         self.requests.clear()
         self.max_in_flight = self.in_flight
+        if self._generation is not None:
+            self._generation.reset_stats()
 
     def inject(self, *faults: str) -> None:
         """Queue faults: each following API request takes the oldest one and suffers it.
@@ -369,6 +383,8 @@ class MockRekaServer:
 
             model: str = body["model"]
             reply = dialect.reply(body, self._ids.call_id)
+            if self._generation is not None:
+                return await self._generate(request, headers, body, dialect, reply)
             if body.get("stream") is True:
                 events = dialect.events(self._ids.chat_id(), model, reply, self._stream_chunks)
                 return await self._writer.send(
@@ -378,6 +394,34 @@ class MockRekaServer:
             return web.Response(body=payload, headers=headers)
         finally:
             self.in_flight -= 1
+
+    async def _generate(
+        self,
+        request: web.Request,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        dialect: Dialect,
+        reply: Reply,
+    ) -> web.StreamResponse:
+        """Answer through the generation model: wait for a slot, then pace the tokens."""
+        generation = self._generation
+        assert generation is not None
+        reply = generation.fill(reply, body)
+        chat_id = self._ids.chat_id()
+        model: str = body["model"]
+        async with generation.slot() as start:
+            if body.get("stream") is True:
+                events = dialect.events(chat_id, model, reply, self._stream_chunks)
+                cumulative = dialect is self._native and not self._native.delta
+                due = generation.stream_deadlines(
+                    start, reply, events, native_cumulative=cumulative
+                )
+                return await self._writer.send(
+                    request, headers, events, len(events), done=dialect.done, deadlines=due
+                )
+            payload = dialect.json_body(chat_id, model, reply)
+            await generation.generate(start, reply)
+            return web.Response(body=payload, headers=headers)
 
     async def _handle_models(self, request: web.Request) -> web.StreamResponse:
         self._enter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -59,11 +60,14 @@ class StreamWriter:
         error_event: bool = False,
         cut: bool = False,
         done: bool | None = None,
+        deadlines: Sequence[float] | None = None,
     ) -> web.StreamResponse:
         """Send the first ``count`` events, then end, fail or cut the stream.
 
         ``done`` says whether a finished stream ends with ``data: [DONE]`` (None: as this
-        writer's ``done`` says).
+        writer's ``done`` says). ``deadlines`` (the generation model's) gives the loop time
+        each event is due, instead of ``chunk_latency_s``; what follows the last event goes
+        with it.
         """
         headers["Content-Type"] = "text/event-stream"
         headers["Cache-Control"] = "no-cache"
@@ -76,7 +80,9 @@ class StreamWriter:
         try:
             await response.prepare(request)
             delay = self.chunk_latency_s
-            if delay > 0.0:
+            if deadlines is not None:
+                await _paced(response, frames, deadlines)
+            elif delay > 0.0:
                 for i, frame in enumerate(frames):
                     if i:
                         await asyncio.sleep(delay)
@@ -90,3 +96,22 @@ class StreamWriter:
         except ConnectionError:
             pass  # the client went away; nothing left to tell it
         return response
+
+
+async def _paced(
+    response: web.StreamResponse, frames: list[bytes], deadlines: Sequence[float]
+) -> None:
+    """Write each frame at its deadline; frames due together go in one write."""
+    loop = asyncio.get_running_loop()
+    last = deadlines[-1] if deadlines else loop.time()
+    due = [deadlines[i] if i < len(deadlines) else last for i in range(len(frames))]
+    i = 0
+    while i < len(frames):
+        j = i + 1
+        while j < len(frames) and due[j] <= due[i]:
+            j += 1
+        wait = due[i] - loop.time()
+        if wait > 0.0:
+            await asyncio.sleep(wait)
+        await response.write(b"".join(frames[i:j]))
+        i = j

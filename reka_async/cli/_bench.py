@@ -1,0 +1,151 @@
+"""``reka-async bench``: the command line of ``reka_async.bench``, a table, JSON and plots."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shlex
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+from ..bench import (
+    BenchConfig,
+    BenchReport,
+    Distribution,
+    PlotUnavailableError,
+    Progress,
+    check_plotting,
+    parse_slo,
+    plot_report,
+    run,
+)
+from ._common import UsageError, api_key, say
+from ._exit import ExitCode
+
+__all__ = ["cmd_bench"]
+
+_MOCK_KEY = "mock-key"
+
+
+def _config(args: argparse.Namespace, base_url: str | None) -> BenchConfig:
+    """The `BenchConfig` of the options; a `UsageError` names what to fix."""
+    try:
+        return BenchConfig(
+            base_url=base_url,
+            model=args.model,
+            api=args.api,
+            stream=args.stream,
+            concurrency=args.concurrency or (),
+            rate=args.rate or (),
+            arrivals=args.arrivals,
+            max_concurrency=args.max_concurrency,
+            num_requests=args.num_requests,
+            input_tokens=Distribution.parse(args.input_tokens) if args.input_tokens else None,
+            output_tokens=Distribution.parse(args.output_tokens) if args.output_tokens else None,
+            prompts=args.prompts,
+            seed=args.seed,
+            slo=parse_slo(args.slo) if args.slo else None,
+            timeout_s=args.timeout,
+            max_retries=args.max_retries,
+            ramp_up_s=args.ramp_up,
+            warmup=args.warmup,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("max_concurrency", "--max-concurrency")) from None
+
+
+class _ProgressLine:
+    """The live progress line on a terminal: one line per step, rewritten in place."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.width = 0
+
+    def __call__(self, p: Progress) -> None:
+        rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+        text = (
+            f"step {p.step}/{p.steps} {p.label}: {p.done}/{p.total} done, {p.ok} ok, "
+            f"{p.failed} failed, {p.in_flight} in flight, {rate:.1f} req/s, {p.elapsed_s:.1f} s"
+        )
+        self.out.write("\r" + text.ljust(self.width))
+        self.width = len(text)
+        if p.finished:
+            self.out.write("\n")
+            self.width = 0
+        self.out.flush()
+
+
+@contextlib.contextmanager
+def _target(args: argparse.Namespace) -> Iterator[tuple[str | None, str]]:
+    """``(base_url, key)``: the given ones, or a mock server's in its own process."""
+    if not args.mock:
+        yield args.base_url, api_key(args)
+        return
+    if args.base_url:
+        raise UsageError("--mock and --base-url cannot be used together")
+    from ..testing import MockServerProcess
+
+    try:
+        options = shlex.split(args.mock_args)
+    except ValueError as exc:
+        raise UsageError(f"--mock-args: {exc}") from None
+    server = MockServerProcess(*options)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        raise UsageError(f"--mock-args {args.mock_args!r}: {exc}") from None
+    try:
+        yield server.base_url, _MOCK_KEY
+    finally:
+        server.stop()
+
+
+def _write(report: BenchReport, args: argparse.Namespace) -> int:
+    try:
+        if args.json:
+            report.write_json(args.json)
+            say(f"wrote {args.json}")
+        if args.plot:
+            for path in plot_report(report, args.plot):
+                say(f"wrote {path}")
+    except OSError as exc:
+        where = exc.filename or args.json or args.plot
+        say(f"error: cannot write {where}: {exc.strerror or exc}")
+        return ExitCode.IO_ERROR
+    return ExitCode.OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run ``bench``; returns the exit status."""
+    _config(args, None)  # usage errors before anything starts
+    if args.plot:
+        try:
+            check_plotting()
+        except PlotUnavailableError as exc:
+            raise UsageError(f"--plot: {exc}") from None
+    show_progress = not args.no_progress and sys.stderr.isatty()
+    with _target(args) as (base_url, key):
+        config = _config(args, base_url)
+        try:
+            report = asyncio.run(
+                run(
+                    config,
+                    api_key=key,
+                    on_progress=_ProgressLine(sys.stderr) if show_progress else None,
+                    allow_insecure_http=args.allow_insecure_http,
+                )
+            )
+        except OSError as exc:  # the prompts file
+            say(f"error: cannot read {exc.filename or args.prompts}: {exc.strerror or exc}")
+            return ExitCode.IO_ERROR
+        except ValueError as exc:  # a prompts file line that cannot be a request
+            raise UsageError(str(exc)) from None
+    print(report.table(), flush=True)
+    for warning in report.warnings:
+        say(f"warning: {warning}")
+    status = _write(report, args)
+    if status != ExitCode.OK:
+        return status
+    return ExitCode.OK if report.ok else ExitCode.FAILED
