@@ -128,6 +128,24 @@ async def test_a_token_budget_charges_the_estimate_and_keeps_the_usage() -> None
     assert budget.tokens.level == pytest.approx(60_000 - used)
 
 
+def test_the_sync_client_holds_the_same_budget() -> None:
+    rpm = 600.0
+    with MockRekaServer.in_thread(api_key=KEY) as server:
+        with reka_async.Client(KEY, server.base_url, rpm=rpm, retry_policy=FAST) as client:
+            assert client.rate_budget is not None
+            assert client.rate_budget.rpm == pytest.approx(rpm)
+            results = client.batch([f"s{i}" for i in range(15)], concurrency=8)
+            for i in range(5):
+                client.chat.create(
+                    messages=[{"role": "user", "content": f"c{i}"}], model="reka-flash"
+                )
+        stamps = [r.received_at for r in server.requests]
+    assert all(r.ok for r in results)
+    assert len(stamps) == 20
+    for width in (0.0, 0.5, 1.0):
+        assert most_in_any_window(stamps, width) <= rpm * width / 60 + 10
+
+
 def test_budget_options_are_checked() -> None:
     with pytest.raises(ValueError, match="rpm"):
         AsyncClient(KEY, "http://127.0.0.1:1/v1", rpm=-1)

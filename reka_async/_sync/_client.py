@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, Final
 from .._chat import RawResponse
 from .._client import AsyncClient, RateLimit
 from .._http import TimeoutLike, display_url
+from .._http.budget import RateBudget
 from .._http.options import resolve_api_key
+from .._http.quota import Quota
 from .._models import ChatResponse, Model
 from .._tools import DEFAULT_MAX_ROUNDS, FunctionTool, ToolLoop, ToolRun
 from .._types import NOT_GIVEN, NotGiven
@@ -307,6 +309,16 @@ class Client:
     def rate_limit(self) -> RateLimit | None:
         """The rate-limit headers of the latest answer (see ``AsyncClient.rate_limit``)."""
         return self._async.rate_limit
+
+    @property
+    def rate_budget(self) -> RateBudget | None:
+        """The client's ``RateBudget`` (from ``rpm``/``tpm``/``rate_budget``), or ``None``."""
+        return self._async.rate_budget
+
+    @property
+    def quota(self) -> Quota:
+        """The key's rate-limit window as the server's ``x-ratelimit-*`` headers describe it."""
+        return self._async.quota
 
     @property
     def base_url(self) -> str:
