@@ -296,9 +296,12 @@ async def test_a_cancelled_run_still_carries_what_finished() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError) as info:
             await task
-    finished = info.value.results  # type: ignore[attr-defined]
+    # The finished results are on the runner; the CancelledError carries them too when the
+    # awaiter sees the instance run() raised (Python 3.11+; 3.10's Task makes a new one).
+    finished = runner.partial_results
     assert [r.custom_id for r in finished] == ["0", "1"]
-    assert runner.partial_results == finished
+    carried = getattr(info.value, "results", finished)
+    assert carried == finished
     assert server.in_flight == 0
 
 

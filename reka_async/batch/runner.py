@@ -149,8 +149,9 @@ class BatchRunner:
                 credits, a server wait above the cap), the input iterator raised, or the
                 ``on_result`` hook raised (the original error is its ``__cause__``);
                 ``.results`` holds the items finished so far, in input order.
-            asyncio.CancelledError: the run was cancelled; it still carries the finished
-                results as ``.results`` (also in ``runner.partial_results``).
+            asyncio.CancelledError: the run was cancelled; the finished results are in
+                ``runner.partial_results`` (and on the error as ``.results`` where the awaiter
+                sees the instance ``run()`` raised: not through a ``Task`` on Python 3.10).
             Exception: with ``fail_fast=True``, the first item error (the finished results
                 are in ``runner.partial_results``).
         """
