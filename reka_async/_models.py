@@ -13,11 +13,11 @@ import enum
 import json
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import attrs
 
-from ._media import MAX_MEDIA_BYTES, bytes_data_url, file_data_url
+from ._media import MAX_MEDIA_BYTES, MediaKind, bytes_data_url, file_data_url
 from ._types import Role, ToolChoice
 
 if TYPE_CHECKING:
@@ -120,196 +120,92 @@ class TextPart(Serializable):
     text: str
 
 
+class _MediaPart(Serializable):
+    """``from_file`` and ``from_bytes`` for the media parts: a ``data:`` URL in the part's
+    ``*_url`` field, with the media type from the file name or its first bytes."""
+
+    __slots__ = ()
+    _KIND: ClassVar[MediaKind]
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        media_type: str | None = None,
+        max_bytes: int = MAX_MEDIA_BYTES,
+    ) -> Self:
+        """The part from a local file, sent as a ``data:`` URL.
+
+        Args:
+            path: the file (an image: ``.png``, ``.jpg``, ``.gif``, ``.webp``; audio: ``.mp3``,
+                ``.wav``, ``.ogg``, ``.flac``; video: ``.mp4``, ``.webm``, ``.mov``; ``.pdf``).
+            media_type: e.g. ``"image/png"``; default: from the file name, else from its
+                first bytes.
+            max_bytes: the largest file accepted (default 20 MiB: the API publishes no
+                limit, and a data URL travels in every request body).
+
+        Raises:
+            FileNotFoundError: no such file (``OSError`` for other read errors).
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
+                cannot be told (pass ``media_type=``).
+        """
+        url = file_data_url(path, cls._KIND, media_type=media_type, max_bytes=max_bytes)
+        return cls(**{f"{cls._KIND}_url": url})
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, media_type: str | None = None, max_bytes: int = MAX_MEDIA_BYTES
+    ) -> Self:
+        """The part from bytes in memory, sent as a ``data:`` URL (the media type is sniffed
+        from the first bytes when not given).
+
+        Raises:
+            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
+                type.
+        """
+        url = bytes_data_url(data, cls._KIND, media_type=media_type, max_bytes=max_bytes)
+        return cls(**{f"{cls._KIND}_url": url})
+
+
 @attrs.frozen(kw_only=True)
-class ImagePart(Serializable):
+class ImagePart(_MediaPart):
     """An image given by URL (``https://`` or a ``data:`` URI)."""
 
     type: Literal["image_url"] = "image_url"
     image_url: str
 
-    @classmethod
-    def from_file(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        media_type: str | None = None,
-        max_bytes: int = MAX_MEDIA_BYTES,
-    ) -> Self:
-        """An image from a local file, sent as a ``data:`` URL.
-
-        Args:
-            path: the file (``.png``, ``.jpg``, ``.gif``, ``.webp``, ...).
-            media_type: e.g. ``"image/png"``; default: from the file name, else
-                from its first bytes.
-            max_bytes: the largest file accepted (default 20 MiB: the API publishes no
-                limit, and a data URL travels in every request body).
-
-        Raises:
-            FileNotFoundError: no such file (``OSError`` for other read errors).
-            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
-                cannot be told (pass ``media_type=``).
-        """
-        return cls(
-            image_url=file_data_url(path, "image", media_type=media_type, max_bytes=max_bytes)
-        )
-
-    @classmethod
-    def from_bytes(
-        cls, data: bytes, *, media_type: str | None = None, max_bytes: int = MAX_MEDIA_BYTES
-    ) -> Self:
-        """An image from bytes in memory, sent as a ``data:`` URL (the media type is sniffed
-        from the first bytes when not given).
-
-        Raises:
-            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
-                type.
-        """
-        return cls(
-            image_url=bytes_data_url(data, "image", media_type=media_type, max_bytes=max_bytes)
-        )
+    _KIND: ClassVar[MediaKind] = "image"
 
 
 @attrs.frozen(kw_only=True)
-class VideoPart(Serializable):
+class VideoPart(_MediaPart):
     """A short video given by URL."""
 
     type: Literal["video_url"] = "video_url"
     video_url: str
 
-    @classmethod
-    def from_file(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        media_type: str | None = None,
-        max_bytes: int = MAX_MEDIA_BYTES,
-    ) -> Self:
-        """A video from a local file, sent as a ``data:`` URL.
-
-        Args:
-            path: the file (``.mp4``, ``.mov``, ``.webm``, ...).
-            media_type: e.g. ``"video/mp4"``; default: from the file name, else
-                from its first bytes.
-            max_bytes: the largest file accepted (default 20 MiB: the API publishes no
-                limit, and a data URL travels in every request body).
-
-        Raises:
-            FileNotFoundError: no such file (``OSError`` for other read errors).
-            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
-                cannot be told (pass ``media_type=``).
-        """
-        return cls(
-            video_url=file_data_url(path, "video", media_type=media_type, max_bytes=max_bytes)
-        )
-
-    @classmethod
-    def from_bytes(
-        cls, data: bytes, *, media_type: str | None = None, max_bytes: int = MAX_MEDIA_BYTES
-    ) -> Self:
-        """A video from bytes in memory, sent as a ``data:`` URL (the media type is sniffed
-        from the first bytes when not given).
-
-        Raises:
-            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
-                type.
-        """
-        return cls(
-            video_url=bytes_data_url(data, "video", media_type=media_type, max_bytes=max_bytes)
-        )
+    _KIND: ClassVar[MediaKind] = "video"
 
 
 @attrs.frozen(kw_only=True)
-class AudioPart(Serializable):
+class AudioPart(_MediaPart):
     """An audio clip given by URL."""
 
     type: Literal["audio_url"] = "audio_url"
     audio_url: str
 
-    @classmethod
-    def from_file(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        media_type: str | None = None,
-        max_bytes: int = MAX_MEDIA_BYTES,
-    ) -> Self:
-        """An audio clip from a local file, sent as a ``data:`` URL.
-
-        Args:
-            path: the file (``.mp3``, ``.wav``, ``.ogg``, ``.flac``, ...).
-            media_type: e.g. ``"audio/mpeg"``; default: from the file name, else
-                from its first bytes.
-            max_bytes: the largest file accepted (default 20 MiB: the API publishes no
-                limit, and a data URL travels in every request body).
-
-        Raises:
-            FileNotFoundError: no such file (``OSError`` for other read errors).
-            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
-                cannot be told (pass ``media_type=``).
-        """
-        return cls(
-            audio_url=file_data_url(path, "audio", media_type=media_type, max_bytes=max_bytes)
-        )
-
-    @classmethod
-    def from_bytes(
-        cls, data: bytes, *, media_type: str | None = None, max_bytes: int = MAX_MEDIA_BYTES
-    ) -> Self:
-        """An audio clip from bytes in memory, sent as a ``data:`` URL (the media type is sniffed
-        from the first bytes when not given).
-
-        Raises:
-            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
-                type.
-        """
-        return cls(
-            audio_url=bytes_data_url(data, "audio", media_type=media_type, max_bytes=max_bytes)
-        )
+    _KIND: ClassVar[MediaKind] = "audio"
 
 
 @attrs.frozen(kw_only=True)
-class PdfPart(Serializable):
+class PdfPart(_MediaPart):
     """A PDF document given by URL."""
 
     type: Literal["pdf_url"] = "pdf_url"
     pdf_url: str
 
-    @classmethod
-    def from_file(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        media_type: str | None = None,
-        max_bytes: int = MAX_MEDIA_BYTES,
-    ) -> Self:
-        """A PDF document from a local file, sent as a ``data:`` URL.
-
-        Args:
-            path: the file (``.pdf``).
-            media_type: e.g. ``"application/pdf"``; default: from the file name, else
-                from its first bytes.
-            max_bytes: the largest file accepted (default 20 MiB: the API publishes no
-                limit, and a data URL travels in every request body).
-
-        Raises:
-            FileNotFoundError: no such file (``OSError`` for other read errors).
-            InvalidRequestError: larger than ``max_bytes``, of another kind, or of a type that
-                cannot be told (pass ``media_type=``).
-        """
-        return cls(pdf_url=file_data_url(path, "pdf", media_type=media_type, max_bytes=max_bytes))
-
-    @classmethod
-    def from_bytes(
-        cls, data: bytes, *, media_type: str | None = None, max_bytes: int = MAX_MEDIA_BYTES
-    ) -> Self:
-        """A PDF document from bytes in memory, sent as a ``data:`` URL (the media type is sniffed
-        from the first bytes when not given).
-
-        Raises:
-            InvalidRequestError: larger than ``max_bytes``, of another kind, or of an unknown
-                type.
-        """
-        return cls(pdf_url=bytes_data_url(data, "pdf", media_type=media_type, max_bytes=max_bytes))
+    _KIND: ClassVar[MediaKind] = "pdf"
 
 
 @attrs.frozen(kw_only=True)
