@@ -410,7 +410,8 @@ async def test_overload_429s_shrink_the_adaptive_limit() -> None:
     for i in range(12):  # the first 12 requests of these items are refused as overloaded
         items[i] = f"item {i} [[fault:overloaded*12]]"
     async with serve(latency_s=0.01, retry_after_s=0.01) as (_, client):
-        runner = BatchRunner(client, concurrency=8)
+        # Retries carry the directive too: enough of them that every item gets through.
+        runner = BatchRunner(client, concurrency=8, max_retries=12)
         async with runner.stream(items) as stream:
             results = [r async for r in stream]
             gate = stream.concurrency_limit

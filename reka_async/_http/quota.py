@@ -124,8 +124,11 @@ class Quota:
                 self.window_s = reset - previous
             self.reset_at = reset
             self.remaining = min(self.remaining, remaining) if self._counting else remaining
-        elif abs(reset - self.reset_at) < 1e-3:
-            self.remaining = min(self.remaining, remaining)  # the same window: lower wins
+        elif abs(reset - self.reset_at) < max(1e-3, self.window_s / 4):
+            # The same window: the lower count wins, and the server's reset time replaces
+            # a predicted one (a prediction drifts by the header's rounding every window).
+            self.remaining = min(self.remaining, remaining)
+            self.reset_at = reset
         elif reset > self.reset_at:  # a later window than the one we count
             if now >= self.reset_at - 1e-3:
                 self.window_s = reset - self.reset_at  # a fixed window rolled over
