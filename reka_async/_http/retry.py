@@ -24,7 +24,8 @@ or disconnects before any response byte. It is retried once, transparently (not 
 against ``max_retries``, so even with ``max_retries=0``), because that is what an idle
 connection closed by the server looks like; a server that crashed mid-request looks the same.
 
-``RetryEvent.may_bill_twice`` says which kind a retry is (batch stats count them), and
+``RetryEvent.may_bill_twice`` says which kind a retry is (batch stats count them; the
+transparent stale-connection retry is reported too, with ``delay=0``), and
 ``RetryPolicy(may_bill_twice=False)`` turns off every retry that may bill twice, the
 transparent stale-connection retry included: such a failure is raised at once.
 """

@@ -423,6 +423,31 @@ class Transport:
         else:
             await asyncio.sleep(delay)
 
+    def _stale_retry(
+        self, method: str, path: str, error: APIError, attempt: int, opts: RequestOptions
+    ) -> None:
+        """Report the transparent retry of a stale keep-alive connection: it may bill twice
+        (``_http/retry.py``), so the retry hook and the log see it like any other retry."""
+        logger.info(
+            "retrying %s %s at once on a new connection (may bill twice: a reused connection "
+            "failed before any answer): %s",
+            method,
+            path,
+            error,
+        )
+        if opts.on_retry is not None:
+            opts.on_retry(
+                RetryEvent(
+                    method=method,
+                    path=path,
+                    attempt=attempt,
+                    error=error,
+                    delay=0.0,
+                    rate_limited=False,
+                    may_bill_twice=True,
+                )
+            )
+
     async def before_send(self, opts: RequestOptions) -> None:
         """Wait for the shared cooldown, the key's window and the rate budgets (the slow path
         of every attempt: the request loop calls it only when one of them is in play)."""
@@ -497,8 +522,8 @@ class Transport:
                     hooks.answered(event, status=None, headers=None, error=exc)
                 if reused and stale_candidate(exc):
                     stale_retry = False
-                    logger.info("retrying %s %s on a new connection: %s", method, path, exc)
-                    continue  # not an attempt of its own: a fresh connection, at once
+                    self._stale_retry(method, path, exc, attempt, opts)
+                    continue  # not counted against max_retries: a fresh connection, at once
             else:
                 remaining = resp.headers.get("x-ratelimit-remaining")
                 if remaining is not None:
@@ -577,7 +602,7 @@ class Transport:
                 if not (reused and stale_candidate(exc)):
                     raise
                 stale_retry = False  # a stale pooled connection: once more, on a new one
-                logger.info("retrying POST %s (stream) on a new connection: %s", path, exc)
+                self._stale_retry("POST", path, exc, attempt, opts)
         self._pool.last_headers = resp.headers
         remaining = resp.headers.get("x-ratelimit-remaining")
         if remaining is not None:
