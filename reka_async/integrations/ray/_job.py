@@ -17,7 +17,16 @@ import attrs
 
 from ..._exceptions import BatchAbortedError
 from ...batch import BatchResult
-from ...jobs import BadLine, JobInput, OutputLock, Writer, compact_output, record, start_output
+from ...jobs import (
+    BadLine,
+    JobInput,
+    OutputLock,
+    Writer,
+    compact_output,
+    input_format,
+    record,
+    start_output,
+)
 from ._common import check_params, check_positive_int, default_batch_size, require
 from ._mapper import map_chat
 from ._rows import plain
@@ -239,7 +248,11 @@ def run_ray_job(
             logger.warning(
                 "resume: ignored %d unreadable line(s) in %s", resumed.unreadable, out_path
             )
-        source = JobInput(resumed, retry_failed=retry_failed)
+        source = JobInput(
+            resumed,
+            retry_failed=retry_failed,
+            input_format="jsonl" if _is_parquet(in_path) else input_format(in_path),
+        )
 
         temp: str | None = None
         jsonl_path = in_path
