@@ -32,6 +32,7 @@ from .._http import RetryEvent
 from .._http.budget import TokenBucket
 from .._http.quota import quota_spent
 from .._models import ChatResponse
+from .cache import CacheError
 from .cost import BudgetExceededError
 from .items import item_custom_id
 from .limits import AdaptiveLimit
@@ -314,7 +315,11 @@ class BatchStream:
         cache = runner.cache
         digest = runner.hash_body(body) if cache is not None else ""
         if cache is not None:
-            hit = await cache.get(digest)
+            try:
+                hit = await cache.get(digest)
+            except CacheError as exc:
+                self._fail(exc)
+                return None
             if hit is not None:
                 return BatchResult(
                     index=index,
@@ -353,7 +358,10 @@ class BatchStream:
                 )
             await budget.settle(reserved, billed)
         if cache is not None and result.response is not None:
-            await cache.put(digest, result.response)
+            try:
+                await cache.put(digest, result.response)
+            except CacheError as exc:  # the answer is kept; the batch stops, loudly
+                self._fail(exc)
         if metadata is not None:
             result = attrs.evolve(result, metadata=metadata)
         return result

@@ -14,7 +14,7 @@ re-exported at the top level, and importing neither of them.
 from __future__ import annotations
 
 from ._errors import DuplicateCustomId, InputChanged, InvalidInputLine, JobIOError, OutputLocked
-from ._export import EXPORT_FORMATS, export_output
+from ._export import EXPORT_FORMATS, export_format, export_output
 from ._input import (
     INPUT_FORMATS,
     BadLine,
@@ -54,6 +54,7 @@ __all__ = [
     "Resumed",
     "Writer",
     "compact_output",
+    "export_format",
     "export_output",
     "input_format",
     "line_preparer",

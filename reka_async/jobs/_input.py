@@ -97,7 +97,13 @@ class BadLine(dict[str, Any]):
 
 
 def prepare_line(
-    item: Any, index: int, line: int | None, *, model: str, params: Mapping[str, Any]
+    item: Any,
+    index: int,
+    line: int | None,
+    *,
+    model: str,
+    params: Mapping[str, Any],
+    system: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``prepare_item`` for an input line: its errors become ``InvalidInputLine`` with the line.
 
@@ -106,6 +112,7 @@ def prepare_line(
         index: the item's ``BatchResult.index``.
         line: its 1-based input line number; ``None`` leaves the error as it is.
         model, params: as in ``prepare_item``.
+        system: a system message put first, unless the messages start with their own.
 
     Raises:
         InvalidRequestError: the item cannot become a request.
@@ -113,20 +120,32 @@ def prepare_line(
     if isinstance(item, BadLine):
         raise item.error
     try:
-        return prepare_item(item, index, model=model, params=params)
+        custom_id, body = prepare_item(item, index, model=model, params=params)
     except InvalidRequestError as exc:
         if line is None:
             raise
         raise InvalidInputLine(f"line {line}: {exc}") from exc
+    messages = body.get("messages")
+    if system is not None and isinstance(messages, list):
+        first = messages[0] if messages else None
+        if not (isinstance(first, dict) and first.get("role") == "system"):
+            body["messages"] = [{"role": "system", "content": system}, *messages]
+    return custom_id, body
 
 
 def line_preparer(
-    line_of: Mapping[int, int], *, model: str, params: Mapping[str, Any]
+    line_of: Mapping[int, int],
+    *,
+    model: str,
+    params: Mapping[str, Any],
+    system: str | None = None,
 ) -> Callable[[int, Any], tuple[str, dict[str, Any]]]:
     """A ``BatchRunner(prepare=...)`` callable: `prepare_line` with the line from ``line_of``."""
 
     def prepare(index: int, item: Any) -> tuple[str, dict[str, Any]]:
-        return prepare_line(item, index, line_of.get(index), model=model, params=params)
+        return prepare_line(
+            item, index, line_of.get(index), model=model, params=params, system=system
+        )
 
     return prepare
 

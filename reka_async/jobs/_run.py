@@ -109,8 +109,10 @@ class Job:
         overwrite: bool = False,
         params: Mapping[str, Any] | None = None,
         input_format: str | None = None,
+        system: str | None = None,
         **options: Unpack[BatchOptions],
     ) -> None:
+        self.system = system
         self.input_format = _input_format(input_path, input_format)
         if resume and overwrite:
             raise ValueError("resume and overwrite contradict each other; choose one")
@@ -136,7 +138,9 @@ class Job:
     def hash_line(self, item: Any, lineno: int) -> str:
         """The request identity of an input line (``"line:"`` when it is no request)."""
         try:
-            _, body = prepare_line(item, 0, lineno, model=self.model, params=self.params)
+            _, body = prepare_line(
+                item, 0, lineno, model=self.model, params=self.params, system=self.system
+            )
         except InvalidRequestError:
             return "line:"  # never a request: JobInput compares the raw line's hash
         return self._hash_body(body)
@@ -168,14 +172,16 @@ class Job:
                 ).check(check_fd)
             finally:
                 os.close(check_fd)
-        fd = 0 if from_stdin else _open(self.input_path)
-        writer = Writer(out)
         runner_options: dict[str, Any] = {
             **self.options,
             **self.params,
-            "prepare": line_preparer(source.line_of, model=self.model, params=self.params),
+            "prepare": line_preparer(
+                source.line_of, model=self.model, params=self.params, system=self.system
+            ),
         }
-        runner = BatchRunner(self.client, **runner_options)
+        runner = BatchRunner(self.client, **runner_options)  # its errors come before OUTPUT
+        fd = 0 if from_stdin else _open(self.input_path)
+        writer = Writer(out)
         completed = False
         try:
             async with runner.stream(source.items(fd)) as results:
@@ -221,6 +227,7 @@ async def run_job(
     overwrite: bool = False,
     params: Mapping[str, Any] | None = None,
     input_format: str | None = None,
+    system: str | None = None,
     **options: Unpack[BatchOptions],
 ) -> JobReport:
     """Run the JSONL job ``input_path`` -> ``output_path`` (see the module docstring).
@@ -237,6 +244,7 @@ async def run_job(
         params: chat parameters for every line (``max_tokens``, ...); a line's own win.
         input_format: ``"jsonl"`` or ``"text"``; default: from the extension (``.jsonl``,
             ``.txt``; standard input is JSONL), never from the content.
+        system: a system message put before each line's messages (unless they start with one).
         **options: ``BatchRunner`` options (``concurrency``, ``model``, ``rpm``,
             ``on_result``, ...).
 
@@ -262,6 +270,7 @@ async def run_job(
         overwrite=overwrite,
         params=params,
         input_format=input_format,
+        system=system,
         **options,
     )
     return await job.run()
