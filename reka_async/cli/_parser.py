@@ -91,10 +91,13 @@ input (INPUT, or - for stdin), read lazily line by line:
   JSONL, one request per line, for example
     {"custom_id": "q1", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64}
     {"custom_id": "q2", "prompt": "What is 2 + 2?", "temperature": 0}
-  Other keys are chat parameters (max_tokens, temperature, top_p, stop, seed, model, ...).
-  If the first non-blank line does not start with "{", the file is plain text: one prompt
-  per line. Blank lines are skipped. A line without custom_id gets "line-N" (N = its 1-based
-  line number), which keeps --resume stable.
+  Other keys are chat parameters (max_tokens, temperature, top_p, stop, seed, model, ...);
+  "metadata" is echoed into the output record and never sent. OpenAI Batch API lines
+  ({"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}) work too.
+  The format comes from the extension (.jsonl/.ndjson/.json: JSONL, .txt: one prompt per
+  line; stdin: JSONL) or --format, never from the content. Blank lines are skipped. A
+  line without custom_id gets "line-N" (N = its 1-based line number), which keeps --resume
+  stable.
 
   A line that cannot become a request (invalid JSON, not an object, no messages/prompt,
   invalid parameters) becomes an error line in OUTPUT naming its line number; the rest runs.
@@ -133,7 +136,15 @@ examples:
   reka-async batch prompts.jsonl -o results.jsonl --concurrency 32 --rpm 600 --tpm 200000
   reka-async batch prompts.jsonl -o results.jsonl --resume          # after a crash or Ctrl-C
   reka-async batch prompts.jsonl -o results.jsonl --resume --retry-failed   # after an outage
-  cat questions.txt | reka-async batch - -o answers.jsonl --model reka-core --max-tokens 256
+  cat questions.txt | reka-async batch - --format text -o answers.jsonl --max-tokens 256
+  reka-async batch prompts.jsonl -o results.csv --cache cache.db --max-cost 5  # CSV at the end
+  reka-async batch prompts.jsonl -o results.jsonl --dry-run        # tokens and cost, unsent
+
+cost: prices per million tokens default to the published ones (reka-flash $0.80/$2.00,
+  reka-edge $0.10/$0.10, reka-flash-3 $0.10/$0.20), then /models pricing, then --prices
+  FILE. --max-cost reserves each in-flight request's worst case (max_tokens at the output
+  price) so the budget is never exceeded, and stops (exit 3) when the next one cannot fit.
+  A .csv or .parquet OUTPUT is written from the job file NAME.jsonl when the job completes.
 
 exit status: 0 every input succeeded; 1 some inputs failed (see their error lines);
   2 usage or input error, or a refusal (OUTPUT locked by another run, INPUT changed since

@@ -168,9 +168,10 @@ def run_ray_job(
 ) -> RayJobSummary:
     """Run a batch file on Ray: the ``reka-async batch`` job, spread over a pool of actors.
 
-    The input is JSONL in the ``reka-async batch`` input format (or plain text, one prompt
-    per line), or a Parquet file whose rows are read like JSONL objects (columns ``prompt``
-    or ``messages``, optional ``custom_id`` and parameters; "line" is the 1-based row).
+    The input is JSONL in the ``reka-async batch`` input format (or plain text in a ``.txt``
+    file, one prompt per line), or a Parquet file whose rows are read like JSONL objects
+    (columns ``prompt`` or ``messages``, optional ``custom_id`` and parameters; "line" is the
+    1-based row).
     The output is one JSON line per input, in the CLI's output-record format, appended as
     blocks finish (completion order: join on ``custom_id``). Lines that cannot become
     requests and duplicate ``custom_id`` values become error lines, as in the CLI.
