@@ -138,7 +138,7 @@ class BatchProgress:
                 dynamic_ncols=True,
                 mininterval=0,
                 miniters=0,
-                bar_format="{l_bar}{bar}| {postfix}",
+                bar_format="{bar:20}|",
             )
         self.tick()
         self._task = asyncio.get_running_loop().create_task(self._ticker())
@@ -179,9 +179,9 @@ class BatchProgress:
             done = self._done_before() + (self.stats.done if self.stats is not None else 0)
             if bar.total != self.total:
                 bar.total = self.total
-            bar.bar_format = "{l_bar}{bar}| {postfix}" if self.total else "{postfix}"
+            literal = text.replace("{", "{{").replace("}", "}}")
+            bar.bar_format = ("{bar:20}| " if self.total else "") + literal
             bar.n = done
-            bar.set_postfix_str(text, refresh=False)
             bar.refresh()
         else:
             out = self.file if self.file is not None else sys.stderr
