@@ -30,6 +30,7 @@ import attrs
 
 from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._http.budget import estimate_tokens
+from .._models import Serializable
 
 if TYPE_CHECKING:
     from .._models import Model, Usage
@@ -49,7 +50,7 @@ _DATED: Final = re.compile(r"^(.*?)-(?:\d{8}|\d{4})$")
 
 
 @attrs.frozen
-class Price:
+class Price(Serializable):
     """USD per million tokens.
 
     Attributes:

@@ -94,8 +94,10 @@ class BatchResult(Serializable):
             }
         out["attempts"] = self.attempts
         out["latency_s"] = self.latency_s
-        out["cached"] = self.cached
-        out["cost_usd"] = self.cost_usd
+        if self.cached:
+            out["cached"] = True
+        if self.response is not None:
+            out["cost_usd"] = self.cost_usd
         if self.metadata is not None:
             out["metadata"] = self.metadata
         return out
