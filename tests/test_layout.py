@@ -127,6 +127,12 @@ PUBLIC_NAMES = [
     "PdfPart",
     "Quota",
     "PermissionDeniedError",
+    "Price",
+    "PriceTable",
+    "RequestCache",
+    "BatchProgress",
+    "BudgetExceededError",
+    "CacheError",
     "RateBudget",
     "RateLimitError",
     "RekaError",
@@ -211,6 +217,10 @@ def test_batch_options_extend_the_chat_params() -> None:
         "timeout",
         "on_result",
         "prepare",
+        "progress",
+        "prices",
+        "max_cost",
+        "cache",
     }
 
 

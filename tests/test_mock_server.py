@@ -40,7 +40,7 @@ Reply = tuple[int, Mapping[str, str], bytes]
 
 @pytest.fixture
 async def server() -> AsyncIterator[MockRekaServer]:
-    async with MockRekaServer() as srv:
+    async with MockRekaServer(api_key="test-key") as srv:
         yield srv
 
 
@@ -336,6 +336,15 @@ async def test_unknown_body_fields_are_ignored(
 
 
 # --------------------------------------------------------------------------- auth and errors
+
+
+@pytest.mark.parametrize(("key", "status"), [("any-key", 200), ("other", 200), ("", 401)])
+async def test_by_default_the_mock_takes_any_non_empty_key(
+    session: aiohttp.ClientSession, key: str, status: int
+) -> None:
+    async with MockRekaServer() as srv:
+        got, _, _ = await post(session, srv, chat_body(), headers={"X-Api-Key": key})
+    assert got == status
 
 
 @pytest.mark.parametrize("headers", [{"X-Api-Key": "wrong"}, {}])

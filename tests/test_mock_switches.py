@@ -142,7 +142,7 @@ async def test_the_client_reads_every_models_shape(shape: str) -> None:
 
 
 async def test_native_chat_accepts_a_bearer_token() -> None:
-    async with MockRekaServer() as server:
+    async with MockRekaServer(api_key=KEY) as server:
         ok, _ = await request(server, "/chat", BODY, headers={"Authorization": f"Bearer {KEY}"})
         wrong, _ = await request(server, "/chat", BODY, headers={"Authorization": "Bearer no"})
         basic, _ = await request(server, "/chat", BODY, headers={"Authorization": f"Basic {KEY}"})

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["request_hash"]
+from .dialects import DIALECTS, choose
+
+__all__ = ["request_hash", "request_hasher_for"]
 
 _encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -36,3 +39,16 @@ def request_hash(body: Mapping[str, Any], *, api: str, host: str) -> str:
         body = {k: v for k, v in body.items() if k != "stream"}
     text = _encoder.encode({"api": api, "body": body, "host": host.lower()})
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def request_hasher_for(base_url: str, api: str) -> Callable[[Mapping[str, Any]], str]:
+    """``hash(body)``: the identity of a body sent to ``base_url`` in dialect ``api``
+    (``"auto"`` picks the dialect each body needs, as the client does)."""
+    host = urllib.parse.urlsplit(base_url).hostname or ""
+    default = DIALECTS[api]
+
+    def hash_body(body: Mapping[str, Any]) -> str:
+        dialect = choose(None, body, default, DIALECTS)
+        return request_hash(body, api=dialect.name, host=host)
+
+    return hash_body

@@ -1,18 +1,31 @@
 """Batches: many requests at bounded concurrency, each ending as exactly one result.
 
 ``items`` (item -> body, ``BatchOptions``), ``results`` (``BatchResult``, ``BatchStats``),
-``limits`` (token buckets, the AIMD gate), ``stream`` (the worker pool) and ``runner``
-(``BatchRunner``).
+``limits`` (token buckets, the AIMD gate), ``cost`` (prices, the ``max_cost`` budget),
+``cache`` (the SQLite request cache), ``progress`` (the live display), ``stream`` (the worker
+pool) and ``runner`` (``BatchRunner``).
 """
 
+from .cache import CacheError, RequestCache
+from .cost import DEFAULT_PRICES, BudgetExceededError, CostBudget, Price, PriceTable, load_prices
 from .items import BatchOptions, Prepare, estimate_tokens, item_custom_id, prepare_item
 from .limits import AdaptiveLimit, TokenBucket
+from .progress import BatchProgress
 from .results import BatchResult, BatchStats, ResultHook
 from .runner import BatchRunner
 from .stream import BatchStream
 
 __all__ = [
+    "DEFAULT_PRICES",
     "AdaptiveLimit",
+    "BatchProgress",
+    "BudgetExceededError",
+    "CacheError",
+    "CostBudget",
+    "Price",
+    "PriceTable",
+    "RequestCache",
+    "load_prices",
     "BatchOptions",
     "BatchResult",
     "BatchRunner",

@@ -2,7 +2,8 @@
 the token estimate the TPM budget charges before a response says what was used.
 
 An item is a prompt string, a list of messages, a dict with ``messages`` or ``prompt`` (and
-optionally ``custom_id``, ``model``, ``extra_body`` and chat parameters), or a
+optionally ``custom_id``, ``model``, ``extra_body``, ``metadata`` (echoed into the result,
+never sent) and chat parameters), or a
 ``ChatRequest``. Callers that read items from elsewhere (the CLI's and Ray's JSONL jobs) pass
 their own ``prepare`` callable, usually a wrapper around ``prepare_item``.
 """
@@ -21,6 +22,9 @@ from .._wire import request_body, request_from_model
 if TYPE_CHECKING:
     from .._http import TimeoutLike
     from .._http.budget import RateBudget
+    from .cache import RequestCache
+    from .cost import PriceTable
+    from .progress import BatchProgress
     from .results import ResultHook
 
 __all__ = ["BatchOptions", "Prepare", "estimate_tokens", "item_custom_id", "prepare_item"]
@@ -28,7 +32,9 @@ __all__ = ["BatchOptions", "Prepare", "estimate_tokens", "item_custom_id", "prep
 #: ``prepare(index, item) -> (custom_id, wire body)``; raises ``InvalidRequestError``.
 Prepare = Callable[[int, Any], tuple[str, dict[str, Any]]]
 
-_ITEM_KEYS: Final = frozenset(("messages", "prompt", "custom_id", "model", "extra_body"))
+_ITEM_KEYS: Final = frozenset(
+    ("messages", "prompt", "custom_id", "model", "extra_body", "metadata")
+)
 
 
 class BatchOptions(ChatParams, total=False):
@@ -62,6 +68,15 @@ class BatchOptions(ChatParams, total=False):
         prepare: ``prepare(index, item) -> (custom_id, body)`` instead of ``prepare_item``.
         raise_fd_limit: raise the soft open-file limit toward the hard one when
             ``concurrency`` needs more descriptors (default: only warn, ``ResourceWarning``).
+        progress: ``True`` for a live progress display on stderr (a ``tqdm.auto`` bar on a
+            terminal or in a notebook, else a line every 5 s), or a ``BatchProgress``.
+        prices: a ``PriceTable`` (or ``{model: {"input": USD, "output": USD}}`` per million
+            tokens over the defaults) for ``cost_usd`` in the results and stats.
+        max_cost: a budget in USD: stop (``BudgetExceededError``) before it could be
+            exceeded, reserving each in-flight request's worst case; every model sent
+            needs a known price.
+        cache: a ``RequestCache`` (or the path of its SQLite file): identical requests are
+            answered from it, across runs and jobs, and successful answers stored in it.
     """
 
     concurrency: int
@@ -78,6 +93,10 @@ class BatchOptions(ChatParams, total=False):
     on_result: ResultHook | None
     prepare: Prepare | None
     raise_fd_limit: bool
+    progress: bool | BatchProgress
+    prices: PriceTable | Mapping[str, Any] | None
+    max_cost: float | None
+    cache: RequestCache | str | None
 
 
 def prepare_item(

@@ -34,6 +34,10 @@ class BatchResult(Serializable):
         error: the exception on failure (a ``RekaError`` subclass for API and input errors).
         attempts: HTTP attempts made (0 when nothing was sent).
         latency_s: seconds from getting a slot to the final outcome, retries included.
+        cached: the response came from the request cache (nothing was sent).
+        cost_usd: what the response cost (0.0 when cached; ``None`` when its model has no
+            known price, or it failed).
+        metadata: the item's ``metadata`` (never sent), echoed back.
     """
 
     index: int
@@ -43,6 +47,9 @@ class BatchResult(Serializable):
     error: BaseException | None = None
     attempts: int = 0
     latency_s: float = 0.0
+    cached: bool = False
+    cost_usd: float | None = None
+    metadata: Any = None
 
     @property
     def ok(self) -> bool:
@@ -87,6 +94,12 @@ class BatchResult(Serializable):
             }
         out["attempts"] = self.attempts
         out["latency_s"] = self.latency_s
+        if self.cached:
+            out["cached"] = True
+        if self.response is not None:
+            out["cost_usd"] = self.cost_usd
+        if self.metadata is not None:
+            out["metadata"] = self.metadata
         return out
 
 
@@ -110,6 +123,14 @@ class BatchStats(Serializable):
     quota_pauses: int = 0
     #: Requests per second the server's rate-limit window allows, once the headers told.
     pacing_rate: float | None = None
+    #: Items answered from the request cache (not sent, not billed).
+    cache_hits: int = 0
+    #: The cost of the priced responses, USD (``cost_usd`` is ``None`` when some are unpriced).
+    cost_usd_known: float = 0.0
+    #: Responses whose model has no known price.
+    unpriced: int = 0
+    #: Failed items by error type (``{"RateLimitError": 3, ...}``).
+    errors: dict[str, int] = attrs.field(factory=dict)
     _latencies: list[float] = attrs.field(factory=list, repr=False, alias="_latencies")
     _seen: int = attrs.field(default=0, repr=False, alias="_seen")
 
@@ -117,6 +138,11 @@ class BatchStats(Serializable):
     def done(self) -> int:
         """Items finished (ok + failed)."""
         return self.ok + self.failed
+
+    @property
+    def cost_usd(self) -> float | None:
+        """USD spent on responses, or ``None`` when a response's model has no known price."""
+        return None if self.unpriced else self.cost_usd_known
 
     @property
     def wall_s(self) -> float:
@@ -159,10 +185,19 @@ class BatchStats(Serializable):
             self.ok += 1
             assert result.response is not None
             usage = result.response.usage
-            self.input_tokens += usage.input_tokens
-            self.output_tokens += usage.output_tokens
+            if result.cached:
+                self.cache_hits += 1
+            else:
+                self.input_tokens += usage.input_tokens
+                self.output_tokens += usage.output_tokens
+                if result.cost_usd is None:
+                    self.unpriced += 1
+                else:
+                    self.cost_usd_known += result.cost_usd
         else:
             self.failed += 1
+            name = type(result.error).__name__
+            self.errors[name] = self.errors.get(name, 0) + 1
         if result.attempts > 1:
             self.retried += 1
         if result.attempts:
@@ -176,9 +211,20 @@ class BatchStats(Serializable):
 
     def summary(self) -> str:
         """A one-paragraph human summary."""
+        cost = self.cost_usd
+        if cost is not None:
+            cost_text = f"cost ${cost:.4f}"
+        elif self.cost_usd_known:
+            cost_text = f"cost >= ${self.cost_usd_known:.4f} ({self.unpriced} unpriced)"
+        else:
+            cost_text = "cost unknown (no price for the model)"
+        errors = ", ".join(f"{n} {k}" for k, n in sorted(self.errors.items(), key=lambda e: -e[1]))
         return (
-            f"{self.done} done: {self.ok} ok, {self.failed} failed ({self.retried} retried); "
-            f"tokens in/out {self.input_tokens}/{self.output_tokens}; "
+            f"{self.done} done: {self.ok} ok, {self.failed} failed"
+            + (f" ({errors})" if errors else "")
+            + f", {self.retried} retried"
+            + (f", {self.cache_hits} from the cache" if self.cache_hits else "")
+            + f"; tokens in/out {self.input_tokens}/{self.output_tokens}; {cost_text}; "
             f"{self.wall_s:.2f} s, {self.requests_per_s:.1f} req/s; "
             f"latency p50 {self.p50 * 1000:.0f} ms, p95 {self.p95 * 1000:.0f} ms, "
             f"p99 {self.p99 * 1000:.0f} ms"
@@ -203,6 +249,11 @@ class BatchStats(Serializable):
             "pacing_rate": None if self.pacing_rate is None else round(self.pacing_rate, 2),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cache_hits": self.cache_hits,
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
+            "cost_usd_known": round(self.cost_usd_known, 6),
+            "unpriced": self.unpriced,
+            "errors": dict(self.errors),
             "wall_s": round(self.wall_s, 3),
             "requests_per_s": round(self.requests_per_s, 2),
             "latency_p50_s": round(self.p50, 4),

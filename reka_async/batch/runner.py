@@ -19,8 +19,12 @@ from .._http.budget import make_budget
 from .._http.options import check_max_retries
 from .._types import NOT_GIVEN, PARAM_NAMES, NotGiven
 from .._wire import request_body
+from .._wire.hashing import request_hasher_for
+from .cache import RequestCache
+from .cost import CostBudget, PriceTable
 from .fds import ensure_fd_limit, fd_budget
 from .items import BatchOptions, Prepare, prepare_item
+from .progress import BatchProgress
 from .results import BatchResult, BatchStats
 from .stream import BatchStream
 
@@ -106,6 +110,28 @@ class BatchRunner:
         self.default_params: dict[str, Any] = params
         self._prepare: Prepare | None = options.get("prepare")
         self.stats = BatchStats()
+        prices = options.get("prices")
+        #: The prices of ``cost_usd`` (the defaults unless ``prices=`` was given).
+        self.prices = prices if isinstance(prices, PriceTable) else PriceTable(prices)
+        max_cost = options.get("max_cost")
+        #: The ``max_cost`` budget (``None``: no budget); shared by every run of this runner.
+        self.cost_budget = CostBudget(max_cost, self.prices) if max_cost is not None else None
+        if self.cost_budget is not None and self.prices.get(model) is None:
+            raise InvalidRequestError(
+                f"max_cost: no price is known for model {model!r}, so the budget cannot be "
+                f"kept; give its price (prices={{{model!r}: {{'input': USD, 'output': USD}}}} "
+                f"per million tokens, or --prices FILE)"
+            )
+        cache = options.get("cache")
+        #: The request cache (``None``: none).
+        self.cache = RequestCache(cache) if isinstance(cache, str) else cache
+        #: The request identity the cache is keyed by (the one ``--resume`` stores).
+        self.hash_body = request_hasher_for(client.base_url, client.api)
+        progress = options.get("progress", False)
+        #: The live progress display (``None``: none).
+        self.progress: BatchProgress | None = (
+            BatchProgress() if progress is True else progress or None
+        )
 
     def __repr__(self) -> str:
         return (
@@ -137,6 +163,9 @@ class BatchRunner:
         the stream is garbage-collected.
         """
         self.stats = BatchStats()
+        progress = self.progress
+        if progress is not None and progress.total is None and hasattr(items, "__len__"):
+            progress.total = len(items)  # type: ignore[arg-type]
         return BatchStream(self, items, ordered=ordered)
 
     async def run(self, items: Iterable[Any] | AsyncIterable[Any]) -> list[BatchResult]:

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+
 from .._exceptions import (
     APIStatusError,
     APITimeoutError,
@@ -30,6 +32,8 @@ from .._http import RetryEvent
 from .._http.budget import TokenBucket
 from .._http.quota import quota_spent
 from .._models import ChatResponse
+from .cache import CacheError
+from .cost import BudgetExceededError
 from .items import item_custom_id
 from .limits import AdaptiveLimit
 from .results import BatchResult, BatchStats
@@ -147,6 +151,9 @@ class BatchStream:
             await asyncio.gather(*workers, return_exceptions=True)
         if self._runner.stats.finished_at is None:
             self._runner.stats.finished_at = time.monotonic()
+        progress = self._runner.progress
+        if progress is not None and self._started:
+            await progress.aclose()
 
     def _start(self) -> None:
         if self._started:
@@ -154,6 +161,8 @@ class BatchStream:
         self._started = True
         self._runner.stats = stats = BatchStats()
         stats.concurrency_limit = float(self._runner.concurrency)
+        if self._runner.progress is not None:
+            self._runner.progress.start(stats)
         items = self._items
         self._source = aiter(items) if isinstance(items, AsyncIterable) else iter(items)
         self._alive = self._runner.concurrency
@@ -224,6 +233,9 @@ class BatchStream:
                     self._window.release()
                     return
                 result = await self._run_one(*nxt)
+                if result is None:  # the budget stopped the batch before sending it
+                    self._window.release()
+                    return
                 runner.stats.record(result)
                 runner.stats.pacing_rate = runner.client.quota.rate
                 hook = runner.on_result
@@ -265,6 +277,8 @@ class BatchStream:
             return f"the API key was refused ({err}); check the key (REKA_API_KEY or api_key=)"
         if isinstance(err, PermissionDeniedError):
             return f"the key may not do this ({err}); check the key's access"
+        if isinstance(err, BudgetExceededError):
+            return str(err).removeprefix("batch stopped: ")
         if isinstance(err, InsufficientCreditsError):
             return f"the account is out of credits ({err}); top it up and resume"
         if isinstance(err, RateLimitError) and err.retry_after is not None:
@@ -288,13 +302,74 @@ class BatchStream:
             limit.on_overload()
             self._runner.stats.concurrency_limit = limit.limit
 
-    async def _run_one(self, index: int, item: Any) -> BatchResult:
+    async def _run_one(self, index: int, item: Any) -> BatchResult | None:
         runner = self._runner
+        metadata = item.get("metadata") if isinstance(item, dict) else None
         try:
             custom_id, body = runner.prepare(index, item)
         except InvalidRequestError as exc:
             custom_id = item_custom_id(item, index)
-            return BatchResult(index=index, custom_id=custom_id, request=None, error=exc)
+            return BatchResult(
+                index=index, custom_id=custom_id, request=None, error=exc, metadata=metadata
+            )
+        cache = runner.cache
+        digest = runner.hash_body(body) if cache is not None else ""
+        if cache is not None:
+            try:
+                hit = await cache.get(digest)
+            except CacheError as exc:
+                self._fail(exc)
+                return None
+            if hit is not None:
+                return BatchResult(
+                    index=index,
+                    custom_id=custom_id,
+                    request=body,
+                    response=hit,
+                    cached=True,
+                    cost_usd=0.0,
+                    metadata=metadata,
+                )
+        budget = runner.cost_budget
+        reserved = 0.0
+        if budget is not None:
+            try:
+                reserved = await budget.reserve(body)
+            except InvalidRequestError as exc:
+                return BatchResult(
+                    index=index, custom_id=custom_id, request=body, error=exc, metadata=metadata
+                )
+            except BudgetExceededError as exc:
+                self._fail(exc)
+                return None  # the worker stops; this item was not sent (a resume sends it)
+        try:
+            result = await self._send_one(index, custom_id, body, reserved)
+        except BaseException:
+            if budget is not None:
+                await asyncio.shield(budget.settle(reserved, None))
+            raise
+        if budget is not None:
+            billed: float | None = result.cost_usd
+            if result.error is not None:
+                # A status answer was not generated; a timeout or a dropped connection may
+                # have been: charged at its worst case.
+                billed = (
+                    0.0 if isinstance(result.error, (APIStatusError, BudgetExceededError)) else None
+                )
+            await budget.settle(reserved, billed)
+        if cache is not None and result.response is not None:
+            try:
+                await cache.put(digest, result.response)
+            except CacheError as exc:  # the answer is kept; the batch stops, loudly
+                self._fail(exc)
+        if metadata is not None:
+            result = attrs.evolve(result, metadata=metadata)
+        return result
+
+    async def _send_one(
+        self, index: int, custom_id: str, body: dict[str, Any], reserved: float
+    ) -> BatchResult:
+        runner = self._runner
         missing = self._missing_models.get(body.get("model"))
         if missing is not None:
             # An earlier item's 404 said this model does not exist: do not send this one.
@@ -313,7 +388,11 @@ class BatchStream:
         attempts = [1]
         stats = runner.stats
 
+        budget = runner.cost_budget
+
         def on_retry(event: RetryEvent) -> None:
+            if budget is not None and event.may_bill_twice:
+                budget.charge_retry(reserved)  # raises when another attempt does not fit
             attempts[0] += 1
             stats.retries += 1
             if event.may_bill_twice:
@@ -356,6 +435,9 @@ class BatchStream:
         if response is not None and limit is not None:
             limit.on_success()
             stats.concurrency_limit = limit.limit
+        cost = None
+        if response is not None:
+            cost = runner.prices.cost(str(body.get("model", "")), response.usage)
         return BatchResult(
             index=index,
             custom_id=custom_id,
@@ -364,6 +446,7 @@ class BatchStream:
             error=error,
             attempts=attempts[0],
             latency_s=time.monotonic() - start,
+            cost_usd=cost,
         )
 
 

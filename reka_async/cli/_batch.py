@@ -11,30 +11,71 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
+import json
 import os
 import shlex
 import signal
 import sys
-from typing import Any
+from typing import Any, Final
 
-from .._client import DEFAULT_MAX_CONNECTIONS
-from .._exceptions import BatchAbortedError
-from ..batch import BatchResult, BatchStats
+from .._client import DEFAULT_MAX_CONNECTIONS, AsyncClient
+from .._exceptions import BatchAbortedError, InvalidRequestError
+from ..batch import BatchProgress, CacheError, PriceTable, RequestCache, estimate_tokens
+from ..batch.cost import DEFAULT_MAX_TOKENS, load_prices
 from ..batch.fds import ensure_fd_limit, fd_budget
-from ..jobs import InputChanged, Job, JobIOError, OutputLocked
-from ._common import UsageError, api_key, chat_params, client, say
+from ..jobs import (
+    InputChanged,
+    Job,
+    JobInput,
+    JobIOError,
+    JobReport,
+    OutputLocked,
+    export_format,
+    export_output,
+    input_format,
+    prepare_line,
+    scan_output,
+)
+from ._common import UsageError, api_key, chat_params, client, logger, say
 from ._exit import ExitCode
+from ._parser import PROG
 
-__all__ = ["cmd_batch"]
+__all__ = ["cmd_batch", "cmd_export"]
 
 
-def _count_lines(path: str) -> int:
+#: Inputs up to this size are counted before the run (one quick read, from the page cache
+#: afterwards); a larger input shows its total as unknown rather than be read twice.
+_COUNT_LIMIT: Final = 64 * 1024 * 1024
+
+
+def _count_lines(path: str) -> int | None:
+    if path == "-" or os.path.getsize(path) > _COUNT_LIMIT:
+        return None
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
 
 
+def _job_path(out_path: str) -> str:
+    """The JSONL job file of OUTPUT: itself, or ``name.jsonl`` beside a .csv/.parquet."""
+    if export_format(out_path) is None:
+        return out_path
+    return os.path.splitext(out_path)[0] + ".jsonl"
+
+
 def _check_args(args: argparse.Namespace) -> None:
     out_path: str = args.output
+    try:
+        args.input_format = input_format(args.input, args.format)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if export_format(out_path) == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise UsageError("a .parquet OUTPUT needs pyarrow: pip install 'reka-async[parquet]'")
+    args.job_path = _job_path(out_path)
+    if args.dry_run:
+        if args.input != "-" and not os.path.exists(args.input):
+            raise UsageError(f"input file not found: {args.input}")
+        return
     if out_path == "-":
         raise UsageError("OUTPUT must be a file (it is appended to and read back by --resume)")
     if args.input != "-":
@@ -42,8 +83,9 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"input file not found: {args.input}")
         if os.path.isdir(args.input):
             raise UsageError(f"INPUT is a directory: {args.input}")
-        if os.path.exists(out_path) and os.path.samefile(args.input, out_path):
-            raise UsageError("INPUT and OUTPUT are the same file")
+        for path in {out_path, args.job_path}:
+            if os.path.exists(path) and os.path.samefile(args.input, path):
+                raise UsageError("INPUT and OUTPUT are the same file")
     if os.path.isdir(out_path):
         raise UsageError(f"OUTPUT is a directory: {out_path}")
     if args.resume and args.overwrite:
@@ -52,6 +94,24 @@ def _check_args(args: argparse.Namespace) -> None:
         if getattr(args, flag) and not args.resume:
             raise UsageError(f"--{flag.replace('_', '-')} continues an output: add --resume")
     api_key(args)  # fail before creating OUTPUT
+    args.prices_table = _prices(args)
+    args.cache_db = _open_cache(args.cache)
+
+
+def _prices(args: argparse.Namespace) -> PriceTable:
+    table = PriceTable()
+    if args.prices:
+        table = table.with_prices(load_prices(args.prices))
+    return table
+
+
+def _open_cache(path: str | None) -> RequestCache | None:
+    if path is None:
+        return None
+    try:
+        return RequestCache(path)
+    except CacheError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _continue_command() -> str:
@@ -77,6 +137,8 @@ class _Terminated(Exception):
 def cmd_batch(args: argparse.Namespace) -> int:
     """Run ``batch``; returns the exit status."""
     _check_args(args)
+    if args.dry_run:
+        return _dry_run(args)
     note = ensure_fd_limit(fd_budget(args.concurrency), raise_limit=True)
     if note is not None:
         say(note)
@@ -99,18 +161,28 @@ def cmd_batch(args: argparse.Namespace) -> int:
             f"{args.output} already exists and is not empty; pass --resume to continue it, "
             f"--overwrite to start afresh, or choose another output path"
         ) from None
-    except JobIOError as exc:
+    except (JobIOError, CacheError) as exc:
         say(f"error: {exc}")
         status = ExitCode.IO_ERROR
     except BatchAbortedError as exc:
         say(f"error: {exc}")
         status = ExitCode.STOPPED
     finally:
-        bar = state.get("bar")
-        if bar is not None:
-            bar.close()
+        progress = state.get("progress")
+        if progress is not None:
+            progress.close()
         if state.get("started"):
-            _summary(state, args.output)
+            _summary(state, args)
+        if args.cache_db is not None:
+            args.cache_db.close()
+    report = state.get("report")
+    if report is not None and args.job_path != args.output:
+        try:
+            rows = export_output(args.job_path, args.output)
+        except JobIOError as exc:
+            say(f"error: {exc}")
+            return int(ExitCode.IO_ERROR)
+        say(f"wrote {rows} row(s) to {args.output} (from the job file {args.job_path})")
     if status in (ExitCode.SIGINT, ExitCode.SIGTERM, ExitCode.STOPPED):
         say(f"to continue: {_continue_command()}")
     return int(status)
@@ -138,19 +210,17 @@ async def _main(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
+async def _fetch_prices(session: AsyncClient, table: PriceTable) -> PriceTable:
+    """``table`` with the prices ``/models`` gives, when it gives any (else as it is)."""
+    try:
+        models = await session.models.list()
+    except Exception as exc:  # pricing is a nicety: a listing that fails never stops a job
+        logger.info("no prices from /models: %s", exc)
+        return table
+    return table.with_models(models)
+
+
 async def _run(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
-    bar: Any = None
-    if not args.no_progress and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        total = _count_lines(args.input) if args.input != "-" and not args.resume else None
-        bar = state["bar"] = tqdm(total=total, unit="req", file=sys.stderr, dynamic_ncols=True)
-
-    def on_result(result: BatchResult, live: BatchStats) -> None:
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(f"ok={live.ok} failed={live.failed}", refresh=False)
-
     params = chat_params(args)
     async with client(
         args,
@@ -159,20 +229,51 @@ async def _run(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
         mock_latency_s=args.mock_latency_ms / 1000.0,
         mock_fault_rate=args.mock_fault_rate,
     ) as session:
+        prices = await _fetch_prices(session, PriceTable()) if not args.mock else PriceTable()
+        if args.prices:
+            prices = prices.with_prices(load_prices(args.prices))
+        state["prices"] = prices
+        if args.max_cost is not None and prices.get(args.model) is None:
+            raise UsageError(
+                f"--max-cost: no price is known for model {args.model!r}; give it with "
+                f'--prices FILE ({{"{args.model}": {{"input": USD, "output": USD}}}} per '
+                f"million tokens)"
+            )
+        progress = None
+        if not args.no_progress:
+            progress = state["progress"] = BatchProgress(
+                total=_count_lines(args.input),
+                file=sys.stderr,
+                interval=args.progress_interval,
+                prefix=f"{PROG}: ",
+                done_before=lambda: state["job"].source.skipped,
+            )
+        options: dict[str, Any] = {
+            "concurrency": args.concurrency,
+            "model": args.model,
+            "rpm": args.rpm,
+            "tpm": args.tpm,
+            "adaptive": not args.no_adaptive,
+            "fail_fast": args.fail_fast,
+            "prices": prices,
+            "max_cost": args.max_cost,
+            "cache": args.cache_db,
+            "progress": progress or False,
+        }
+        if args.timeout is not None:
+            options["timeout"] = args.timeout
         job = state["job"] = Job(
             session,
             args.input,
-            args.output,
+            args.job_path,
             resume=args.resume,
             retry_failed=args.retry_failed,
             rerun_changed=args.rerun_changed,
             overwrite=args.overwrite,
             params=params,
-            concurrency=args.concurrency,
-            model=args.model,
-            rpm=args.rpm,
-            tpm=args.tpm,
-            on_result=on_result,
+            input_format=args.input_format,
+            system=args.system,
+            **options,
         )
         state["started"] = True
         report = await job.run()
@@ -193,23 +294,144 @@ def _say_resumed(job: Job) -> None:
         say(f"warning: {source.rerun} input(s) changed since their answer and were sent again")
 
 
-def _summary(state: dict[str, Any], out_path: str) -> None:
+def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
     job: Job | None = state.get("job")
     if job is None:
         return
+    out_path = args.job_path
     _say_resumed(job)
-    say(job.stats.summary())
+    stats = job.stats
+    say("this run: " + stats.summary())
     source = job.source
     if source.skipped:
         extra = f", {source.skipped_failed} of them failed" if source.skipped_failed else ""
         say(f"skipped {source.skipped} input(s) already in the output{extra}")
     if source.retried:
         say(f"retried {source.retried} failed input(s)")
-    report = state.get("report")
-    if report is not None:
-        say(
-            f"job total: {report.total_ok + report.total_failed} input(s), "
-            f"{report.total_ok} ok, {report.total_failed} failed"
-            + (f"; compacted {report.compacted} superseded record(s)" if report.compacted else "")
+    report: JobReport | None = state.get("report")
+    final = report.final if report is not None else None
+    if final is None:
+        with contextlib.suppress(OSError):
+            final = scan_output(out_path)
+    totals = final.totals() if final is not None else None
+    if totals is not None:
+        errors = ", ".join(f"{n} {kind}" for kind, n in totals["errors"].items())
+        cost = totals["cost_usd"]
+        cost_text = (
+            f"${cost:.4f}"
+            if cost is not None
+            else f">= ${totals['cost_usd_known']:.4f} ({totals['unpriced']} unpriced)"
+            if totals["cost_usd_known"]
+            else "unknown (no price for the model)"
         )
+        say(
+            f"job total: {totals['ok'] + totals['failed']} input(s), {totals['ok']} ok, "
+            f"{totals['failed']} failed"
+            + (f" ({errors})" if errors else "")
+            + f"; tokens in/out {totals['input_tokens']}/{totals['output_tokens']}"
+            + f"; cost {cost_text}"
+            + (f"; {totals['cached']} from the cache" if totals["cached"] else "")
+            + (
+                f"; compacted {report.compacted} superseded record(s)"
+                if report and report.compacted
+                else ""
+            )
+        )
+    if report is not None and not source.sent and not source.skipped:
+        say(f"warning: {args.input} holds no requests (it is empty or blank); nothing was sent")
     say(f"results: {out_path} ({job.written} record(s) written by this run)")
+    if args.summary:
+        data = {
+            "input": args.input,
+            "output": out_path,
+            "complete": report is not None,
+            "job": totals,
+            "this_run": {
+                **stats.as_dict(),
+                "written": job.written,
+                "skipped": source.skipped,
+                "retried_failed": source.retried,
+                "rerun_changed": source.rerun,
+            },
+            "max_cost": args.max_cost,
+        }
+        try:
+            with open(args.summary, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2)
+                f.write("\n")
+        except OSError as exc:
+            say(f"error: could not write the summary {args.summary}: {exc.strerror or exc}")
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """Read INPUT and print what it would send and cost; nothing is sent or written."""
+    prices = PriceTable()
+    if args.prices:
+        prices = prices.with_prices(load_prices(args.prices))
+    params = chat_params(args)
+    source = JobInput(input_format=args.input_format)
+    requests = invalid = 0
+    input_tokens = output_tokens = 0
+    cost = 0.0
+    unpriced: set[str] = set()
+    fd = 0 if args.input == "-" else os.open(args.input, os.O_RDONLY)
+
+    async def read() -> None:
+        nonlocal requests, invalid, input_tokens, output_tokens, cost
+        async for item in source.items(fd):
+            try:
+                _, body = prepare_line(
+                    item, 0, None, model=args.model, params=params, system=args.system
+                )
+            except InvalidRequestError:
+                invalid += 1
+                continue
+            requests += 1
+            max_tokens = int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
+            input_tokens += estimate_tokens(body) - max_tokens
+            output_tokens += max_tokens
+            worst = prices.worst_case(body)
+            if worst is None:
+                unpriced.add(str(body.get("model")))
+            else:
+                cost += worst
+
+    try:
+        asyncio.run(read())
+    finally:
+        if fd:
+            os.close(fd)
+    out = sys.stdout
+    out.write(
+        f"dry run: {requests} request(s) to send"
+        + (f", {invalid} invalid line(s)" if invalid else "")
+        + f"; estimated input tokens {input_tokens}, output tokens up to {output_tokens}\n"
+    )
+    if unpriced:
+        out.write(
+            f"estimated cost: at most ${cost:.4f} for the priced models; unknown for "
+            f"{', '.join(sorted(unpriced))} (give prices with --prices FILE)\n"
+        )
+    else:
+        out.write(f"estimated cost: at most ${cost:.4f} (max_tokens at the output price)\n")
+    if args.max_cost is not None and (unpriced or cost > args.max_cost):
+        out.write(f"--max-cost ${args.max_cost:g} would stop this job before its end\n")
+    if not requests:
+        say(f"warning: {args.input} holds no requests (it is empty or blank)")
+    out.flush()
+    return int(ExitCode.OK)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Run ``export``: a job's JSONL output as CSV or Parquet."""
+    if not os.path.isfile(args.job):
+        raise UsageError(f"job file not found: {args.job}")
+    try:
+        rows = export_output(args.job, args.output)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except JobIOError as exc:
+        say(f"error: {exc}")
+        return int(ExitCode.IO_ERROR)
+    say(f"wrote {rows} row(s) to {args.output}")
+    return int(ExitCode.OK)

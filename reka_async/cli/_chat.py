@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -17,8 +18,12 @@ __all__ = ["cmd_chat"]
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """Run ``chat``; returns the exit status."""
+    if args.json and args.stream:
+        raise UsageError(
+            "--json prints the whole response as JSON; it cannot be used with --stream"
+        )
     api_key(args)
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = sys.stdin.read().strip() if args.prompt == "-" else args.prompt
     if not prompt.strip():
         raise UsageError("the prompt is empty")
     return asyncio.run(_chat(args, prompt))
@@ -32,7 +37,10 @@ async def _chat(args: argparse.Namespace, prompt: str) -> int:
     params = chat_params(args)
     out = sys.stdout
     async with client(args, max_retries=args.max_retries) as session:
-        if args.stream:
+        if args.json:
+            response = await session.chat.create(messages=messages, model=args.model, **params)
+            out.write(json.dumps(response.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        elif args.stream:
             async with session.chat.create_stream(
                 messages=messages, model=args.model, **params
             ) as stream:

@@ -10,8 +10,10 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
-from .._client import DEFAULT_MAX_CONNECTIONS, AsyncClient
-from .._exceptions import MissingAPIKeyError
+from .._client import DEFAULT_BASE_URL, DEFAULT_MAX_CONNECTIONS, AsyncClient
+from .._exceptions import InvalidRequestError, MissingAPIKeyError
+from .._http.options import resolve_api_key
+from .._http.transport import check_base_url
 from ._parser import PROG
 
 __all__ = ["UsageError", "api_key", "chat_params", "client", "logger", "say", "setup_logging"]
@@ -42,27 +44,39 @@ def say(message: str) -> None:
 
 
 def api_key(args: argparse.Namespace) -> str:
-    """The key to use (a dummy one with ``--mock``); raises before anything is opened."""
+    """The key to use (a dummy one with ``--mock``), with the base URL checked too: every
+    usage problem is raised here, before anything is opened or created."""
     if args.mock:
         if args.base_url:
             raise UsageError("--mock and --base-url cannot be used together")
         return _MOCK_KEY
-    key: str | None = args.api_key or os.environ.get("REKA_API_KEY")
-    if not key:
+    base_url = args.base_url or os.environ.get("REKA_BASE_URL") or DEFAULT_BASE_URL
+    try:
+        check_base_url(base_url, allow_insecure_http=getattr(args, "allow_insecure_http", False))
+    except ValueError as exc:
+        hint = " (or --allow-insecure-http)" if "plain http" in str(exc) else ""
+        raise UsageError(f"{exc}{hint}") from None
+    try:
+        return resolve_api_key(args.api_key or None)
+    except MissingAPIKeyError:
         raise MissingAPIKeyError(
             "no API key: set the REKA_API_KEY environment variable "
             "(or run with --mock to use the built-in mock server)"
-        )
-    return key
+        ) from None
+    except InvalidRequestError as exc:
+        raise UsageError(str(exc)) from None
+
+
+_PARAM_FLAGS: Final = ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop")
 
 
 def chat_params(args: argparse.Namespace) -> dict[str, Any]:
-    """The chat parameters given on the command line (``--max-tokens``, ``--temperature``)."""
+    """The chat parameters given on the command line (``--max-tokens``, ``--top-p``, ...)."""
     params: dict[str, Any] = {}
-    if args.max_tokens is not None:
-        params["max_tokens"] = args.max_tokens
-    if args.temperature is not None:
-        params["temperature"] = args.temperature
+    for name in _PARAM_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
     return params
 
 
@@ -98,6 +112,11 @@ async def client(
             yield session
         return
     async with AsyncClient(
-        key, args.base_url, api=args.api, max_retries=max_retries, max_connections=max_connections
+        key,
+        args.base_url,
+        api=args.api,
+        max_retries=max_retries,
+        max_connections=max_connections,
+        allow_insecure_http=getattr(args, "allow_insecure_http", False),
     ) as session:
         yield session

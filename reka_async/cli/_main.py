@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from .._exceptions import BatchAbortedError, InvalidRequestError, MissingAPIKeyError, RekaError
-from ._batch import cmd_batch
+from ._batch import cmd_batch, cmd_export
 from ._bench import cmd_bench
 from ._chat import cmd_chat
 from ._common import UsageError, logger, say, setup_logging
@@ -25,6 +25,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "batch": cmd_batch,
     "models": cmd_models,
     "bench": cmd_bench,
+    "export": cmd_export,
 }
 
 

@@ -91,10 +91,13 @@ input (INPUT, or - for stdin), read lazily line by line:
   JSONL, one request per line, for example
     {"custom_id": "q1", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 64}
     {"custom_id": "q2", "prompt": "What is 2 + 2?", "temperature": 0}
-  Other keys are chat parameters (max_tokens, temperature, top_p, stop, seed, model, ...).
-  If the first non-blank line does not start with "{", the file is plain text: one prompt
-  per line. Blank lines are skipped. A line without custom_id gets "line-N" (N = its 1-based
-  line number), which keeps --resume stable.
+  Other keys are chat parameters (max_tokens, temperature, top_p, stop, seed, model, ...);
+  "metadata" is echoed into the output record and never sent. OpenAI Batch API lines
+  ({"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}) work too.
+  The format comes from the extension (.jsonl/.ndjson/.json: JSONL, .txt: one prompt per
+  line; stdin: JSONL) or --format, never from the content. Blank lines are skipped. A
+  line without custom_id gets "line-N" (N = its 1-based line number), which keeps --resume
+  stable.
 
   A line that cannot become a request (invalid JSON, not an object, no messages/prompt,
   invalid parameters) becomes an error line in OUTPUT naming its line number; the rest runs.
@@ -133,7 +136,15 @@ examples:
   reka-async batch prompts.jsonl -o results.jsonl --concurrency 32 --rpm 600 --tpm 200000
   reka-async batch prompts.jsonl -o results.jsonl --resume          # after a crash or Ctrl-C
   reka-async batch prompts.jsonl -o results.jsonl --resume --retry-failed   # after an outage
-  cat questions.txt | reka-async batch - -o answers.jsonl --model reka-core --max-tokens 256
+  cat questions.txt | reka-async batch - --format text -o answers.jsonl --max-tokens 256
+  reka-async batch prompts.jsonl -o results.csv --cache cache.db --max-cost 5  # CSV at the end
+  reka-async batch prompts.jsonl -o results.jsonl --dry-run        # tokens and cost, unsent
+
+cost: prices per million tokens default to the published ones (reka-flash $0.80/$2.00,
+  reka-edge $0.10/$0.10, reka-flash-3 $0.10/$0.20), then /models pricing, then --prices
+  FILE. --max-cost reserves each in-flight request's worst case (max_tokens at the output
+  price) so the budget is never exceeded, and stops (exit 3) when the next one cannot fit.
+  A .csv or .parquet OUTPUT is written from the job file NAME.jsonl when the job completes.
 
 exit status: 0 every input succeeded; 1 some inputs failed (see their error lines);
   2 usage or input error, or a refusal (OUTPUT locked by another run, INPUT changed since
@@ -142,6 +153,18 @@ exit status: 0 every input succeeded; 1 some inputs failed (see their error line
   names the path); 130 interrupted (SIGINT); 143 terminated (SIGTERM). Interrupted and
   terminated runs flush what finished and print the summary first; --resume continues them.
   POSIX (Linux, macOS); on Windows there is no OUTPUT lock and SIGTERM is not caught.
+"""
+
+_EXPORT_EPILOG: Final = """\
+columns: custom_id, line, ok, text, finish_reason, model, input_tokens, output_tokens,
+  cost_usd, cached, error_type, error_message, error_status, attempts, latency_s, metadata
+  (JSON text), request_hash; one row per input (its last record), in input order.
+
+examples:
+  reka-async export results.jsonl results.csv
+  reka-async export results.jsonl results.parquet      # pip install 'reka-async[parquet]'
+
+exit status: 0 written; 2 usage error (unknown extension, no pyarrow); 74 I/O error.
 """
 
 _BENCH_EPILOG: Final = """\
@@ -200,7 +223,35 @@ examples:
 """
 
 
-def _connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+def _sampling_options(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """The chat parameters a command takes on the command line."""
+    parser.add_argument(
+        "--max-tokens", type=_positive_int, metavar="N", help=f"most tokens to generate ({default})"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=_non_negative_float,
+        metavar="F",
+        help=f"sampling temperature, 0 is greedy ({default})",
+    )
+    parser.add_argument(
+        "--top-p", type=_probability, metavar="P", help=f"nucleus sampling mass, 0-1 ({default})"
+    )
+    parser.add_argument(
+        "--top-k", type=_positive_int, metavar="K", help=f"sample from the K likeliest ({default})"
+    )
+    parser.add_argument("--seed", type=int, metavar="N", help="sampling seed (reproducible runs)")
+    parser.add_argument(
+        "--stop",
+        action="append",
+        metavar="TEXT",
+        help="stop before this text (repeat for several)",
+    )
+
+
+def _connection_options(
+    parser: argparse.ArgumentParser, *, top: bool, insecure: bool = True
+) -> None:
     # The same options on the main parser and on each subcommand, so they may come before or
     # after the subcommand; on subcommands they default to SUPPRESS so as not to clobber them.
     default: Any = None if top else argparse.SUPPRESS
@@ -230,6 +281,13 @@ def _connection_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default=0 if top else argparse.SUPPRESS,
         help="log to stderr: -v for INFO (retries), -vv for DEBUG",
     )
+    if insecure:
+        parser.add_argument(
+            "--allow-insecure-http",
+            action="store_true",
+            default=False if top else argparse.SUPPRESS,
+            help="allow a plain http:// --base-url to a host that is not loopback",
+        )
 
 
 def build_parser() -> tuple[Parser, dict[str, Parser]]:
@@ -257,9 +315,17 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     chat.add_argument("--model", default="reka-flash", help="model id (default: %(default)s)")
     chat.add_argument("--system", metavar="TEXT", help="a system message sent before the prompt")
     chat.add_argument("--stream", action="store_true", help="print the reply as it is generated")
-    chat.add_argument("--temperature", type=_non_negative_float, metavar="F")
-    chat.add_argument("--max-tokens", type=_positive_int, metavar="N")
-    chat.add_argument("--max-retries", type=_non_negative_int, default=2, metavar="N")
+    _sampling_options(chat, default="default: the API's")
+    chat.add_argument(
+        "--json", action="store_true", help="print the whole response as JSON (not streamed)"
+    )
+    chat.add_argument(
+        "--max-retries",
+        type=_non_negative_int,
+        default=2,
+        metavar="N",
+        help="retries per request (default: %(default)s)",
+    )
     chat.add_argument("--mock", action="store_true", help="use a built-in mock server")
     _connection_options(chat, top=False)
 
@@ -289,10 +355,48 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "--model", default="reka-flash", help="model for lines naming none (default: %(default)s)"
     )
     batch.add_argument(
-        "--max-tokens", type=_positive_int, metavar="N", help="default max_tokens per request"
+        "--format",
+        choices=("jsonl", "text"),
+        help="INPUT format (default: from its extension, .jsonl or .txt; stdin: jsonl)",
     )
     batch.add_argument(
-        "--temperature", type=_non_negative_float, metavar="F", help="default temperature"
+        "--system", metavar="TEXT", help="a system message sent before each line's messages"
+    )
+    _sampling_options(batch, default="default for lines naming none")
+    batch.add_argument(
+        "--timeout", type=_positive_float, metavar="S", help="seconds per request, retries apart"
+    )
+    batch.add_argument(
+        "--fail-fast", action="store_true", help="stop at the first failed request (exit 1)"
+    )
+    batch.add_argument(
+        "--no-adaptive",
+        action="store_true",
+        help="keep --concurrency fixed (default: halve it while the API signals overload)",
+    )
+    batch.add_argument(
+        "--cache",
+        metavar="PATH",
+        help="SQLite request cache: identical requests are answered from it (and stored)",
+    )
+    batch.add_argument(
+        "--prices",
+        metavar="FILE",
+        help='JSON prices, USD per million tokens: {"model": {"input": 0.8, "output": 2.0}}',
+    )
+    batch.add_argument(
+        "--max-cost",
+        type=_positive_float,
+        metavar="USD",
+        help="stop (exit 3) before the cost could exceed USD; needs the model's price",
+    )
+    batch.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the requests, estimated tokens and cost; send nothing, write nothing",
+    )
+    batch.add_argument(
+        "--summary", metavar="FILE", help="write the summary (the whole job) as JSON to FILE"
     )
     batch.add_argument(
         "--max-retries",
@@ -336,7 +440,13 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         metavar="F",
         help="probability of a random mock fault, 0-1 (default: %(default)s)",
     )
-    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    batch.add_argument(
+        "--progress-interval",
+        type=_positive_float,
+        metavar="S",
+        help="seconds between progress redraws (default: 0.5 on a terminal, else 5)",
+    )
     _connection_options(batch, top=False)
 
     models = sub.add_parser(
@@ -358,7 +468,19 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         formatter_class=formatter,
     )
     _bench_options(bench)
-    _connection_options(bench, top=False)
+    _connection_options(bench, top=False, insecure=False)
+
+    export = sub.add_parser(
+        "export",
+        help="convert a batch OUTPUT (JSONL) to CSV or Parquet",
+        description="Write a batch job's JSONL output as CSV or Parquet, one row per input.",
+        epilog=_EXPORT_EPILOG,
+        formatter_class=formatter,
+    )
+    export.add_argument("job", metavar="JOB", help="the JSONL output of reka-async batch")
+    export.add_argument(
+        "output", metavar="OUT", help="the file to write: .csv, or .parquet (reka-async[parquet])"
+    )
 
     mock = sub.add_parser(
         "mock-server",
@@ -368,16 +490,25 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         formatter_class=formatter,
     )
     mock.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")
+
     mock.add_argument(
         "--port", type=int, default=8000, help="port, 0 for any free one (default: %(default)s)"
     )
     mock.add_argument(
-        "--latency-ms", type=_non_negative_float, default=0.0, help="delay before each response"
+        "--latency-ms",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="MS",
+        help="delay before each response",
     )
     mock.add_argument(
-        "--fault-rate", type=_probability, default=0.0, help="probability of a random fault"
+        "--fault-rate",
+        type=_probability,
+        default=0.0,
+        metavar="F",
+        help="probability of a random fault",
     )
-    commands = {"chat": chat, "batch": batch, "models": models, "bench": bench}
+    commands = {"chat": chat, "batch": batch, "models": models, "bench": bench, "export": export}
     return parser, {**commands, "mock-server": mock}
 
 

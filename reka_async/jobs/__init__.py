@@ -14,7 +14,16 @@ re-exported at the top level, and importing neither of them.
 from __future__ import annotations
 
 from ._errors import DuplicateCustomId, InputChanged, InvalidInputLine, JobIOError, OutputLocked
-from ._input import BadLine, JobInput, line_preparer, prepare_line, raw_line_hash
+from ._export import EXPORT_FORMATS, export_format, export_output
+from ._input import (
+    INPUT_FORMATS,
+    BadLine,
+    JobInput,
+    input_format,
+    line_preparer,
+    prepare_line,
+    raw_line_hash,
+)
 from ._lock import OutputLock
 from ._output import Writer, record
 from ._read import read_lines
@@ -29,6 +38,8 @@ from ._resume import (
 from ._run import Job, JobReport, request_hasher, run_job
 
 __all__ = [
+    "EXPORT_FORMATS",
+    "INPUT_FORMATS",
     "BadLine",
     "DuplicateCustomId",
     "Entry",
@@ -43,6 +54,9 @@ __all__ = [
     "Resumed",
     "Writer",
     "compact_output",
+    "export_format",
+    "export_output",
+    "input_format",
     "line_preparer",
     "prepare_line",
     "raw_line_hash",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, Final
 
@@ -15,13 +16,69 @@ from ._read import read_lines
 from ._resume import Entry, Resumed
 
 __all__ = [
+    "INPUT_FORMATS",
     "BadLine",
     "JobInput",
     "LineHash",
     "line_preparer",
+    "input_format",
     "prepare_line",
     "raw_line_hash",
 ]
+
+#: The input formats: JSONL (one request object a line) or text (one prompt a line).
+INPUT_FORMATS: Final = ("jsonl", "text")
+_EXTENSIONS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".txt": "text"}
+
+
+def input_format(path: str, given: str | None = None) -> str:
+    """The format of the input ``path``: ``given`` if any, else from its extension
+    (``.jsonl``/``.ndjson``/``.json``: JSONL, ``.txt``: text); standard input (``"-"``) is
+    JSONL. Never guessed from the content.
+
+    Raises:
+        ValueError: ``given`` is not a format, or the extension says nothing.
+    """
+    if given is not None:
+        if given not in INPUT_FORMATS:
+            raise ValueError(f"input format must be 'jsonl' or 'text', got {given!r}")
+        return given
+    if path == "-":
+        return "jsonl"
+    ext = os.path.splitext(path)[1].lower()
+    if ext in _EXTENSIONS:
+        return _EXTENSIONS[ext]
+    raise ValueError(
+        f"cannot tell the format of {path} from its extension {ext or '(none)'!r}: name it "
+        f".jsonl or .txt, or pass --format jsonl|text (input_format=)"
+    )
+
+
+def _openai_batch_line(obj: dict[str, Any], lineno: int, auto_id: str) -> dict[str, Any] | BadLine:
+    """An OpenAI Batch API line (``custom_id``, ``method``, ``url``, ``body``) as an item."""
+    custom_id = obj.get("custom_id")
+    cid = str(custom_id) if isinstance(custom_id, (str, int)) and custom_id != "" else auto_id
+    method, url, body = obj.get("method", "POST"), obj.get("url", ""), obj.get("body")
+    if str(method).upper() != "POST" or not str(url).rstrip("/").endswith("/chat/completions"):
+        return BadLine(
+            cid,
+            InvalidInputLine(
+                f"line {lineno}: OpenAI Batch line for {method} {url}: only POST "
+                f"/v1/chat/completions can be sent"
+            ),
+        )
+    if not isinstance(body, dict):
+        return BadLine(
+            cid, InvalidInputLine(f"line {lineno}: OpenAI Batch 'body' must be an object")
+        )
+    item = {k: v for k, v in body.items() if k != "stream"}
+    if "max_completion_tokens" in item:
+        item.setdefault("max_tokens", item.pop("max_completion_tokens"))
+        item.pop("max_completion_tokens", None)
+    if custom_id is not None:
+        item["custom_id"] = custom_id
+    return item
+
 
 _LINE_PREFIX: Final = "line:"
 
@@ -40,7 +97,13 @@ class BadLine(dict[str, Any]):
 
 
 def prepare_line(
-    item: Any, index: int, line: int | None, *, model: str, params: Mapping[str, Any]
+    item: Any,
+    index: int,
+    line: int | None,
+    *,
+    model: str,
+    params: Mapping[str, Any],
+    system: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``prepare_item`` for an input line: its errors become ``InvalidInputLine`` with the line.
 
@@ -49,6 +112,7 @@ def prepare_line(
         index: the item's ``BatchResult.index``.
         line: its 1-based input line number; ``None`` leaves the error as it is.
         model, params: as in ``prepare_item``.
+        system: a system message put first, unless the messages start with their own.
 
     Raises:
         InvalidRequestError: the item cannot become a request.
@@ -56,20 +120,32 @@ def prepare_line(
     if isinstance(item, BadLine):
         raise item.error
     try:
-        return prepare_item(item, index, model=model, params=params)
+        custom_id, body = prepare_item(item, index, model=model, params=params)
     except InvalidRequestError as exc:
         if line is None:
             raise
         raise InvalidInputLine(f"line {line}: {exc}") from exc
+    messages = body.get("messages")
+    if system is not None and isinstance(messages, list):
+        first = messages[0] if messages else None
+        if not (isinstance(first, dict) and first.get("role") == "system"):
+            body["messages"] = [{"role": "system", "content": system}, *messages]
+    return custom_id, body
 
 
 def line_preparer(
-    line_of: Mapping[int, int], *, model: str, params: Mapping[str, Any]
+    line_of: Mapping[int, int],
+    *,
+    model: str,
+    params: Mapping[str, Any],
+    system: str | None = None,
 ) -> Callable[[int, Any], tuple[str, dict[str, Any]]]:
     """A ``BatchRunner(prepare=...)`` callable: `prepare_line` with the line from ``line_of``."""
 
     def prepare(index: int, item: Any) -> tuple[str, dict[str, Any]]:
-        return prepare_line(item, index, line_of.get(index), model=model, params=params)
+        return prepare_line(
+            item, index, line_of.get(index), model=model, params=params, system=system
+        )
 
     return prepare
 
@@ -101,6 +177,8 @@ class JobInput:
         retry_failed: send again the inputs whose failure can change.
         hash_line: computes a line's request identity; ``None`` skips change detection.
         rerun_changed: send changed inputs again instead of refusing.
+        input_format: ``"jsonl"`` (one JSON object a line; OpenAI Batch API lines too) or
+            ``"text"`` (one prompt a line); see `input_format`.
     """
 
     def __init__(
@@ -110,7 +188,10 @@ class JobInput:
         retry_failed: bool = False,
         hash_line: LineHash | None = None,
         rerun_changed: bool = False,
+        input_format: str = "jsonl",
     ) -> None:
+        if input_format not in INPUT_FORMATS:
+            raise ValueError(f"input_format must be 'jsonl' or 'text', got {input_format!r}")
         self.resumed = resumed if resumed is not None else Resumed()
         self.retry_failed = retry_failed
         self.hash_line = hash_line
@@ -126,7 +207,7 @@ class JobInput:
         self.lines = 0
         self.changed: list[tuple[int, str]] = []
         self.changed_count = 0
-        self.plain_text: bool | None = None
+        self.plain_text = input_format == "text"
 
     async def check(self, fd: int) -> None:
         """Read every line of ``fd`` without sending anything; raise ``InputChanged`` when
@@ -233,12 +314,10 @@ class JobInput:
             return BadLine(auto_id, InvalidInputLine(f"line {lineno}: not valid UTF-8 ({exc})"))
         if not text.strip():
             return None
-        if self.plain_text is None:
-            self.plain_text = not text.lstrip().startswith("{")
         if self.plain_text:
             return {"custom_id": auto_id, "prompt": text}
         try:
-            obj = json.loads(text)
+            obj: Any = json.loads(text)
         except ValueError as exc:
             return BadLine(auto_id, InvalidInputLine(f"line {lineno}: invalid JSON: {exc}"))
         if not isinstance(obj, dict):
@@ -248,6 +327,11 @@ class JobInput:
                     f"line {lineno}: expected a JSON object, got {type(obj).__name__}"
                 ),
             )
+        if "body" in obj and ("url" in obj or "method" in obj):
+            converted = _openai_batch_line(obj, lineno, auto_id)
+            if isinstance(converted, BadLine):
+                return converted
+            obj = converted
         custom_id = obj.get("custom_id")
         if custom_id is None:
             obj["custom_id"] = auto_id
@@ -262,4 +346,5 @@ class JobInput:
             return BadLine(auto_id, InvalidInputLine(f"line {lineno}: custom_id is empty"))
         else:
             obj["custom_id"] = str(custom_id)
-        return obj
+        item: dict[str, Any] = obj
+        return item

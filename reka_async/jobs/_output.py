@@ -50,6 +50,12 @@ def record(
         }
     out["latency_s"] = round(result.latency_s, 4)
     out["attempts"] = result.attempts
+    if result.cached:
+        out["cached"] = True
+    if result.response is not None:
+        out["cost_usd"] = None if result.cost_usd is None else round(result.cost_usd, 8)
+    if result.metadata is not None:
+        out["metadata"] = result.metadata
     if request_hash is not None:
         out["request_hash"] = request_hash
     return out

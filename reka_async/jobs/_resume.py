@@ -65,11 +65,20 @@ class Entry:
         ok: it has a response.
         retryable: it failed in a way another try can change (``retryable_failure``).
         request_hash: the hash of the request it answered (``None`` in older records).
+        error_type: the error's type when it failed.
+        input_tokens, output_tokens: the usage of its response.
+        cost_usd: what its response cost (``None``: unknown, or it failed).
+        cached: its response came from the request cache.
     """
 
     ok: bool
     retryable: bool
     request_hash: str | None
+    error_type: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    cached: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -103,6 +112,33 @@ class Resumed:
         """custom_ids whose last record is an error."""
         return {k for k, e in self.entries.items() if not e.ok}
 
+    def totals(self) -> dict[str, Any]:
+        """The whole job as its output says, across every run: ``ok``, ``failed``,
+        ``errors`` (by type), ``input_tokens``, ``output_tokens``, ``cost_usd`` (``None``
+        when a response's cost is unknown), ``cached``."""
+        entries = self.entries.values()
+        errors: dict[str, int] = {}
+        for entry in entries:
+            if not entry.ok:
+                name = entry.error_type or "unknown"
+                errors[name] = errors.get(name, 0) + 1
+        if self.dup_lines:
+            errors[DuplicateCustomId.__name__] = len(self.dup_lines)
+        billed = [e for e in entries if e.ok and not e.cached]
+        unknown = sum(e.cost_usd is None for e in billed)
+        known = sum(e.cost_usd or 0.0 for e in billed)
+        return {
+            "ok": sum(e.ok for e in entries),
+            "failed": sum(not e.ok for e in entries) + len(self.dup_lines),
+            "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+            "input_tokens": sum(e.input_tokens for e in billed),
+            "output_tokens": sum(e.output_tokens for e in billed),
+            "cost_usd": None if unknown else round(known, 6),
+            "cost_usd_known": round(known, 6),
+            "unpriced": unknown,
+            "cached": sum(e.ok and e.cached for e in entries),
+        }
+
 
 def _dup_line(record: dict[str, Any]) -> int | None:
     error = record.get("error")
@@ -110,6 +146,29 @@ def _dup_line(record: dict[str, Any]) -> int | None:
     if isinstance(error, dict) and error.get("type") == DuplicateCustomId.__name__:
         return line if isinstance(line, int) else -1
     return None
+
+
+def _entry(record: dict[str, Any]) -> Entry:
+    ok = record.get("ok") is True
+    digest = record.get("request_hash")
+    error = record.get("error")
+    usage = record.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    cost = record.get("cost_usd")
+    return Entry(
+        ok=ok,
+        retryable=not ok and retryable_failure(error),
+        request_hash=digest if isinstance(digest, str) else None,
+        error_type=str(error.get("type")) if isinstance(error, dict) and not ok else None,
+        input_tokens=_int(usage.get("input_tokens")),
+        output_tokens=_int(usage.get("output_tokens")),
+        cost_usd=float(cost) if isinstance(cost, (int, float)) and ok else None,
+        cached=record.get("cached") is True,
+    )
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def scan_output(path: str) -> Resumed:
@@ -138,13 +197,7 @@ def scan_output(path: str) -> Resumed:
                     else:
                         custom_id = record["custom_id"]
                         superseded += custom_id in entries
-                        ok = record.get("ok") is True
-                        digest = record.get("request_hash")
-                        entries[custom_id] = Entry(
-                            ok=ok,
-                            retryable=not ok and retryable_failure(record.get("error")),
-                            request_hash=digest if isinstance(digest, str) else None,
-                        )
+                        entries[custom_id] = _entry(record)
                 else:
                     foreign += 1
             elif raw.strip():

@@ -19,18 +19,16 @@ This is what ``reka-async batch`` runs (and what ``run_ray_job`` mirrors). The g
 from __future__ import annotations
 
 import os
-import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._exceptions import InvalidRequestError
-from .._wire.dialects import DIALECTS, choose
-from .._wire.hashing import request_hash
+from .._wire.hashing import request_hasher_for
 from ..batch import BatchResult, BatchRunner, BatchStats
 from ._errors import JobIOError
-from ._input import JobInput, line_preparer, prepare_line
+from ._input import JobInput, input_format, line_preparer, prepare_line
 from ._lock import OutputLock
 from ._output import Writer, record
 from ._resume import Resumed, compact_output, scan_output, start_output
@@ -59,6 +57,7 @@ class JobReport:
         total_ok: inputs whose final record is a response (the whole job, across runs).
         total_failed: inputs whose final record is an error (the whole job).
         resumed: what the output held before this run (``None`` when it started empty).
+        final: what the output holds at the end (``final.totals()``: the whole job).
     """
 
     output_path: str
@@ -71,18 +70,12 @@ class JobReport:
     total_ok: int
     total_failed: int
     resumed: Resumed | None
+    final: Resumed = attrs.field(factory=Resumed)
 
 
 def request_hasher(client: AsyncClient) -> Callable[[Mapping[str, Any]], str]:
     """``hash(body)``: the request identity of a body sent through ``client``."""
-    host = urllib.parse.urlsplit(client.base_url).hostname or ""
-    default = DIALECTS[client.api]
-
-    def hash_body(body: Mapping[str, Any]) -> str:
-        dialect = choose(None, body, default, DIALECTS)
-        return request_hash(body, api=dialect.name, host=host)
-
-    return hash_body
+    return request_hasher_for(client.base_url, client.api)
 
 
 def _check_paths(input_path: str, output_path: str) -> None:
@@ -115,8 +108,12 @@ class Job:
         rerun_changed: bool = False,
         overwrite: bool = False,
         params: Mapping[str, Any] | None = None,
+        input_format: str | None = None,
+        system: str | None = None,
         **options: Unpack[BatchOptions],
     ) -> None:
+        self.system = system
+        self.input_format = _input_format(input_path, input_format)
         if resume and overwrite:
             raise ValueError("resume and overwrite contradict each other; choose one")
         if (retry_failed or rerun_changed) and not resume:
@@ -141,7 +138,9 @@ class Job:
     def hash_line(self, item: Any, lineno: int) -> str:
         """The request identity of an input line (``"line:"`` when it is no request)."""
         try:
-            _, body = prepare_line(item, 0, lineno, model=self.model, params=self.params)
+            _, body = prepare_line(
+                item, 0, lineno, model=self.model, params=self.params, system=self.system
+            )
         except InvalidRequestError:
             return "line:"  # never a request: JobInput compares the raw line's hash
         return self._hash_body(body)
@@ -159,6 +158,7 @@ class Job:
             retry_failed=self.retry_failed,
             hash_line=self.hash_line,
             rerun_changed=self.rerun_changed,
+            input_format=self.input_format,
         )
         from_stdin = self.input_path == "-"
         if resumed is not None and resumed.entries and not from_stdin and not self.rerun_changed:
@@ -167,17 +167,21 @@ class Job:
             # changed input stops the run where it is found.)
             check_fd = _open(self.input_path)
             try:
-                await JobInput(resumed, hash_line=self.hash_line).check(check_fd)
+                await JobInput(
+                    resumed, hash_line=self.hash_line, input_format=self.input_format
+                ).check(check_fd)
             finally:
                 os.close(check_fd)
-        fd = 0 if from_stdin else _open(self.input_path)
-        writer = Writer(out)
         runner_options: dict[str, Any] = {
             **self.options,
             **self.params,
-            "prepare": line_preparer(source.line_of, model=self.model, params=self.params),
+            "prepare": line_preparer(
+                source.line_of, model=self.model, params=self.params, system=self.system
+            ),
         }
-        runner = BatchRunner(self.client, **runner_options)
+        runner = BatchRunner(self.client, **runner_options)  # its errors come before OUTPUT
+        fd = 0 if from_stdin else _open(self.input_path)
+        writer = Writer(out)
         completed = False
         try:
             async with runner.stream(source.items(fd)) as results:
@@ -208,6 +212,7 @@ class Job:
             total_ok=len(final.ok),
             total_failed=len(final.failed) + len(final.dup_lines),
             resumed=resumed,
+            final=final,
         )
 
 
@@ -221,6 +226,8 @@ async def run_job(
     rerun_changed: bool = False,
     overwrite: bool = False,
     params: Mapping[str, Any] | None = None,
+    input_format: str | None = None,
+    system: str | None = None,
     **options: Unpack[BatchOptions],
 ) -> JobReport:
     """Run the JSONL job ``input_path`` -> ``output_path`` (see the module docstring).
@@ -235,6 +242,9 @@ async def run_job(
             record was written (default: refuse with ``InputChanged``).
         overwrite: start the output afresh.
         params: chat parameters for every line (``max_tokens``, ...); a line's own win.
+        input_format: ``"jsonl"`` or ``"text"``; default: from the extension (``.jsonl``,
+            ``.txt``; standard input is JSONL), never from the content.
+        system: a system message put before each line's messages (unless they start with one).
         **options: ``BatchRunner`` options (``concurrency``, ``model``, ``rpm``,
             ``on_result``, ...).
 
@@ -259,9 +269,18 @@ async def run_job(
         rerun_changed=rerun_changed,
         overwrite=overwrite,
         params=params,
+        input_format=input_format,
+        system=system,
         **options,
     )
     return await job.run()
+
+
+def _input_format(path: str, given: str | None) -> str:
+    try:
+        return input_format(path, given)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
 
 
 def _open(path: str) -> int:

@@ -94,7 +94,7 @@ class MockRekaServer:
     def __init__(
         self,
         *,
-        api_key: str | None = "test-key",
+        api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         latency_s: float = 0.0,

@@ -17,7 +17,16 @@ import attrs
 
 from ..._exceptions import BatchAbortedError
 from ...batch import BatchResult
-from ...jobs import BadLine, JobInput, OutputLock, Writer, compact_output, record, start_output
+from ...jobs import (
+    BadLine,
+    JobInput,
+    OutputLock,
+    Writer,
+    compact_output,
+    input_format,
+    record,
+    start_output,
+)
 from ._common import check_params, check_positive_int, default_batch_size, require
 from ._mapper import map_chat
 from ._rows import plain
@@ -159,9 +168,10 @@ def run_ray_job(
 ) -> RayJobSummary:
     """Run a batch file on Ray: the ``reka-async batch`` job, spread over a pool of actors.
 
-    The input is JSONL in the ``reka-async batch`` input format (or plain text, one prompt
-    per line), or a Parquet file whose rows are read like JSONL objects (columns ``prompt``
-    or ``messages``, optional ``custom_id`` and parameters; "line" is the 1-based row).
+    The input is JSONL in the ``reka-async batch`` input format (or plain text in a ``.txt``
+    file, one prompt per line), or a Parquet file whose rows are read like JSONL objects
+    (columns ``prompt`` or ``messages``, optional ``custom_id`` and parameters; "line" is the
+    1-based row).
     The output is one JSON line per input, in the CLI's output-record format, appended as
     blocks finish (completion order: join on ``custom_id``). Lines that cannot become
     requests and duplicate ``custom_id`` values become error lines, as in the CLI.
@@ -239,7 +249,11 @@ def run_ray_job(
             logger.warning(
                 "resume: ignored %d unreadable line(s) in %s", resumed.unreadable, out_path
             )
-        source = JobInput(resumed, retry_failed=retry_failed)
+        source = JobInput(
+            resumed,
+            retry_failed=retry_failed,
+            input_format="jsonl" if _is_parquet(in_path) else input_format(in_path),
+        )
 
         temp: str | None = None
         jsonl_path = in_path

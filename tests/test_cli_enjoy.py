@@ -1,0 +1,276 @@
+"""The CLI in real subprocesses: progress lines, cost, --max-cost, --dry-run, --cache, formats,
+exports, --summary, and the options and checks every command gained."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reka_async.cli._parser import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 60
+
+
+def env_without_key(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REKA_API_KEY", "REKA_BASE_URL")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reka_async", *args],
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env if env is not None else env_without_key(),
+        cwd=ROOT,
+    )
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def write_jsonl(path: Path, rows: Sequence[Any]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess[str], code: int = 2) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "reka-async: error:" in proc.stderr
+
+
+def _prompts(path: Path, n: int) -> Path:
+    write_jsonl(path, [{"custom_id": f"q{i}", "prompt": f"question {i}"} for i in range(n)])
+    return path
+
+
+def test_every_option_has_help() -> None:
+    _, commands = build_parser()
+    for name, parser in commands.items():
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no help text"
+
+
+def test_batch_without_a_tty_prints_progress_lines_and_cost(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    summary = tmp_path / "summary.json"
+    proc = run(
+        "batch", str(_prompts(tmp_path / "p.jsonl", 20)), "-o", str(out), "--mock",
+        "--summary", str(summary),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("reka-async: progress ")]
+    assert lines[0].startswith("reka-async: progress 0/20 0%")
+    assert lines[-1].startswith("reka-async: progress 20/20 100%")
+    assert "limit 64" in lines[-1]
+    assert "cost $" in lines[-1]
+    data = json.loads(summary.read_text())
+    assert data["job"]["ok"] == 20
+    assert data["job"]["cost_usd"] > 0
+    assert data["this_run"]["done"] == 20
+
+
+def test_the_summary_covers_the_whole_job_across_resumes(tmp_path: Path) -> None:
+    inp = tmp_path / "p.jsonl"
+    write_jsonl(inp, [{"custom_id": "a", "prompt": "x"}, "not json"])
+    out, summary = tmp_path / "out.jsonl", tmp_path / "s.json"
+    assert run("batch", str(inp), "-o", str(out), "--mock").returncode == 1
+    with inp.open("a") as f:
+        f.write(json.dumps({"custom_id": "b", "prompt": "y"}) + "\n")
+    proc = run("batch", str(inp), "-o", str(out), "--mock", "--resume", "--summary", str(summary))
+    assert proc.returncode == 1, proc.stderr
+    assert "job total: 3 input(s), 2 ok, 1 failed (1 InvalidInputLine)" in proc.stderr
+    data = json.loads(summary.read_text())
+    assert data["job"]["errors"] == {"InvalidInputLine": 1}
+    assert data["this_run"]["done"] == 1
+
+
+def test_max_cost_stops_with_exit_3_and_resume_continues(tmp_path: Path) -> None:
+    inp, out = _prompts(tmp_path / "p.jsonl", 200), tmp_path / "out.jsonl"
+    args = ("batch", str(inp), "-o", str(out), "--mock", "--max-tokens", "100", "--no-progress")
+    proc = run(*args, "--max-cost", "0.002")
+    assert proc.returncode == 3, proc.stderr
+    assert "max_cost" in proc.stderr
+    assert "to continue: reka-async batch" in proc.stderr
+    done = records(out)
+    assert 0 < len(done) < 200
+    assert sum(r["cost_usd"] for r in done) <= 0.002
+    assert run(*args, "--resume").returncode == 0
+    assert len({r["custom_id"] for r in records(out)}) == 200
+
+
+def test_max_cost_refuses_a_model_without_a_price(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = run(
+        "batch", str(_prompts(tmp_path / "p.jsonl", 2)), "-o", str(out), "--mock",
+        "--model", "reka-core", "--max-cost", "1",
+    )  # fmt: skip
+    assert_clean_error(proc)
+    assert "no price is known for model 'reka-core'" in proc.stderr
+    assert not out.exists()
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"reka-core": {"input": 2, "output": 8}}))
+    proc = run(
+        "batch", str(tmp_path / "p.jsonl"), "-o", str(out), "--mock", "--model", "reka-core",
+        "--max-cost", "1", "--prices", str(prices),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_dry_run_sends_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = run(
+        "batch", str(_prompts(tmp_path / "p.jsonl", 10)), "-o", str(out), "--dry-run",
+        "--max-tokens", "100",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "dry run: 10 request(s) to send" in proc.stdout
+    assert "output tokens up to 1000" in proc.stdout
+    assert "estimated cost: at most $0.0020" in proc.stdout  # 1000 x $2 per million, plus input
+    assert not out.exists()
+
+
+def test_the_cache_answers_a_second_job(tmp_path: Path) -> None:
+    inp, cache = _prompts(tmp_path / "p.jsonl", 5), tmp_path / "cache.db"
+    first = run("batch", str(inp), "-o", str(tmp_path / "a.jsonl"), "--mock", "--cache", str(cache))
+    assert first.returncode == 0, first.stderr
+    second = run(
+        "batch", str(inp), "-o", str(tmp_path / "b.jsonl"), "--mock", "--cache", str(cache)
+    )
+    assert second.returncode == 0, second.stderr
+    assert "5 from the cache" in second.stderr
+    assert all(r["cached"] for r in records(tmp_path / "b.jsonl"))
+
+
+def test_a_corrupt_cache_is_a_usage_error_before_output(tmp_path: Path) -> None:
+    cache = tmp_path / "cache.db"
+    cache.write_bytes(b"garbage" * 1000)
+    out = tmp_path / "out.jsonl"
+    proc = run("batch", str(_prompts(tmp_path / "p.jsonl", 1)), "-o", str(out), "--mock",
+               "--cache", str(cache))  # fmt: skip
+    assert_clean_error(proc)
+    assert "delete it" in proc.stderr
+    assert not out.exists()
+
+
+def test_a_bad_first_line_does_not_turn_jsonl_into_text(tmp_path: Path) -> None:
+    inp, out = tmp_path / "p.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(inp, ["oops", {"custom_id": "a", "prompt": "x"}])
+    assert run("batch", str(inp), "-o", str(out), "--mock").returncode == 1
+    rows = {r["custom_id"]: r for r in records(out)}
+    assert rows["line-1"]["error"]["type"] == "InvalidInputLine"
+    assert rows["a"]["response"]["text"] == "Mock reply to: x"
+
+
+def test_an_unknown_extension_needs_format(tmp_path: Path) -> None:
+    inp, out = tmp_path / "p.data", tmp_path / "out.jsonl"
+    inp.write_text("hello\n")
+    assert_clean_error(run("batch", str(inp), "-o", str(out), "--mock"))
+    assert not out.exists()
+    proc = run("batch", str(inp), "-o", str(out), "--mock", "--format", "text")
+    assert proc.returncode == 0, proc.stderr
+    assert records(out)[0]["response"]["text"] == "Mock reply to: hello"
+
+
+def test_openai_batch_lines_and_metadata(tmp_path: Path) -> None:
+    inp, out = tmp_path / "p.jsonl", tmp_path / "out.jsonl"
+    body = {"model": "reka-flash", "messages": [{"role": "user", "content": "hi"}]}
+    write_jsonl(
+        inp,
+        [
+            {"custom_id": "o1", "method": "POST", "url": "/v1/chat/completions", "body": body},
+            {"custom_id": "m1", "prompt": "x", "metadata": {"source": "doc-7"}},
+        ],
+    )
+    proc = run("batch", str(inp), "-o", str(out), "--mock")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["custom_id"]: r for r in records(out)}
+    assert rows["o1"]["response"]["text"] == "Mock reply to: hi"
+    assert rows["m1"]["metadata"] == {"source": "doc-7"}
+
+
+def test_csv_output_and_export(tmp_path: Path) -> None:
+    inp, out = _prompts(tmp_path / "p.jsonl", 3), tmp_path / "out.csv"
+    proc = run("batch", str(inp), "-o", str(out), "--mock")
+    assert proc.returncode == 0, proc.stderr
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["custom_id"] for r in rows] == ["q0", "q1", "q2"]
+    assert rows[0]["text"] == "Mock reply to: question 0"
+    assert (tmp_path / "out.jsonl").exists()  # the job file: resume works on it
+    again = tmp_path / "again.csv"
+    assert run("export", str(tmp_path / "out.jsonl"), str(again)).returncode == 0
+    assert again.read_text() == out.read_text()
+
+
+def test_parquet_export(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    inp, out = _prompts(tmp_path / "p.jsonl", 2), tmp_path / "out.parquet"
+    proc = run("batch", str(inp), "-o", str(out), "--mock")
+    assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(out).column("custom_id").to_pylist() == ["q0", "q1"]
+
+
+def test_empty_input_is_warned_about(tmp_path: Path) -> None:
+    inp = tmp_path / "p.jsonl"
+    inp.write_text("\n\n")
+    proc = run("batch", str(inp), "-o", str(tmp_path / "out.jsonl"), "--mock")
+    assert proc.returncode == 0
+    assert "holds no requests" in proc.stderr
+
+
+def test_a_refused_base_url_is_exit_2_before_any_output(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = run(
+        "batch", str(_prompts(tmp_path / "p.jsonl", 1)), "-o", str(out),
+        "--base-url", "http://example.com/v1", "--api-key", "k",
+    )  # fmt: skip
+    assert_clean_error(proc)
+    assert "--allow-insecure-http" in proc.stderr
+    assert not out.exists()
+    assert_clean_error(run("chat", "hi", "--base-url", "ftp://x", "--api-key", "k"))
+    assert_clean_error(run("chat", "hi", "--api-key", "bad\x01key"))
+
+
+def test_chat_json_and_sampling_options() -> None:
+    proc = run("chat", "--mock", "--json", "--top-p", "0.5", "--top-k", "5", "--seed", "1",
+               "--stop", "END", "hi")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["responses"][0]["message"]["content"] == "Mock reply to: hi"
+
+
+def test_chat_strips_a_prompt_from_stdin() -> None:
+    proc = run("chat", "--mock", "-", stdin="hi\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Mock reply to: hi\n"
+
+
+def test_batch_system_timeout_fail_fast_no_adaptive(tmp_path: Path) -> None:
+    inp, out = _prompts(tmp_path / "p.jsonl", 2), tmp_path / "out.jsonl"
+    proc = run(
+        "batch", str(inp), "-o", str(out), "--mock", "--system", "Be brief.", "--timeout", "30",
+        "--fail-fast", "--no-adaptive",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert len(records(out)) == 2
