@@ -12,6 +12,7 @@ import copy
 import enum
 import logging
 import os
+import weakref
 from collections.abc import Callable, Mapping
 from ssl import SSLContext
 from typing import Any, TypeVar
@@ -106,7 +107,7 @@ class StreamBody:
     ``read()`` returns the next bytes (``b""`` at the end) and raises our errors only.
     """
 
-    __slots__ = ("_errors", "_resp", "headers")
+    __slots__ = ("__weakref__", "_errors", "_resp", "headers")
 
     def __init__(self, resp: aiohttp.ClientResponse, errors: map_errors) -> None:
         self._resp = resp
@@ -157,6 +158,7 @@ class _Pool:
         "session",
         "ssl",
         "state",
+        "streams",
     )
 
     def __init__(
@@ -175,6 +177,8 @@ class _Pool:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pid = 0  # the process that opened the session (a fork's child may not use it)
         self.state = ClientState.UNOPENED
+        #: Stream bodies handed out and not yet collected (closed on ``aclose``).
+        self.streams: weakref.WeakSet[StreamBody] = weakref.WeakSet()
         #: The headers of the most recent HTTP answer (any status), read by ``rate_limit``.
         self.last_headers: Mapping[str, str] | None = None
 
@@ -364,6 +368,11 @@ class Transport:
         pool = self._pool
         pool.state = ClientState.CLOSED
         session, pool.session = pool.session, None
+        # Streams left open (a caller that never finished one) give their connections back
+        # first: closing the session under them leaves aiohttp warning "Unclosed connection"
+        # whenever their response objects are collected later.
+        for body in list(pool.streams):
+            body.close()
         if session is not None and not session.closed:
             await session.close()
 
@@ -625,4 +634,6 @@ class Transport:
             raise error
         if hooks is not None:
             hooks.answered(event, status=resp.status, headers=resp.headers)
-        return StreamBody(resp, errors)
+        stream_body = StreamBody(resp, errors)
+        self._pool.streams.add(stream_body)
+        return stream_body
