@@ -5,58 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
+from test_cli import assert_clean_error, records, run, write_jsonl
 
 from reka_async.cli._parser import build_parser
-
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 60
-
-
-def env_without_key(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("REKA_API_KEY", "REKA_BASE_URL")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-def run(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reka_async", *args],
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=env if env is not None else env_without_key(),
-        cwd=ROOT,
-    )
-
-
-def records(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-def write_jsonl(path: Path, rows: Sequence[Any]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess[str], code: int = 2) -> None:
-    assert proc.returncode == code, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert "reka-async: error:" in proc.stderr
 
 
 def _prompts(path: Path, n: int) -> Path:
