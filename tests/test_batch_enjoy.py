@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sqlite3
 import threading
@@ -149,7 +150,7 @@ async def test_the_cache_answers_identical_requests_across_runners(
     assert second.stats.cost_usd_known == pytest.approx(results[2].cost_usd)
     other = BatchRunner(mock, cache=path, max_tokens=9)  # another request: another key
     assert not any(r.cached for r in await other.run(["a"]))
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:  # (its own `with` does not close)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -205,8 +206,10 @@ def test_a_locked_cache_is_a_clear_error(tmp_path: Path) -> None:
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        cache = RequestCache(path, busy_timeout_s=0.05)
-        with pytest.raises(CacheError, match="locked"):
+        with (
+            RequestCache(path, busy_timeout_s=0.05) as cache,
+            pytest.raises(CacheError, match="locked"),
+        ):
             cache.put_sync("sha256:x", ChatResponse(id="x", model="m", responses=[]))
     finally:
         holder.execute("ROLLBACK")

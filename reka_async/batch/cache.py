@@ -127,6 +127,20 @@ class RequestCache:
         return int(count)
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (idempotent). A ``BatchRunner`` given a path owns the cache it
+        opens; it is closed when the runner is collected, or by ``close()`` here."""
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> RequestCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Closing an SQLite connection is synchronous and needs no event loop; without it an
+        # unclosed cache (a runner given a path) warns on Python 3.13+ when collected.
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
