@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import enum
 import logging
 import os
-import weakref
 from collections.abc import Callable, Mapping
 from ssl import SSLContext
 from typing import Any, TypeVar
@@ -24,19 +22,17 @@ from yarl import URL
 from .._exceptions import (
     APIConnectionError,
     APIError,
-    APIStatusError,
-    InsufficientCreditsError,
-    RateLimitError,
-    ResponseTooLargeError,
 )
 from .._version import __version__
 from .budget import RateBudget
 from .errors import invalid_body, map_errors, stale_candidate, status_error
+from .gate import Gate
 from .hooks import Hooks
-from .network import ConnectorFactory, display_url, is_loopback
+from .network import ConnectorFactory, display_url
 from .options import RequestOptions, Timeout, chain_retry_hooks
-from .quota import Quota, quota_spent
-from .retry import Cooldown, RetryEvent, RetryHook, RetryPolicy
+from .pool import ClientState, Pool, StreamBody, check_base_url, has_idle, read_body
+from .quota import Quota
+from .retry import Cooldown, RetryHook, RetryPolicy
 
 __all__ = ["ClientState", "StreamBody", "Transport", "check_base_url", "read_body"]
 
@@ -47,143 +43,7 @@ T = TypeVar("T")
 USER_AGENT = f"reka-async/{__version__}"
 
 
-class ClientState(enum.Enum):
-    """The lifecycle of a client: no session yet, a live session, or closed for good."""
-
-    UNOPENED = "unopened"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-def check_base_url(base_url: str, *, allow_insecure_http: bool) -> URL:
-    """The parsed base URL, or ``ValueError`` saying what to fix."""
-    url = URL(base_url.rstrip("/"))
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(
-            "base_url: must be an http(s) URL such as https://api.reka.ai/v1, got "
-            f"{display_url(url) if url.host else repr(base_url)}"
-        )
-    if url.scheme == "http" and not is_loopback(url.host) and not allow_insecure_http:
-        raise ValueError(
-            f"base_url: refusing to send the API key over plain http to {url.host}; use https, "
-            "or pass allow_insecure_http=True if this network is trusted"
-        )
-    return url
-
-
-def too_large(limit: int, what: str, request_id: str | None) -> ResponseTooLargeError:
-    """The error for a body (``what``) over the client's ``max_response_bytes``."""
-    return ResponseTooLargeError(
-        f"{what} is larger than max_response_bytes ({limit} bytes); nothing more was read. "
-        "Raise the client's max_response_bytes if answers this large are expected",
-        limit=limit,
-        request_id=request_id,
-    )
-
-
-async def read_body(resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
-    """The whole body (decompressed), or ``ResponseTooLargeError`` once it passes ``limit``.
-
-    The connection is dropped at once when the limit is passed: a hostile or broken server
-    (an endless body, a compression bomb) costs at most ``limit`` bytes of memory.
-    """
-    if limit is None:
-        return await resp.read()
-    content = resp.content
-    parts: list[bytes] = []
-    size = 0
-    while chunk := await content.readany():
-        size += len(chunk)
-        if size > limit:
-            resp.close()
-            raise too_large(limit, "the response body", resp.headers.get("x-request-id"))
-        parts.append(chunk)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-class StreamBody:
-    """The body of a streamed response as a byte source; the stream above never sees aiohttp.
-
-    ``read()`` returns the next bytes (``b""`` at the end) and raises our errors only.
-    """
-
-    __slots__ = ("__weakref__", "_errors", "_resp", "headers")
-
-    def __init__(self, resp: aiohttp.ClientResponse, errors: map_errors) -> None:
-        self._resp = resp
-        self._errors = errors
-        self.headers: Mapping[str, str] = resp.headers
-
-    @property
-    def closed(self) -> bool:
-        """Whether the connection was released or closed."""
-        return self._resp.closed
-
-    async def read(self) -> bytes:
-        """The bytes available next (waiting for some), or ``b""`` at the end of the body."""
-        with self._errors:
-            return await self._resp.content.readany()
-
-    def release(self) -> None:
-        """Hand the connection back to the pool (the body was read to the end)."""
-        self._resp.release()
-
-    def close(self) -> None:
-        """Drop the connection (an unread body must not be reused). Synchronous."""
-        self._resp.close()
-
-
-def _has_idle(session: aiohttp.ClientSession) -> bool:
-    """Whether the pool holds an idle keep-alive connection (the next request reuses one).
-
-    aiohttp keeps no public count; its connector's ``_conns`` holds the idle ones, keyed by
-    host and dropped when empty. Without it (another connector), assume a reuse, as aiohttp's
-    own retry of idempotent requests does.
-    """
-    return bool(getattr(session.connector, "_conns", True))
-
-
-class _Pool:
-    """What a client shares with its ``with_options`` copies: the session and its loop, the
-    pool's lifecycle, how it connects, and the last response headers (rate limits are per key).
-    """
-
-    __slots__ = (
-        "connector_factory",
-        "headers",
-        "last_headers",
-        "loop",
-        "pid",
-        "proxy",
-        "session",
-        "ssl",
-        "state",
-        "streams",
-    )
-
-    def __init__(
-        self,
-        *,
-        headers: dict[str, str],
-        proxy: URL | None,
-        ssl: SSLContext | None,
-        connector_factory: ConnectorFactory | None,
-    ) -> None:
-        self.headers = headers
-        self.proxy = proxy
-        self.ssl = ssl
-        self.connector_factory = connector_factory
-        self.session: aiohttp.ClientSession | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.pid = 0  # the process that opened the session (a fork's child may not use it)
-        self.state = ClientState.UNOPENED
-        #: Stream bodies handed out and not yet collected (closed on ``aclose``).
-        self.streams: weakref.WeakSet[StreamBody] = weakref.WeakSet()
-        #: The headers of the most recent HTTP answer (any status), read by ``rate_limit``.
-        self.last_headers: Mapping[str, str] | None = None
-
-
-class Transport:
+class Transport(Gate):
     """Owns one ``aiohttp.ClientSession`` (created lazily inside the running loop).
 
     ``derive`` makes a copy with other per-request settings over the same pool (the session,
@@ -238,7 +98,7 @@ class Transport:
         }
         # The OpenAI dialect's auth header, sent beside X-Api-Key on its requests only.
         self._bearer = {"Authorization": f"Bearer {api_key}"}
-        self._pool = _Pool(
+        self._pool = Pool(
             headers=headers, proxy=proxy, ssl=ssl, connector_factory=connector_factory
         )
         self._routes: dict[tuple[str, str], tuple[URL, map_errors]] = {}
@@ -376,105 +236,6 @@ class Transport:
         if session is not None and not session.closed:
             await session.close()
 
-    async def wait_before_retry(
-        self, method: str, path: str, error: APIError, attempt: int, opts: RequestOptions
-    ) -> None:
-        """Sleep before the next attempt, or raise ``error`` when it must not be retried.
-
-        Two kinds of rate-limit 429 (see ``_http/quota.py``): one whose headers say the key's
-        quota is spent (``x-ratelimit-remaining: 0``) trips the client's shared cooldown, so
-        every other request of this client waits too; one that does not (an overload answer)
-        delays this request alone.
-        """
-        policy = self.retry_policy
-        delay = policy.delay_for(error, attempt, opts.max_retries)
-        rate_limited = isinstance(error, RateLimitError) and not isinstance(
-            error, InsufficientCreditsError
-        )
-        spent = rate_limited and isinstance(error, APIStatusError) and quota_spent(error.headers)
-        if delay is None:
-            if spent and isinstance(error, APIStatusError):
-                # Out of retries, but the other requests of this client must still back off.
-                wait = error.retry_after
-                if wait is not None and wait <= policy.max_server_wait:
-                    self.cooldown.trip(wait)
-            raise error
-        if spent:
-            self.cooldown.trip(delay)
-        may_bill_twice = policy.retry_may_bill_twice(error)
-        logger.info(
-            "retrying %s %s in %.2f s (attempt %d of %d failed%s): %s",
-            method,
-            path,
-            delay,
-            attempt + 1,
-            opts.max_retries + 1,
-            "; it may have reached the server, so this retry may bill twice"
-            if may_bill_twice
-            else "",
-            error,
-        )
-        if opts.on_retry is not None:
-            opts.on_retry(
-                RetryEvent(
-                    method=method,
-                    path=path,
-                    attempt=attempt,
-                    error=error,
-                    delay=delay,
-                    rate_limited=rate_limited,
-                    quota_spent=spent,
-                    may_bill_twice=may_bill_twice,
-                )
-            )
-        if spent:
-            await self.cooldown.wait()
-        else:
-            await asyncio.sleep(delay)
-
-    def _stale_retry(
-        self, method: str, path: str, error: APIError, attempt: int, opts: RequestOptions
-    ) -> None:
-        """Report the transparent retry of a stale keep-alive connection: it may bill twice
-        (``_http/retry.py``), so the retry hook and the log see it like any other retry."""
-        logger.info(
-            "retrying %s %s at once on a new connection (may bill twice: a reused connection "
-            "failed before any answer): %s",
-            method,
-            path,
-            error,
-        )
-        if opts.on_retry is not None:
-            opts.on_retry(
-                RetryEvent(
-                    method=method,
-                    path=path,
-                    attempt=attempt,
-                    error=error,
-                    delay=0.0,
-                    rate_limited=False,
-                    may_bill_twice=True,
-                )
-            )
-
-    async def before_send(self, opts: RequestOptions) -> None:
-        """Wait for the shared cooldown, the key's window and the rate budgets (the slow path
-        of every attempt: the request loop calls it only when one of them is in play)."""
-        cooldown = self.cooldown
-        if cooldown.deadline:
-            await cooldown.wait()
-        quota = self.quota
-        if quota.active:
-            pause = quota.before_send()
-            if pause:
-                cooldown.trip(pause)
-                await cooldown.wait()
-        if self.budget is not None and self.budget.requests is not None:
-            await self.budget.requests.acquire()
-        budget = opts.budget
-        if budget is not None and budget.requests is not None:
-            await budget.requests.acquire()
-
     async def request(
         self,
         method: str,
@@ -510,7 +271,7 @@ class Transport:
             if gated or cooldown.deadline or quota.active:
                 await self.before_send(opts)
             session = self.session()
-            reused = stale_retry and _has_idle(session)
+            reused = stale_retry and has_idle(session)
             if hooks is not None:
                 event = hooks.started(method, path, display_url(url), attempt, body, False)
             error: APIError
@@ -596,7 +357,7 @@ class Transport:
         hooks = opts.hooks
         stale_retry = self.retry_policy.may_bill_twice
         while True:
-            reused = stale_retry and _has_idle(session)
+            reused = stale_retry and has_idle(session)
             if hooks is not None:
                 event = hooks.started("POST", path, display_url(url), attempt, body, True)
             try:
