@@ -35,7 +35,7 @@ from reka_async import (
     RetryPolicy,
 )
 from reka_async._exceptions import APIStatusError, RekaError
-from reka_async.batch.stream import fd_exhausted
+from reka_async.batch.fds import fd_exhausted
 from reka_async.testing import MockRekaServer
 
 KEY = "test-key"

@@ -12,7 +12,9 @@ Where the ``resource`` module does not exist (Windows), nothing is checked.
 
 from __future__ import annotations
 
-__all__ = ["FD_MARGIN", "ensure_fd_limit", "fd_budget"]
+import errno
+
+__all__ = ["FD_MARGIN", "ensure_fd_limit", "fd_budget", "fd_exhausted"]
 
 #: Descriptors kept for everything that is not a connection.
 FD_MARGIN = 64
@@ -56,3 +58,18 @@ def ensure_fd_limit(needed: int, *, raise_limit: bool) -> str | None:
         f"needs: lower the concurrency, raise it (ulimit -n {needed}), or pass "
         f"raise_fd_limit=True"
     )
+
+
+_FD_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE))
+
+
+def fd_exhausted(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is running out of file descriptors."""
+    seen: BaseException | None = error
+    for _ in range(8):  # a short walk down the chain: causes are never this deep
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in _FD_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -9,7 +9,6 @@ one ``BatchResult`` on the output queue.
 from __future__ import annotations
 
 import asyncio
-import errno
 import time
 from collections.abc import AsyncIterable, Iterable
 from types import TracebackType
@@ -20,20 +19,20 @@ import attrs
 from .._exceptions import (
     APIStatusError,
     APITimeoutError,
-    AuthenticationError,
     BatchAbortedError,
     InsufficientCreditsError,
     InvalidRequestError,
     NotFoundError,
-    PermissionDeniedError,
     RateLimitError,
 )
 from .._http import RetryEvent
 from .._http.budget import TokenBucket
 from .._http.quota import quota_spent
 from .._models import ChatResponse
+from .breaker import fatal_reason, unknown_model
 from .cache import CacheError
 from .cost import BudgetExceededError
+from .fds import fd_exhausted
 from .items import item_custom_id
 from .limits import AdaptiveLimit
 from .results import BatchResult, BatchStats
@@ -41,7 +40,7 @@ from .results import BatchResult, BatchStats
 if TYPE_CHECKING:
     from .runner import BatchRunner
 
-__all__ = ["OVERLOAD_TOLERANCE", "BatchStream", "fd_exhausted"]
+__all__ = ["OVERLOAD_TOLERANCE", "BatchStream"]
 
 #: The share of recent outcomes that must be overload signals before the adaptive limit
 #: decreases (``AdaptiveLimit.tolerance``): a stray overload 429 in a hundred is not one.
@@ -52,7 +51,6 @@ class _Marker:
     __slots__ = ()
 
 
-_FD_ERRNOS: Final = frozenset((errno.EMFILE, errno.ENFILE))
 _END: Final = _Marker()  # the last worker has stopped
 _WAKE: Final = _Marker()  # a worker recorded a failure
 
@@ -250,7 +248,11 @@ class BatchStream:
                 self._out.put_nowait(result)
                 err = result.error
                 if err is not None:
-                    reason = self._fatal(err)
+                    reason = fatal_reason(
+                        err,
+                        enabled=runner.circuit_breaker,
+                        max_wait=runner.client.retry_policy.max_server_wait,
+                    )
                     if reason is not None:
                         self._fail(
                             BatchAbortedError(
@@ -267,28 +269,6 @@ class BatchStream:
             self._alive -= 1
             if self._alive == 0:
                 self._out.put_nowait(_END)
-
-    def _fatal(self, err: BaseException) -> str | None:
-        """Why ``err`` must stop the whole batch (the circuit breaker), or ``None``."""
-        runner = self._runner
-        if not runner.circuit_breaker:
-            return None
-        if isinstance(err, AuthenticationError):
-            return f"the API key was refused ({err}); check the key (REKA_API_KEY or api_key=)"
-        if isinstance(err, PermissionDeniedError):
-            return f"the key may not do this ({err}); check the key's access"
-        if isinstance(err, BudgetExceededError):
-            return str(err).removeprefix("batch stopped: ")
-        if isinstance(err, InsufficientCreditsError):
-            return f"the account is out of credits ({err}); top it up and resume"
-        if isinstance(err, RateLimitError) and err.retry_after is not None:
-            cap = runner.client.retry_policy.max_server_wait
-            if err.retry_after > cap:
-                return (
-                    f"the server asks to wait {err.retry_after:g} s, more than the "
-                    f"{cap:g} s the client waits (max_retry_wait); run the rest later"
-                )
-        return None
 
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:
@@ -427,7 +407,7 @@ class BatchStream:
                     self._overload()
             elif isinstance(exc, APITimeoutError) or fd_exhausted(exc):
                 self._overload()
-            elif isinstance(exc, NotFoundError) and _unknown_model(exc, body.get("model")):
+            elif isinstance(exc, NotFoundError) and unknown_model(exc, body.get("model")):
                 self._missing_models[body["model"]] = exc
         finally:
             if limit is not None:
@@ -448,20 +428,3 @@ class BatchStream:
             latency_s=time.monotonic() - start,
             cost_usd=cost,
         )
-
-
-def _unknown_model(error: NotFoundError, model: Any) -> bool:
-    """Whether a 404 is about ``model`` (its message names it), not about a path."""
-    return isinstance(model, str) and model in str(error)
-
-
-def fd_exhausted(error: BaseException) -> bool:
-    """Whether ``error`` (or what caused it) is running out of file descriptors."""
-    seen: BaseException | None = error
-    for _ in range(8):  # a short walk down the chain: causes are never this deep
-        if seen is None:
-            return False
-        if isinstance(seen, OSError) and seen.errno in _FD_ERRNOS:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
