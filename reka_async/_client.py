@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -48,9 +47,8 @@ from ._http.options import (
     check_max_retries,
     resolve_api_key,
 )
-from ._http.quota import Quota
+from ._http.quota import Quota, RateLimit
 from ._logging import configure_from_env, debug_enabled
-from ._models import Serializable
 from ._types import NOT_GIVEN, Api, NotGiven
 from ._wire.dialects import DIALECTS, check_api
 
@@ -141,41 +139,6 @@ def _policy(
     if max_retry_wait is not None:
         base = attrs.evolve(base, max_server_wait=max_retry_wait)
     return base
-
-
-def _number(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-@attrs.frozen(kw_only=True)
-class RateLimit(Serializable):
-    """The rate-limit headers of the latest answer of a client (any status).
-
-    Attributes:
-        limit: ``x-ratelimit-limit``: requests allowed in the window.
-        remaining: ``x-ratelimit-remaining``: requests left in it.
-        reset: ``x-ratelimit-reset``: when the window resets (Unix time, as sent).
-        retry_after: ``retry-after`` in seconds, when the answer asked for a wait.
-        request_id: the answer's ``x-request-id``.
-    """
-
-    limit: float | None = None
-    remaining: float | None = None
-    reset: float | None = None
-    retry_after: float | None = None
-    request_id: str | None = None
-
-    @property
-    def reset_in(self) -> float | None:
-        """Seconds until ``reset`` (0 when past; a small ``reset`` is taken as seconds)."""
-        if self.reset is None:
-            return None
-        return max(0.0, self.reset - time.time()) if self.reset > 1e9 else max(0.0, self.reset)
 
 
 class AsyncClient:
@@ -393,13 +356,7 @@ class AsyncClient:
         headers = self._transport.last_headers
         if headers is None:
             return None
-        return RateLimit(
-            limit=_number(headers.get("x-ratelimit-limit")),
-            remaining=_number(headers.get("x-ratelimit-remaining")),
-            reset=_number(headers.get("x-ratelimit-reset")),
-            retry_after=_number(headers.get("retry-after")),
-            request_id=headers.get("x-request-id"),
-        )
+        return RateLimit.from_headers(headers)
 
     @property
     def api(self) -> Api:

@@ -27,7 +27,11 @@ import random
 import time
 from collections.abc import Mapping
 
-__all__ = ["Quota", "quota_spent"]
+import attrs
+
+from .._models import Serializable
+
+__all__ = ["Quota", "RateLimit", "quota_spent"]
 
 _EPOCH_THRESHOLD = 1e9  # an x-ratelimit-reset above this is Unix time, else seconds from now
 
@@ -177,3 +181,40 @@ class Quota:
             self.reset_at = 0.0  # a window of the same size whose end the next answer tells
             self._counting = True
         self.active = self.remaining <= self.slack
+
+
+@attrs.frozen(kw_only=True)
+class RateLimit(Serializable):
+    """The rate-limit headers of the latest answer of a client (any status).
+
+    Attributes:
+        limit: ``x-ratelimit-limit``: requests allowed in the window.
+        remaining: ``x-ratelimit-remaining``: requests left in it.
+        reset: ``x-ratelimit-reset``: when the window resets (Unix time, as sent).
+        retry_after: ``retry-after`` in seconds, when the answer asked for a wait.
+        request_id: the answer's ``x-request-id``.
+    """
+
+    limit: float | None = None
+    remaining: float | None = None
+    reset: float | None = None
+    retry_after: float | None = None
+    request_id: str | None = None
+
+    @property
+    def reset_in(self) -> float | None:
+        """Seconds until ``reset`` (0 when past; a small ``reset`` is taken as seconds)."""
+        if self.reset is None:
+            return None
+        return max(0.0, self.reset - time.time()) if self.reset > 1e9 else max(0.0, self.reset)
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimit:
+        """The rate-limit state an answer's headers describe."""
+        return cls(
+            limit=_number(headers.get("x-ratelimit-limit")),
+            remaining=_number(headers.get("x-ratelimit-remaining")),
+            reset=_number(headers.get("x-ratelimit-reset")),
+            retry_after=_number(headers.get("retry-after")),
+            request_id=headers.get("x-request-id"),
+        )
