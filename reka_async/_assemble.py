@@ -34,6 +34,7 @@ from ._models import (
     ToolCall,
     Usage,
 )
+from ._wire._build import new_chat_chunk, new_chunk_response, new_message
 from ._wire.events import ChoicePiece, StreamEvent, ToolCallPiece
 
 __all__ = ["Assembler"]
@@ -151,7 +152,7 @@ class _Answer:
         tools = self.tools
         role: Any = self.role if self.role != "tool" else "tool_output"
         if tools is None and self.reasoning is None and not self.steps and not self.annotations:
-            return Message(role=role, content=self.text)  # the common case: text only
+            return new_message(role, self.text)  # the common case: text only
         return Message(
             role=role,
             content=self.text,
@@ -258,13 +259,13 @@ class Assembler:
             answer.add(piece)
         message = answer.message()  # its text-only case is the common one, and cheap
         self._id, self._model = event.id, event.model
-        return ChatChunk(
-            id=event.id,
-            model=event.model,
-            responses=[ChunkResponse(chunk=message, finish_reason=answer.finish_reason)],
-            usage=event.usage,
-            delta=delta,
-            rewrite=rewrite,
+        return new_chat_chunk(
+            event.id,
+            event.model,
+            [new_chunk_response(message, answer.finish_reason)],
+            event.usage,
+            delta,
+            rewrite,
         )
 
     def response(self) -> ChatResponse | None:

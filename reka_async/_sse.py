@@ -28,6 +28,7 @@ from typing import Final
 import attrs
 
 from ._exceptions import ResponseTooLargeError
+from ._wire._build import builder
 
 __all__ = ["SSEDecoder", "ServerSentEvent"]
 
@@ -46,6 +47,11 @@ class ServerSentEvent:
     data: str = ""
     id: str | None = None
     retry: int | None = None
+
+
+#: ``ServerSentEvent(...)`` positionally, without attrs' ``__init__`` (``_wire/_build.py``):
+#: built once per event.
+_new_event = builder(ServerSentEvent)
 
 
 class SSEDecoder:
@@ -158,12 +164,13 @@ class SSEDecoder:
     def _line(self, raw: bytes, events: list[ServerSentEvent]) -> None:
         if not raw:
             if self._data:
+                data = self._data
                 events.append(
-                    ServerSentEvent(
-                        event=self._event or "message",
-                        data="\n".join(self._data),
-                        id=self._id,
-                        retry=self._retry,
+                    _new_event(
+                        self._event or "message",
+                        data[0] if len(data) == 1 else "\n".join(data),
+                        self._id,
+                        self._retry,
                     )
                 )
                 self._data = []

@@ -26,6 +26,7 @@ from .._models import (
     VideoPart,
 )
 from .._types import Role
+from ._build import new_stream_event, new_usage
 from .events import ChoicePiece, StreamEvent
 
 __all__ = [
@@ -72,9 +73,8 @@ def structure_usage(data: Any) -> Usage:
     taken = data.get("output_tokens")
     if taken is None:
         taken = data.get("completion_tokens") or 0
-    return Usage(
-        input_tokens=given if type(given) is int else int(given),
-        output_tokens=taken if type(taken) is int else int(taken),
+    return new_usage(
+        given if type(given) is int else int(given), taken if type(taken) is int else int(taken)
     )
 
 
@@ -146,15 +146,15 @@ def decode_event(
     usage = data.get("usage")
     id_, model = data["id"], data["model"]
     # Per stream event, so the coercions are inline (no call when the type is already right).
-    return StreamEvent(
-        id=id_ if type(id_) is str else str(id_),
-        model=model if type(model) is str else str(model),
+    return new_stream_event(
+        id_ if type(id_) is str else str(id_),
+        model if type(model) is str else str(model),
         # One answer (the usual case) without a comprehension frame.
-        choices=[piece(items[0], 0)]
+        [piece(items[0], 0)]
         if len(items) == 1
         else [piece(item, i) for i, item in enumerate(items)],
-        usage=None if usage is None else structure_usage(usage),
-        deltas=deltas,
+        None if usage is None else structure_usage(usage),
+        deltas,
     )
 
 

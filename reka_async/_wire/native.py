@@ -14,12 +14,18 @@ from typing import Any, cast
 
 from .._models import (
     ChatResponse,
-    Message,
     MessageResponse,
     Model,
     ModelPricing,
 )
 from .._types import Role
+from ._build import (
+    new_chat_response,
+    new_choice_piece,
+    new_message,
+    new_message_response,
+    new_stream_event,
+)
 from ._convert import (
     as_str,
     content_text,
@@ -49,15 +55,14 @@ def _message_response(data: Any) -> MessageResponse:
         # The common shape, inlined: a dict with string content and no tool calls.
         role = message.get("role", "assistant")
         content = message.get("content")
-        structured = Message(
-            role=cast(Role, role if type(role) is str else str(role)),
-            content=content if type(content) is str else structure_content(content),
+        structured = new_message(
+            cast(Role, role if type(role) is str else str(role)),
+            content if type(content) is str else structure_content(content),
         )
     else:
         structured = structure_message(message)
-    return MessageResponse(
-        message=structured,
-        finish_reason=reason if reason is None or type(reason) is str else str(reason),
+    return new_message_response(
+        structured, reason if reason is None or type(reason) is str else str(reason)
     )
 
 
@@ -68,12 +73,12 @@ def parse_chat_response(data: Any, request_id: str | None = None) -> ChatRespons
     if not isinstance(responses, list):
         raise TypeError("responses must be a list")
     id_, model = data["id"], data["model"]
-    return ChatResponse(
-        id=id_ if type(id_) is str else str(id_),
-        model=model if type(model) is str else str(model),
-        responses=[_message_response(r) for r in responses],
-        usage=structure_usage(data.get("usage")),
-        request_id=request_id,
+    return new_chat_response(
+        id_ if type(id_) is str else str(id_),
+        model if type(model) is str else str(model),
+        [_message_response(r) for r in responses],
+        structure_usage(data.get("usage")),
+        request_id,
     )
 
 
@@ -143,12 +148,12 @@ def parse_chunk_event(data: Any) -> StreamEvent:
                 and type(model) is str
             ):
                 usage = data.get("usage")
-                return StreamEvent(
-                    id=id_,
-                    model=model,
-                    choices=[ChoicePiece(role=role, content=content, finish_reason=reason)],
-                    usage=None if usage is None else structure_usage(usage),
-                    deltas=False,
+                return new_stream_event(
+                    id_,
+                    model,
+                    [new_choice_piece(role=role, content=content, finish_reason=reason)],
+                    None if usage is None else structure_usage(usage),
+                    False,
                 )
     return decode_event(data, "responses", _chunk_piece, deltas=False)
 

@@ -33,6 +33,7 @@ from .._models import (
     UrlCitation,
 )
 from .._types import Role
+from ._build import new_chat_response, new_choice_piece, new_message, new_message_response
 from ._convert import (
     PART_FIELD,
     as_str,
@@ -253,7 +254,7 @@ def _message(data: Any) -> Message:
         or data.get("reasoning_steps")
         or data.get("annotations")
     ):
-        return Message(role=cast(Role, as_str(role)), content=content)
+        return new_message(cast(Role, as_str(role)), content)
     calls = data.get("tool_calls")
     return Message(
         role=cast(Role, as_str(role)),
@@ -267,9 +268,7 @@ def _message(data: Any) -> Message:
 
 def _choice(data: Any) -> MessageResponse:
     data = _obj(data, "a choice")
-    return MessageResponse(
-        message=_message(data["message"]), finish_reason=opt_str(data.get("finish_reason"))
-    )
+    return new_message_response(_message(data["message"]), opt_str(data.get("finish_reason")))
 
 
 def parse_completion(data: Any, request_id: str | None = None) -> ChatResponse:
@@ -281,12 +280,12 @@ def parse_completion(data: Any, request_id: str | None = None) -> ChatResponse:
     """
     data = _obj(data, "the body")
     choices = _list(data["choices"], "choices")
-    return ChatResponse(
-        id=as_str(data["id"]),
-        model=as_str(data["model"]),
-        responses=[_choice(c) for c in choices],
-        usage=structure_usage(data.get("usage")),
-        request_id=request_id,
+    return new_chat_response(
+        as_str(data["id"]),
+        as_str(data["model"]),
+        [_choice(c) for c in choices],
+        structure_usage(data.get("usage")),
+        request_id,
     )
 
 
@@ -325,7 +324,7 @@ def _delta_piece(data: Any, position: int) -> ChoicePiece:
     index = position if index is None else (index if type(index) is int else int(index))
     delta = data.get("delta")
     if not delta:
-        return ChoicePiece(index=index, finish_reason=reason)
+        return new_choice_piece(index, finish_reason=reason)
     if type(delta) is not dict:
         delta = _obj(delta, "delta")
     content = delta.get("content")
@@ -338,7 +337,7 @@ def _delta_piece(data: Any, position: int) -> ChoicePiece:
     steps = delta.get("reasoning_steps")
     notes = delta.get("annotations")
     calls = delta.get("tool_calls")
-    return ChoicePiece(
+    return new_choice_piece(
         index=index,
         role=role if role is None or type(role) is str else str(role),
         content=content,
