@@ -243,6 +243,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--duration must be > 0, --warmup >= 0 and --repeat >= 1")
     if args.slice <= 0 or args.pair_concurrency < 1:
         parser.error("--slice must be > 0 and --pair-concurrency >= 1")
+    if args.pair_duration <= 0 or args.longstream_duration <= 0:
+        parser.error("--pair-duration and --longstream-duration must be > 0")
+    if args.scale_latency_ms <= 0 or args.scale_repeat < 1 or (args.scale_cycles or 1) < 1:
+        parser.error("--scale-latency-ms must be > 0, --scale-repeat and --scale-cycles >= 1")
     return args
 
 
