@@ -39,13 +39,13 @@ def pair_specs(levels: Sequence[int], dialect_c: int) -> list[PairSpec]:
 
 
 def scale_cycles(concurrency: int, cycles: int | None) -> int:
-    """Window length in latencies: ``cycles`` if given, else max(8, ceil(C / 100)).
+    """Window length in latencies: ``cycles`` if given, else max(8, ceil(C / 80)).
 
     Measured ramp-up grows with C (about 3-4.5 s at C=4,096 and 2 s latency on the 2-core
-    machine: 4,096 connects through the server's accept backlog); a window of C/100 cycles
-    keeps it under 5 % of the run there.
+    machine: 4,096 connects through the server's accept backlog); a window of C/80 cycles
+    (104 s at C=4,096) keeps it near 4 % of the run there.
     """
-    return cycles if cycles is not None else max(8, math.ceil(concurrency / 100))
+    return cycles if cycles is not None else max(8, math.ceil(concurrency / 80))
 
 
 class FullHarness(Harness):

@@ -46,7 +46,7 @@ RESULTS_DIR: Final = REPO_ROOT / "benchmarks" / "results"
 #: The clients of the slow-server runs by default (the others add nothing there).
 LATENCY_CLIENTS: Final = ("reka_async", "reka_async_batch", "aiohttp_raw", "reka_api")
 
-#: Defaults of a full run (about 40 minutes on 2 cores: see `benchmarks._plan`) and of --quick.
+#: Defaults of a full run (about 43 minutes on 2 cores: see `benchmarks._plan`) and of --quick.
 FULL: Final[dict[str, object]] = {
     "duration": 3.0,
     "warmup": 1.0,
@@ -205,7 +205,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--scale-cycles",
         type=int,
         default=None,
-        help="window of a scale run in latencies (default max(8, ceil(C / 100)))",
+        help="window of a scale run in latencies (default max(8, ceil(C / 80)))",
     )
     parser.add_argument(
         "--scale-repeat", type=int, default=None, help="fresh processes per scale level"
