@@ -7,6 +7,10 @@ happen inside the factories so that a missing package skips one client, not the 
 
 ``reka_async_batch`` (BatchRunner) and ``reka_async_sync`` (the sync facade) do not fit the
 ``call()`` shape; ``worker.py`` drives them itself.
+
+Dialects: ``reka_async`` and ``aiohttp_raw`` speak both the native API (``POST /chat``,
+``X-Api-Key``) and the OpenAI-compatible one (``POST /chat/completions``, ``Authorization:
+Bearer``), the same messages and model either way (``api=``); the other clients are native only.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ __all__ = [
     "LABELS",
     "STREAM_CLIENTS",
     "SYNC_CLIENTS",
+    "DIALECT_CLIENTS",
     "Call",
     "ClientUnavailable",
     "open_client",
@@ -41,6 +46,9 @@ CHAT_CLIENTS: Final = (
 )
 STREAM_CLIENTS: Final = ("reka_async", "aiohttp_raw", "httpx", "reka_api")
 SYNC_CLIENTS: Final = ("reka_async", "reka_async_sync")
+#: The clients that speak both dialects (``api="native"`` and ``api="openai"``).
+DIALECT_CLIENTS: Final = ("reka_async", "aiohttp_raw")
+APIS: Final = ("native", "openai")
 
 LABELS: Final = {
     "reka_async": "reka_async AsyncClient (full SDK path)",
@@ -53,14 +61,15 @@ LABELS: Final = {
 }
 
 HEADERS: Final = {"X-Api-Key": API_KEY, "Content-Type": "application/json"}
+OPENAI_HEADERS: Final = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
 
 
 class ClientUnavailable(Exception):
     """The client cannot run here (a package is missing); the run is skipped, not failed."""
 
 
-def _payload(*, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
+def _payload(*, stream: bool, prompt: str = PROMPT) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": prompt}]}
     if stream:
         body["stream"] = True
     return body
@@ -75,12 +84,17 @@ def _check_status(status: int, client: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _reka_async(url: str, concurrency: int, stream: bool) -> AsyncIterator[Call]:
+async def _reka_async(
+    url: str, concurrency: int, stream: bool, api: str, prompt: str
+) -> AsyncIterator[Call]:
     from reka_async import AsyncClient
 
-    messages = [{"role": "user", "content": PROMPT}]
+    messages: list[Any] = [{"role": "user", "content": prompt}]
     async with AsyncClient(
-        api_key=API_KEY, base_url=url, max_connections=max(concurrency, 1024)
+        api_key=API_KEY,
+        base_url=url,
+        max_connections=max(concurrency, 1024),
+        api="openai" if api == "openai" else "native",
     ) as client:
         if stream:
 
@@ -105,16 +119,18 @@ async def _reka_async(url: str, concurrency: int, stream: bool) -> AsyncIterator
 
 @contextlib.asynccontextmanager
 async def _aiohttp(
-    url: str, concurrency: int, stream: bool, *, prebuilt: bool
+    url: str, concurrency: int, stream: bool, *, prebuilt: bool, api: str, prompt: str
 ) -> AsyncIterator[Call]:
     import aiohttp
 
-    chat_url = url + "/chat"
-    payload = _payload(stream=stream)
+    openai = api == "openai"
+    chat_url = url + ("/chat/completions" if openai else "/chat")
+    payload = _payload(stream=stream, prompt=prompt)
     body = json.dumps(payload, separators=(",", ":")).encode()
     name = "aiohttp_raw" if prebuilt else "aiohttp_json"
     connector = aiohttp.TCPConnector(limit=0)  # unlimited: the workers bound concurrency
-    async with aiohttp.ClientSession(connector=connector, headers=HEADERS) as session:
+    headers = OPENAI_HEADERS if openai else HEADERS
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         if stream:
 
             async def call() -> int:
@@ -122,13 +138,15 @@ async def _aiohttp(
                 kwargs: dict[str, Any] = {"data": body} if prebuilt else {"json": payload}
                 async with session.post(chat_url, **kwargs) as resp:
                     _check_status(resp.status, name)
-                    # A minimal SSE reader: the mock sends one ``data:`` line per event.
+                    # A minimal SSE reader: the mock sends one ``data:`` line per event; an
+                    # OpenAI stream (and a native one with --sse-done) ends with [DONE].
                     async for line in resp.content:
                         if line.startswith(b"data:"):
                             data = line[5:].strip()
-                            if data != b"[DONE]":
-                                json.loads(data)
-                                chunks += 1
+                            if data == b"[DONE]":
+                                break
+                            json.loads(data)
+                            chunks += 1
                 return chunks
 
         elif prebuilt:
@@ -233,19 +251,36 @@ async def _reka_api(url: str, concurrency: int, stream: bool) -> AsyncIterator[C
 
 
 def open_client(
-    name: str, url: str, concurrency: int, *, stream: bool
+    name: str,
+    url: str,
+    concurrency: int,
+    *,
+    stream: bool,
+    api: str = "native",
+    prompt: str = PROMPT,
 ) -> contextlib.AbstractAsyncContextManager[Call]:
     """Open the client ``name`` against ``url``; the result yields its ``call`` coroutine.
 
+    ``api`` picks the dialect (``"native"`` or ``"openai"``; only `DIALECT_CLIENTS` speak
+    ``"openai"``); ``prompt`` is the user message (the mock's reply echoes it, so a longer
+    prompt gives longer streams with non-empty chunks).
+
     Raises:
-        ValueError: an unknown client name (or one that has no ``call()`` form).
+        ValueError: an unknown client name (or one that has no ``call()`` form), an unknown
+            dialect, or the OpenAI dialect for a client that only speaks the native one.
     """
+    if api not in APIS:
+        raise ValueError(f"unknown api {api!r}; choose from {list(APIS)}")
+    if api != "native" and name not in DIALECT_CLIENTS:
+        raise ValueError(
+            f"{name} speaks only the native dialect; {list(DIALECT_CLIENTS)} speak both"
+        )
     if name == "reka_async":
-        return _reka_async(url, concurrency, stream)
+        return _reka_async(url, concurrency, stream, api, prompt)
     if name == "aiohttp_raw":
-        return _aiohttp(url, concurrency, stream, prebuilt=True)
+        return _aiohttp(url, concurrency, stream, prebuilt=True, api=api, prompt=prompt)
     if name == "aiohttp_json":
-        return _aiohttp(url, concurrency, stream, prebuilt=False)
+        return _aiohttp(url, concurrency, stream, prebuilt=False, api=api, prompt=prompt)
     if name == "httpx":
         return _httpx(url, concurrency, stream)
     if name == "reka_api":

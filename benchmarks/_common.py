@@ -106,7 +106,9 @@ class MockServerProcess:
         cpu: int | None = None,
         log_path: Path | None = None,
         startup_timeout: float = 30.0,
+        extra_args: Sequence[str] = (),
     ) -> None:
+        self.extra_args = list(extra_args)
         self.latency_ms = latency_ms
         self.chunk_latency_ms = chunk_latency_ms
         self.stream_chunks = stream_chunks
@@ -128,6 +130,7 @@ class MockServerProcess:
         ]
         if self.stream_chunks is not None:
             args += ["--stream-chunks", str(self.stream_chunks)]
+        args += self.extra_args
         taskset = shutil.which("taskset")
         return Server(
             *args,
@@ -171,6 +174,7 @@ class MockServerProcess:
             "latency_ms": self.latency_ms,
             "chunk_latency_ms": self.chunk_latency_ms,
             "stream_chunks": self.stream_chunks,
+            "extra_args": self.extra_args,
             "pinned_with": self.pinned_with,
             "records_requests": False,
         }
@@ -264,3 +268,10 @@ def machine_info() -> dict[str, Any]:
         "load_average_at_start": load_average(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def long_prompt(words: int) -> str:
+    """A prompt of exactly ``words`` words (the mock's reply echoes it after three words of its
+    own, so a stream of up to ``words + 3`` chunks has text in every chunk)."""
+    vocabulary = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
+    return " ".join(vocabulary[i % len(vocabulary)] for i in range(words))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._clients import LABELS
+from ._report_more import markdown_more, summarise_more
 
 REFERENCE: Final = "aiohttp_raw"
 BASELINE: Final = "reka_api"
@@ -16,7 +17,6 @@ MEASUREMENT_TITLES: Final = {
     "latency": "Throughput against a slow server (share of the ideal concurrency / latency)",
     "stream": "Streaming: client CPU per chunk (latency 0)",
     "sync": "Sync facade: time per sequential call against the async client (C=1, latency 0)",
-    "paired": "Paired runs: the two ratio targets, clients alternating in one process",
     "rss": "BatchRunner.stream(): peak RSS over lazily generated prompts (latency 0)",
 }
 
@@ -54,14 +54,15 @@ def summarise(runs: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[
         ok = _ok_runs(runs, measurement)
         if not ok:
             continue
-        groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
         for r in ok:
-            groups.setdefault((r["concurrency"], r["client"]), []).append(r)
+            groups.setdefault((r["concurrency"], r["client"], r.get("api", "native")), []).append(r)
         rows: list[dict[str, Any]] = []
-        for (conc, client), group in sorted(groups.items()):
+        for (conc, client, api), group in sorted(groups.items()):
             rates = [g["req_per_s"] for g in group]
             row: dict[str, Any] = {
                 "client": client,
+                "api": api,
                 "label": LABELS.get(client, client),
                 "concurrency": conc,
                 "runs": len(group),
@@ -78,11 +79,12 @@ def summarise(runs: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[
                 row["ideal_req_per_s"] = ideal
                 row["pct_of_ideal"] = 100.0 * row["req_per_s"] / ideal
             rows.append(row)
-        by_key = {(row["concurrency"], row["client"]): row for row in rows}
+        by_key = {(row["concurrency"], row["client"], row["api"]): row for row in rows}
         metric = "cpu_us_per_chunk" if measurement == "stream" else "cpu_us_per_req"
         for row in rows:
-            ref = by_key.get((row["concurrency"], REFERENCE))
-            base = by_key.get((row["concurrency"], BASELINE))
+            # Against raw aiohttp on the same dialect; against reka-api (native only).
+            ref = by_key.get((row["concurrency"], REFERENCE, row["api"]))
+            base = by_key.get((row["concurrency"], BASELINE, "native"))
             row["vs_aiohttp_raw"] = _ratio(row["req_per_s"], _value(ref, "req_per_s"))
             row["vs_reka_api"] = _ratio(row["req_per_s"], _value(base, "req_per_s"))
             row["cpu_vs_aiohttp_raw"] = _ratio(row[metric], _value(ref, metric))
@@ -113,35 +115,7 @@ def summarise(runs: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[
             )
         summary["sync"] = rows
 
-    paired_runs = _ok_runs(runs, "paired")
-    if paired_runs:
-        rows = []
-        for client in ("reka_async", "reka_async_sync"):
-            group = [r for r in paired_runs if r["client"] == client]
-            if not group:
-                continue
-            sync = client == "reka_async_sync"
-            key = "ratio_wall_per_req" if sync else "ratio_req_per_s"
-            metric = "wall_us_per_req" if sync else "req_per_s"
-            baseline = "reka_async" if sync else REFERENCE
-            ratios = [g[key] for g in group if g.get(key) is not None]
-            rows.append(
-                {
-                    "client": client,
-                    "baseline": baseline,
-                    "concurrency": group[0]["concurrency"],
-                    "runs": len(group),
-                    "compared": "time per call" if sync else "req/s",
-                    "metric": metric,
-                    "client_value": _median(g["pair"][client][metric] for g in group),
-                    "baseline_value": _median(g["pair"][baseline][metric] for g in group),
-                    "ratio": _median(ratios),
-                    "ratio_min": min(ratios) if ratios else None,
-                    "ratio_max": max(ratios) if ratios else None,
-                    "ratios": ratios,
-                }
-            )
-        summary["paired"] = rows
+    summary.update(summarise_more(runs, settings))
 
     rss_runs = _ok_runs(runs, "rss")
     if rss_runs:
@@ -161,150 +135,6 @@ def summarise(runs: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[
             )
         summary["rss"] = rows
     return summary
-
-
-# --------------------------------------------------------------------------- targets
-
-
-def _find(rows: Sequence[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
-    for row in rows:
-        if all(row.get(k) == v for k, v in match.items()):
-            return row
-    return None
-
-
-def _target(
-    name: str, goal: str, value: float | None, passed: bool | None, shown: str, note: str = ""
-) -> dict[str, Any]:
-    return {
-        "target": name,
-        "goal": goal,
-        "value": value,
-        "measured": shown if value is not None else "not measured",
-        "pass": passed if value is not None else None,
-        "note": note,
-    }
-
-
-def targets(summary: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
-    """The acceptance targets of the issue, each with its measured value and PASS/FAIL."""
-    out: list[dict[str, Any]] = []
-    chat = summary.get("chat", [])
-    paired = summary.get("paired", [])
-    row = _find(chat, client="reka_async", concurrency=64)
-    v, shown = _paired_or_separate(
-        _find(paired, client="reka_async", concurrency=64), _value(row, "vs_aiohttp_raw")
-    )
-    out.append(
-        _target(
-            "full SDK path, C=64, req/s vs raw aiohttp (pre-serialised)",
-            ">= 0.85x",
-            v,
-            v is not None and v >= 0.85,
-            shown,
-        )
-    )
-    v = _value(row, "vs_reka_api")
-    out.append(
-        _target(
-            "full SDK path, C=64, req/s vs reka-api",
-            ">= 15x",
-            v,
-            v is not None and v >= 15.0,
-            f"{v:.1f}x" if v is not None else "",
-        )
-    )
-    lat = summary.get("latency", [])
-    row = _find(lat, client="reka_async_batch", concurrency=256)
-    v = _value(row, "pct_of_ideal")
-    out.append(
-        _target(
-            f"BatchRunner, {settings['latency_ms']:g} ms latency, C=256, share of ideal",
-            ">= 93 %",
-            v,
-            v is not None and v >= 93.0,
-            f"{v:.1f} %" if v is not None else "",
-        )
-    )
-    stream = summary.get("stream", [])
-    row = _find(stream, client="reka_async")
-    v = _value(row, "cpu_vs_aiohttp_raw")
-    shown = ""
-    if row is not None and v is not None:
-        ref = _find(stream, client=REFERENCE, concurrency=row["concurrency"])
-        assert ref is not None
-        shown = (
-            f"{v:.2f}x ({row['cpu_us_per_chunk']:.1f} vs {ref['cpu_us_per_chunk']:.1f} µs/chunk)"
-        )
-    out.append(
-        _target(
-            "streaming CPU per chunk vs raw aiohttp",
-            "<= 1.5x",
-            v,
-            v is not None and v <= 1.5,
-            shown,
-        )
-    )
-    rss = summary.get("rss", [])
-    big = rss[-1] if rss else None
-    small = rss[0] if len(rss) > 1 else None
-    v = _value(big, "peak_rss_mb")
-    out.append(
-        _target(
-            f"BatchRunner.stream() peak RSS, {big['items']:,} prompts"
-            if big
-            else "BatchRunner.stream() peak RSS, largest run",
-            "<= 80 MB",
-            v,
-            v is not None and v <= 80.0,
-            f"{v:.1f} MB" if v is not None else "",
-            "" if not big or big["items"] >= 1_000_000 else "quick mode: fewer prompts than 1M",
-        )
-    )
-    growth = (big["peak_rss_mb"] / small["peak_rss_mb"] - 1.0) * 100.0 if big and small else None
-    out.append(
-        _target(
-            f"peak RSS growth, {big['items']:,} vs {small['items']:,} prompts"
-            if big and small
-            else "peak RSS growth, largest vs smallest run",
-            "<= 20 %",
-            growth,
-            growth is not None and growth <= 20.0,
-            f"{growth:+.1f} % ({small['peak_rss_mb']:.1f} -> {big['peak_rss_mb']:.1f} MB)"
-            if growth is not None and big and small
-            else "",
-        )
-    )
-    sync_row = _find(summary.get("sync", []), client="reka_async_sync")
-    v, shown = _paired_or_separate(
-        _find(paired, client="reka_async_sync"), _value(sync_row, "ratio_to_async")
-    )
-    out.append(
-        _target(
-            "sync facade time per call vs async (C=1)",
-            "<= 1.3x",
-            v,
-            v is not None and v <= 1.3,
-            shown,
-        )
-    )
-    return out
-
-
-def _paired_or_separate(
-    paired: dict[str, Any] | None, separate: float | None
-) -> tuple[float | None, str]:
-    """A ratio target's value: the paired runs' median ratio when they ran (clients alternating
-    in one process, so machine drift cancels), else the ratio of medians of separate runs.
-    Both are shown when both exist."""
-    if paired is None or paired["ratio"] is None:
-        return separate, f"{separate:.2f}x (separate runs)" if separate is not None else ""
-    shown = (
-        f"{paired['ratio']:.2f}x paired (runs {paired['ratio_min']:.2f}-{paired['ratio_max']:.2f})"
-    )
-    if separate is not None:
-        shown += f"; {separate:.2f}x from separate runs"
-    return paired["ratio"], shown
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -353,6 +183,7 @@ def markdown(results: dict[str, Any]) -> str:
         out += _table(
             [
                 "client",
+                "api",
                 "C",
                 "req/s (median)",
                 "min-max",
@@ -364,6 +195,7 @@ def markdown(results: dict[str, Any]) -> str:
             (
                 [
                     f"`{r['client']}`",
+                    r["api"],
                     str(r["concurrency"]),
                     _fmt(r["req_per_s"], ",.0f"),
                     f"{r['req_per_s_min']:,.0f}-{r['req_per_s_max']:,.0f}",
@@ -372,7 +204,9 @@ def markdown(results: dict[str, Any]) -> str:
                     _fmt(r["cpu_us_per_req"], ",.0f"),
                     _fmt(r["cpu_vs_aiohttp_raw"], ".2f", "x"),
                 ]
-                for r in sorted(chat, key=lambda r: (r["concurrency"], _order(r["client"])))
+                for r in sorted(
+                    chat, key=lambda r: (r["concurrency"], r["api"], _order(r["client"]))
+                )
             ),
         )
         out.append("")
@@ -417,6 +251,7 @@ def markdown(results: dict[str, Any]) -> str:
         out += _table(
             [
                 "client",
+                "api",
                 "C",
                 "streams/s",
                 "chunks/s",
@@ -427,6 +262,7 @@ def markdown(results: dict[str, Any]) -> str:
             (
                 [
                     f"`{r['client']}`",
+                    r["api"],
                     str(r["concurrency"]),
                     _fmt(r["req_per_s"], ",.0f"),
                     _fmt(r["chunks_per_s"], ",.0f"),
@@ -434,7 +270,9 @@ def markdown(results: dict[str, Any]) -> str:
                     _fmt(r["cpu_vs_aiohttp_raw"], ".2f", "x"),
                     _fmt(r["cpu_vs_reka_api"], ".2f", "x"),
                 ]
-                for r in sorted(stream, key=lambda r: (r["concurrency"], _order(r["client"])))
+                for r in sorted(
+                    stream, key=lambda r: (r["concurrency"], r["api"], _order(r["client"]))
+                )
             ),
         )
         out.append("")
@@ -456,50 +294,15 @@ def markdown(results: dict[str, Any]) -> str:
         )
         out.append("")
 
-    paired = summary.get("paired")
-    if paired:
-        out += [f"## {MEASUREMENT_TITLES['paired']}", ""]
-        out.append(
-            f"Each run is one process holding both clients, alternating {settings['slice']:g} s "
-            "slices (the order flipping each round) until each has had the full duration; the "
-            "ratio is taken within the run, then the median over runs. Separate runs, as in the "
-            "tables above, see the machine's speed drift between them (their min-max ranges); "
-            "alternating slices see the same machine."
-        )
-        out.append("")
-        out += _table(
-            [
-                "client",
-                "against",
-                "C",
-                "compared",
-                "client value",
-                "against value",
-                "ratio (median)",
-                "ratio per run",
-            ],
-            (
-                [
-                    f"`{r['client']}`",
-                    f"`{r['baseline']}`",
-                    str(r["concurrency"]),
-                    r["compared"],
-                    _fmt(r["client_value"], ",.0f"),
-                    _fmt(r["baseline_value"], ",.0f"),
-                    _fmt(r["ratio"], ".2f", "x"),
-                    ", ".join(f"{x:.2f}" for x in r["ratios"]),
-                ]
-                for r in paired
-            ),
-        )
-        out.append("")
+    out += markdown_more(summary, settings)
 
     rss = summary.get("rss")
     if rss:
         out += [f"## {MEASUREMENT_TITLES['rss']}", ""]
         out.append(
             f"Each row is a fresh process; concurrency {settings['rss_concurrency']}; "
-            "peak = `ru_maxrss` at the end, baseline = `ru_maxrss` after imports and client "
+            "peak = `VmHWM` (the worker's own high-water mark) at the end, baseline = the "
+            "same after imports and client "
             "creation."
         )
         out.append("")
@@ -558,7 +361,7 @@ def _order(client: str) -> int:
 
 def plot_throughput(summary: dict[str, Any], path: Path) -> str | None:
     """Write throughput vs concurrency (log x) as a PNG; return a note when impossible."""
-    rows = summary.get("chat")
+    rows = [r for r in summary.get("chat", []) if r.get("api", "native") == "native"]
     if not rows:
         return "no chat runs: throughput plot not drawn"
     try:

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import json
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,22 +23,54 @@ from typing import Any, Final
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._clients import CHAT_CLIENTS, LABELS, STREAM_CLIENTS, SYNC_CLIENTS
-from benchmarks._common import (
-    REPO_ROOT,
-    MockServerProcess,
-    child_env,
-    cpu_plan,
-    load_average,
-    machine_info,
+from benchmarks._clients import CHAT_CLIENTS, LABELS
+from benchmarks._common import REPO_ROOT, load_average, machine_info
+from benchmarks._harness import log as _log
+from benchmarks._harness_more import FullHarness as Harness
+from benchmarks._plan import estimate
+from benchmarks._report import markdown, plot_throughput, summarise
+from benchmarks._scale import raise_nofile_limit
+from benchmarks._targets import targets
+
+MEASUREMENTS: Final = (
+    "chat",
+    "latency",
+    "stream",
+    "sync",
+    "paired",
+    "longstream",
+    "batchscale",
+    "rss",
 )
-from benchmarks._report import REFERENCE, markdown, plot_throughput, summarise, targets
-
-MEASUREMENTS: Final = ("chat", "latency", "stream", "sync", "paired", "rss")
 RESULTS_DIR: Final = REPO_ROOT / "benchmarks" / "results"
+#: The clients of the slow-server runs by default (the others add nothing there).
+LATENCY_CLIENTS: Final = ("reka_async", "reka_async_batch", "aiohttp_raw", "reka_api")
 
-FULL: Final = {"duration": 10.0, "warmup": 1.0, "repeat": 3, "rss_items": "100000,1000000"}
-QUICK: Final = {"duration": 1.0, "warmup": 0.2, "repeat": 1, "rss_items": "2000,20000"}
+#: Defaults of a full run (about 43 minutes on 2 cores: see `benchmarks._plan`) and of --quick.
+FULL: Final[dict[str, object]] = {
+    "duration": 3.0,
+    "warmup": 1.0,
+    "repeat": 3,
+    "rss_items": "10000,100000",
+    "pair_duration": 5.0,
+    "longstream_duration": 3.0,
+    "longstream_lengths": "64,250,1000",
+    "scale_concurrency": "256,1024,4096",
+    "scale_latency_ms": 2000.0,
+    "scale_repeat": 3,
+}
+QUICK: Final[dict[str, object]] = {
+    "duration": 1.0,
+    "warmup": 0.2,
+    "repeat": 1,
+    "rss_items": "2000,20000",
+    "pair_duration": 0.6,
+    "longstream_duration": 0.6,
+    "longstream_lengths": "8,32",
+    "scale_concurrency": "16,64",
+    "scale_latency_ms": 50.0,
+    "scale_repeat": 1,
+}
 
 
 def _int_list(text: str) -> list[int]:
@@ -73,7 +104,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 1 s runs, 1 repetition, 2k/20k RSS prompts; writes results/quick/",
+        help="smoke run: every measurement at a tiny scale, 1 repetition; writes results/quick/",
     )
     parser.add_argument(
         "--only",
@@ -123,7 +154,61 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--pair-concurrency",
         type=int,
         default=64,
-        help="concurrency of the paired reka_async / aiohttp_raw run (default 64)",
+        help="concurrency of the paired OpenAI-vs-native reka_async run (default 64)",
+    )
+    parser.add_argument(
+        "--pair-levels",
+        type=_int_list,
+        default=[1, 64, 256],
+        help="concurrencies of the paired reka_async / aiohttp_raw runs, each dialect",
+    )
+    parser.add_argument(
+        "--pair-duration", type=float, default=None, help="seconds per side of a paired run"
+    )
+    parser.add_argument(
+        "--openai-concurrency",
+        type=_int_list,
+        default=[1, 64, 256],
+        help="concurrencies of the OpenAI-dialect chat runs (default 1,64,256)",
+    )
+    parser.add_argument(
+        "--latency-clients",
+        type=_name_list(CHAT_CLIENTS),
+        default=list(LATENCY_CLIENTS),
+        help=f"clients of the slow-server runs (default {','.join(LATENCY_CLIENTS)})",
+    )
+    parser.add_argument(
+        "--longstream-lengths",
+        type=_int_list,
+        default=None,
+        help="chunks per stream of the long-stream runs (default 64,250,1000; quick 8,32)",
+    )
+    parser.add_argument(
+        "--longstream-concurrency", type=int, default=16, help="concurrency of long streams"
+    )
+    parser.add_argument(
+        "--longstream-duration", type=float, default=None, help="seconds per side, long streams"
+    )
+    parser.add_argument(
+        "--scale-concurrency",
+        type=_int_list,
+        default=None,
+        help="concurrencies of BatchRunner at scale (default 256,1024,4096; quick 16,64)",
+    )
+    parser.add_argument(
+        "--scale-latency-ms",
+        type=float,
+        default=None,
+        help="server latency of BatchRunner at scale (default 2000; quick 50)",
+    )
+    parser.add_argument(
+        "--scale-cycles",
+        type=int,
+        default=None,
+        help="window of a scale run in latencies (default max(8, ceil(C / 80)))",
+    )
+    parser.add_argument(
+        "--scale-repeat", type=int, default=None, help="fresh processes per scale level"
     )
     parser.add_argument(
         "--slice",
@@ -139,234 +224,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     defaults = QUICK if args.quick else FULL
     if args.duration is None:
-        args.duration = defaults["duration"]
+        args.duration = float(str(defaults["duration"]))
     if args.warmup is None:
-        args.warmup = defaults["warmup"]
+        args.warmup = float(str(defaults["warmup"]))
     if args.repeat is None:
-        args.repeat = defaults["repeat"]
-    if args.rss_items is None:
-        args.rss_items = _int_list(str(defaults["rss_items"]))
+        args.repeat = int(str(defaults["repeat"]))
+    for name in ("rss_items", "longstream_lengths", "scale_concurrency"):
+        if getattr(args, name) is None:
+            setattr(args, name, _int_list(str(defaults[name])))
+    for name in ("pair_duration", "longstream_duration", "scale_latency_ms"):
+        if getattr(args, name) is None:
+            setattr(args, name, float(str(defaults[name])))
+    if args.scale_repeat is None:
+        args.scale_repeat = int(str(defaults["scale_repeat"]))
     if args.out is None:
         args.out = RESULTS_DIR / "quick" if args.quick else RESULTS_DIR
     if args.duration <= 0 or args.warmup < 0 or args.repeat < 1:
         parser.error("--duration must be > 0, --warmup >= 0 and --repeat >= 1")
     if args.slice <= 0 or args.pair_concurrency < 1:
         parser.error("--slice must be > 0 and --pair-concurrency >= 1")
+    if args.pair_duration <= 0 or args.longstream_duration <= 0:
+        parser.error("--pair-duration and --longstream-duration must be > 0")
+    if args.scale_latency_ms <= 0 or args.scale_repeat < 1 or (args.scale_cycles or 1) < 1:
+        parser.error("--scale-latency-ms must be > 0, --scale-repeat and --scale-cycles >= 1")
     return args
-
-
-# --------------------------------------------------------------------------- running
-
-
-class Harness:
-    """Runs worker processes and collects their results."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.server_cpu, self.client_cpu, self.pin_note = cpu_plan(not args.no_pin)
-        self.runs: list[dict[str, Any]] = []
-        self.skipped: list[dict[str, Any]] = []
-        self.errors: list[dict[str, Any]] = []
-        self.servers: dict[str, MockServerProcess] = {}
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> Harness:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
-
-    def server(self, name: str, latency_ms: float) -> str:
-        """The URL of the named mock server, started on first use."""
-        server = self.servers.get(name)
-        if server is None:
-            server = MockServerProcess(
-                latency_ms=latency_ms,
-                stream_chunks=self.args.stream_chunks,
-                cpu=self.server_cpu,
-                log_path=self.args.out / f"mock-{name}.log",
-            )
-            self._stack.enter_context(server)
-            self.servers[name] = server
-            _log(f"mock server '{name}' ({latency_ms:g} ms) at {server.url} [{server.pinned_with}]")
-        return server.url
-
-    def clients(self, candidates: Sequence[str]) -> list[str]:
-        wanted = self.args.clients
-        return [c for c in candidates if wanted is None or c in wanted]
-
-    def worker(
-        self, measurement: str, client: str, extra: list[str], rep: int, timeout: float
-    ) -> dict[str, Any] | None:
-        """Run one worker process; record and return its result (None if skipped/failed)."""
-        cmd = [sys.executable, "-m", "benchmarks.worker", "--client", client, *extra]
-        if self.client_cpu is not None:
-            cmd += ["--cpu", str(self.client_cpu)]
-        record: dict[str, Any] = {"measurement": measurement, "client": client, "rep": rep}
-        try:
-            proc = subprocess.run(
-                cmd,
-                cwd=REPO_ROOT,
-                env=child_env(),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            record["error"] = f"timed out after {timeout:.0f} s"
-            self.errors.append(record)
-            _log(f"  {measurement} {client}: TIMEOUT")
-            return None
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        data: dict[str, Any] = {}
-        if lines:
-            with contextlib.suppress(ValueError):
-                data = json.loads(lines[-1])
-        record.update(data)
-        if "skipped" in data:
-            if not any(
-                s["client"] == client and s["measurement"] == measurement for s in self.skipped
-            ):
-                self.skipped.append(record)
-            _log(f"  {measurement} {client}: skipped ({data['skipped']})")
-            return None
-        if proc.returncode != 0 or not data or "error" in data:
-            tail = proc.stderr.strip().splitlines()[-5:]
-            record.setdefault("error", f"exit status {proc.returncode}")
-            record["stderr_tail"] = tail
-            self.errors.append(record)
-            _log(f"  {measurement} {client}: FAILED {record['error']}\n    " + "\n    ".join(tail))
-            return None
-        if data.get("failed"):
-            record["error"] = f"{data['failed']} items failed"
-            self.errors.append(record)
-        self.runs.append(record)
-        return record
-
-    # ---------------------------------------------------------------- measurements
-
-    def throughput(self, measurement: str, url: str, levels: Sequence[int], mode: str) -> None:
-        a = self.args
-        candidates = STREAM_CLIENTS if mode == "stream" else CHAT_CLIENTS
-        names = self.clients(candidates)
-        for rep in range(a.repeat):
-            # Rotate the order each repetition so no client always runs first or last.
-            order = names[rep % len(names) :] + names[: rep % len(names)] if names else []
-            for conc in levels:
-                for client in order:
-                    extra = [
-                        "--url",
-                        url,
-                        "--mode",
-                        mode,
-                        "--concurrency",
-                        str(conc),
-                        "--duration",
-                        str(a.duration),
-                        "--warmup",
-                        str(a.warmup),
-                    ]
-                    timeout = a.warmup + a.duration + 120.0
-                    r = self.worker(measurement, client, extra, rep, timeout)
-                    if r is not None:
-                        r["latency_ms"] = a.latency_ms if measurement == "latency" else 0.0
-                        what = (
-                            f"{r['cpu_us_per_chunk']:.1f} µs CPU/chunk"
-                            if mode == "stream"
-                            else f"{r['cpu_us_per_req']:.0f} µs CPU/req"
-                        )
-                        _log(
-                            f"  [{measurement} {rep + 1}/{a.repeat}] {client:<17} C={conc:<4} "
-                            f"{r['req_per_s']:>9,.0f} req/s  {what}"
-                        )
-
-    def sync(self, url: str) -> None:
-        a = self.args
-        names = self.clients(SYNC_CLIENTS)
-        for rep in range(a.repeat):
-            order = names[rep % len(names) :] + names[: rep % len(names)] if names else []
-            for client in order:
-                extra = [
-                    "--url",
-                    url,
-                    "--mode",
-                    "sync",
-                    "--concurrency",
-                    "1",
-                    "--duration",
-                    str(a.duration),
-                    "--warmup",
-                    str(a.warmup),
-                ]
-                r = self.worker("sync", client, extra, rep, a.warmup + a.duration + 120.0)
-                if r is not None:
-                    _log(
-                        f"  [sync {rep + 1}/{a.repeat}] {client:<17} "
-                        f"{r['wall_us_per_req']:,.0f} µs/call"
-                    )
-
-    def paired(self, url: str) -> None:
-        """The two ratio targets, each pair alternating in one process (see worker ``pair``)."""
-        a = self.args
-        pairs = [
-            (
-                "reka_async",
-                "pair",
-                ["--baseline", REFERENCE, "--concurrency", str(a.pair_concurrency)],
-            ),
-            ("reka_async_sync", "sync_pair", ["--concurrency", "1"]),
-        ]
-        for rep in range(a.repeat):
-            for client, mode, options in pairs:
-                if a.clients is not None and client not in a.clients:
-                    continue
-                extra = [
-                    "--url",
-                    url,
-                    "--mode",
-                    mode,
-                    *options,
-                    "--duration",
-                    str(a.duration),
-                    "--warmup",
-                    str(a.warmup),
-                    "--slice",
-                    str(a.slice),
-                ]
-                # Each of the two clients gets ``duration`` seconds: the run lasts twice that.
-                r = self.worker("paired", client, extra, rep, a.warmup + 2 * a.duration + 120.0)
-                if r is not None:
-                    key = "ratio_req_per_s" if mode == "pair" else "ratio_wall_per_req"
-                    _log(f"  [paired {rep + 1}/{a.repeat}] {client:<17} {key} {r[key]:.3f}")
-
-    def rss(self, url: str) -> None:
-        a = self.args
-        if a.clients is not None and "reka_async_batch" not in a.clients:
-            return
-        for rep in range(a.rss_repeat):
-            for items in a.rss_items:
-                extra = [
-                    "--url",
-                    url,
-                    "--mode",
-                    "rss",
-                    "--items",
-                    str(items),
-                    "--concurrency",
-                    str(a.rss_concurrency),
-                ]
-                # Generous: even a slow, shared machine does 100 req/s.
-                r = self.worker("rss", "reka_async_batch", extra, rep, items / 100.0 + 300.0)
-                if r is not None:
-                    _log(
-                        f"  [rss {rep + 1}/{a.rss_repeat}] {items:>9,} prompts: peak RSS "
-                        f"{r['peak_rss_kb'] / 1024:.1f} MB ({r['req_per_s']:,.0f} req/s)"
-                    )
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _notes(args: argparse.Namespace, harness: Harness, packages: dict[str, Any]) -> list[str]:
@@ -419,6 +300,13 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
     started = time.monotonic()
+    raise_nofile_limit()  # the mock servers inherit it (4,096 connections at scale)
+    plan = estimate(args)
+    _log(
+        "estimated run time: "
+        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in plan.items() if k != "total")
+        + f"; total {plan['total'] / 60:.1f} min"
+    )
     with Harness(args) as harness:
         _log(harness.pin_note)
         if "chat" in args.only:
@@ -433,6 +321,10 @@ def run(args: argparse.Namespace) -> int:
             harness.sync(harness.server("fast", 0.0))
         if "paired" in args.only:
             harness.paired(harness.server("fast", 0.0))
+        if "longstream" in args.only:
+            harness.longstream()
+        if "batchscale" in args.only:
+            harness.batchscale()
         if "rss" in args.only:
             harness.rss(harness.server("fast", 0.0))
         servers = {name: s.describe() for name, s in harness.servers.items()}
@@ -450,7 +342,18 @@ def run(args: argparse.Namespace) -> int:
         "stream_concurrency": args.stream_concurrency,
         "stream_chunks": args.stream_chunks,
         "pair_concurrency": args.pair_concurrency,
+        "pair_levels": args.pair_levels,
+        "pair_duration": args.pair_duration,
+        "openai_concurrency": args.openai_concurrency,
+        "latency_clients": args.latency_clients,
         "slice": args.slice,
+        "longstream_lengths": args.longstream_lengths,
+        "longstream_concurrency": args.longstream_concurrency,
+        "longstream_duration": args.longstream_duration,
+        "scale_concurrency": args.scale_concurrency,
+        "scale_latency_ms": args.scale_latency_ms,
+        "scale_cycles": args.scale_cycles,
+        "scale_repeat": args.scale_repeat,
         "rss_items": args.rss_items,
         "rss_concurrency": args.rss_concurrency,
         "rss_repeat": args.rss_repeat,
@@ -469,6 +372,7 @@ def run(args: argparse.Namespace) -> int:
             "machine": machine,
             "servers": servers,
             "elapsed_s": round(time.monotonic() - started, 1),
+            "estimated_s": round(plan["total"], 1),
             "load_average_at_end": load_average(),
         },
         "settings": settings,

@@ -12,19 +12,23 @@ Modes:
 * ``sync``: ``reka_async_sync`` calls ``reka_async.Client.chat.create`` sequentially from
   plain synchronous code (``reka_async`` with ``--concurrency 1`` is its async twin).
 * ``rss``: ``BatchRunner.stream()`` over ``--items`` lazily generated prompts, results
-  discarded; reports ``ru_maxrss`` at the end.
+  discarded; reports the peak RSS (``VmHWM``, see `benchmarks._scale.maxrss_kb`) at the end.
 * ``pair``: ``--client`` and ``--baseline`` in this one process, alternating every ``--slice``
   seconds (the order flipping each round) until each has had ``--duration`` seconds; reports
   both and their ratio. On a shared machine whose speed drifts over seconds, slices this short
   see the same machine, so the ratio is far steadier than one of medians of separate runs.
+  Each side is a client and a dialect (``--api`` / ``--baseline-api``); ``--stream`` pairs
+  whole streams (chunks counted per slice, so CPU per chunk is compared); ``--prompt-words N``
+  sends an N-word prompt (the mock echoes it: long streams whose chunks all carry text).
 * ``sync_pair``: the same for ``reka_async.Client`` (sync facade) against the async client,
   both making sequential calls (C=1).
+* ``scale``: ``reka_async_batch`` (BatchRunner) or ``aiohttp_raw`` as a closed loop of
+  ``--concurrency`` requests against a server of ``--latency-ms``; the window is placed by
+  the run (see `benchmarks._scale`); reports Little's law %, ramp-up and peak RSS.
 
-The measurement window opens ``warmup`` seconds after the clients start (connections are
-open by then) and closes at the deadline; requests, chunks, wall time and this process's CPU
-time (``time.process_time()``, every thread of this process, nothing of the server) are
-read at both edges (see `Window`). Requests still in flight at the deadline finish outside
-the window.
+``--api native|openai`` picks the dialect of ``reka_async`` and ``aiohttp_raw`` (every other
+client is native only). Every mode first raises RLIMIT_NOFILE's soft limit to the hard one.
+The measurement window is described in `benchmarks._window`.
 """
 
 from __future__ import annotations
@@ -34,170 +38,24 @@ import asyncio
 import contextlib
 import gc
 import json
-import resource
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._clients import Call, ClientUnavailable, open_client
-from benchmarks._common import API_KEY, MODEL, PROMPT, pin_self
+from benchmarks._clients import APIS, ClientUnavailable, open_client
+from benchmarks._common import API_KEY, MODEL, PROMPT, long_prompt, pin_self
+from benchmarks._pair import import_sync_client, run_pair, run_sync_pair
+from benchmarks._scale import maxrss_kb, raise_nofile_limit, run_scale
+from benchmarks._window import Measurement, Window, WindowHook, gather_all
+from benchmarks._window import measure as measure_window
 
-MODES = ("chat", "stream", "sync", "rss", "pair", "sync_pair")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    requests: int
-    chunks: int
-    wall: float
-    cpu: float
-
-
-@dataclass
-class Measurement:
-    requests: int
-    chunks: int
-    wall_s: float
-    cpu_s: float
-    drained_requests: int  # completed after the window closed (not counted)
-    #: "window" normally; "whole run" when no request completed inside the window (a client
-    #: so slow, or an event loop so blocked, that the window saw nothing).
-    basis: str = "window"
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        req = max(self.requests, 1)
-        data["req_per_s"] = self.requests / self.wall_s if self.wall_s > 0 else 0.0
-        data["cpu_us_per_req"] = self.cpu_s * 1e6 / req
-        data["wall_us_per_req"] = self.wall_s * 1e6 / req
-        if self.chunks:
-            data["chunks_per_s"] = self.chunks / self.wall_s if self.wall_s > 0 else 0.0
-            data["cpu_us_per_chunk"] = self.cpu_s * 1e6 / self.chunks
-        return data
-
-
-WindowHook = Callable[[bool], None]
-
-
-class Window:
-    """Counts completions and reads the counters, wall and CPU clocks at the window's edges.
-
-    An edge is read by whichever notices it first: a completion (``done``) or a timer
-    (``tick``). Completions matter when the event loop is too busy for timers to fire on time
-    (a client that blocks the loop for seconds would otherwise get a window of zero length);
-    the timer matters when completions are sparse (a slow server). An edge is never read at
-    the same moment as the other one, so the window cannot be empty by construction.
-    """
-
-    def __init__(self, *, warmup: float, duration: float, on_window: WindowHook | None) -> None:
-        self.requests = 0
-        self.chunks = 0
-        self.start = self._snap()
-        self.warm_end = self.start.wall + warmup
-        self.deadline = self.warm_end + duration
-        self.first: Snapshot | None = None
-        self.last: Snapshot | None = None
-        self._on_window = on_window
-
-    def _snap(self) -> Snapshot:
-        return Snapshot(self.requests, self.chunks, time.perf_counter(), time.process_time())
-
-    def open(self) -> bool:
-        """True until the deadline: whether callers should start another request."""
-        return time.perf_counter() < self.deadline
-
-    def done(self, chunks: int = 1) -> None:
-        """Record one completed request (with its stream chunks)."""
-        self.requests += 1
-        self.chunks += chunks
-        self.tick()
-
-    def tick(self) -> None:
-        """Read an edge when its time has come."""
-        if self.last is not None:
-            return
-        now = time.perf_counter()
-        if self.first is None:
-            if now >= self.warm_end:
-                self.first = self._snap()
-                if self._on_window is not None:
-                    self._on_window(True)
-            return
-        if now >= self.deadline:
-            if self._on_window is not None:
-                self._on_window(False)
-            self.last = self._snap()
-
-    def result(self) -> Measurement:
-        """The measurement, once the driver has finished (in-flight requests drained)."""
-        end = self._snap()
-        if self._on_window is not None and self.first is not None and self.last is None:
-            self._on_window(False)
-        first = self.first or self.start
-        last = self.last or end
-        if last.requests == first.requests:
-            first, last, basis = self.start, end, "whole run"
-        else:
-            basis = "window"
-        return Measurement(
-            requests=last.requests - first.requests,
-            chunks=last.chunks - first.chunks,
-            wall_s=last.wall - first.wall,
-            cpu_s=last.cpu - first.cpu,
-            drained_requests=end.requests - last.requests,
-            basis=basis,
-        )
-
-
-# --------------------------------------------------------------------------- async drivers
-
-Driver = Callable[[Window], Awaitable[None]]
-
-
-async def _measure(
-    drive: Driver, *, warmup: float, duration: float, on_window: WindowHook | None = None
-) -> Measurement:
-    """Run ``drive(window)`` and measure the window [start + warmup, start + warmup + duration].
-
-    ``on_window(True)`` is called as the window opens and ``on_window(False)`` as it closes
-    (the profiler uses it to see only the steady state).
-    """
-    gc.collect()
-    window = Window(warmup=warmup, duration=duration, on_window=on_window)
-
-    async def ticker() -> None:
-        for edge in (window.warm_end, window.deadline):
-            delay = edge - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            window.tick()
-            await asyncio.sleep(0)  # two edges noticed at once: the second on a later tick
-
-    timer = asyncio.ensure_future(ticker())
-    try:
-        await drive(window)
-    finally:
-        timer.cancel()
-    return window.result()
-
-
-async def _gather_all(coros: Sequence[Awaitable[None]]) -> None:
-    """Run the coroutines as tasks; on the first error cancel the rest, then re-raise."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+MODES = ("chat", "stream", "sync", "rss", "pair", "sync_pair", "scale")
 
 
 async def run_loop_client(
@@ -208,19 +66,20 @@ async def run_loop_client(
     duration: float,
     warmup: float,
     stream: bool,
+    api: str = "native",
     on_window: WindowHook | None = None,
 ) -> Measurement:
     """``concurrency`` coroutines calling the client in a loop until the deadline."""
-    async with open_client(name, url, concurrency, stream=stream) as call:
+    async with open_client(name, url, concurrency, stream=stream, api=api) as call:
 
         async def drive(window: Window) -> None:
             async def worker() -> None:
                 while window.open():
                     window.done(await call())
 
-            await _gather_all([worker() for _ in range(concurrency)])
+            await gather_all([worker() for _ in range(concurrency)])
 
-        return await _measure(drive, warmup=warmup, duration=duration, on_window=on_window)
+        return await measure_window(drive, warmup=warmup, duration=duration, on_window=on_window)
 
 
 async def run_batch_client(
@@ -245,25 +104,15 @@ async def run_batch_client(
                         raise result.error
                     window.done()
 
-        return await _measure(drive, warmup=warmup, duration=duration)
+        return await measure_window(drive, warmup=warmup, duration=duration)
 
 
 # --------------------------------------------------------------------------- sync facade
 
 
-def _import_sync_client() -> Any:
-    try:
-        from reka_async import Client
-    except ImportError as exc:  # the facade is newer than the rest of the package
-        raise ClientUnavailable(
-            f"the sync facade reka_async.Client is not available ({exc})"
-        ) from exc
-    return Client
-
-
 def run_sync_client(url: str, *, duration: float, warmup: float) -> Measurement:
     """Sequential ``reka_async.Client.chat.create`` calls from synchronous code."""
-    client_cls = _import_sync_client()
+    client_cls = import_sync_client()
     client = client_cls(api_key=API_KEY, base_url=url)
     messages = [{"role": "user", "content": PROMPT}]
     try:
@@ -278,148 +127,7 @@ def run_sync_client(url: str, *, duration: float, warmup: float) -> Measurement:
         client.close()
 
 
-# --------------------------------------------------------------------------- paired runs
-
-
-class Tally:
-    """Requests, wall and CPU time summed over one client's slices of a paired run."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.wall_s = 0.0
-        self.cpu_s = 0.0
-        self.slices = 0
-
-    def add(self, requests: int, wall_s: float, cpu_s: float) -> None:
-        self.requests += requests
-        self.wall_s += wall_s
-        self.cpu_s += cpu_s
-        self.slices += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        req = max(self.requests, 1)
-        return {
-            "requests": self.requests,
-            "wall_s": self.wall_s,
-            "cpu_s": self.cpu_s,
-            "slices": self.slices,
-            "req_per_s": self.requests / self.wall_s if self.wall_s > 0 else 0.0,
-            "cpu_us_per_req": self.cpu_s * 1e6 / req,
-            "wall_us_per_req": self.wall_s * 1e6 / req,
-        }
-
-
-def _pair_result(names: Sequence[str], tallies: Sequence[Tally]) -> dict[str, Any]:
-    (a, b), (ta, tb) = names, tallies
-    da, db = ta.as_dict(), tb.as_dict()
-    return {
-        "pair": {a: da, b: db},
-        "ratio_req_per_s": da["req_per_s"] / db["req_per_s"] if db["req_per_s"] else None,
-        "ratio_cpu_per_req": da["cpu_us_per_req"] / db["cpu_us_per_req"]
-        if db["cpu_us_per_req"]
-        else None,
-        "ratio_wall_per_req": da["wall_us_per_req"] / db["wall_us_per_req"]
-        if db["wall_us_per_req"]
-        else None,
-    }
-
-
-def _rounds(duration: float, slice_s: float) -> int:
-    return max(2, round(duration / slice_s))
-
-
-async def run_pair(
-    names: Sequence[str],
-    url: str,
-    *,
-    concurrency: int,
-    duration: float,
-    warmup: float,
-    slice_s: float,
-) -> dict[str, Any]:
-    """Alternate two clients in one event loop, ``slice_s`` seconds at a time."""
-    async with contextlib.AsyncExitStack() as stack:
-        calls = [
-            await stack.enter_async_context(open_client(n, url, concurrency, stream=False))
-            for n in names
-        ]
-        tallies = [Tally(), Tally()]
-
-        async def run_slice(call: Call, seconds: float) -> tuple[int, float, float]:
-            done = 0
-            stop = time.perf_counter() + seconds
-
-            async def worker() -> None:
-                nonlocal done
-                while time.perf_counter() < stop:
-                    await call()
-                    done += 1
-
-            t0, c0 = time.perf_counter(), time.process_time()
-            await _gather_all([worker() for _ in range(concurrency)])
-            return done, time.perf_counter() - t0, time.process_time() - c0
-
-        for call in calls:  # warm-up: connections open, caches warm, for both
-            await run_slice(call, warmup / 2)
-        gc.collect()
-        for r in range(_rounds(duration, slice_s)):
-            order = (0, 1) if r % 2 == 0 else (1, 0)
-            for i in order:
-                tallies[i].add(*await run_slice(calls[i], slice_s))
-        return _pair_result(names, tallies)
-
-
-def run_sync_pair(url: str, *, duration: float, warmup: float, slice_s: float) -> dict[str, Any]:
-    """Alternate the sync facade and the async client, sequential calls, one process."""
-    from reka_async import AsyncClient
-
-    client_cls = _import_sync_client()
-    messages = [{"role": "user", "content": PROMPT}]
-    loop = asyncio.new_event_loop()
-    aclient = AsyncClient(api_key=API_KEY, base_url=url)
-    sclient = client_cls(api_key=API_KEY, base_url=url)
-
-    async def async_slice(stop: float) -> int:
-        done = 0
-        while time.perf_counter() < stop:
-            await aclient.chat.create(messages=messages, model=MODEL)
-            done += 1
-        return done
-
-    def sync_slice(stop: float) -> int:
-        done = 0
-        while time.perf_counter() < stop:
-            sclient.chat.create(messages=messages, model=MODEL)
-            done += 1
-        return done
-
-    def one(i: int, seconds: float) -> tuple[int, float, float]:
-        t0, c0 = time.perf_counter(), time.process_time()
-        stop = t0 + seconds
-        done = sync_slice(stop) if i == 0 else loop.run_until_complete(async_slice(stop))
-        return done, time.perf_counter() - t0, time.process_time() - c0
-
-    try:
-        tallies = [Tally(), Tally()]
-        one(0, warmup / 2)
-        one(1, warmup / 2)
-        gc.collect()
-        for r in range(_rounds(duration, slice_s)):
-            for i in (0, 1) if r % 2 == 0 else (1, 0):
-                tallies[i].add(*one(i, slice_s))
-        return _pair_result(("reka_async_sync", "reka_async"), tallies)
-    finally:
-        sclient.close()
-        loop.run_until_complete(aclient.aclose())
-        loop.close()
-
-
 # --------------------------------------------------------------------------- peak RSS
-
-
-def _maxrss_kb() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KB on Linux
 
 
 def _current_rss_kb() -> int | None:
@@ -448,7 +156,7 @@ async def run_rss(url: str, *, items: int, concurrency: int) -> dict[str, Any]:
         api_key=API_KEY, base_url=url, max_connections=max(concurrency, 1024)
     ) as client:
         runner = BatchRunner(client, concurrency=concurrency, model=MODEL)
-        baseline_kb = _maxrss_kb()
+        baseline_kb = maxrss_kb()
         async with runner.stream(prompts()) as results:
             async for result in results:
                 if result.ok:
@@ -468,7 +176,7 @@ async def run_rss(url: str, *, items: int, concurrency: int) -> dict[str, Any]:
         "cpu_s": time.process_time() - start_cpu,
         "req_per_s": (ok + failed) / wall if wall > 0 else 0.0,
         "baseline_maxrss_kb": baseline_kb,
-        "peak_rss_kb": _maxrss_kb(),
+        "peak_rss_kb": maxrss_kb(),
         "rss_samples_kb": samples,
     }
 
@@ -490,6 +198,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     parser.add_argument("--baseline", default="aiohttp_raw", help="the other client (pair mode)")
     parser.add_argument("--slice", type=float, default=0.5, help="seconds per slice (pair modes)")
+    parser.add_argument("--api", choices=APIS, default="native", help="dialect of --client")
+    parser.add_argument(
+        "--baseline-api", choices=APIS, default=None, help="dialect of --baseline (default --api)"
+    )
+    parser.add_argument("--stream", action="store_true", help="pair mode: pair whole streams")
+    parser.add_argument(
+        "--prompt-words", type=int, default=None, help="pair mode: an N-word prompt"
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=2000.0, help="the server's latency (scale mode)"
+    )
+    parser.add_argument(
+        "--cycles", type=int, default=8, help="window length in latencies (scale mode)"
+    )
     return parser.parse_args(argv)
 
 
@@ -497,15 +219,27 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run the requested measurement and return its JSON-able result."""
     if args.mode == "rss":
         return asyncio.run(run_rss(args.url, items=args.items, concurrency=args.concurrency))
+    if args.mode == "scale":
+        return asyncio.run(
+            run_scale(
+                args.client,
+                args.url,
+                concurrency=args.concurrency,
+                latency_s=args.latency_ms / 1000.0,
+                cycles=args.cycles,
+            )
+        )
     if args.mode == "pair":
         return asyncio.run(
             run_pair(
-                (args.client, args.baseline),
+                ((args.client, args.api), (args.baseline, args.baseline_api or args.api)),
                 args.url,
                 concurrency=args.concurrency,
                 duration=args.duration,
                 warmup=args.warmup,
                 slice_s=args.slice,
+                stream=args.stream,
+                prompt=PROMPT if args.prompt_words is None else long_prompt(args.prompt_words),
             )
         )
     if args.mode == "sync_pair":
@@ -531,6 +265,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 duration=args.duration,
                 warmup=args.warmup,
                 stream=args.mode == "stream",
+                api=args.api,
             )
         )
     return m.as_dict()
@@ -539,7 +274,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     pinned = pin_self(args.cpu)
-    header = {"client": args.client, "mode": args.mode, "concurrency": args.concurrency}
+    raise_nofile_limit()
+    header: dict[str, Any] = {
+        "client": args.client,
+        "mode": args.mode,
+        "api": args.api,
+        "concurrency": args.concurrency,
+    }
+    if args.mode == "pair":
+        header.update(
+            baseline=args.baseline,
+            baseline_api=args.baseline_api or args.api,
+            stream=args.stream,
+            prompt_words=args.prompt_words,
+        )
     try:
         result = measure(args)
     except ClientUnavailable as exc:
