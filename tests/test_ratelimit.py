@@ -299,6 +299,57 @@ def test_success_never_exceeds_maximum() -> None:
     assert limit.limit == 3.0
 
 
+async def test_gate_hands_slots_over_first_come_first_served() -> None:
+    limit = AdaptiveLimit(1, clock=FakeClock())
+    await limit.acquire()
+    order: list[int] = []
+
+    async def take(i: int) -> None:
+        await limit.acquire()
+        order.append(i)
+
+    waiters = [asyncio.create_task(take(i)) for i in range(3)]
+    await asyncio.sleep(0)
+    for _ in range(3):
+        limit.release_nowait()
+        for _ in range(5):
+            await asyncio.sleep(0)
+    await asyncio.gather(*waiters)
+    assert order == [0, 1, 2]
+    assert limit.in_use == 1
+
+
+async def test_a_cancelled_waiter_loses_no_slot() -> None:
+    limit = AdaptiveLimit(1, clock=FakeClock())
+    await limit.acquire()
+    cancelled = asyncio.create_task(limit.acquire())
+    woken_then_cancelled = asyncio.create_task(limit.acquire())
+    last = asyncio.create_task(limit.acquire())
+    await asyncio.sleep(0)
+    cancelled.cancel()  # cancelled while waiting: skipped when a slot frees
+    await asyncio.sleep(0)
+    limit.release_nowait()  # goes to the second waiter...
+    woken_then_cancelled.cancel()  # ...which is cancelled before it runs: it passes it on
+    await asyncio.wait_for(last, timeout=5)
+    for task in (cancelled, woken_then_cancelled):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert limit.in_use == 1
+
+
+async def test_growth_admits_waiters_without_a_release() -> None:
+    clock = FakeClock()
+    limit = AdaptiveLimit(2, clock=clock)
+    limit.on_overload()  # limit 1
+    await limit.acquire()
+    waiter = asyncio.create_task(limit.acquire())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    limit.on_success()  # 1 + 1/1 = 2 slots
+    await asyncio.wait_for(waiter, timeout=5)
+    assert limit.in_use == 2
+
+
 async def test_gate_blocks_at_limit_and_release_admits_the_next() -> None:
     limit = AdaptiveLimit(2, clock=FakeClock())
     await limit.acquire()

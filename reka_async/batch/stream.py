@@ -201,25 +201,40 @@ class BatchStream:
                 self._reorder[got.index] = got
 
     async def _next_item(self) -> tuple[int, Any] | None:
-        async with self._input_lock:
+        if not self._is_async:  # next() cannot be interleaved on one event loop: no lock
+            return self._take_next()
+        async with self._input_lock:  # an async source may suspend inside __anext__
             if self._exhausted:
                 return None
             try:
-                item = await anext(self._source) if self._is_async else next(self._source)
-            except (StopIteration, StopAsyncIteration):
+                item = await anext(self._source)
+            except StopAsyncIteration:
                 self._exhausted = True
                 return None
             index = self._next_index
             self._next_index += 1
             return index, item
 
+    def _take_next(self) -> tuple[int, Any] | None:
+        if self._exhausted:
+            return None
+        try:
+            item = next(self._source)
+        except StopIteration:
+            self._exhausted = True
+            return None
+        index = self._next_index
+        self._next_index += 1
+        return index, item
+
     async def _worker(self) -> None:
         runner = self._runner
+        quota = runner.client.quota
         try:
             while not self._closed:
                 await self._window.acquire()
                 try:
-                    nxt = await self._next_item()
+                    nxt = self._take_next() if not self._is_async else await self._next_item()
                 except Exception as exc:  # the caller's iterator failed: surface it once
                     # the items already sent have finished (they are paid for), not before.
                     self._exhausted = True
@@ -235,7 +250,7 @@ class BatchStream:
                     self._window.release()
                     return
                 runner.stats.record(result)
-                runner.stats.pacing_rate = runner.client.quota.rate
+                runner.stats.pacing_rate = quota.rate
                 hook = runner.on_result
                 if hook is not None and not self._hook_failed:
                     try:
@@ -411,7 +426,7 @@ class BatchStream:
                 self._missing_models[body["model"]] = exc
         finally:
             if limit is not None:
-                await limit.release()
+                limit.release_nowait()
         if response is not None and limit is not None:
             limit.on_success()
             stats.concurrency_limit = limit.limit
