@@ -366,6 +366,8 @@ class AsyncChat:
             parse=dialect.load,
             bearer=dialect.bearer,
         )
+        if t.budget is None and budget is None:
+            return sending  # the hot path: no budget, so no token estimate to charge
         budgets = token_budgets(t.budget, budget)
         return sending if not budgets else _charged(sending, body, budgets)
 

@@ -203,9 +203,11 @@ class AsyncChatStream:
                 raise error
             if self._finished or self._closed:
                 raise StopAsyncIteration
-            await self._ensure_open()
             resp = self._resp
-            assert resp is not None
+            if resp is None or self._charge is not None:  # not open yet: no coroutine per read
+                await self._ensure_open()
+                resp = self._resp
+                assert resp is not None
             try:
                 data = await resp.read()
             except APIConnectionError as error:  # the read broke: translated by the transport
@@ -266,8 +268,12 @@ class AsyncChatStream:
             data = loads(event.data)
         except ValueError as exc:
             raise self._invalid("is not JSON", event.data) from exc
-        message = _stream_error_message(data)
-        if event.event == "error" or message is not None:
+        # An error event is an object with "error" (or any event named "error"); the check is
+        # inline for the usual event, which is a dict without it.
+        message = (
+            None if type(data) is dict and "error" not in data else _stream_error_message(data)
+        )
+        if message is not None or event.event == "error":
             raise StreamError(
                 f"the server sent an error event: {message or body_snippet(event.data)}",
                 request_id=self.request_id,

@@ -395,3 +395,45 @@ def test_many_events_in_small_pieces_join_only_their_own_bytes(
     events = decode(*(payload[i : i + 7] for i in range(0, len(payload), 7)))
     assert len(events) == 2000
     assert sum(joined) <= 2 * len(payload)
+
+
+# --- the fast path for chunks of whole events -----------------------------------------------
+
+USUAL = [
+    b'data: {"a":1}\n\n',
+    b'data: {"a":1}\n\ndata: {"b":2}\n\n',  # several whole events in one read
+    b"data: one\ndata: two\n\ndata: three\n\n",  # a multi-line event among them
+    b"event: delta\ndata: x\n\n\n\ndata:y\n\n",  # a named event, blank lines, no space
+    b": keep-alive\n\ndata: after a comment\n\n",
+    b"id: 7\ndata: with an id\n\ndata: the id persists\n\n",
+    b"data: caf\xc3\xa9 \xff\n\n",  # UTF-8, and an invalid byte replaced
+    b"data: [DONE]\n\n",
+]
+
+
+@pytest.mark.parametrize("chunk", USUAL)
+def test_whole_events_decode_as_the_general_rules_do(chunk: bytes) -> None:
+    byte_by_byte = decode(*[chunk[i : i + 1] for i in range(len(chunk))])
+    fast = SSEDecoder()
+    fast.feed(b"")  # the stream's start (no BOM) is behind it, as on a real stream
+    assert fast.feed(chunk) + fast.flush() == byte_by_byte
+    assert byte_by_byte  # every case has events
+
+
+def test_state_from_earlier_chunks_carries_into_whole_events() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: first\n\n") == [ServerSentEvent(data="first")]
+    assert decoder.feed(b"id: 9\nretry: 50\n") == []  # fields without their blank line yet
+    assert decoder.feed(b"\ndata: next\n\n") == [ServerSentEvent(data="next", id="9", retry=50)]
+    assert decoder.feed(b"event: named\n") == []
+    assert decoder.feed(b"data: typed\n\n") == [
+        ServerSentEvent(event="named", data="typed", id="9", retry=50)
+    ]
+    assert decoder.feed(b"data: plain\n\n") == [ServerSentEvent(data="plain", id="9", retry=50)]
+
+
+def test_the_limit_holds_on_whole_events() -> None:
+    decoder = SSEDecoder(max_event_bytes=20)
+    assert decoder.feed(b"data: " + b"x" * 13 + b"\n\n") == [ServerSentEvent(data="x" * 13)]
+    with pytest.raises(ResponseTooLargeError):
+        decoder.feed(b"data: ok\n\ndata: " + b"x" * 14 + b"\n\n")
