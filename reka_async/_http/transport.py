@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import attrs
+from multidict import CIMultiDict
 from yarl import URL
 
 from .._exceptions import (
@@ -97,7 +98,8 @@ class Transport(Gate):
             **(default_headers or {}),
         }
         # The OpenAI dialect's auth header, sent beside X-Api-Key on its requests only.
-        self._bearer = {"Authorization": f"Bearer {api_key}"}
+        # A CIMultiDict, not a dict: aiohttp converts per request any headers given as a dict.
+        self._bearer: Mapping[str, str] = CIMultiDict({"Authorization": f"Bearer {api_key}"})
         self._pool = Pool(
             headers=headers, proxy=proxy, ssl=ssl, connector_factory=connector_factory
         )

@@ -64,8 +64,8 @@ def structure_usage(data: Any) -> Usage:
     """``Usage`` from either dialect's names (``input_tokens``/``output_tokens``, or OpenAI's
     ``prompt_tokens``/``completion_tokens`` when the native names are absent)."""
     if not data:
-        return Usage()
-    if not isinstance(data, Mapping):
+        return new_usage()
+    if type(data) is not dict and not isinstance(data, Mapping):  # no ABC check for a dict
         raise TypeError(f"usage must be an object, got {type(data).__name__}")
     given = data.get("input_tokens")
     if given is None:

@@ -76,7 +76,10 @@ def parse_chat_response(data: Any, request_id: str | None = None) -> ChatRespons
     return new_chat_response(
         id_ if type(id_) is str else str(id_),
         model if type(model) is str else str(model),
-        [_message_response(r) for r in responses],
+        # One answer (the usual case) without a comprehension frame.
+        [_message_response(responses[0])]
+        if len(responses) == 1
+        else [_message_response(r) for r in responses],
         structure_usage(data.get("usage")),
         request_id,
     )

@@ -306,12 +306,26 @@ def chat_body(args: Mapping[str, Any], *, stream: bool, what: str) -> dict[str, 
     if "messages" not in args or "model" not in args:
         missing = "messages" if "messages" not in args else "model"
         raise TypeError(f"{what}() missing required keyword argument: {missing!r}")
+    if len(args) == 2:
+        # Fast path, the usual call (messages and model only): the body is built here, with
+        # the same checks request_body makes, minus its parameter loop and two calls.
+        model, messages = args["model"], args["messages"]
+        if (
+            type(model) is str
+            and model
+            and type(messages) is list
+            and messages
+            and all(map(_plain_dict_message, messages))
+        ):
+            body: dict[str, Any] = {"model": model, "messages": messages.copy()}
+            if stream:
+                body["stream"] = True
+            return body
     params = {}
-    if len(args) > 2:  # fast path: only messages and model skip the 13 lookups below
-        for name in PARAM_NAMES:  # declared order (the body's key order); a loop, not a
-            value = args.get(name)  # comprehension: one frame less per request
-            if value is not None:
-                params[name] = value
+    for name in PARAM_NAMES:  # declared order (the body's key order); a loop, not a
+        value = args.get(name)  # comprehension: one frame less per request
+        if value is not None:
+            params[name] = value
     return request_body(
         model=args["model"],
         messages=args["messages"],
