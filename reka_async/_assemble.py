@@ -34,8 +34,14 @@ from ._models import (
     ToolCall,
     Usage,
 )
-from ._wire._build import new_chat_chunk, new_chunk_response, new_message
-from ._wire.events import ChoicePiece, StreamEvent, ToolCallPiece
+from ._wire._build import (
+    new_chat_chunk,
+    new_choice_piece,
+    new_chunk_response,
+    new_message,
+    new_stream_event,
+)
+from ._wire.events import ChoicePiece, StreamEvent, TextEvent, ToolCallPiece
 
 __all__ = ["Assembler"]
 
@@ -231,41 +237,71 @@ class Assembler:
             rewrite=rewrite,
         )
 
+    def feed_text(self, event: TextEvent) -> ChatChunk | None:
+        """``feed`` for the usual event given as its fields (a dialect's ``text_event``): the
+        same rules, without the ``StreamEvent`` and ``ChoicePiece`` a decoded event costs."""
+        id_, model, role, content, reason, usage, deltas = event
+        if len(self._answers) > 1:  # a stream of several answers: the general rules
+            piece = new_choice_piece(role=role, content=content, finish_reason=reason)
+            return self.feed(new_stream_event(id_, model, [piece], usage, deltas))
+        if usage is not None:
+            self.usage = usage
+        return self._one(id_, model, role, content, reason, usage, deltas, None)
+
     def _feed_one(self, event: StreamEvent, piece: ChoicePiece) -> ChatChunk | None:
-        # The per-event hot path of streaming: one answer, usually text only, so the common
-        # fields are handled inline and the message built directly.
+        extra = (
+            piece
+            if piece.tool_calls
+            or piece.reasoning_content
+            or piece.reasoning_steps
+            or piece.annotations
+            else None
+        )
+        return self._one(
+            event.id,
+            event.model,
+            piece.role,
+            piece.content,
+            piece.finish_reason,
+            event.usage,
+            event.deltas,
+            extra,
+        )
+
+    def _one(
+        self,
+        id_: str,
+        model: str,
+        role: str | None,
+        content: str | None,
+        reason: str | None,
+        usage: Usage | None,
+        deltas: bool,
+        extra: ChoicePiece | None,
+    ) -> ChatChunk | None:
+        # The per-event hot path of streaming: one answer (index 0), usually text only, so
+        # the common fields are handled inline and the message built directly; ``extra`` is
+        # the piece when it carries more (tool calls, reasoning, citations).
         answer = self._answers.get(0)
         if answer is None:
             answer = self._answers[0] = _Answer()
         elif answer.finish_reason is not None:
             return None  # the answer has ended: later events are ignored
-        content = piece.content
         if content:
-            delta, rewrite = answer.add_content(content, event.deltas)
+            delta, rewrite = answer.add_content(content, deltas)
         else:
             delta, rewrite = "", False
-        if piece.role:
-            answer.role = piece.role
-        reason = piece.finish_reason
+        if role:
+            answer.role = role
         if reason is not None:
             answer.finish_reason = reason
             self.finished = True
-        if (
-            piece.tool_calls
-            or piece.reasoning_content
-            or piece.reasoning_steps
-            or piece.annotations
-        ):
-            answer.add(piece)
+        if extra is not None:
+            answer.add(extra)
         message = answer.message()  # its text-only case is the common one, and cheap
-        self._id, self._model = event.id, event.model
+        self._id, self._model = id_, model
         return new_chat_chunk(
-            event.id,
-            event.model,
-            [new_chunk_response(message, answer.finish_reason)],
-            event.usage,
-            delta,
-            rewrite,
+            id_, model, [new_chunk_response(message, answer.finish_reason)], usage, delta, rewrite
         )
 
     def response(self) -> ChatResponse | None:

@@ -211,6 +211,7 @@ class AsyncChat:
             body=dumps(wire),
             opts=opts,
             decode=dialect.decode_event,
+            text_event=dialect.text_event,
             bearer=dialect.bearer,
         )
         budgets = token_budgets(t.budget, None)

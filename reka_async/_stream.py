@@ -33,7 +33,7 @@ from ._exceptions import (
 from ._models import ChatChunk, ChatResponse, Usage
 from ._sse import ServerSentEvent, SSEDecoder
 from ._wire import loads
-from ._wire.events import StreamEvent
+from ._wire.events import StreamEvent, TextEvent
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -47,6 +47,13 @@ _NO_HEADERS: Final[Mapping[str, str]] = {}
 
 #: A dialect's decoder of one event's JSON.
 EventDecoder = Callable[[Any], StreamEvent]
+#: A dialect's reader of the usual event's fields (``None``: not the usual event).
+TextDecoder = Callable[[Any], TextEvent | None]
+
+
+def _not_text(data: Any) -> None:
+    """The ``TextDecoder`` of a stream given none: every event is decoded in full."""
+    return
 
 
 def _stream_error_message(data: Any) -> str | None:
@@ -75,6 +82,7 @@ class AsyncChatStream:
         body: bytes,
         opts: RequestOptions,
         decode: EventDecoder,
+        text_event: TextDecoder | None = None,
         bearer: bool = False,
     ) -> None:
         self._transport = transport
@@ -82,6 +90,7 @@ class AsyncChatStream:
         self._body = body
         self._opts = opts
         self._decode = decode
+        self._text_event = text_event if text_event is not None else _not_text
         self._bearer = bearer
         self._resp: StreamBody | None = None
         self._decoder = SSEDecoder(max_event_bytes=transport.max_response_bytes)
@@ -280,10 +289,17 @@ class AsyncChatStream:
                 partial_text=self.text,
             )
         try:
-            decoded = self._decode(data)
+            # The usual event's fields go to the assembler directly; any other event is
+            # decoded into a StreamEvent first (the two ways give the same chunk).
+            fields = self._text_event(data)
+            decoded = self._decode(data) if fields is None else None
         except Exception as exc:
             raise self._invalid("has an unexpected shape", event.data) from exc
-        chunk = self._assembler.feed(decoded)
+        if fields is not None:
+            chunk = self._assembler.feed_text(fields)
+        else:
+            assert decoded is not None
+            chunk = self._assembler.feed(decoded)
         if chunk is not None:
             self._pending.append(chunk)
 

@@ -20,9 +20,14 @@ import attrs
 from .._exceptions import InvalidRequestError
 from .._models import ChatResponse
 from .._types import APIS, Api
-from .events import StreamEvent
-from .native import load_chat_response, parse_chunk_event
-from .openai import load_completion, parse_completion_chunk, to_openai_body
+from .events import StreamEvent, TextEvent
+from .native import load_chat_response, parse_chunk_event, text_event
+from .openai import (
+    load_completion,
+    parse_completion_chunk,
+    text_completion_chunk,
+    to_openai_body,
+)
 
 __all__ = [
     "DIALECTS",
@@ -49,6 +54,8 @@ class Dialect:
     #: ``load(raw, request_id)``: the response body structured.
     load: Callable[[bytes, str | None], ChatResponse]
     decode_event: Callable[[Any], StreamEvent]
+    #: The usual event's fields, or ``None`` for any other (then ``decode_event`` decodes it).
+    text_event: Callable[[Any], TextEvent | None]
     bearer: bool
 
 
@@ -58,6 +65,7 @@ NATIVE: Final = Dialect(
     encode=None,
     load=load_chat_response,
     decode_event=parse_chunk_event,
+    text_event=text_event,
     bearer=False,
 )
 
@@ -68,6 +76,7 @@ OPENAI: Final = Dialect(
     encode=to_openai_body,
     load=load_completion,
     decode_event=parse_completion_chunk,
+    text_event=text_completion_chunk,
     bearer=True,
 )
 

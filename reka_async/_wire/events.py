@@ -19,7 +19,7 @@ import attrs
 
 from .._models import Annotation, ReasoningStep, Usage
 
-__all__ = ["ChoicePiece", "StreamEvent", "ToolCallPiece"]
+__all__ = ["ChoicePiece", "StreamEvent", "TextEvent", "ToolCallPiece"]
 
 
 @attrs.define(kw_only=True)
@@ -84,3 +84,10 @@ class StreamEvent:
     choices: list[ChoicePiece]
     usage: Usage | None = None
     deltas: bool = False
+
+
+#: The usual stream event as its fields, ``(id, model, role, content, finish_reason, usage,
+#: deltas)``: one answer (index 0) with text only. The dialects' ``text_event`` returns it
+#: (or ``None`` for any other event) and the ``Assembler`` takes it without the two objects
+#: and the list a ``StreamEvent`` costs per event.
+TextEvent = tuple[str, str, str | None, str | None, str | None, Usage | None, bool]

@@ -37,7 +37,7 @@ from ._convert import (
     structure_usage,
 )
 from ._json import loads
-from .events import ChoicePiece, StreamEvent, ToolCallPiece
+from .events import ChoicePiece, StreamEvent, TextEvent, ToolCallPiece
 
 __all__ = [
     "load_chat_response",
@@ -130,19 +130,18 @@ def _chunk_piece(data: Any, index: int) -> ChoicePiece:
     )
 
 
-def parse_chunk_event(data: Any) -> StreamEvent:
-    """Decode one native stream event into what it carries (``deltas=False``: the content may
-    be cumulative or a delta; the stream tells which). Raises on a body of the wrong shape."""
-    items = data["responses"]
+def text_event(data: Any) -> TextEvent | None:
+    """The usual native event (one answer, text only, values of the right types) as its
+    fields (``events.TextEvent``), or ``None`` for any other: ``parse_chunk_event`` decodes
+    those. The check is inline because it runs per event."""
+    items = data.get("responses") if type(data) is dict else None
     if type(items) is list and len(items) == 1:
-        # The usual event (one text answer, values of the right types) is built inline: this
-        # runs per event, and the general path below costs two calls more per event.
         item = items[0]
         chunk = item.get("chunk") if type(item) is dict else None
         if type(chunk) is dict and not chunk.get("tool_calls"):
             content, role = chunk.get("content"), chunk.get("role")
             reason = item.get("finish_reason")
-            id_, model = data["id"], data["model"]
+            id_, model = data.get("id"), data.get("model")
             if (
                 (content is None or type(content) is str)
                 and (role is None or type(role) is str)
@@ -151,13 +150,19 @@ def parse_chunk_event(data: Any) -> StreamEvent:
                 and type(model) is str
             ):
                 usage = data.get("usage")
-                return new_stream_event(
-                    id_,
-                    model,
-                    [new_choice_piece(role=role, content=content, finish_reason=reason)],
-                    None if usage is None else structure_usage(usage),
-                    False,
-                )
+                usage = None if usage is None else structure_usage(usage)
+                return (id_, model, role, content, reason, usage, False)
+    return None
+
+
+def parse_chunk_event(data: Any) -> StreamEvent:
+    """Decode one native stream event into what it carries (``deltas=False``: the content may
+    be cumulative or a delta; the stream tells which). Raises on a body of the wrong shape."""
+    fields = text_event(data)
+    if fields is not None:
+        id_, model, role, content, reason, usage, _ = fields
+        piece = new_choice_piece(role=role, content=content, finish_reason=reason)
+        return new_stream_event(id_, model, [piece], usage, False)
     return decode_event(data, "responses", _chunk_piece, deltas=False)
 
 

@@ -45,7 +45,7 @@ from ._convert import (
     structure_usage,
 )
 from ._json import dumps, loads
-from .events import ChoicePiece, StreamEvent, ToolCallPiece
+from .events import ChoicePiece, StreamEvent, TextEvent, ToolCallPiece
 
 __all__ = [
     "load_completion",
@@ -385,6 +385,41 @@ def _delta_piece(data: Any, position: int) -> ChoicePiece:
         else None,
         finish_reason=reason,
     )
+
+
+def text_completion_chunk(data: Any) -> TextEvent | None:
+    """The usual ``chat.completion.chunk`` (one choice at index 0, a text delta or none,
+    values of the right types) as its fields (``events.TextEvent``), or ``None`` for any
+    other: ``parse_completion_chunk`` decodes those. Inline because it runs per event."""
+    choices = data.get("choices") if type(data) is dict else None
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("index", 0) != 0:
+        return None
+    delta = choice.get("delta")
+    if delta is None:
+        delta = {}
+    elif type(delta) is not dict or (
+        delta.get("tool_calls")
+        or delta.get("reasoning_content")
+        or delta.get("reasoning_steps")
+        or delta.get("annotations")
+    ):
+        return None
+    content, role, reason = delta.get("content"), delta.get("role"), choice.get("finish_reason")
+    id_, model = data.get("id"), data.get("model")
+    if (
+        (content is None or type(content) is str)
+        and (role is None or type(role) is str)
+        and (reason is None or type(reason) is str)
+        and type(id_) is str
+        and type(model) is str
+    ):
+        usage = data.get("usage")
+        usage = None if usage is None else structure_usage(usage)
+        return (id_, model, role, content, reason, usage, True)
+    return None
 
 
 def parse_completion_chunk(data: Any) -> StreamEvent:
