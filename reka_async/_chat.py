@@ -22,6 +22,7 @@ import attrs
 from ._exceptions import APIResponseValidationError, APIStatusError, body_snippet
 from ._http import Hooks, ResponseEvent, ResponseHook, RetryHook, TimeoutLike, Transport
 from ._http.budget import RateBudget
+from ._http.options import RequestOptions
 from ._models import ChatResponse, Model, Serializable
 from ._stream import AsyncChatStream
 from ._tools import DEFAULT_MAX_ROUNDS, FunctionTool, ToolLoop, ToolRun
@@ -349,9 +350,7 @@ class AsyncChat:
         """
         # A plain function returning the transport's coroutine: awaiting it costs no extra
         # coroutine frame on the hot path.
-        dialect = choose(api, body, self._dialect, DIALECTS)
-        t = self._transport
-        opts = t.default_options.override(
+        opts = self._transport.default_options.override(
             timeout=timeout,
             max_retries=max_retries,
             extra_headers=extra_headers,
@@ -359,6 +358,17 @@ class AsyncChat:
             hooks=None if on_response is None else Hooks(on_response=[on_response]),
             budget=budget,
         )
+        return self._send(body, api, opts)
+
+    def _send(
+        self, body: Mapping[str, Any], api: Api | None, opts: RequestOptions
+    ) -> Coroutine[Any, Any, ChatResponse]:
+        """``send_body`` with its options already made (``RequestOptions``, from the client's
+        ``default_options.override``): ``BatchRunner``'s workers make theirs once, not per
+        item."""
+        dialect = choose(api, body, self._dialect, DIALECTS)
+        t = self._transport
+        budget = opts.budget
         sending = t.request(
             "POST",
             dialect.path,
