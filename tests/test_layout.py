@@ -210,6 +210,7 @@ def test_batch_options_extend_the_chat_params() -> None:
         "rate_budget",
         "circuit_breaker",
         "raise_fd_limit",
+        "gc_tuning",
         "adaptive",
         "fail_fast",
         "stop_on_insufficient_credits",

@@ -77,6 +77,10 @@ class BatchOptions(ChatParams, total=False):
             needs a known price.
         cache: a ``RequestCache`` (or the path of its SQLite file): identical requests are
             answered from it, across runs and jobs, and successful answers stored in it.
+        gc_tuning: while a run with ``concurrency`` of 256 or more is going, collect the
+            garbage collector's youngest generation every 20,000 new objects instead of 700
+            (default on; ``batch/collector.py`` says why and what it measured). ``False``
+            leaves the collector alone.
     """
 
     concurrency: int
@@ -93,6 +97,7 @@ class BatchOptions(ChatParams, total=False):
     on_result: ResultHook | None
     prepare: Prepare | None
     raise_fd_limit: bool
+    gc_tuning: bool
     progress: bool | BatchProgress
     prices: PriceTable | Mapping[str, Any] | None
     max_cost: float | None

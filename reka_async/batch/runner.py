@@ -21,6 +21,7 @@ from .._types import NOT_GIVEN, PARAM_NAMES, NotGiven
 from .._wire import request_body
 from .._wire.hashing import request_hasher_for
 from .cache import RequestCache
+from .collector import GC_CONCURRENCY
 from .cost import CostBudget, PriceTable
 from .fds import ensure_fd_limit, fd_budget
 from .items import BatchOptions, Prepare, prepare_item
@@ -98,6 +99,8 @@ class BatchRunner:
         self.tpm = budget.tpm if budget is not None else None
         self.adaptive = options.get("adaptive", True)
         self.fail_fast = options.get("fail_fast", False)
+        #: Whether a run at ``concurrency >= 256`` raises the collector's first threshold.
+        self.gc_tuning = bool(options.get("gc_tuning", True)) and concurrency >= GC_CONCURRENCY
         self.circuit_breaker = options.get("circuit_breaker", True) and options.get(
             "stop_on_insufficient_credits", True
         )

@@ -32,6 +32,7 @@ from .._http.quota import quota_spent
 from .._models import ChatResponse
 from .breaker import fatal_reason, unknown_model
 from .cache import CacheError
+from .collector import GcRelief
 from .cost import BudgetExceededError
 from .fds import fd_exhausted
 from .items import item_custom_id
@@ -132,6 +133,7 @@ class BatchStream:
         self._alive = 0
         self._failure: BaseException | None = None
         self._started = False
+        self._gc_held = False  # this stream counts in GcRelief (released once, in aclose)
         self._finished = False
         self._closed = False
         self._limit = (
@@ -188,6 +190,9 @@ class BatchStream:
         for task in getattr(self, "_workers", ()):
             if not task.done():
                 task.cancel()
+        if getattr(self, "_gc_held", False):  # never closed: the collector's threshold back
+            self._gc_held = False
+            GcRelief.release()
 
     async def aclose(self) -> None:
         """Cancel in-flight requests and wait until every worker has stopped."""
@@ -197,6 +202,9 @@ class BatchStream:
             task.cancel()
         if workers:
             await asyncio.gather(*workers, return_exceptions=True)
+        if self._gc_held:
+            self._gc_held = False
+            GcRelief.release()
         if self._runner.stats.finished_at is None:
             self._runner.stats.finished_at = time.monotonic()
         progress = self._runner.progress
@@ -207,6 +215,9 @@ class BatchStream:
         if self._started:
             return
         self._started = True
+        if self._runner.gc_tuning:
+            GcRelief.acquire()
+            self._gc_held = True
         self._runner.stats = stats = BatchStats()
         stats.concurrency_limit = float(self._runner.concurrency)
         if self._runner.progress is not None:
