@@ -9,7 +9,6 @@ one ``BatchResult`` on the output queue.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import time
 from collections.abc import AsyncIterable, Iterable
 from types import TracebackType
@@ -26,7 +25,6 @@ from .._exceptions import (
     NotFoundError,
     RateLimitError,
 )
-from .._http import RetryEvent
 from .._http.budget import TokenBucket
 from .._http.quota import quota_spent
 from .._models import ChatResponse
@@ -38,6 +36,7 @@ from .fds import fd_exhausted
 from .items import item_custom_id
 from .limits import AdaptiveLimit
 from .results import BatchResult, BatchStats
+from .retries import ITEM, ItemRetries
 
 if TYPE_CHECKING:
     from .runner import BatchRunner
@@ -55,55 +54,6 @@ class _Marker:
 
 _END: Final = _Marker()  # the last worker has stopped
 _WAKE: Final = _Marker()  # a worker recorded a failure
-
-
-class _ItemRetries:
-    """The retry hook and request options of one worker, reused for each of its items.
-
-    Made once per worker task (found through ``_ITEM``, a context variable: each task has its
-    own), so an item costs no closure, no cells and no ``RequestOptions`` of its own: with
-    thousands of items in flight, those were objects the garbage collector walked for every
-    request's whole latency.
-    """
-
-    __slots__ = ("attempts", "opts", "reserved", "stream")
-
-    def __init__(self, stream: BatchStream) -> None:
-        runner = stream._runner
-        self.stream = stream
-        self.attempts = 1
-        self.reserved = 0.0
-        self.opts = runner.client._transport.default_options.override(
-            timeout=runner.timeout,
-            max_retries=runner.max_retries,
-            extra_headers=None,
-            on_retry=self.on_retry,
-            budget=runner.budget,
-        )
-
-    def on_retry(self, event: RetryEvent) -> None:
-        stream = self.stream
-        runner = stream._runner
-        budget = runner.cost_budget
-        if budget is not None and event.may_bill_twice:
-            budget.charge_retry(self.reserved)  # raises when another attempt does not fit
-        self.attempts += 1
-        stats = runner.stats
-        stats.retries += 1
-        if event.may_bill_twice:
-            stats.may_bill_twice += 1
-        if event.rate_limited:
-            stats.rate_limited += 1
-            if event.quota_spent:
-                stats.quota_pauses += 1
-            else:
-                stream._overload()
-        elif isinstance(event.error, APITimeoutError) or fd_exhausted(event.error):
-            stream._overload()
-
-
-#: The worker task's ``_ItemRetries`` (a task's context is its own: one per worker).
-_ITEM: contextvars.ContextVar[_ItemRetries] = contextvars.ContextVar("reka_batch_item")
 
 
 class BatchStream:
@@ -441,11 +391,11 @@ class BatchStream:
         limit = self._limit
         if limit is not None:
             await limit.acquire()
-        item = _ITEM.get(None)
+        item = ITEM.get(None)
         if item is None or item.stream is not self:  # this worker's first item (a task
             # made inside another batch's worker inherits that worker's value: not ours)
-            item = _ItemRetries(self)
-            _ITEM.set(item)
+            item = ItemRetries(self)
+            ITEM.set(item)
         item.attempts = 1
         item.reserved = reserved
         stats = runner.stats
