@@ -27,7 +27,7 @@ from .._models import (
 )
 from .._types import Role
 from ._build import new_stream_event, new_usage
-from .events import ChoicePiece, StreamEvent
+from .events import ChoicePiece, StreamEvent, TextEvent
 
 __all__ = [
     "PART_FIELD",
@@ -40,6 +40,7 @@ __all__ = [
     "structure_content",
     "structure_message",
     "structure_usage",
+    "text_fields",
 ]
 
 
@@ -133,6 +134,32 @@ def structure_message(data: Any, _: Any = None) -> Message:
         content=structure_content(data.get("content")),
         tool_calls=[converter.structure(tc, ToolCall) for tc in tool_calls] if tool_calls else None,
     )
+
+
+def text_fields(
+    data: dict[str, Any], role: Any, content: Any, reason: Any, *, deltas: bool
+) -> TextEvent | None:
+    """The ``TextEvent`` of an event whose one answer is text only (both dialects' fast
+    path), or ``None`` when a value is not of its usual type (then it is decoded in full)."""
+    id_, model = data.get("id"), data.get("model")
+    if (
+        (content is None or type(content) is str)
+        and (role is None or type(role) is str)
+        and (reason is None or type(reason) is str)
+        and type(id_) is str
+        and type(model) is str
+    ):
+        usage = data.get("usage")
+        return (
+            id_,
+            model,
+            role,
+            content,
+            reason,
+            None if usage is None else structure_usage(usage),
+            deltas,
+        )
+    return None
 
 
 def decode_event(

@@ -35,6 +35,7 @@ from ._convert import (
     structure_content,
     structure_message,
     structure_usage,
+    text_fields,
 )
 from ._json import loads
 from .events import ChoicePiece, StreamEvent, TextEvent, ToolCallPiece
@@ -139,19 +140,12 @@ def text_event(data: Any) -> TextEvent | None:
         item = items[0]
         chunk = item.get("chunk") if type(item) is dict else None
         if type(chunk) is dict and not chunk.get("tool_calls"):
-            content, role = chunk.get("content"), chunk.get("role")
-            reason = item.get("finish_reason")
-            id_, model = data.get("id"), data.get("model")
-            if (
-                (content is None or type(content) is str)
-                and (role is None or type(role) is str)
-                and (reason is None or type(reason) is str)
-                and type(id_) is str
-                and type(model) is str
-            ):
-                usage = data.get("usage")
-                usage = None if usage is None else structure_usage(usage)
-                return (id_, model, role, content, reason, usage, False)
+            content, role, reason = (
+                chunk.get("content"),
+                chunk.get("role"),
+                item.get("finish_reason"),
+            )
+            return text_fields(data, role, content, reason, deltas=False)
     return None
 
 

@@ -43,6 +43,7 @@ from ._convert import (
     opt_str,
     structure_content,
     structure_usage,
+    text_fields,
 )
 from ._json import dumps, loads
 from .events import ChoicePiece, StreamEvent, TextEvent, ToolCallPiece
@@ -408,18 +409,7 @@ def text_completion_chunk(data: Any) -> TextEvent | None:
     ):
         return None
     content, role, reason = delta.get("content"), delta.get("role"), choice.get("finish_reason")
-    id_, model = data.get("id"), data.get("model")
-    if (
-        (content is None or type(content) is str)
-        and (role is None or type(role) is str)
-        and (reason is None or type(reason) is str)
-        and type(id_) is str
-        and type(model) is str
-    ):
-        usage = data.get("usage")
-        usage = None if usage is None else structure_usage(usage)
-        return (id_, model, role, content, reason, usage, True)
-    return None
+    return text_fields(data, role, content, reason, deltas=True)
 
 
 def parse_completion_chunk(data: Any) -> StreamEvent:
