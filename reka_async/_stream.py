@@ -51,11 +51,6 @@ EventDecoder = Callable[[Any], StreamEvent]
 TextDecoder = Callable[[Any], TextEvent | None]
 
 
-def _not_text(data: Any) -> None:
-    """The ``TextDecoder`` of a stream given none: every event is decoded in full."""
-    return
-
-
 def _stream_error_message(data: Any) -> str | None:
     """The error message of an error event body, or ``None`` when it is not one."""
     if isinstance(data, dict) and "error" in data:
@@ -82,7 +77,7 @@ class AsyncChatStream:
         body: bytes,
         opts: RequestOptions,
         decode: EventDecoder,
-        text_event: TextDecoder | None = None,
+        text_event: TextDecoder,
         bearer: bool = False,
     ) -> None:
         self._transport = transport
@@ -90,7 +85,7 @@ class AsyncChatStream:
         self._body = body
         self._opts = opts
         self._decode = decode
-        self._text_event = text_event if text_event is not None else _not_text
+        self._text_event = text_event
         self._bearer = bearer
         self._resp: StreamBody | None = None
         self._decoder = SSEDecoder(max_event_bytes=transport.max_response_bytes)

@@ -5,7 +5,8 @@ aiohttp's request and response, the body) live for the request's whole latency. 
 the young collections, which run every 700 new container objects by default (several times
 per request), get promoted, and are walked again and again, finally by full collections of a
 heap of hundreds of thousands of objects, each of which stalls the event loop. Measured with
-``BatchRunner`` at C=4,096 against a 2 s mock (the benchmark's ``batchscale`` case, 20 s): the
+``BatchRunner`` at C=4,096 against a 2 s mock (an ad-hoc 20 s closed loop timing
+``gc.callbacks``, set up like the benchmark's ``batchscale``): the
 collector took about a third of the client's CPU (130-200 µs of 400-500 µs per request, ten
 full collections), and with the first threshold at 20,000 it took 11 µs of 289 µs, with no
 full collection, and the throughput rose from 64-75 % to 82 % of Little's law.

@@ -3,7 +3,6 @@ run's statistics and adaptive limit, and the request options that carry it."""
 
 from __future__ import annotations
 
-import contextvars
 from typing import TYPE_CHECKING
 
 from .._exceptions import APITimeoutError
@@ -13,14 +12,14 @@ from .fds import fd_exhausted
 if TYPE_CHECKING:
     from .stream import BatchStream
 
-__all__ = ["ITEM", "ItemRetries"]
+__all__ = ["ItemRetries"]
 
 
 class ItemRetries:
     """The retry hook and request options of one worker, reused for each of its items.
 
-    Made once per worker task (found through ``ITEM``, a context variable: each task has its
-    own), so an item costs no closure, no cells and no ``RequestOptions`` of its own: with
+    Made once per worker task and handed down to each item it sends, so an item costs no
+    closure, no cells and no ``RequestOptions`` of its own: with
     thousands of items in flight, those were objects the garbage collector walked for every
     request's whole latency.
     """
@@ -59,7 +58,3 @@ class ItemRetries:
                 stream._overload()
         elif isinstance(event.error, APITimeoutError) or fd_exhausted(event.error):
             stream._overload()
-
-
-#: The worker task's ``_ItemRetries`` (a task's context is its own: one per worker).
-ITEM: contextvars.ContextVar[ItemRetries] = contextvars.ContextVar("reka_batch_item")

@@ -36,7 +36,7 @@ from .fds import fd_exhausted
 from .items import item_custom_id
 from .limits import AdaptiveLimit
 from .results import BatchResult, BatchStats
-from .retries import ITEM, ItemRetries
+from .retries import ItemRetries
 
 if TYPE_CHECKING:
     from .runner import BatchRunner
@@ -240,6 +240,7 @@ class BatchStream:
 
     async def _worker(self) -> None:
         runner = self._runner
+        retries = ItemRetries(self)  # this worker's retry hook and options, for every item
         quota = runner.client.quota
         try:
             while not self._closed:
@@ -256,7 +257,7 @@ class BatchStream:
                 if nxt is None:
                     self._window.release()
                     return
-                result = await self._run_one(*nxt)
+                result = await self._run_one(*nxt, retries)
                 if result is None:  # the budget stopped the batch before sending it
                     self._window.release()
                     return
@@ -308,7 +309,7 @@ class BatchStream:
             limit.on_overload()
             self._runner.stats.concurrency_limit = limit.limit
 
-    async def _run_one(self, index: int, item: Any) -> BatchResult | None:
+    async def _run_one(self, index: int, item: Any, retries: ItemRetries) -> BatchResult | None:
         runner = self._runner
         metadata = item.get("metadata") if isinstance(item, dict) else None
         try:
@@ -349,7 +350,7 @@ class BatchStream:
                 self._fail(exc)
                 return None  # the worker stops; this item was not sent (a resume sends it)
         try:
-            result = await self._send_one(index, custom_id, body, reserved)
+            result = await self._send_one(index, custom_id, body, reserved, retries)
         except BaseException:
             if budget is not None:
                 await asyncio.shield(budget.settle(reserved, None))
@@ -373,7 +374,12 @@ class BatchStream:
         return result
 
     async def _send_one(
-        self, index: int, custom_id: str, body: dict[str, Any], reserved: float
+        self,
+        index: int,
+        custom_id: str,
+        body: dict[str, Any],
+        reserved: float,
+        item: ItemRetries,
     ) -> BatchResult:
         runner = self._runner
         missing = self._missing_models.get(body.get("model"))
@@ -391,11 +397,6 @@ class BatchStream:
         limit = self._limit
         if limit is not None:
             await limit.acquire()
-        item = ITEM.get(None)
-        if item is None or item.stream is not self:  # this worker's first item (a task
-            # made inside another batch's worker inherits that worker's value: not ours)
-            item = ItemRetries(self)
-            ITEM.set(item)
         item.attempts = 1
         item.reserved = reserved
         stats = runner.stats
