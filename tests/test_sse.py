@@ -361,8 +361,8 @@ def count_joined(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     joined: list[int] = []
 
-    def join(pieces: list[bytes]) -> bytes:
-        out = b"".join(pieces)
+    def join(pieces: list[str]) -> str:
+        out = "".join(pieces)
         joined.append(len(out))
         return out
 
@@ -382,9 +382,9 @@ def test_a_long_line_fed_in_small_pieces_is_joined_once(
     for _ in range(size // len(piece)):
         assert decoder.feed(piece) == []
     assert decoder.feed(b"\n\n") == [ServerSentEvent(data="x" * size)]
-    # One join of the whole line: the bytes copied grow with the line, not with its square
-    # (the decoder this replaced copied the whole pending line again for every piece).
-    assert joined == [len(b"data: ") + size + 2]
+    # One join of the whole line: the characters copied grow with the line, not with its
+    # square (an earlier decoder copied the whole pending line again for every piece).
+    assert joined == [len(b"data: ") + size]
 
 
 def test_many_events_in_small_pieces_join_only_their_own_bytes(
@@ -437,3 +437,38 @@ def test_the_limit_holds_on_whole_events() -> None:
     assert decoder.feed(b"data: " + b"x" * 13 + b"\n\n") == [ServerSentEvent(data="x" * 13)]
     with pytest.raises(ResponseTooLargeError):
         decoder.feed(b"data: ok\n\ndata: " + b"x" * 14 + b"\n\n")
+
+
+def test_a_character_split_across_reads_is_decoded_once_it_is_whole() -> None:
+    payload = "data: café ✓ 𝄞\n\n".encode()
+    for cut in range(len(payload) + 1):  # every cut, inside each multi-byte character too
+        assert decode(payload[:cut], payload[cut:]) == [ServerSentEvent(data="café ✓ 𝄞")]
+    # A sequence that never completes is one U+FFFD, as when decoded whole.
+    assert decode(b"data: a\xe2\x9c", b"b\n\n") == [ServerSentEvent(data="a\ufffdb")]
+
+
+def test_a_read_of_whole_events_and_part_of_the_next() -> None:
+    decoder = SSEDecoder()
+    # A large read ends mid-event (the usual case when the server writes faster than the
+    # client reads): the whole events come out at once, the rest waits for its end.
+    assert decoder.feed(b"data: a\n\ndata: b\n\nid: 3\ndata: c") == [
+        ServerSentEvent(data="a"),
+        ServerSentEvent(data="b"),
+    ]
+    assert decoder.feed(b"d\n") == []
+    assert decoder.feed(b"\ndata: e\n\nevent: x\n") == [
+        ServerSentEvent(data="cd", id="3"),
+        ServerSentEvent(data="e", id="3"),
+    ]
+    assert decoder.feed(b"data: f\n\n") == [ServerSentEvent(event="x", data="f", id="3")]
+
+
+def test_cr_line_ends_split_between_reads() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\n\r\ndata: b\r\revent: x\r") == [
+        ServerSentEvent(data="a"),
+        ServerSentEvent(data="b"),
+    ]
+    # The LF that ends this read's CRLF is not a blank line (which would reset the type).
+    assert decoder.feed(b"\ndata: c\n\n") == [ServerSentEvent(event="x", data="c")]
