@@ -122,7 +122,7 @@ class FullHarness(Harness):
         a = self.args
         if a.clients is not None and not {"reka_async", "aiohttp_raw"} <= set(a.clients):
             return
-        for rep in range(a.repeat):
+        for rep in range(a.longstream_repeat):
             for length in a.longstream_lengths:
                 for variant, native_stream, api in LONGSTREAM_VARIANTS:
                     url = self.server(
@@ -147,8 +147,8 @@ class FullHarness(Harness):
                         r.update(variant=variant, length=length)
                         sides = r["pair"]
                         log(
-                            f"  [longstream {rep + 1}/{a.repeat}] {variant:<17} {length:>5} "
-                            f"chunks: ratio {r['ratio_cpu_per_chunk']:.3f} "
+                            f"  [longstream {rep + 1}/{a.longstream_repeat}] {variant:<17} "
+                            f"{length:>5} chunks: ratio {r['ratio_cpu_per_chunk']:.3f} "
                             f"({sides['reka_async/' + api].get('cpu_us_per_chunk', 0):.1f} vs "
                             f"{sides['aiohttp_raw/' + api].get('cpu_us_per_chunk', 0):.1f} µs)"
                         )

@@ -51,7 +51,7 @@ def estimate(args: argparse.Namespace) -> dict[str, float]:
     if "longstream" in a.only:
         n = len(LONGSTREAM_VARIANTS) * len(a.longstream_lengths)
         servers = 2 * len(a.longstream_lengths)
-        out["longstream"] = n * a.repeat * long_run + servers * SERVER_START_S
+        out["longstream"] = n * a.longstream_repeat * long_run + servers * SERVER_START_S
     if "batchscale" in a.only:
         latency = a.scale_latency_ms / 1000.0
         per_rep = sum(

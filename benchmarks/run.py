@@ -46,7 +46,7 @@ RESULTS_DIR: Final = REPO_ROOT / "benchmarks" / "results"
 #: The clients of the slow-server runs by default (the others add nothing there).
 LATENCY_CLIENTS: Final = ("reka_async", "reka_async_batch", "aiohttp_raw", "reka_api")
 
-#: Defaults of a full run (about 43 minutes on 2 cores: see `benchmarks._plan`) and of --quick.
+#: Defaults of a full run (about 46 minutes on 2 cores: see `benchmarks._plan`) and of --quick.
 FULL: Final[dict[str, object]] = {
     "duration": 3.0,
     "warmup": 1.0,
@@ -58,6 +58,7 @@ FULL: Final[dict[str, object]] = {
     "scale_concurrency": "256,1024,4096",
     "scale_latency_ms": 2000.0,
     "scale_repeat": 3,
+    "longstream_repeat": 5,
 }
 QUICK: Final[dict[str, object]] = {
     "duration": 1.0,
@@ -70,6 +71,7 @@ QUICK: Final[dict[str, object]] = {
     "scale_concurrency": "16,64",
     "scale_latency_ms": 50.0,
     "scale_repeat": 1,
+    "longstream_repeat": 1,
 }
 
 
@@ -211,6 +213,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--scale-repeat", type=int, default=None, help="fresh processes per scale level"
     )
     parser.add_argument(
+        "--longstream-repeat",
+        type=int,
+        default=None,
+        help="paired runs per long-stream variant and length (default 5; quick 1)",
+    )
+    parser.add_argument(
         "--slice",
         type=float,
         default=0.5,
@@ -237,6 +245,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             setattr(args, name, float(str(defaults[name])))
     if args.scale_repeat is None:
         args.scale_repeat = int(str(defaults["scale_repeat"]))
+    if args.longstream_repeat is None:
+        args.longstream_repeat = int(str(defaults["longstream_repeat"]))
     if args.out is None:
         args.out = RESULTS_DIR / "quick" if args.quick else RESULTS_DIR
     if args.duration <= 0 or args.warmup < 0 or args.repeat < 1:
@@ -245,6 +255,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--slice must be > 0 and --pair-concurrency >= 1")
     if args.pair_duration <= 0 or args.longstream_duration <= 0:
         parser.error("--pair-duration and --longstream-duration must be > 0")
+    if args.longstream_repeat < 1:
+        parser.error("--longstream-repeat must be >= 1")
     if args.scale_latency_ms <= 0 or args.scale_repeat < 1 or (args.scale_cycles or 1) < 1:
         parser.error("--scale-latency-ms must be > 0, --scale-repeat and --scale-cycles >= 1")
     return args
@@ -354,6 +366,7 @@ def run(args: argparse.Namespace) -> int:
         "scale_latency_ms": args.scale_latency_ms,
         "scale_cycles": args.scale_cycles,
         "scale_repeat": args.scale_repeat,
+        "longstream_repeat": args.longstream_repeat,
         "rss_items": args.rss_items,
         "rss_concurrency": args.rss_concurrency,
         "rss_repeat": args.rss_repeat,
