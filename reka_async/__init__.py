@@ -3,14 +3,7 @@
 Public names are re-exported here; every module is private.
 """
 
-from ._chat import (
-    AsyncChat,
-    AsyncChatWithRawResponse,
-    AsyncModels,
-    AsyncModelsWithRawResponse,
-    ParsedResponse,
-    RawResponse,
-)
+from ._chat import AsyncChat, AsyncChatWithRawResponse, ParsedResponse
 from ._client import DEFAULT_BASE_URL, AsyncClient, ClientOptions, CopyOptions, RateLimit
 from ._exceptions import (
     APIConnectionError,
@@ -51,6 +44,7 @@ from ._http import (
 )
 from ._http.budget import RateBudget
 from ._http.quota import Quota
+from ._listing import AsyncModels, AsyncModelsWithRawResponse
 from ._media import MAX_MEDIA_BYTES
 from ._models import (
     Annotation,
@@ -75,8 +69,8 @@ from ._models import (
     UrlCitation,
     Usage,
     VideoPart,
-    to_jsonable,
 )
+from ._raw import RawResponse
 from ._research import (
     JsonSchemaFormat,
     ParallelThinking,
@@ -85,6 +79,7 @@ from ._research import (
     UserLocation,
     WebSearch,
 )
+from ._serial import to_jsonable
 from ._sse import ServerSentEvent, SSEDecoder
 from ._stream import AsyncChatStream
 from ._sync import (

@@ -1,4 +1,4 @@
-"""``client.chat`` and ``client.models``: the resources of ``AsyncClient``, on either dialect.
+"""``client.chat``: the chat resource of ``AsyncClient``, on either dialect.
 
 ``AsyncChat`` builds the canonical body of a call (``_wire.request``), picks its dialect
 (``_wire.dialects``: the call's ``api=``, else the client's, but Research and structured
@@ -6,13 +6,12 @@ outputs always go to the compatible endpoint), converts the body for it and send
 the transport; streams are ``AsyncChatStream`` objects over the same transport.
 
 ``with_raw_response`` gives the same calls with the HTTP answer around the parsed one
-(``RawResponse``: status, headers, the body as received); ``run_tools`` runs a conversation
+(``_raw.RawResponse``); ``run_tools`` runs a conversation
 with Python functions as tools (``_tools.ToolLoop``).
 """
 
 from __future__ import annotations
 
-import builtins
 import inspect
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -20,14 +19,16 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from ._exceptions import APIResponseValidationError, APIStatusError, body_snippet
-from ._http import Hooks, ResponseEvent, ResponseHook, RetryHook, TimeoutLike, Transport
+from ._http import Hooks, ResponseHook, RetryHook, TimeoutLike, Transport
 from ._http.budget import RateBudget
 from ._http.options import RequestOptions
-from ._models import ChatResponse, Model, Serializable
+from ._models import ChatResponse
+from ._raw import Capture, RawResponse
+from ._serial import Serializable
 from ._stream import AsyncChatStream
 from ._tools import DEFAULT_MAX_ROUNDS, FunctionTool, ToolLoop, ToolRun
 from ._types import NOT_GIVEN, Api, NotGiven
-from ._wire import chat_body, dumps, load_models, loads
+from ._wire import chat_body, dumps, loads
 from ._wire.dialects import DIALECTS, Dialect, choose
 from ._wire.schema import response_format_for, structure_answer
 
@@ -36,76 +37,9 @@ if TYPE_CHECKING:
 
     from ._types import ChatArgs, ParseArgs, ToolRunArgs
 
-__all__ = [
-    "AsyncChat",
-    "AsyncChatWithRawResponse",
-    "AsyncModels",
-    "AsyncModelsWithRawResponse",
-    "ParsedResponse",
-    "RawResponse",
-]
+__all__ = ["AsyncChat", "AsyncChatWithRawResponse", "ParsedResponse"]
 
 T = TypeVar("T")
-
-
-@attrs.frozen(kw_only=True)
-class RawResponse(Generic[T]):
-    """The HTTP answer of a call of ``with_raw_response``, around its parsed result.
-
-    Attributes:
-        status_code: the HTTP status (2xx: an error status raises as usual).
-        headers: the response headers (case-insensitive), rate limits
-            (``x-ratelimit-limit``, ``x-ratelimit-remaining``, ``x-ratelimit-reset``) included.
-        content: the body as received, in the dialect that answered.
-        request_id: the server's ``x-request-id``.
-        elapsed_s: seconds the successful attempt took.
-        retries_taken: attempts before the successful one.
-    """
-
-    status_code: int
-    headers: Mapping[str, str] = attrs.field(repr=False)
-    content: bytes = attrs.field(repr=False)
-    request_id: str | None
-    elapsed_s: float
-    retries_taken: int
-    _parsed: T = attrs.field(repr=False, alias="parsed")
-
-    def parse(self) -> T:
-        """The parsed result (what the plain call returns: a ``ChatResponse``, ...)."""
-        return self._parsed
-
-    def json(self) -> Any:
-        """The body decoded as JSON, in the layout of the dialect that answered."""
-        return loads(self.content)
-
-    @property
-    def text(self) -> str:
-        """The body as text."""
-        return self.content.decode("utf-8", "replace")
-
-
-class _Capture:
-    """Keeps the ``ResponseEvent`` of each attempt of one call, for ``RawResponse``."""
-
-    __slots__ = ("events",)
-
-    def __init__(self) -> None:
-        self.events: list[ResponseEvent] = []
-
-    def __call__(self, event: ResponseEvent) -> None:
-        self.events.append(event)
-
-    def raw(self, parsed: T) -> RawResponse[T]:
-        last = self.events[-1]
-        return RawResponse(
-            status_code=last.status_code or 0,
-            headers=last.headers,
-            content=last.content or b"",
-            request_id=last.request_id,
-            elapsed_s=last.elapsed_s,
-            retries_taken=len(self.events) - 1,
-            parsed=parsed,
-        )
 
 
 class AsyncChatWithRawResponse:
@@ -124,7 +58,7 @@ class AsyncChatWithRawResponse:
             As ``chat.create``.
         """
         body = chat_body(args, stream=False, what="create")
-        capture = _Capture()
+        capture = Capture()
         response = await self._chat.send_body(
             body,
             api=args.get("api"),
@@ -444,67 +378,3 @@ def _unfit(response: ChatResponse, problem: str) -> APIResponseValidationError:
         body=response.text,
         request_id=None,
     )
-
-
-class AsyncModels:
-    """``client.models``: the models this key may use (``with_raw_response.list()`` too)."""
-
-    __slots__ = ("_transport", "with_raw_response")
-
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-        self.with_raw_response = AsyncModelsWithRawResponse(self)
-
-    async def list(
-        self,
-        *,
-        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> list[Model]:
-        """List the available models.
-
-        Args:
-            timeout, max_retries, extra_headers: as in ``chat.create``.
-
-        Returns:
-            ``Model`` entries; ``model.id`` is the name to pass as ``model=``.
-        """
-        return await self._list(timeout, max_retries, extra_headers, None)
-
-    def _list(
-        self,
-        timeout: TimeoutLike | NotGiven,
-        max_retries: int | None,
-        extra_headers: Mapping[str, str] | None,
-        hooks: Hooks | None,
-    ) -> Coroutine[Any, Any, builtins.list[Model]]:
-        t = self._transport
-        opts = t.default_options.override(
-            timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, hooks=hooks
-        )
-        return t.request("GET", "/models", body=None, opts=opts, parse=load_models)
-
-    get = list  # the official SDK's name
-
-
-class AsyncModelsWithRawResponse:
-    """``client.models.with_raw_response``: ``list()`` returning a ``RawResponse``."""
-
-    __slots__ = ("_models",)
-
-    def __init__(self, models: AsyncModels) -> None:
-        self._models = models
-
-    async def list(
-        self,
-        *,
-        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> RawResponse[builtins.list[Model]]:
-        """``models.list`` with the HTTP answer: ``raw.parse()`` is the ``Model`` list."""
-        capture = _Capture()
-        hooks = Hooks(on_response=[capture])
-        models = await self._models._list(timeout, max_retries, extra_headers, hooks)
-        return capture.raw(models)

@@ -17,7 +17,7 @@ from typing import Final, TypedDict
 
 import attrs
 
-from ._chat import AsyncChat, AsyncModels
+from ._chat import AsyncChat
 from ._http import (
     DEFAULT_TIMEOUT,
     ClientState,
@@ -48,6 +48,7 @@ from ._http.options import (
     resolve_api_key,
 )
 from ._http.quota import Quota, RateLimit
+from ._listing import AsyncModels
 from ._logging import configure_from_env, debug_enabled
 from ._types import NOT_GIVEN, Api, NotGiven
 from ._wire.dialects import DIALECTS, check_api

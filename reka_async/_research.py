@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from ._exceptions import InvalidRequestError
-from ._models import Serializable
+from ._serial import Serializable
 
 __all__ = [
     "JsonSchemaFormat",

@@ -31,7 +31,8 @@ from typing import Any, Final, overload
 import attrs
 
 from ._exceptions import InvalidRequestError
-from ._models import NOT_DATA, ChatResponse, Serializable, Tool, ToolCall, Usage, to_jsonable
+from ._models import ChatResponse, Tool, ToolCall, Usage
+from ._serial import NOT_DATA, Serializable, to_jsonable
 from ._wire.schema import schema_of_type
 
 __all__ = [

@@ -59,14 +59,6 @@ def test_invalid_json_raises_the_stdlibs_error(data: Any) -> None:
     assert str(got) == str(expected)
 
 
-def test_the_scanner_keeps_no_state_between_calls() -> None:
-    # The C scanner memoises object keys within one call; nothing leaks into the next.
-    first = _json.loads(b'{"k": 1, "k2": {"k": 2}}')
-    second = _json.loads(b'{"k": 3}')
-    assert first == {"k": 1, "k2": {"k": 2}}
-    assert second == {"k": 3}
-
-
 def test_plain_json_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(data: Any) -> Any:
         raise AssertionError("json.loads was called")

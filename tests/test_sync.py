@@ -23,7 +23,7 @@ from reka_async import (
     InvalidRequestError,
     MissingAPIKeyError,
 )
-from reka_async._sync import _bridge
+from reka_async._sync import _calls
 from reka_async._sync._bridge import LoopThread
 from reka_async.testing import MockRekaServer
 
@@ -350,7 +350,7 @@ def in_frame(thread_id: int, filename: str, function: str | None = None) -> Call
 
 
 def waiting_for_the_loop(thread_id: int) -> Callable[[], bool]:
-    return in_frame(thread_id, _bridge.__file__, "wait")
+    return in_frame(thread_id, _calls.__file__, "wait")
 
 
 def interrupt_main_once(ready: Callable[[], bool]) -> threading.Thread:

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from .._models import Serializable
+from .._serial import Serializable
 
 __all__ = ["Quota", "RateLimit", "quota_spent"]
 

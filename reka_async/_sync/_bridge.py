@@ -24,11 +24,11 @@ A loop thread can outlive its use in three ways; none of them may hang the proce
 The per-call path does not use ``asyncio.run_coroutine_threadsafe``, which chains an
 ``asyncio`` future to a ``concurrent.futures.Future`` and its condition variable: a call is
 handed to the loop with one ``call_soon_threadsafe`` and its caller is woken from inside the
-task's last step, through a per-thread socket pair (see ``_Waker`` for why a socket and not a
-lock). What it buys, in the paired benchmark (``python -m benchmarks.run --only paired
---clients reka_async_sync``, time per call against ``AsyncClient``): median 1.22x, where
-``run_coroutine_threadsafe(...).result()`` measured 1.36x in runs alternating with it (target:
-1.3x or less).
+task's last step, through a per-thread socket pair (``_calls.py``; its ``Waker`` says why a
+socket and not a lock). What it buys, in the paired benchmark (``python -m benchmarks.run
+--only paired --clients reka_async_sync``, time per call against ``AsyncClient``): median
+1.22x, where ``run_coroutine_threadsafe(...).result()`` measured 1.36x in runs alternating
+with it (target: 1.3x or less).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import atexit
 import concurrent.futures
 import contextlib
 import os
-import socket
 import threading
 import warnings
 import weakref
@@ -46,13 +45,11 @@ from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeVar
 
+from ._calls import Call, thread_waker
+
 __all__ = ["LoopThread"]
 
 T = TypeVar("T")
-
-#: How often a waiting caller wakes up, so that a KeyboardInterrupt delivered without a real
-#: signal (``_thread.interrupt_main()``, Windows consoles) is noticed while a call is blocked.
-_POLL_S: Final = 0.1
 
 #: The longest the exit hook waits for a loop to shut down (closing a pool takes
 #: milliseconds; a loop stuck in user code must not hold the interpreter's exit).
@@ -116,7 +113,7 @@ class LoopThread:
         self._close_lock = threading.Lock()  # a second close() returns once the first is done
         self._closed = False
         self._forked = False
-        self._inflight: set[_Call] = set()
+        self._inflight: set[Call] = set()
         _live.add(self)
 
     def __repr__(self) -> str:
@@ -171,7 +168,7 @@ class LoopThread:
             concurrent.futures.CancelledError: the call was cancelled some other way.
             BaseException: whatever ``coro`` raised, or the interruption that cancelled it.
         """
-        call = _Call(_thread_waker())
+        call = Call(thread_waker())
         with self._lock:
             if self._closed:
                 coro.close()
@@ -332,120 +329,3 @@ def _after_fork_in_child() -> None:
 atexit.register(_close_at_exit)
 if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class _Waker:
-    """A caller thread's wake-up line: a socket pair the loop thread writes one byte to.
-
-    Why not a lock: ``lock.release()`` in the loop thread wakes the caller while the loop
-    thread still holds the GIL, so the caller runs, finds the GIL taken and sleeps again, and
-    the loop thread must wake it a second time: about five context switches per call instead
-    of two (measured with ``getrusage``; each costs tens of µs on a small VM). ``send`` on a
-    socket releases the GIL for the system call, so the woken caller can run at once.
-    A socket pair, not a pipe, so that waiting with a timeout works on every platform.
-    """
-
-    __slots__ = ("reader", "writer")
-
-    def __init__(self) -> None:
-        reader, writer = socket.socketpair()
-        self.reader = _ThreadSocket(fileno=reader.detach())
-        self.writer = _ThreadSocket(fileno=writer.detach())
-        self.reader.settimeout(_POLL_S)
-
-
-class _ThreadSocket(socket.socket):
-    """A wake-up socket: it lives as long as its thread's ``_Waker`` and closes itself when
-    collected, in whatever order the collector finalises the two (no ResourceWarning)."""
-
-    __slots__ = ()
-
-    def __del__(self) -> None:
-        self.close()
-
-
-_wakers = threading.local()
-
-
-def _thread_waker() -> _Waker:
-    waker: _Waker | None = getattr(_wakers, "waker", None)
-    if waker is None:
-        waker = _wakers.waker = _Waker()
-    return waker
-
-
-class _Call:
-    """One coroutine handed to the loop thread, its outcome, and how its caller is woken.
-
-    The caller is woken from inside the task's last step rather than from a done callback,
-    which would cost the loop thread one more iteration before the caller can go on.
-    """
-
-    __slots__ = ("cancelled", "error", "finished", "result", "task", "waker")
-
-    def __init__(self, waker: _Waker) -> None:
-        self.waker = waker  # held, not just its sockets: they stay open while a call may write
-        self.task: asyncio.Task[Any] | None = None  # set while the coroutine runs
-        self.cancelled = False
-        self.finished = False
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> None:
-        """In the loop thread: run ``coro`` in a task, unless cancelled before its first step."""
-        loop.create_task(self._run(coro))
-
-    async def _run(self, coro: Coroutine[Any, Any, Any]) -> None:
-        # Cancelling the task itself before this first step would skip the ``finally`` and
-        # leave the caller waiting: ``cancel`` only flags a call whose task has not begun.
-        try:
-            if self.cancelled:
-                coro.close()
-                raise asyncio.CancelledError
-            self.task = asyncio.current_task()
-            self.result = await coro
-        except BaseException as exc:  # handed to the caller, who re-raises it
-            self.error = exc
-        finally:
-            self.task = None  # no cycle through the task (it holds this call's coroutine)
-            self.finish()
-
-    def finish(self) -> None:
-        """In the loop thread: the call is over; wake the caller."""
-        self.finished = True
-        with contextlib.suppress(OSError):  # the caller is gone; nobody to wake
-            self.waker.writer.send(b"\0")
-
-    def cancel(self) -> None:
-        """In the loop thread: cancel the running coroutine, or stop it from starting."""
-        self.cancelled = True
-        if self.task is not None:
-            self.task.cancel()
-
-    def wait(self, loop: asyncio.AbstractEventLoop) -> None:
-        """In the caller's thread: wait until finished; on any interruption (KeyboardInterrupt...)
-        cancel the call and re-raise, which abandons the request in flight and closes its
-        connection.
-
-        Wakes every ``_POLL_S`` so that an interrupt delivered without a real signal is noticed.
-        A byte left by an earlier, interrupted call on this thread only costs one more look at
-        ``finished``.
-        """
-        reader = self.waker.reader
-        try:
-            while not self.finished:
-                with contextlib.suppress(TimeoutError):
-                    reader.recv(64)
-        except BaseException:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self.cancel)
-            raise
-
-    def outcome(self) -> Any:
-        """In the caller's thread, once finished: the result, or raise the error."""
-        if self.error is not None:
-            try:
-                raise self.error
-            finally:
-                self.error = None  # no reference cycle through the traceback
-        return self.result

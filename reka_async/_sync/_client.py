@@ -14,13 +14,13 @@ from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from .._chat import RawResponse
 from .._client import AsyncClient
 from .._http import TimeoutLike, display_url
 from .._http.budget import RateBudget
 from .._http.options import resolve_api_key
 from .._http.quota import Quota, RateLimit
 from .._models import ChatResponse, Model
+from .._raw import RawResponse
 from .._tools import DEFAULT_MAX_ROUNDS, FunctionTool, ToolLoop, ToolRun
 from .._types import NOT_GIVEN, NotGiven
 from ..batch import BatchResult, BatchRunner, BatchStream

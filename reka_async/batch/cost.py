@@ -30,7 +30,7 @@ import attrs
 
 from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._http.budget import estimate_tokens
-from .._models import Serializable
+from .._serial import Serializable
 
 if TYPE_CHECKING:
     from .._models import Model, Usage

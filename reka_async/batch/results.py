@@ -10,7 +10,8 @@ from typing import Any, Final
 
 import attrs
 
-from .._models import ChatResponse, Serializable
+from .._models import ChatResponse
+from .._serial import Serializable
 
 __all__ = ["BatchResult", "BatchStats", "ResultHook"]
 

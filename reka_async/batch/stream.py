@@ -379,7 +379,7 @@ class BatchStream:
         custom_id: str,
         body: dict[str, Any],
         reserved: float,
-        item: ItemRetries,
+        retries: ItemRetries,
     ) -> BatchResult:
         runner = self._runner
         missing = self._missing_models.get(body.get("model"))
@@ -397,14 +397,14 @@ class BatchStream:
         limit = self._limit
         if limit is not None:
             await limit.acquire()
-        item.attempts = 1
-        item.reserved = reserved
+        retries.attempts = 1
+        retries.reserved = reserved
         stats = runner.stats
         start = time.monotonic()
         response: ChatResponse | None = None
         error: BaseException | None = None
         try:
-            response = await runner.client.chat._send(body, None, item.opts)
+            response = await runner.client.chat._send(body, None, retries.opts)
         except Exception as exc:  # every item ends as a result, even on an unexpected error
             error = exc
             # The last attempt's 429 (retries exhausted, or a wait too long to honour) is an
@@ -432,7 +432,7 @@ class BatchStream:
             request=body,
             response=response,
             error=error,
-            attempts=item.attempts,
+            attempts=retries.attempts,
             latency_s=time.monotonic() - start,
             cost_usd=cost,
         )

@@ -1,10 +1,10 @@
-"""The ``reka-async`` argument parser: one-line usage errors, bounded numbers, the epilogs."""
+"""The ``reka-async`` argument parser: one-line usage errors and the epilogs (the argument
+types are in ``_values``)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn
 
 from .._version import __version__
 from ._epilogs import (
@@ -15,6 +15,14 @@ from ._epilogs import (
     MAIN_EPILOG,
     MOCK_EPILOG,
     MODELS_EPILOG,
+)
+from ._values import (
+    non_negative_float,
+    non_negative_int,
+    numbers,
+    positive_float,
+    positive_int,
+    probability,
 )
 
 __all__ = ["PROG", "Parser", "build_parser"]
@@ -30,59 +38,25 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message}{hint}\n")
 
 
-# --------------------------------------------------------------------------- argument types
-
-
-T = TypeVar("T", int, float)
-
-
-def _bounded(kind: Callable[[str], T], *, strict: bool, what: str) -> Callable[[str], T]:
-    """An argparse type: ``kind`` parsed from the text, above 0 (``strict``) or at least 0."""
-
-    def parse(text: str) -> T:
-        try:
-            value: Any = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not (value > 0 if strict else value >= 0):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value  # type: ignore[no-any-return]
-
-    return parse
-
-
-_positive_int = _bounded(int, strict=True, what="a positive integer")
-_non_negative_int = _bounded(int, strict=False, what="an integer >= 0")
-_positive_float = _bounded(float, strict=True, what="a positive number")
-_non_negative_float = _bounded(float, strict=False, what="a number >= 0")
-
-
-def _probability(text: str) -> float:
-    value = _non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
-    return value
-
-
 # --------------------------------------------------------------------------- the parser
 
 
 def _sampling_options(parser: argparse.ArgumentParser, *, default: str) -> None:
     """The chat parameters a command takes on the command line."""
     parser.add_argument(
-        "--max-tokens", type=_positive_int, metavar="N", help=f"most tokens to generate ({default})"
+        "--max-tokens", type=positive_int, metavar="N", help=f"most tokens to generate ({default})"
     )
     parser.add_argument(
         "--temperature",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="F",
         help=f"sampling temperature, 0 is greedy ({default})",
     )
     parser.add_argument(
-        "--top-p", type=_probability, metavar="P", help=f"nucleus sampling mass, 0-1 ({default})"
+        "--top-p", type=probability, metavar="P", help=f"nucleus sampling mass, 0-1 ({default})"
     )
     parser.add_argument(
-        "--top-k", type=_positive_int, metavar="K", help=f"sample from the K likeliest ({default})"
+        "--top-k", type=positive_int, metavar="K", help=f"sample from the K likeliest ({default})"
     )
     parser.add_argument("--seed", type=int, metavar="N", help="sampling seed (reproducible runs)")
     parser.add_argument(
@@ -165,7 +139,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     )
     chat.add_argument(
         "--max-retries",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=2,
         metavar="N",
         help="retries per request (default: %(default)s)",
@@ -184,16 +158,14 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     batch.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="JSONL results")
     batch.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="most requests in flight (default: %(default)s)",
     )
+    batch.add_argument("--rpm", type=positive_float, metavar="N", help="requests-per-minute budget")
     batch.add_argument(
-        "--rpm", type=_positive_float, metavar="N", help="requests-per-minute budget"
-    )
-    batch.add_argument(
-        "--tpm", type=_positive_float, metavar="N", help="tokens-per-minute budget (estimated)"
+        "--tpm", type=positive_float, metavar="N", help="tokens-per-minute budget (estimated)"
     )
     batch.add_argument(
         "--model", default="reka-flash", help="model for lines naming none (default: %(default)s)"
@@ -208,7 +180,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     )
     _sampling_options(batch, default="default for lines naming none")
     batch.add_argument(
-        "--timeout", type=_positive_float, metavar="S", help="seconds per request, retries apart"
+        "--timeout", type=positive_float, metavar="S", help="seconds per request, retries apart"
     )
     batch.add_argument(
         "--fail-fast", action="store_true", help="stop at the first failed request (exit 1)"
@@ -230,7 +202,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     )
     batch.add_argument(
         "--max-cost",
-        type=_positive_float,
+        type=positive_float,
         metavar="USD",
         help="stop (exit 3) before the cost could exceed USD; needs the model's price",
     )
@@ -244,7 +216,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     )
     batch.add_argument(
         "--max-retries",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=2,
         metavar="N",
         help="retries per request (default: %(default)s)",
@@ -272,14 +244,14 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     batch.add_argument("--mock", action="store_true", help="use a built-in mock server")
     batch.add_argument(
         "--mock-latency-ms",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         metavar="N",
         help="mock response latency (default: %(default)s)",
     )
     batch.add_argument(
         "--mock-fault-rate",
-        type=_probability,
+        type=probability,
         default=0.0,
         metavar="F",
         help="probability of a random mock fault, 0-1 (default: %(default)s)",
@@ -287,7 +259,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     batch.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     batch.add_argument(
         "--progress-interval",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="seconds between progress redraws (default: 0.5 on a terminal, else 5)",
     )
@@ -340,14 +312,14 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     )
     mock.add_argument(
         "--latency-ms",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         metavar="MS",
         help="delay before each response",
     )
     mock.add_argument(
         "--fault-rate",
-        type=_probability,
+        type=probability,
         default=0.0,
         metavar="F",
         help="probability of a random fault",
@@ -356,30 +328,18 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     return parser, {**commands, "mock-server": mock}
 
 
-def _numbers(kind: Callable[[str], T], what: str) -> Callable[[str], list[T]]:
-    """An argparse type: comma-separated values of ``kind``."""
-
-    def parse(text: str) -> list[T]:
-        values = [kind(part) for part in text.split(",") if part.strip()]
-        if not values:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return values
-
-    return parse
-
-
 def _bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--model", default="reka-flash", help="model id (default: %(default)s)")
     load = bench.add_mutually_exclusive_group()
     load.add_argument(
         "--concurrency",
-        type=_numbers(_positive_int, "positive integers, e.g. 1,16,64"),
+        type=numbers(positive_int, "positive integers, e.g. 1,16,64"),
         metavar="N[,N...]",
         help="closed-loop steps: requests in flight (default: 1)",
     )
     load.add_argument(
         "--rate",
-        type=_numbers(_positive_float, "positive numbers, e.g. 5,10,20"),
+        type=numbers(positive_float, "positive numbers, e.g. 5,10,20"),
         metavar="R[,R...]",
         help="open-loop steps: requests per second",
     )
@@ -391,13 +351,13 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
     )
     bench.add_argument(
         "--max-concurrency",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="open loop: the most requests in flight (a due request waits, timed)",
     )
     bench.add_argument(
         "--num-requests",
-        type=_positive_int,
+        type=positive_int,
         default=100,
         metavar="N",
         help="requests per step (default: %(default)s)",
@@ -427,22 +387,22 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
     )
     bench.add_argument(
         "--ramp-up",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         metavar="S",
         help="closed loop: spread the first requests over S seconds",
     )
     bench.add_argument(
         "--warmup",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=1,
         metavar="N",
         help="unmeasured requests first; the first must succeed (default: %(default)s)",
     )
-    bench.add_argument("--timeout", type=_positive_float, metavar="S", help="per request (s)")
+    bench.add_argument("--timeout", type=positive_float, metavar="S", help="per request (s)")
     bench.add_argument(
         "--max-retries",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="retries per request (default: %(default)s: errors are reported, not hidden)",

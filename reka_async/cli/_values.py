@@ -1,0 +1,60 @@
+"""Argument types of the ``reka-async`` parser: bounded numbers, probabilities, and lists of
+them, each failing with a message that names what was expected."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = [
+    "non_negative_float",
+    "non_negative_int",
+    "numbers",
+    "positive_float",
+    "positive_int",
+    "probability",
+]
+
+T = TypeVar("T", int, float)
+
+
+def bounded(kind: Callable[[str], T], *, strict: bool, what: str) -> Callable[[str], T]:
+    """An argparse type: ``kind`` parsed from the text, above 0 (``strict``) or at least 0."""
+
+    def parse(text: str) -> T:
+        try:
+            value: Any = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not (value > 0 if strict else value >= 0):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value  # type: ignore[no-any-return]
+
+    return parse
+
+
+positive_int = bounded(int, strict=True, what="a positive integer")
+non_negative_int = bounded(int, strict=False, what="an integer >= 0")
+positive_float = bounded(float, strict=True, what="a positive number")
+non_negative_float = bounded(float, strict=False, what="a number >= 0")
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def numbers(kind: Callable[[str], T], what: str) -> Callable[[str], list[T]]:
+    """An argparse type: comma-separated values of ``kind``."""
+
+    def parse(text: str) -> list[T]:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return values
+
+    return parse
