@@ -32,7 +32,7 @@ from reka_async import (
     UnprocessableEntityError,
 )
 from reka_async._wire import request_body
-from reka_async.testing import MockRekaServer
+from reka_async.testing import MockRekaServer, window_start_clock
 
 API_KEY = "test-key"
 MODEL = "reka-flash"
@@ -470,7 +470,11 @@ async def test_rate_limit_pauses_other_requests_of_the_client(
 
 @pytest.fixture
 async def tiny_server() -> AsyncIterator[MockRekaServer]:
-    async with MockRekaServer(api_key=API_KEY, rpm_limit=2, retry_after_s=0.05) as srv:
+    # The window starts with the test: one that ends within the second would rightly be
+    # waited for (max_retry_wait=1.0) and the third request would pass.
+    async with MockRekaServer(
+        api_key=API_KEY, rpm_limit=2, retry_after_s=0.05, clock=window_start_clock()
+    ) as srv:
         yield srv
 
 

@@ -27,6 +27,7 @@ from reka_async.testing import (
     MockRekaServer,
     MockServerProcess,
     RecordedRequest,
+    window_start_clock,
 )
 
 KEY = {"X-Api-Key": "test-key"}
@@ -103,6 +104,7 @@ def test_all_lists_the_public_names() -> None:
         "MockServerProcess",
         "RecordedRequest",
         "main",
+        "window_start_clock",
     ]
     assert set(DEFAULT_FAULT_KINDS) <= FAULTS
     assert {"rate_limit", "credits", "drop", "cut", "slow_first_byte", "html"} <= FAULTS
@@ -691,14 +693,39 @@ async def test_random_faults_are_reproducible_with_a_seed(
 async def test_rpm_limit_answers_429_once_the_window_is_used_up(
     session: aiohttp.ClientSession,
 ) -> None:
-    async with MockRekaServer(rpm_limit=2) as server:
+    async with MockRekaServer(rpm_limit=2, clock=window_start_clock()) as server:
         replies = [await post(session, server, chat_body()) for _ in range(3)]
     assert [status for status, _, _ in replies] == [200, 200, 429]
     assert [h["x-ratelimit-remaining"] for _, h, _ in replies] == ["1", "0", "0"]
     assert replies[0][1]["x-ratelimit-limit"] == "2"
-    assert 0 < float(replies[2][1]["retry-after"]) <= 60
+    assert 59 < float(replies[2][1]["retry-after"]) <= 60
     assert json.loads(replies[2][2])["error"]["type"] == "rate_limit_error"
     assert [r.fault for r in server.requests] == [None, None, "rate_limit"]
+
+
+async def test_the_window_follows_its_clock_to_the_minute_and_rolls_at_its_end(
+    session: aiohttp.ClientSession,
+) -> None:
+    now = [1_800_000_059.5]  # half a second before a clock minute ends
+    async with MockRekaServer(rpm_limit=1, clock=lambda: now[0]) as server:
+        first = await post(session, server, chat_body())
+        now[0] = 1_800_000_059.75
+        refused = await post(session, server, chat_body())
+        now[0] = 1_800_000_060.0
+        next_window = await post(session, server, chat_body())
+    assert [r[0] for r in (first, refused, next_window)] == [200, 429, 200]
+    assert float(refused[1]["retry-after"]) == pytest.approx(0.25)
+    assert refused[1]["x-ratelimit-reset"] == "1800000060.000"
+    assert next_window[1]["x-ratelimit-reset"] == "1800000120.000"
+    assert next_window[1]["x-ratelimit-remaining"] == "0"
+
+
+def test_window_start_clock_reads_a_fresh_window_ahead_of_the_real_clock() -> None:
+    clock = window_start_clock(60.0)
+    real = time.time()
+    read = clock()
+    assert real <= read < real + 60.0
+    assert 0.0 < read % 60.0 < 30.0  # early in a window: it has most of its minute left
 
 
 # --------------------------------------------------------------------------- bookkeeping

@@ -30,7 +30,8 @@ match wins:
 2. the queue filled by `MockRekaServer.inject` (FIFO, one fault per request);
 3. a random fault with probability ``fault_rate`` drawn from ``fault_kinds``
    (seeded, hence reproducible);
-4. the optional ``rpm_limit`` fixed-window limiter, which answers rate-limit 429s.
+4. the optional ``rpm_limit`` fixed-window limiter, which answers rate-limit 429s (its
+   windows follow the clock's minutes; ``clock=window_start_clock()`` starts one now).
 
 A directive ``[[latency_ms:N]]`` overrides the response latency for that request.
 
@@ -63,7 +64,7 @@ records, ids and the rate-limit window), ``_thread`` (`MockRekaServer.in_thread`
 command line, `main`) and ``_json`` (compact JSON, orjson when installed).
 """
 
-from ._bookkeeping import RecordedRequest
+from ._bookkeeping import RecordedRequest, window_start_clock
 from ._faults import DEFAULT_FAULT_KINDS, FAULTS
 from ._generation import GenerationModel, Generator
 from ._main import main
@@ -79,4 +80,5 @@ __all__ = [
     "MockServerProcess",
     "RecordedRequest",
     "main",
+    "window_start_clock",
 ]

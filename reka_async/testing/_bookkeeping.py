@@ -6,7 +6,8 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -89,6 +90,19 @@ def parse_rate_limit(spec: str) -> tuple[int, float]:
     return int(match.group(1)), float(match.group(2) or 1) * _UNIT_S[match.group(3)]
 
 
+def window_start_clock(window_s: float = _WINDOW_S) -> Callable[[], float]:
+    """A Unix clock that reads the start of a rate-limit window now, and runs at real speed.
+
+    For ``MockRekaServer(clock=...)`` in tests that count on one window lasting the whole
+    test: the real clock may be a moment before a window's end (and a client told to wait
+    under a second for it may rightly wait). This one is ``window_s`` from the next end,
+    ahead of the real clock by less than a window, so the resets it advertises are never past.
+    """
+    start = time.time()
+    offset = (math.floor(start / window_s) + 1) * window_s - start + 1e-3
+    return lambda: time.time() + offset
+
+
 class RateWindow:
     """Fixed-window accounting behind the x-ratelimit-* headers (and the limiter).
 
@@ -99,11 +113,18 @@ class RateWindow:
     Args:
         limit: Requests admitted per window; None advertises a limit never reached.
         window_s: The window's length in seconds (a minute by default).
+        clock: The Unix time the window reads (`time.time` unless a test fixes it).
     """
 
-    __slots__ = ("count", "end", "end_str", "limit", "limit_str", "window_s")
+    __slots__ = ("clock", "count", "end", "end_str", "limit", "limit_str", "window_s")
 
-    def __init__(self, limit: int | None, window_s: float = _WINDOW_S) -> None:
+    def __init__(
+        self,
+        limit: int | None,
+        window_s: float = _WINDOW_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock
         self.limit = limit if limit is not None else _NOMINAL_RPM
         self.limit_str = str(self.limit)
         self.window_s = window_s
@@ -111,18 +132,20 @@ class RateWindow:
         self.end_str = "0"
         self.count = 0
 
-    def roll(self, now: float) -> None:
-        """Start a new window when ``now`` (``time.time()``) is past the current one.
+    def roll(self) -> float:
+        """Start a new window when the clock is past the current one; return the time read.
 
         Windows are aligned to multiples of their length since the epoch (as per-minute
         limits aligned to clock minutes are), so the reset times a client sees are a window
         length apart however long it paused. The header is the end rounded up to the
         millisecond: a client that waits until the time it says is never early.
         """
+        now = self.clock()
         if now >= self.end:
             self.end = (math.floor(now / self.window_s) + 1) * self.window_s
             self.end_str = f"{math.ceil(self.end * 1000) / 1000:.3f}"
             self.count = 0
+        return now
 
     def admit(self) -> bool:
         """Count one request in the window; False when the window is full."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import time
 from collections.abc import Callable
 from typing import Final
 
@@ -75,14 +74,15 @@ async def fault_response(
     writer: StreamWriter,
     done: bool | None = None,
     window_end: float,
+    now: float,
     retry_after_s: float,
 ) -> web.StreamResponse:
     """Build the response for a fault (``stream_events`` is None for non-streams).
 
     ``headers`` are the response's usual headers, ``window_end`` is the end of the
-    rate-limit window (for the limiter's own 429s, fault ``rpm_limit``) and
-    ``retry_after_s`` the delay advertised by ``rate_limit`` 429s; ``done`` is the
-    dialect's ``[DONE]`` choice for streams.
+    rate-limit window (for the limiter's own 429s, fault ``rpm_limit``), ``now`` the time
+    on the window's clock, ``retry_after_s`` the delay advertised by ``rate_limit`` 429s,
+    and ``done`` the dialect's ``[DONE]`` choice for streams.
     """
     if fault == "drop":
         transport = request.transport
@@ -91,7 +91,6 @@ async def fault_response(
         # aiohttp's attempt to send this finds the transport closed and gives up.
         return web.Response(status=500)
     if fault == "rate_limit" or fault == "rpm_limit":
-        now = time.time()
         if fault == "rpm_limit":
             delay = max(window_end - now, 0.0)
             reset = window_end

@@ -86,6 +86,8 @@ class MockRekaServer:
             (time to first token, time per output token, capacity, jitter) and run to
             ``max_tokens``; see `generation`. None (the default): ``latency_s`` and
             ``chunk_latency_s`` alone.
+        clock: The Unix time the rate-limit window reads; `time.time` unless a test
+            must not depend on where in a clock minute it runs (see `window_start_clock`).
 
     Raises:
         ValueError: An option is out of range or names an unknown fault.
@@ -118,6 +120,7 @@ class MockRekaServer:
         reject_tool_role: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         generation: GenerationModel | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._faults = FaultPicker(rate=fault_rate, kinds=fault_kinds, seed=seed)
         if stream_chunks is not None and stream_chunks < 1:
@@ -161,7 +164,7 @@ class MockRekaServer:
 
         self._ids = Ids()
 
-        self._window = RateWindow(window_limit, window_s)
+        self._window = RateWindow(window_limit, window_s, clock)
 
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -322,7 +325,7 @@ class MockRekaServer:
         self, request: web.Request, body: Any, received_at: float, text: str
     ) -> tuple[str | None, float | None]:
         """Pick this request's fault (first match wins) and any latency override; record it."""
-        self._window.roll(time.time())
+        self._window.roll()
         fault, latency = self._faults.pick(text)
         if fault is None and not self._window.admit():
             fault = "rpm_limit"  # internal name: a rate_limit answered by the limiter
@@ -447,7 +450,7 @@ class MockRekaServer:
                 with contextlib.suppress(ValueError):
                     body = loads(await request.read())
             self.requests.append(record(request, body, time.monotonic(), None))
-        self._window.roll(time.time())
+        self._window.roll()
         headers = self._window.headers(request_id)
         if request.path in (_CHAT, _COMPLETIONS, _MODELS):
             return web.Response(status=405, body=METHOD_NOT_ALLOWED_BODY, headers=headers)
@@ -484,5 +487,6 @@ class MockRekaServer:
             writer=self._writer,
             done=done,
             window_end=self._window.end,
+            now=self._window.clock(),
             retry_after_s=self._retry_after_s,
         )
