@@ -13,7 +13,6 @@ once, and the stream is over (no request is sent again after it).
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -90,11 +89,14 @@ class AsyncChatStream:
         self._resp: StreamBody | None = None
         self._decoder = SSEDecoder(max_event_bytes=transport.max_response_bytes)
         self._assembler = Assembler()
-        self._pending: collections.deque[ChatChunk] = collections.deque()
+        # The last read's events, handled one per chunk handed out (see ``__anext__``).
+        self._events: list[ServerSentEvent] = []
+        self._next = 0
         self._attempt = 0
+        self._ended = False  # the body has ended: the end is checked once its events are out
         self._finished = False  # the body was read to its end
         self._closed = False
-        self._error: BaseException | None = None  # raised once the pending chunks are out
+        self._error: BaseException | None = None  # raised once the chunks before it are out
         self.request_id: str | None = None
         # Token budgets to charge before the first attempt and correct at the end.
         self._charge: tuple[Mapping[str, Any], tuple[RateBudget, ...]] | None = None
@@ -134,6 +136,7 @@ class AsyncChatStream:
     async def aclose(self) -> None:
         """Close the stream and its connection (idempotent)."""
         self._closed = True
+        self._events, self._ended = [], False  # what was read and not handed out is dropped
         self._drop(reuse=self._finished)
 
     def __del__(self) -> None:
@@ -199,8 +202,26 @@ class AsyncChatStream:
 
     async def __anext__(self) -> ChatChunk:
         while True:
-            if self._pending:
-                return self._pending.popleft()
+            # One read may hold a thousand events: they are handled one chunk at a time, as
+            # the caller asks, not all at once. Chunks made ahead would all be alive together
+            # (each with the text so far), and the garbage collector would walk them again and
+            # again: about 15 % more CPU per chunk in a 1,000-chunk delta stream read at once.
+            events = self._events
+            if self._next < len(events):
+                event = events[self._next]
+                self._next += 1
+                try:
+                    chunk = self._handle(event)
+                except APIError as exc:  # an error event, an unreadable event
+                    self._fail(exc)
+                    continue
+                if chunk is not None:
+                    return chunk
+                continue
+            if self._ended:  # the body has ended and its last events are out
+                self._ended = False
+                self._end()
+                continue
             if self._error is not None:
                 error, self._error = self._error, None
                 self._closed = True  # final: nothing is sent again after an error
@@ -225,26 +246,35 @@ class AsyncChatStream:
             except BaseException:
                 self._drop(reuse=False)
                 raise
+            self._next = 0
             try:
-                for event in self._decoder.feed(data) if data else self._decoder.flush():
-                    self._handle(event)
-            except APIError as error:  # an error event, an unreadable or too large event
-                self._drop(reuse=False)
-                if error.request_id is None:
-                    error.request_id = self.request_id
-                self._error = error
-                continue
-            if not data:
-                self._drop(reuse=True)
-                self._finished = True
-                if self._charged:
-                    self._settle_tokens()
-                if not self._assembler.finished:
-                    self._error = StreamError(
-                        "the stream ended before its final event (no finish_reason)",
-                        request_id=self.request_id,
-                        partial_text=self.text,
-                    )
+                if data:
+                    self._events = self._decoder.feed(data)
+                else:
+                    self._events, self._ended = self._decoder.flush(), True
+            except APIError as exc:  # an event over the size limit
+                self._fail(exc)
+
+    def _fail(self, error: APIError) -> None:
+        """An error found in the body: the connection is dropped, the error raised next."""
+        self._events, self._ended = [], False
+        self._drop(reuse=False)
+        if error.request_id is None:
+            error.request_id = self.request_id
+        self._error = error
+
+    def _end(self) -> None:
+        """The body was read to its end: release the connection, settle, check the finish."""
+        self._drop(reuse=True)
+        self._finished = True
+        if self._charged:
+            self._settle_tokens()
+        if not self._assembler.finished:
+            self._error = StreamError(
+                "the stream ended before its final event (no finish_reason)",
+                request_id=self.request_id,
+                partial_text=self.text,
+            )
 
     def _broken(self, error: APIError) -> APIError:
         if isinstance(error, APITimeoutError):
@@ -265,9 +295,10 @@ class AsyncChatStream:
             request_id=self.request_id,
         )
 
-    def _handle(self, event: ServerSentEvent) -> None:
+    def _handle(self, event: ServerSentEvent) -> ChatChunk | None:
+        """One event: its chunk, or None (``[DONE]``, or an event that makes none)."""
         if event.data == "[DONE]":
-            return
+            return None
         try:
             data = loads(event.data)
         except ValueError as exc:
@@ -291,12 +322,9 @@ class AsyncChatStream:
         except Exception as exc:
             raise self._invalid("has an unexpected shape", event.data) from exc
         if fields is not None:
-            chunk = self._assembler.feed_text(fields)
-        else:
-            assert decoded is not None
-            chunk = self._assembler.feed(decoded)
-        if chunk is not None:
-            self._pending.append(chunk)
+            return self._assembler.feed_text(fields)
+        assert decoded is not None
+        return self._assembler.feed(decoded)
 
     async def final_response(self) -> ChatResponse:
         """Read the rest of the stream and return it assembled as a ``ChatResponse``."""

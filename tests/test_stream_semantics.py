@@ -140,6 +140,37 @@ async def test_an_error_event_comes_after_the_chunks_before_it_and_is_final(
     assert script.requests == 1
 
 
+async def test_chunks_are_made_as_they_are_asked_for_not_a_whole_read_at_once(
+    scripted: tuple[Script, str],
+) -> None:
+    # Two hundred events written at once: the first read holds many of them. Only the
+    # events up to the chunk handed out are assembled, so the text so far is that chunk's.
+    script, url = scripted
+    script.frames = [native(f"w{i} ") for i in range(200)] + [native("", "stop")]
+    async with AsyncClient(KEY, url, retry_policy=RetryPolicy(base=0.001, cap=0.01)) as c:
+        stream = c.chat.create_stream(messages=MESSAGES, model="reka-flash")
+        first = await stream.__anext__()
+        assert (first.text, stream.text) == ("w0 ", "w0 ")
+        second = await stream.__anext__()
+        assert (second.text, stream.text) == ("w0 w1 ", "w0 w1 ")
+        rest = [chunk async for chunk in stream]
+    assert len(rest) == 199
+    assert rest[-1].text == "".join(f"w{i} " for i in range(200))
+
+
+async def test_after_aclose_nothing_already_read_is_handed_out(
+    scripted: tuple[Script, str],
+) -> None:
+    script, url = scripted
+    script.frames = [native(f"w{i} ") for i in range(50)] + [native("", "stop")]
+    async with AsyncClient(KEY, url, retry_policy=RetryPolicy(base=0.001, cap=0.01)) as c:
+        stream = c.chat.create_stream(messages=MESSAGES, model="reka-flash")
+        assert (await stream.__anext__()).text == "w0 "
+        await stream.aclose()
+        assert [chunk async for chunk in stream] == []
+        assert stream.text == "w0 "
+
+
 async def test_a_stream_cut_after_text_is_final_and_never_sent_again(
     scripted: tuple[Script, str],
 ) -> None:
