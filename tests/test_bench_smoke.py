@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -158,3 +159,19 @@ def test_quick_benchmark_run_writes_complete_results(tmp_path: Path) -> None:
     report = (tmp_path / "results.md").read_text(encoding="utf-8")
     for heading in ("## Targets", "## Paired runs", "## Long streams", "## BatchRunner at scale"):
         assert heading in report
+
+
+def test_the_chunks_ahead_replay_hands_out_every_chunk_both_ways(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from benchmarks import chunks_ahead
+
+    raw = asyncio.run(chunks_ahead.capture(40))
+    events = raw.count(b"data: ") - raw.count(b"data: [DONE]")
+    assert events > 40  # one chunk per word of the reply at least, and the finish
+    # One chunk per event, whatever the read size, queued or not.
+    for read in (64, 1024, len(raw)):
+        assert chunks_ahead.replay(raw, read, ahead=True) == events
+        assert chunks_ahead.replay(raw, read, ahead=False) == events
+    assert chunks_ahead.main(["--chunks", "8", "--repeat", "2"]) == 0
+    assert "8 chunks: ahead" in capsys.readouterr().out
