@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from reka_async import AsyncClient, ChatChunk, RetryPolicy, StreamError, Usage
+from reka_async import AsyncChatStream, AsyncClient, ChatChunk, RetryPolicy, StreamError, Usage
 
 KEY = "k"
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -65,9 +65,18 @@ async def scripted() -> AsyncIterator[tuple[Script, str]]:
         await runner.cleanup()
 
 
+def fast_client(base_url: str) -> AsyncClient:
+    """A client whose retries (before any text) wait milliseconds."""
+    return AsyncClient(KEY, base_url, retry_policy=RetryPolicy(base=0.001, cap=0.01))
+
+
+def open_stream(client: AsyncClient) -> AsyncChatStream:
+    return client.chat.create_stream(messages=MESSAGES, model="reka-flash")
+
+
 async def collect(base_url: str) -> tuple[list[ChatChunk], Any]:
-    async with AsyncClient(KEY, base_url, retry_policy=RetryPolicy(base=0.001, cap=0.01)) as c:
-        stream = c.chat.create_stream(messages=MESSAGES, model="reka-flash")
+    async with fast_client(base_url) as c:
+        stream = open_stream(c)
         chunks = [chunk async for chunk in stream]
         return chunks, await stream.final_response()
 
@@ -128,8 +137,8 @@ async def test_an_error_event_comes_after_the_chunks_before_it_and_is_final(
     script, url = scripted
     error = {"error": {"type": "server_error", "message": "boom"}}
     script.frames = [native("Hel"), b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n"]
-    async with AsyncClient(KEY, url, retry_policy=RetryPolicy(base=0.001, cap=0.01)) as c:
-        stream = c.chat.create_stream(messages=MESSAGES, model="reka-flash")
+    async with fast_client(url) as c:
+        stream = open_stream(c)
         first = await stream.__anext__()
         assert first.text == "Hel"
         with pytest.raises(StreamError, match="boom") as info:
@@ -147,8 +156,8 @@ async def test_chunks_are_made_as_they_are_asked_for_not_a_whole_read_at_once(
     # events up to the chunk handed out are assembled, so the text so far is that chunk's.
     script, url = scripted
     script.frames = [native(f"w{i} ") for i in range(200)] + [native("", "stop")]
-    async with AsyncClient(KEY, url, retry_policy=RetryPolicy(base=0.001, cap=0.01)) as c:
-        stream = c.chat.create_stream(messages=MESSAGES, model="reka-flash")
+    async with fast_client(url) as c:
+        stream = open_stream(c)
         first = await stream.__anext__()
         assert (first.text, stream.text) == ("w0 ", "w0 ")
         second = await stream.__anext__()
@@ -163,8 +172,8 @@ async def test_after_aclose_nothing_already_read_is_handed_out(
 ) -> None:
     script, url = scripted
     script.frames = [native(f"w{i} ") for i in range(50)] + [native("", "stop")]
-    async with AsyncClient(KEY, url, retry_policy=RetryPolicy(base=0.001, cap=0.01)) as c:
-        stream = c.chat.create_stream(messages=MESSAGES, model="reka-flash")
+    async with fast_client(url) as c:
+        stream = open_stream(c)
         assert (await stream.__anext__()).text == "w0 "
         await stream.aclose()
         assert [chunk async for chunk in stream] == []
@@ -177,8 +186,8 @@ async def test_a_stream_cut_after_text_is_final_and_never_sent_again(
     script, url = scripted
     script.frames = [native("Hel"), native("lo")]
     script.cut = True
-    async with AsyncClient(KEY, url, retry_policy=RetryPolicy(base=0.001, cap=0.01)) as c:
-        stream = c.chat.create_stream(messages=MESSAGES, model="reka-flash")
+    async with fast_client(url) as c:
+        stream = open_stream(c)
         got = [(await stream.__anext__()).text, (await stream.__anext__()).text]
         with pytest.raises(StreamError) as info:
             await stream.__anext__()

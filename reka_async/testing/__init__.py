@@ -49,7 +49,8 @@ Run it on its own with ``python -m reka_async.testing --port 8000`` (``--native-
 `MockServerProcess` runs it so in a subprocess (for tests of other processes) and reads its URL.
 
 The package holds one idea per module, all private; this module only re-exports:
-``_server`` (`MockRekaServer`: the application, its handlers and lifecycle),
+``_server`` (`MockRekaServer`: the application, its handlers and state), ``_serving``
+(binding, serving and closing the socket, the base URL),
 ``_native`` (the native dialect, and the `Dialect` protocol both endpoints implement),
 ``_openai`` (the OpenAI-compatible dialect: replies, bodies, streams), ``_openai_validation``
 (its 422s, Research and structured-output rules included), ``_validation`` (the 422 request

@@ -132,8 +132,26 @@ class RateWindow:
         self.end_str = "0"
         self.count = 0
 
-    def roll(self) -> float:
-        """Start a new window when the clock is past the current one; return the time read.
+    @classmethod
+    def of(
+        cls, rpm_limit: int | None, rate_limit: str | None, clock: Callable[[], float]
+    ) -> RateWindow:
+        """The window of `MockRekaServer`'s options: ``rpm_limit`` (per minute) or
+        ``rate_limit`` (``"50/s"``...), at most one of them; neither: no limit.
+
+        Raises:
+            ValueError: Both are given, ``rpm_limit`` is under 1 or ``rate_limit`` is malformed.
+        """
+        if rpm_limit is not None and rpm_limit < 1:
+            raise ValueError("rpm_limit must be at least 1")
+        if rpm_limit is not None and rate_limit is not None:
+            raise ValueError("pass rpm_limit or rate_limit, not both")
+        if rate_limit is not None:
+            return cls(*parse_rate_limit(rate_limit), clock)
+        return cls(rpm_limit, _WINDOW_S, clock)
+
+    def roll(self) -> None:
+        """Start a new window when the clock is past the current one.
 
         Windows are aligned to multiples of their length since the epoch (as per-minute
         limits aligned to clock minutes are), so the reset times a client sees are a window
@@ -145,7 +163,6 @@ class RateWindow:
             self.end = (math.floor(now / self.window_s) + 1) * self.window_s
             self.end_str = f"{math.ceil(self.end * 1000) / 1000:.3f}"
             self.count = 0
-        return now
 
     def admit(self) -> bool:
         """Count one request in the window; False when the window is full."""

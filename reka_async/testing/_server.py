@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from ._bookkeeping import Ids, RateWindow, RecordedRequest, parse_rate_limit, record
+from ._bookkeeping import Ids, RateWindow, RecordedRequest, record
 from ._catalogue import ModelsShape, accepted_models, listed_models, models_body
 from ._fault_responses import fault_response
 from ._faults import (
@@ -26,8 +26,8 @@ from ._generation import GenerationModel, Generator
 from ._json import loads
 from ._native import Dialect, NativeDialect, NativeStream, fault_material
 from ._openai import OpenAIDialect
-from ._quiet import install_accept_filter
 from ._replies import Reply, last_text
+from ._serving import Serving
 from ._sse import StreamWriter
 from ._thread import serve_in_thread
 from ._validation import detail_body, parse_body
@@ -37,7 +37,7 @@ _COMPLETIONS: Final = "/v1/chat/completions"
 _MODELS: Final = "/v1/models"
 
 
-class MockRekaServer:
+class MockRekaServer(Serving):
     """A local, deterministic Reka Chat API server with injectable faults.
 
     Use it as ``async with MockRekaServer() as server:`` and point a client at
@@ -125,20 +125,12 @@ class MockRekaServer:
         self._faults = FaultPicker(rate=fault_rate, kinds=fault_kinds, seed=seed)
         if stream_chunks is not None and stream_chunks < 1:
             raise ValueError("stream_chunks must be at least 1")
-        if rpm_limit is not None and rpm_limit < 1:
-            raise ValueError("rpm_limit must be at least 1")
-        if rpm_limit is not None and rate_limit is not None:
-            raise ValueError("pass rpm_limit or rate_limit, not both")
-        window_limit, window_s = (
-            parse_rate_limit(rate_limit) if rate_limit is not None else (rpm_limit, 60.0)
-        )
+        self._window = RateWindow.of(rpm_limit, rate_limit, clock)
         if latency_s < 0 or chunk_latency_s < 0 or retry_after_s < 0 or slow_first_byte_s < 0:
             raise ValueError("delays must not be negative")
 
+        super().__init__(host=host, port=port, ssl_context=ssl_context)
         self._api_key = api_key
-        self._ssl_context = ssl_context
-        self._host = host
-        self._requested_port = port
         self._latency_s = float(latency_s)
         self._stream_chunks = stream_chunks
         self._retry_after_s = float(retry_after_s)
@@ -164,54 +156,12 @@ class MockRekaServer:
 
         self._ids = Ids()
 
-        self._window = RateWindow(window_limit, window_s, clock)
-
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._app = web.Application(client_max_size=64 * 1024 * 1024)
         self._app.router.add_post(_CHAT, self._handle_chat)
         self._app.router.add_post(_COMPLETIONS, self._handle_completions)
         self._app.router.add_get(_MODELS, self._handle_models)
         self._app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
 
     # ---------------------------------------------------------------- public surface
-
-    @property
-    def app(self) -> web.Application:
-        """The ``aiohttp.web`` application behind the server.
-
-        Returns:
-            The application, e.g. to run it under ``aiohttp.test_utils.TestServer``.
-        """
-        return self._app
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port.
-
-        Returns:
-            The port number.
-
-        Raises:
-            RuntimeError: The server has not been started.
-        """
-        if self._port is None:
-            raise RuntimeError("MockRekaServer is not running; call start() first")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """The API root to give a client, e.g. ``http://127.0.0.1:8000/v1``.
-
-        Returns:
-            The base URL.
-
-        Raises:
-            RuntimeError: The server has not been started.
-        """
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        scheme = "https" if self._ssl_context is not None else "http"
-        return f"{scheme}://{host}:{self.port}/v1"
 
     @property
     def generation(self) -> Generator | None:
@@ -249,38 +199,6 @@ class MockRekaServer:
             self._latency_s = float(latency_s)
         if chunk_latency_s is not None:
             self._writer.chunk_latency_s = float(chunk_latency_s)
-
-    async def start(self) -> None:
-        """Bind the socket and start serving.
-
-        Raises:
-            RuntimeError: The server is already running.
-        """
-        if self._runner is not None:
-            raise RuntimeError("MockRekaServer is already running")
-        install_accept_filter()  # out of descriptors: one line, not a traceback per accept()
-        # handler_cancellation: a client hanging up cancels its handler (slow faults
-        # must not outlive their client); a short shutdown_timeout keeps close() quick.
-        runner = web.AppRunner(
-            self._app, access_log=None, handler_cancellation=True, shutdown_timeout=0.25
-        )
-        await runner.setup()
-        try:
-            site = web.TCPSite(
-                runner, self._host, self._requested_port, ssl_context=self._ssl_context
-            )
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-
-    async def close(self) -> None:
-        """Stop serving and close every connection; calling it twice is harmless."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
 
     async def __aenter__(self) -> MockRekaServer:
         await self.start()
