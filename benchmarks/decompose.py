@@ -7,7 +7,7 @@ request and its ratio to the first.
 
 * ``raw``: raw aiohttp posting a pre-serialised body, ``json.loads`` of the answer (the
   benchmark's physical limit, ``aiohttp_raw``).
-* ``transport``: the same body through ``Transport.request`` (retries machinery, error
+* ``transport``: the same body through ``Transport.send`` (retries machinery, error
   mapping, rate-limit headers, the stale-connection check), ``json.loads`` of the answer.
 * ``typed_parse``: the same, the answer structured into a ``ChatResponse``.
 * ``send_body``: a body dict serialised per request and the typed answer
@@ -53,12 +53,16 @@ async def _measure(url: str, *, concurrency: int, rounds: int, slice_s: float) -
         json.loads(answer)
 
     async def through_transport() -> None:
-        await transport.request(
-            "POST", "/chat", body=data, opts=opts, parse=lambda raw, rid: json.loads(raw)
+        await transport.send(
+            transport.call(
+                "POST", "/chat", body=data, opts=opts, parse=lambda raw, rid: json.loads(raw)
+            )
         )
 
     async def typed_parse() -> None:
-        await transport.request("POST", "/chat", body=data, opts=opts, parse=load_chat_response)
+        await transport.send(
+            transport.call("POST", "/chat", body=data, opts=opts, parse=load_chat_response)
+        )
 
     async def send_body() -> None:
         await client.chat.send_body(body)

@@ -30,6 +30,8 @@ from ._exceptions import (
     UnprocessableEntityError,
 )
 from ._http import (
+    AsyncTransport,
+    Budget,
     ClientState,
     ConnectorFactory,
     RequestEvent,
@@ -41,6 +43,8 @@ from ._http import (
     RetryPolicy,
     Timeout,
     TimeoutLike,
+    TransportRequest,
+    TransportResponse,
 )
 from ._http.budget import RateBudget
 from ._http.quota import Quota
@@ -155,11 +159,13 @@ __all__ = [
     "AsyncClient",
     "AsyncModels",
     "AsyncModelsWithRawResponse",
+    "AsyncTransport",
     "AudioPart",
     "AudioPartParam",
     "AuthenticationError",
     "BadRequestError",
     "BatchAbortedError",
+    "Budget",
     "BatchOptions",
     "BatchProgress",
     "BatchResult",
@@ -250,6 +256,8 @@ __all__ = [
     "Timeout",
     "TimeoutLike",
     "TokenBucket",
+    "TransportRequest",
+    "TransportResponse",
     "Tool",
     "ToolCall",
     "ToolCallParam",

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from ._exceptions import APIResponseValidationError, APIStatusError, body_snippet
-from ._http import Hooks, ResponseHook, RetryHook, TimeoutLike, Transport
-from ._http.budget import RateBudget
+from ._exceptions import APIResponseValidationError, body_snippet
+from ._http import Budget, Call, Hooks, ResponseHook, RetryHook, TimeoutLike, Transport
 from ._http.options import RequestOptions
 from ._models import ChatResponse
 from ._raw import Capture, RawResponse
@@ -140,19 +139,21 @@ class AsyncChat:
             max_retries=args.get("max_retries"),
             extra_headers=args.get("extra_headers"),
         )
-        stream = AsyncChatStream(
-            transport=t,
-            path=dialect.path,
+        call: Call[Any] = t.call(
+            "POST",
+            dialect.path,
             body=dumps(wire),
             opts=opts,
+            payload=body,
+            bearer=dialect.bearer,
+            stream=True,
+        )
+        return AsyncChatStream(
+            transport=t,
+            call=call,
             decode=dialect.decode_event,
             text_event=dialect.text_event,
-            bearer=dialect.bearer,
         )
-        budgets = token_budgets(t.budget, None)
-        if budgets:
-            stream.charge_tokens(body, budgets)
-        return stream
 
     async def run_tools(
         self,
@@ -262,7 +263,7 @@ class AsyncChat:
         extra_headers: Mapping[str, str] | None = None,
         on_retry: RetryHook | None = None,
         on_response: ResponseHook | None = None,
-        budget: RateBudget | None = None,
+        budgets: tuple[Budget, ...] = (),
     ) -> Coroutine[Any, Any, ChatResponse]:
         """Send a body that is already built and validated (the canonical, native form).
 
@@ -277,7 +278,8 @@ class AsyncChat:
                 client's own ``on_retry``).
             on_response: called with the ``ResponseEvent`` of each attempt of this request
                 (after the client's own ``on_response``).
-            budget: a ``RateBudget`` held on top of the client's (a ``BatchRunner``'s).
+            budgets: ``Budget`` objects every attempt reserves from on top of the
+                client's (a ``BatchRunner``'s rate and cost budgets).
 
         Returns:
             A coroutine of the ``ChatResponse``.
@@ -290,7 +292,7 @@ class AsyncChat:
             extra_headers=extra_headers,
             on_retry=on_retry,
             hooks=None if on_response is None else Hooks(on_response=[on_response]),
-            budget=budget,
+            budgets=budgets,
         )
         return self._send(body, api, opts)
 
@@ -302,55 +304,16 @@ class AsyncChat:
         item."""
         dialect = choose(api, body, self._dialect, DIALECTS)
         t = self._transport
-        budget = opts.budget
-        sending = t.request(
+        call = t.call(
             "POST",
             dialect.path,
             body=dumps(body if dialect.encode is None else dialect.encode(body)),
             opts=opts,
             parse=dialect.load,
+            payload=body,
             bearer=dialect.bearer,
         )
-        if t.budget is None and budget is None:
-            return sending  # the hot path: no budget, so no token estimate to charge
-        budgets = token_budgets(t.budget, budget)
-        return sending if not budgets else _charged(sending, body, budgets)
-
-
-def token_budgets(*budgets: RateBudget | None) -> tuple[RateBudget, ...]:
-    """The budgets among ``budgets`` that hold a token budget."""
-    return tuple(b for b in budgets if b is not None and b.tokens is not None)
-
-
-async def _charged(
-    sending: Coroutine[Any, Any, ChatResponse],
-    body: Mapping[str, Any],
-    budgets: tuple[RateBudget, ...],
-) -> ChatResponse:
-    """Await ``sending`` with its token estimate charged to ``budgets``, then corrected.
-
-    An error status refunds the estimate (nothing was generated); a connection error or a
-    timeout keeps it (the server may have generated the answer).
-    """
-    charged: list[tuple[RateBudget, float]] = []
-    try:
-        for budget in budgets:
-            charged.append((budget, await budget.take_tokens(body)))
-    except BaseException:
-        sending.close()
-        for budget, amount in charged:
-            budget.settle(amount, 0)
-        raise
-    try:
-        response = await sending
-    except APIStatusError:
-        for budget, amount in charged:
-            budget.settle(amount, 0)
-        raise
-    used = response.usage.input_tokens + response.usage.output_tokens
-    for budget, amount in charged:
-        budget.settle(amount, used)
-    return response
+        return t.send(call)
 
 
 @attrs.frozen(kw_only=True)

@@ -39,7 +39,10 @@ from ._http import (
     env_proxy,
     ssl_context,
 )
-from ._http.budget import RateBudget, make_budget
+from ._http.accounting import Budget
+from ._http.aiohttp_transport import AiohttpTransport
+from ._http.attempt import AsyncTransport
+from ._http.budget import make_budget
 from ._http.options import (
     DEFAULT_MAX_RESPONSE_BYTES,
     chain_retry_hooks,
@@ -100,7 +103,7 @@ class ClientOptions(TypedDict, total=False):
     allow_insecure_http: bool
     rpm: float | None
     tpm: float | None
-    rate_budget: RateBudget | None
+    rate_budget: Budget | None
     on_request: RequestHook | Sequence[RequestHook] | None
     on_response: ResponseHook | Sequence[ResponseHook] | None
     on_retry: RetryHook | Sequence[RetryHook] | None
@@ -109,6 +112,7 @@ class ClientOptions(TypedDict, total=False):
     ssl: SSLOption
     connector_factory: ConnectorFactory | None
     max_response_bytes: int | None
+    transport: AsyncTransport | None
 
 
 def _hook_list(
@@ -173,7 +177,8 @@ class AsyncClient:
         tpm: a tokens-per-minute budget likewise, charged on an estimate before each request
             and corrected with its ``usage``.
         rate_budget: a ``RateBudget`` instead of ``rpm``/``tpm`` (to set the bursts, or to
-            share one budget between clients).
+            share one budget between clients), or any other ``Budget`` (reserved before
+            each attempt and settled by its outcome, as a ``RateBudget`` is).
 
         on_request: called with a ``RequestEvent`` as each HTTP attempt starts (a callable
             or a list of them): the place for metrics and tracing (README: Hooks).
@@ -193,6 +198,13 @@ class AsyncClient:
         max_response_bytes: the largest response body (after decompression), and the
             largest single stream event, that is read; a larger one raises
             ``ResponseTooLargeError``. Default 64 MiB; ``None`` for no limit.
+        transport: what performs each HTTP attempt: any ``AsyncTransport`` (``send`` one
+            ``TransportRequest``, return its ``TransportResponse``; ``aclose``), such as
+            ``reka_async.testing.MockTransport(handler)``, which answers in-process. Retries,
+            pacing, hooks and budgets still run above it. Default: the aiohttp connection
+            pool (``proxy``, ``trust_env``'s proxies, ``ssl`` and ``connector_factory``
+            configure that one, so they cannot be given with ``transport``). The client
+            closes it on ``aclose``.
 
     Pacing needs no option: the client reads the server's ``x-ratelimit-*`` headers and
     pauses when the key's window is spent, and a 429 that says so pauses every request of
@@ -229,7 +241,7 @@ class AsyncClient:
         allow_insecure_http: bool = False,
         rpm: float | None = None,
         tpm: float | None = None,
-        rate_budget: RateBudget | None = None,
+        rate_budget: Budget | None = None,
         on_request: RequestHook | Sequence[RequestHook] | None = None,
         on_response: ResponseHook | Sequence[ResponseHook] | None = None,
         on_retry: RetryHook | Sequence[RetryHook] | None = None,
@@ -238,6 +250,7 @@ class AsyncClient:
         ssl: SSLOption = None,
         connector_factory: ConnectorFactory | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        transport: AsyncTransport | None = None,
     ) -> None:
         configure_from_env()
         key = resolve_api_key(api_key)
@@ -251,13 +264,35 @@ class AsyncClient:
             raise ValueError(f"max_connections: must be at least 1, got {max_connections!r}")
         policy = _policy(retry_policy or RetryPolicy(), max_retries, max_retry_wait)
         budget = make_budget(rpm, tpm, rate_budget)
-        proxy_url = (
-            check_proxy(proxy) if proxy is not None else env_proxy(url) if trust_env else None
-        )
-        if connector_factory is not None and ssl is not None:
-            raise ValueError("ssl: give it to the connector your connector_factory builds")
-        if connector_factory is not None and not callable(connector_factory):
-            raise TypeError("connector_factory: expected a callable returning a connector")
+        if transport is not None:
+            if proxy is not None or ssl is not None or connector_factory is not None:
+                raise ValueError(
+                    "proxy, ssl and connector_factory configure the default transport; "
+                    "configure the transport you pass instead"
+                )
+            if not isinstance(transport, AsyncTransport):
+                raise TypeError(
+                    "transport: expected an AsyncTransport (async send(request) and async "
+                    f"aclose()), got {type(transport).__name__}"
+                )
+            sender: AsyncTransport = transport
+        else:
+            if connector_factory is not None and ssl is not None:
+                raise ValueError("ssl: give it to the connector your connector_factory builds")
+            if connector_factory is not None and not callable(connector_factory):
+                raise TypeError("connector_factory: expected a callable returning a connector")
+            sender = AiohttpTransport(
+                max_connections=max_connections,
+                proxy=(
+                    check_proxy(proxy)
+                    if proxy is not None
+                    else env_proxy(url)
+                    if trust_env
+                    else None
+                ),
+                ssl=ssl_context(ssl),
+                connector_factory=connector_factory,
+            )
         responses: list[ResponseHook] = _hook_list(on_response, "on_response")
         if debug_enabled():
             responses.insert(0, debug_log_hook)
@@ -269,12 +304,10 @@ class AsyncClient:
                 timeout=coerce_timeout(timeout),
                 retry_policy=policy,
                 max_connections=max_connections,
+                sender=sender,
                 default_headers=default_headers,
                 hooks=hooks or None,
                 on_retry=_retry_hook(on_retry),
-                proxy=proxy_url,
-                ssl=ssl_context(ssl),
-                connector_factory=connector_factory,
                 budget=budget,
                 max_response_bytes=max_response_bytes,
             ),
@@ -380,14 +413,15 @@ class AsyncClient:
         return self._transport.max_connections
 
     @property
-    def rate_budget(self) -> RateBudget | None:
-        """The client's ``RateBudget`` (from ``rpm``/``tpm``/``rate_budget``), or ``None``."""
+    def rate_budget(self) -> Budget | None:
+        """The client's budget (a ``RateBudget`` from ``rpm``/``tpm``, or ``rate_budget``), or
+        ``None``."""
         return self._transport.budget
 
     @property
     def quota(self) -> Quota:
         """The key's rate-limit window as the server's ``x-ratelimit-*`` headers describe it."""
-        return self._transport.quota
+        return self._transport.pacer.quota
 
     @property
     def max_retries(self) -> int:
@@ -412,7 +446,7 @@ class AsyncClient:
     @property
     def cooldown_remaining(self) -> float:
         """Seconds until requests may start again after a rate-limit 429 (0 when none)."""
-        return self._transport.cooldown.remaining()
+        return self._transport.pacer.cooldown.remaining()
 
     @property
     def connections_in_use(self) -> int:
@@ -420,7 +454,7 @@ class AsyncClient:
         return self._transport.connections_in_use
 
     async def __aenter__(self) -> AsyncClient:
-        self._transport.session()
+        self._transport.open()
         return self
 
     async def __aexit__(

@@ -53,7 +53,7 @@ class AsyncModels:
         opts = t.default_options.override(
             timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, hooks=hooks
         )
-        return t.request("GET", "/models", body=None, opts=opts, parse=load_models)
+        return t.send(t.call("GET", "/models", body=None, opts=opts, parse=load_models))
 
     get = list  # the official SDK's name
 

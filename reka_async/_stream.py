@@ -1,11 +1,18 @@
 """``AsyncChatStream``: the async chat stream over a byte source.
 
-It opens the request through the transport (retrying while nothing has been received yet),
-feeds the bytes to the sans-I/O ``SSEDecoder``, decodes each event with the dialect's decoder
-into a ``StreamEvent`` and hands it to the ``Assembler`` (``_assemble.py``: cumulative or
-delta, the finish, tool-call fragments), and releases the connection as soon as the stream
-ends or the caller leaves early. It never sees aiohttp: the transport hands it a
-``StreamBody`` whose reads raise our errors only.
+It opens the request through the transport's one request loop (``Transport.send``: pacing,
+budgets, hooks, retries), feeds the bytes to the sans-I/O ``SSEDecoder``, decodes each event
+with the dialect's decoder into a ``StreamEvent`` and hands it to the ``Assembler``
+(``_assemble.py``: cumulative or delta, the finish, tool-call fragments), and releases the
+connection as soon as the stream ends or the caller leaves early. It never sees aiohttp:
+the transport hands it a ``StreamBody`` whose reads raise our errors only.
+
+What the stream itself decides is only what happens mid-stream: a body that breaks before
+its first event goes back to the request loop (``send(call, failed=error)``, which decides
+whether to retry); one that breaks after it is a ``StreamError``; a body that ends without
+its final event is a ``StreamError``. It settles the open attempt's budget reservations by
+how the body ended (``accounting.py``): the usage when the stream finished, kept in full
+otherwise.
 
 An error is final: chunks received before it are handed out first, then the error is raised
 once, and the stream is over (no request is sent again after it).
@@ -24,21 +31,18 @@ from ._exceptions import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
-    APIStatusError,
     APITimeoutError,
     StreamError,
     body_snippet,
 )
+from ._http.accounting import Outcome
 from ._models import ChatChunk, ChatResponse, Usage
 from ._sse import ServerSentEvent, SSEDecoder
 from ._wire import loads
 from ._wire.events import StreamEvent, TextEvent
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from ._http import RequestOptions, StreamBody, Transport
-    from ._http.budget import RateBudget
+    from ._http import Call, StreamBody, Transport
 
 __all__ = ["AsyncChatStream"]
 
@@ -72,35 +76,26 @@ class AsyncChatStream:
         self,
         *,
         transport: Transport,
-        path: str,
-        body: bytes,
-        opts: RequestOptions,
+        call: Call[Any],
         decode: EventDecoder,
         text_event: TextDecoder,
-        bearer: bool = False,
     ) -> None:
         self._transport = transport
-        self._path = path
-        self._body = body
-        self._opts = opts
+        self._call = call
+        self._path = call.path
         self._decode = decode
         self._text_event = text_event
-        self._bearer = bearer
         self._resp: StreamBody | None = None
         self._decoder = SSEDecoder(max_event_bytes=transport.max_response_bytes)
         self._assembler = Assembler()
         # The last read's events, handled one per chunk handed out (see ``__anext__``).
         self._events: list[ServerSentEvent] = []
         self._next = 0
-        self._attempt = 0
         self._ended = False  # the body has ended: the end is checked once its events are out
         self._finished = False  # the body was read to its end
         self._closed = False
         self._error: BaseException | None = None  # raised once the chunks before it are out
         self.request_id: str | None = None
-        # Token budgets to charge before the first attempt and correct at the end.
-        self._charge: tuple[Mapping[str, Any], tuple[RateBudget, ...]] | None = None
-        self._charged: list[tuple[RateBudget, float]] = []
         #: The response headers once the stream is open (rate limits included).
         self.headers: Mapping[str, str] = _NO_HEADERS
 
@@ -142,63 +137,41 @@ class AsyncChatStream:
     def __del__(self) -> None:
         # Reached when a caller breaks out of ``async for`` without ``async with``: closing the
         # socket is synchronous, so nothing is scheduled on the loop.
+        # Its reservations are kept (it was sent and may have been generated).
         resp = getattr(self, "_resp", None)
-        if resp is not None and not resp.closed:
-            resp.close()
+        if resp is not None:
+            if not resp.closed:
+                resp.close()
+            resp.settle(Outcome.UNKNOWN)
 
     def _drop(self, *, reuse: bool) -> None:
+        """Give the connection back (``reuse``: the body was read to its end) or drop it;
+        an attempt not settled by then (broken, cancelled, left early) keeps its
+        reservations."""
         resp, self._resp = self._resp, None
         if resp is not None:
             if reuse:
                 resp.release()  # body fully read: the connection goes back to the pool
             else:
                 resp.close()  # unread body: drop the connection rather than reuse it
-
-    def charge_tokens(self, body: Mapping[str, Any], budgets: tuple[RateBudget, ...]) -> None:
-        """Charge ``body``'s token estimate to ``budgets`` before the first attempt; the
-        stream's final ``usage`` corrects it (a stream that never finishes keeps it)."""
-        self._charge = (body, budgets)
-
-    async def _charge_tokens(self) -> None:
-        assert self._charge is not None
-        body, budgets = self._charge
-        self._charge = None
-        for budget in budgets:
-            self._charged.append((budget, await budget.take_tokens(body)))
-
-    def _settle_tokens(self) -> None:
-        usage = self._assembler.usage
-        charged, self._charged = self._charged, []
-        for budget, amount in charged:
-            budget.settle(
-                amount, None if usage is None else usage.input_tokens + usage.output_tokens
-            )
+            resp.settle(Outcome.UNKNOWN)
 
     async def _ensure_open(self) -> None:
-        if self._charge is not None:
-            await self._charge_tokens()
-        while self._resp is None:
+        if self._resp is None:
             if self._closed:
                 raise RuntimeError("this stream is closed")
-            try:
-                self._resp = await self._transport.open_stream(
-                    self._path,
-                    body=self._body,
-                    opts=self._opts,
-                    bearer=self._bearer,
-                    attempt=self._attempt,
-                )
-                self.headers = self._resp.headers
-                self.request_id = self.headers.get("x-request-id")
-            except (APIConnectionError, APIStatusError) as error:
-                await self._retry_or_raise(error)
+            self._opened(await self._transport.send(self._call))
 
-    async def _retry_or_raise(self, error: APIError) -> None:
-        await self._transport.wait_before_retry(
-            "POST", self._path, error, self._attempt, self._opts
-        )
-        self._attempt += 1
+    def _opened(self, resp: StreamBody) -> None:
+        self._resp = resp
+        self.headers = resp.headers
+        self.request_id = resp.headers.get("x-request-id")
+
+    async def _reopen(self, error: APIError) -> None:
+        """The body broke before its first event: the request loop decides whether to try
+        again (and waits), or raises ``error``."""
         self._decoder = SSEDecoder(max_event_bytes=self._transport.max_response_bytes)
+        self._opened(await self._transport.send(self._call, failed=error))
 
     async def __anext__(self) -> ChatChunk:
         while True:
@@ -230,7 +203,7 @@ class AsyncChatStream:
             if self._finished or self._closed:
                 raise StopAsyncIteration
             resp = self._resp
-            if resp is None or self._charge is not None:  # not open yet: no coroutine per read
+            if resp is None:  # not open yet: no coroutine per read once it is
                 await self._ensure_open()
                 resp = self._resp
                 assert resp is not None
@@ -242,7 +215,7 @@ class AsyncChatStream:
                     self._error = self._broken(error)
                     self._error.__cause__ = error.__cause__
                     continue
-                await self._retry_or_raise(error)
+                await self._reopen(error)
                 continue
             except BaseException:
                 self._drop(reuse=False)
@@ -265,11 +238,12 @@ class AsyncChatStream:
         self._error = error
 
     def _end(self) -> None:
-        """The body was read to its end: release the connection, settle, check the finish."""
+        """The body was read to its end: settle, release the connection, check the finish."""
+        resp = self._resp
+        if resp is not None:
+            resp.settle(Outcome.ANSWERED, self._assembler.usage)
         self._drop(reuse=True)
         self._finished = True
-        if self._charged:
-            self._settle_tokens()
         if not self._assembler.finished:
             self._error = StreamError(
                 "the stream ended before its final event (no finish_reason)",

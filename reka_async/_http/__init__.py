@@ -3,9 +3,13 @@
 ``options`` (``Timeout`` and the one coercion), ``retry`` (``RetryPolicy``, ``Cooldown``, the
 retry headers), ``hooks`` (``on_request``/``on_response`` and their events), ``network``
 (proxy, TLS, connector, URLs shown without credentials), ``errors`` (the one translation
-point) and ``transport`` (the session).
+point), ``pacing`` (the cooldown and the key's window), ``accounting`` (what budgets reserve
+and settle per attempt), ``transport`` (the one request loop) over ``attempt`` (the seam:
+one HTTP attempt), whose network implementation is ``aiohttp_transport``.
 """
 
+from .accounting import Budget, Ledger, Outcome
+from .attempt import AsyncTransport, TransportRequest, TransportResponse
 from .hooks import (
     Hooks,
     RequestEvent,
@@ -24,10 +28,17 @@ from .network import (
 )
 from .options import DEFAULT_TIMEOUT, RequestOptions, Timeout, TimeoutLike, coerce_timeout
 from .retry import Cooldown, RetryEvent, RetryHook, RetryPolicy
-from .transport import ClientState, StreamBody, Transport, check_base_url
+from .transport import Call, ClientState, StreamBody, Transport, check_base_url
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "AsyncTransport",
+    "Budget",
+    "Call",
+    "Ledger",
+    "Outcome",
+    "TransportRequest",
+    "TransportResponse",
     "ClientState",
     "ConnectorFactory",
     "Cooldown",

@@ -6,8 +6,9 @@ A ``RateBudget(rpm=R, tpm=T)`` lets through, in any window of ``W`` seconds, at 
 ``R * W / 60 + request_burst`` requests (HTTP attempts: a retry is a request the server sees)
 and ``T * W / 60 + token_burst`` tokens, where each burst is one second's worth by default
 (at least one request). That is a token bucket of capacity ``burst`` that starts full and
-refills continuously. Tokens are charged on an estimate (``estimate_tokens``) before the
-request and corrected with the response's ``usage`` after it; a request whose estimate is
+refills continuously. Tokens are reserved on an estimate (``estimate_tokens``) before each
+attempt and settled by its outcome (``accounting.py``: refunded when it was refused or not
+sent, corrected with the answer's ``usage``, kept when that is unknown); a request whose estimate is
 larger than the whole burst waits for a full bucket and then goes, leaving the bucket in
 debt that later requests wait off (it never fails, and the long-run rate still holds).
 
@@ -25,7 +26,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .accounting import Budget
+
+if TYPE_CHECKING:
+    from .._models import Usage
 
 __all__ = ["RateBudget", "TokenBucket", "estimate_tokens", "make_budget"]
 
@@ -184,32 +190,45 @@ class RateBudget:
         """The token budget per minute, or ``None``."""
         return self.tokens.per_second * 60.0 if self.tokens is not None else None
 
-    async def take_tokens(self, body: Mapping[str, Any]) -> float:
-        """Charge the token estimate of ``body`` (waiting for it); returns what was charged."""
-        if self.tokens is None:
+    async def reserve(self, body: Mapping[str, Any] | None) -> float:
+        """Before an attempt: take one request (``rpm``) and ``body``'s token estimate
+        (``tpm``), waiting for both; returns the tokens reserved (``accounting.py``)."""
+        if self.requests is not None:
+            await self.requests.acquire()
+        if self.tokens is None or body is None:
             return 0.0
         return await self.tokens.acquire(float(estimate_tokens(body)))
 
-    def settle(self, charged: float, used: float | None) -> None:
-        """Correct a charge with the tokens used (``None``: unknown, keep the estimate)."""
+    def used(self, body: Mapping[str, Any] | None, usage: Usage) -> float:
+        """The tokens an answer used: input and output."""
+        return float(usage.input_tokens + usage.output_tokens)
+
+    def settle(self, reserved: float, used: float | None) -> None:
+        """Correct a token reservation with the tokens used (``0.0``: refund it all;
+        ``None``: unknown, keep it). A request taken stays taken: it was an attempt."""
         bucket = self.tokens
-        if bucket is None or used is None or not charged:
+        if bucket is None or used is None or not reserved:
             return
-        if used < charged:
-            bucket.refund(charged - used)
-        elif used > charged:
-            bucket.consume(used - charged)
+        if used < reserved:
+            bucket.refund(reserved - used)
+        elif used > reserved:
+            bucket.consume(used - reserved)
 
 
-def make_budget(
-    rpm: float | None, tpm: float | None, rate_budget: RateBudget | None
-) -> RateBudget | None:
-    """The budget of ``rpm=``/``tpm=``/``rate_budget=`` options (``ValueError`` on a mix-up)."""
+def make_budget(rpm: float | None, tpm: float | None, rate_budget: Budget | None) -> Budget | None:
+    """The budget of ``rpm=``/``tpm=``/``rate_budget=`` options (``ValueError`` on a mix-up).
+
+    ``rate_budget`` is a ``RateBudget``, or any other ``Budget`` (``accounting.py``), such as
+    the Ray integration's job-wide shared budget.
+    """
     if rate_budget is not None:
         if rpm is not None or tpm is not None:
             raise ValueError("pass rpm/tpm or rate_budget, not both")
-        if not isinstance(rate_budget, RateBudget):
-            raise ValueError(f"rate_budget: must be a RateBudget, got {type(rate_budget).__name__}")
+        if not isinstance(rate_budget, Budget):
+            raise ValueError(
+                "rate_budget: must be a RateBudget (or another Budget), got "
+                f"{type(rate_budget).__name__}"
+            )
         return rate_budget
     if rpm is None and tpm is None:
         return None

@@ -60,6 +60,9 @@ _NOT_SENT: Final[tuple[type[BaseException], ...]] = tuple(
         aiohttp.ClientConnectorError,
         aiohttp.ClientHttpProxyError,
         aiohttp.InvalidURL,
+        # A transport other than aiohttp's (``attempt.py``) may raise the builtin: the
+        # connection was never made, so the request was never read.
+        ConnectionRefusedError,
         getattr(aiohttp, "ConnectionTimeoutError", None),
     )
     if cls is not None

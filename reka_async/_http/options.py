@@ -18,7 +18,7 @@ from .._exceptions import InvalidRequestError, MissingAPIKeyError
 from .._types import NotGiven
 
 if TYPE_CHECKING:
-    from .budget import RateBudget
+    from .accounting import Budget
     from .hooks import Hooks
     from .retry import RetryEvent, RetryHook
 
@@ -167,8 +167,9 @@ class RequestOptions:
     max_retries: int
     extra_headers: Mapping[str, str] | None = None
     on_retry: RetryHook | None = None
-    #: A rate budget of the caller's (a ``BatchRunner``'s) on top of the client's.
-    budget: RateBudget | None = None
+    #: The budgets every attempt reserves from (``accounting.py``): the client's, then the
+    #: caller's (a ``BatchRunner``'s rate and cost budgets).
+    budgets: tuple[Budget, ...] = ()
     hooks: Hooks | None = None
 
     def override(
@@ -178,7 +179,7 @@ class RequestOptions:
         max_retries: int | None,
         extra_headers: Mapping[str, str] | None,
         on_retry: RetryHook | None = None,
-        budget: RateBudget | None = None,
+        budgets: tuple[Budget, ...] = (),
         hooks: Hooks | None = None,
     ) -> RequestOptions:
         """These options with a call's overrides applied (``self`` when there are none).
@@ -191,7 +192,7 @@ class RequestOptions:
             and max_retries is None
             and not extra_headers
             and on_retry is None
-            and budget is None
+            and not budgets
             and hooks is None
         ):
             return self  # the common case allocates nothing
@@ -209,7 +210,7 @@ class RequestOptions:
             extra_headers=extra_headers or self.extra_headers,
             on_retry=chain_retry_hooks(self.on_retry, on_retry),
             hooks=self.hooks.plus(hooks) if self.hooks is not None else hooks,
-            budget=budget,
+            budgets=self.budgets + budgets,
         )
 
 

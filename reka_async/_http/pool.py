@@ -1,29 +1,31 @@
-"""What a ``Transport`` shares and hands out: the pool's state (``_Pool``, ``ClientState``),
+"""What the request loop shares and hands out: the pool's state (``Pool``, ``ClientState``),
 the base-URL check, bounded body reads (``read_body``), and ``StreamBody``, the byte source a
-stream reads from. Split from ``transport.py``, which keeps the request loop.
+stream reads from.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import weakref
 from collections.abc import Mapping
-from ssl import SSLContext
+from typing import TYPE_CHECKING
 
-import aiohttp
 from yarl import URL
 
 from .._exceptions import ResponseTooLargeError
+from .accounting import Ledger, Outcome
+from .attempt import AsyncTransport, TransportResponse
 from .errors import map_errors
-from .network import ConnectorFactory, display_url, is_loopback
+from .network import display_url, is_loopback
+
+if TYPE_CHECKING:
+    from .._models import Usage
 
 __all__ = [
     "ClientState",
     "Pool",
     "StreamBody",
     "check_base_url",
-    "has_idle",
     "read_body",
     "too_large",
 ]
@@ -63,38 +65,41 @@ def too_large(limit: int, what: str, request_id: str | None) -> ResponseTooLarge
     )
 
 
-async def read_body(resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
-    """The whole body (decompressed), or ``ResponseTooLargeError`` once it passes ``limit``.
+async def read_body(resp: TransportResponse, limit: int | None) -> bytes:
+    """The whole body, then the connection released; ``ResponseTooLargeError`` once it
+    passes ``limit``.
 
     The connection is dropped at once when the limit is passed: a hostile or broken server
     (an endless body, a compression bomb) costs at most ``limit`` bytes of memory.
     """
-    if limit is None:
-        return await resp.read()
-    content = resp.content
     parts: list[bytes] = []
     size = 0
-    while chunk := await content.readany():
+    while chunk := await resp.read():
         size += len(chunk)
-        if size > limit:
+        if limit is not None and size > limit:
             resp.close()
             raise too_large(limit, "the response body", resp.headers.get("x-request-id"))
         parts.append(chunk)
+    resp.release()
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class StreamBody:
-    """The body of a streamed response as a byte source; the stream above never sees aiohttp.
+    """The body of a streamed response as a byte source; the stream above never sees the
+    transport's types.
 
-    ``read()`` returns the next bytes (``b""`` at the end) and raises our errors only.
+    ``read()`` returns the next bytes (``b""`` at the end) and raises our errors only. It
+    carries the open attempt's ``Ledger``: the stream settles it by how it ends.
     """
 
-    __slots__ = ("__weakref__", "_errors", "_resp", "headers")
+    __slots__ = ("__weakref__", "_errors", "_resp", "headers", "ledger")
 
-    def __init__(self, resp: aiohttp.ClientResponse, errors: map_errors) -> None:
+    def __init__(self, resp: TransportResponse, errors: map_errors, ledger: Ledger | None) -> None:
         self._resp = resp
         self._errors = errors
         self.headers: Mapping[str, str] = resp.headers
+        #: The reservations of this attempt (``None``: no budget), closed by the stream.
+        self.ledger = ledger
 
     @property
     def closed(self) -> bool:
@@ -104,7 +109,7 @@ class StreamBody:
     async def read(self) -> bytes:
         """The bytes available next (waiting for some), or ``b""`` at the end of the body."""
         with self._errors:
-            return await self._resp.content.readany()
+            return await self._resp.read()
 
     def release(self) -> None:
         """Hand the connection back to the pool (the body was read to the end)."""
@@ -114,50 +119,22 @@ class StreamBody:
         """Drop the connection (an unread body must not be reused). Synchronous."""
         self._resp.close()
 
-
-def has_idle(session: aiohttp.ClientSession) -> bool:
-    """Whether the pool holds an idle keep-alive connection (the next request reuses one).
-
-    aiohttp keeps no public count; its connector's ``_conns`` holds the idle ones, keyed by
-    host and dropped when empty. Without it (another connector), assume a reuse, as aiohttp's
-    own retry of idempotent requests does.
-    """
-    return bool(getattr(session.connector, "_conns", True))
+    def settle(self, outcome: Outcome, usage: Usage | None = None) -> None:
+        """Settle this attempt's reservations by how the stream ended (once)."""
+        if self.ledger is not None:
+            self.ledger.close(outcome, usage)
 
 
 class Pool:
-    """What a client shares with its ``with_options`` copies: the session and its loop, the
-    pool's lifecycle, how it connects, and the last response headers (rate limits are per key).
-    """
+    """What a client shares with its ``with_options`` copies: the attempt transport, the
+    lifecycle, the streams handed out and the last response headers (rate limits are per
+    key)."""
 
-    __slots__ = (
-        "connector_factory",
-        "headers",
-        "last_headers",
-        "loop",
-        "pid",
-        "proxy",
-        "session",
-        "ssl",
-        "state",
-        "streams",
-    )
+    __slots__ = ("last_headers", "sender", "state", "streams")
 
-    def __init__(
-        self,
-        *,
-        headers: dict[str, str],
-        proxy: URL | None,
-        ssl: SSLContext | None,
-        connector_factory: ConnectorFactory | None,
-    ) -> None:
-        self.headers = headers
-        self.proxy = proxy
-        self.ssl = ssl
-        self.connector_factory = connector_factory
-        self.session: aiohttp.ClientSession | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.pid = 0  # the process that opened the session (a fork's child may not use it)
+    def __init__(self, sender: AsyncTransport) -> None:
+        #: What performs each attempt (``AiohttpTransport`` unless ``transport=`` was given).
+        self.sender = sender
         self.state = ClientState.UNOPENED
         #: Stream bodies handed out and not yet collected (closed on ``aclose``).
         self.streams: weakref.WeakSet[StreamBody] = weakref.WeakSet()

@@ -1,41 +1,51 @@
-"""``Transport``: owns the aiohttp session, sends requests with the retry policy, and opens
-streams as plain byte sources.
+"""``Transport``: the one request loop, for plain and streamed calls alike.
 
-This is the hot path of every call: one coroutine frame for the whole exchange, retries
-included, and errors translated by ``map_errors`` at the one boundary.
+Each attempt goes through the same steps, in this order, in ``Transport.send``:
+
+1. pacing: the shared cooldown and the key's window (``Pacer``), only while one is in play;
+2. budgets: every ``Budget`` of the request reserves its worst case (``Ledger``,
+   ``accounting.py``);
+3. the ``on_request`` hooks;
+4. one attempt through the ``AsyncTransport`` below (``attempt.py``: aiohttp by default,
+   ``reka_async.testing.MockTransport`` in tests), its third-party errors translated once
+   (``map_errors``);
+5. the answer's rate-limit headers are read (``Pacer.observe``), the attempt's reservations
+   settled by its outcome, the ``on_response`` hooks called;
+6. a 2xx plain answer is parsed and returned; a 2xx stream is returned as soon as its
+   headers are in (``StreamBody``, which carries its reservations to the stream); anything
+   else goes to the retry decision and its wait (``_retry_wait``), or is raised.
+
+A reused keep-alive connection that fails before any answer is retried once, at once
+(``_http/retry.py``). A stream whose body breaks before its first event comes back to the
+same loop (``send(call, failed=error)``): the stream object decides nothing about retries.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
-import os
 from collections.abc import Callable, Mapping
-from ssl import SSLContext
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-import aiohttp
 import attrs
 from multidict import CIMultiDict
 from yarl import URL
 
-from .._exceptions import (
-    APIConnectionError,
-    APIError,
-)
+from .._exceptions import APIConnectionError, APIError
 from .._version import __version__
-from .budget import RateBudget
+from .accounting import Budget, Ledger, Outcome, outcome_of
+from .aiohttp_transport import AiohttpTransport
+from .attempt import AsyncTransport, TransportRequest
 from .errors import invalid_body, map_errors, stale_candidate, status_error
-from .gate import Gate
 from .hooks import Hooks
-from .network import ConnectorFactory, display_url
+from .network import display_url
 from .options import RequestOptions, Timeout, chain_retry_hooks
-from .pool import ClientState, Pool, StreamBody, check_base_url, has_idle, read_body
+from .pacing import Pacer
+from .pool import ClientState, Pool, StreamBody, check_base_url, read_body
 from .quota import Quota
-from .retry import Cooldown, RetryHook, RetryPolicy
+from .retry import RetryEvent, RetryHook, RetryPolicy
 
-__all__ = ["ClientState", "StreamBody", "Transport", "check_base_url", "read_body"]
+__all__ = ["Call", "ClientState", "StreamBody", "Transport", "check_base_url", "read_body"]
 
 logger = logging.getLogger("reka_async")
 
@@ -44,11 +54,64 @@ T = TypeVar("T")
 USER_AGENT = f"reka-async/{__version__}"
 
 
-class Transport(Gate):
-    """Owns one ``aiohttp.ClientSession`` (created lazily inside the running loop).
+class Call(Generic[T]):
+    """One request and its attempts so far: what ``Transport.send`` loops over.
 
-    ``derive`` makes a copy with other per-request settings over the same pool (the session,
-    the cooldown and any other shared budget); closing a copy leaves the pool open.
+    Made by ``Transport.call``; a stream keeps its ``Call`` so that a body broken before
+    its first event goes back to the same loop.
+    """
+
+    __slots__ = (
+        "attempt",
+        "body",
+        "errors",
+        "headers",
+        "method",
+        "opts",
+        "parse",
+        "path",
+        "payload",
+        "stale_retry",
+        "stream",
+        "url",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        url: URL,
+        errors: map_errors,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        payload: Mapping[str, Any] | None,
+        opts: RequestOptions,
+        stream: bool,
+        parse: Callable[[bytes, str | None], T] | None,
+        stale_retry: bool,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.url = url
+        self.errors = errors
+        self.headers = headers
+        self.body = body
+        #: The canonical request body the budgets estimate from (``None`` for a GET).
+        self.payload = payload
+        self.opts = opts
+        self.stream = stream
+        self.parse = parse
+        #: The attempt being made (0 is the first); what the hooks are told.
+        self.attempt = 0
+        #: Whether the transparent retry of a stale connection is still allowed.
+        self.stale_retry = stale_retry
+
+
+class Transport:
+    """The request loop of a client, over an ``AsyncTransport`` (see the module docstring).
+
+    ``derive`` makes a copy with other per-request settings over the same pool (the
+    attempt transport, the pacer, the budgets); closing a copy leaves the pool open.
     """
 
     def __init__(
@@ -59,13 +122,11 @@ class Transport(Gate):
         timeout: Timeout,
         retry_policy: RetryPolicy,
         max_connections: int,
+        sender: AsyncTransport | None = None,
         default_headers: Mapping[str, str] | None = None,
         hooks: Hooks | None = None,
         on_retry: RetryHook | None = None,
-        proxy: URL | None = None,
-        ssl: SSLContext | None = None,
-        connector_factory: ConnectorFactory | None = None,
-        budget: RateBudget | None = None,
+        budget: Budget | None = None,
         max_response_bytes: int | None = None,
     ) -> None:
         self.base_url = base_url
@@ -74,39 +135,53 @@ class Transport(Gate):
         self.max_connections = max_connections
         #: The largest body, or stream event, read from a response (``None``: no limit).
         self.max_response_bytes = max_response_bytes
-        self.cooldown = Cooldown()
         #: The client's rate budget (``AsyncClient(rpm=, tpm=)``), or ``None``.
         self.budget = budget
-        #: The key's window as the server's x-ratelimit-* headers describe it.
-        self.quota = Quota(slack=max_connections, max_wait=retry_policy.max_server_wait)
+        #: The shared cooldown and the key's window, as the server's headers describe it.
+        self.pacer = Pacer(Quota(slack=max_connections, max_wait=retry_policy.max_server_wait))
         self.default_options = RequestOptions(
             timeout=timeout,
             max_retries=retry_policy.max_retries,
             on_retry=on_retry,
             hooks=hooks or None,
+            budgets=(budget,) if budget is not None else (),
         )
         #: Whether closing this transport closes the pool (false for ``derive`` copies).
         self.owns_pool = True
         self._closed = False  # this copy was closed (the pool may live on)
-        self._stream_timeout = timeout.to_aiohttp()
-        self._plain_timeout = timeout.to_aiohttp_plain()
-        headers = {
-            "X-Api-Key": api_key,
-            "User-Agent": USER_AGENT,
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            **(default_headers or {}),
-        }
-        # The OpenAI dialect's auth header, sent beside X-Api-Key on its requests only.
-        # A CIMultiDict, not a dict: aiohttp converts per request any headers given as a dict.
-        self._bearer: Mapping[str, str] = CIMultiDict({"Authorization": f"Bearer {api_key}"})
-        self._pool = Pool(
-            headers=headers, proxy=proxy, ssl=ssl, connector_factory=connector_factory
+        base = CIMultiDict(
+            {
+                "X-Api-Key": api_key,
+                "User-Agent": USER_AGENT,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            }
         )
-        self._routes: dict[tuple[str, str], tuple[URL, map_errors]] = {}
+        base.update(default_headers or {})
+        # The request headers by (bearer, stream), made once: a CIMultiDict, as aiohttp would
+        # convert a dict per request. The OpenAI dialect sends its Bearer header beside
+        # X-Api-Key; a stream asks for server-sent events.
+        self._headers: dict[tuple[bool, bool], CIMultiDict[str]] = {}
+        for bearer in (False, True):
+            for stream in (False, True):
+                headers = base.copy()
+                if bearer:
+                    headers["Authorization"] = f"Bearer {api_key}"
+                if stream:
+                    headers["Accept"] = "text/event-stream"
+                self._headers[bearer, stream] = headers
+        self._pool = Pool(
+            sender if sender is not None else AiohttpTransport(max_connections=max_connections)
+        )
+        self._routes: dict[tuple[str, str], tuple[URL, map_errors, str]] = {}
 
     def __repr__(self) -> str:
         return f"<Transport {display_url(self.base_url)!r} {self.state.value}>"
+
+    @property
+    def sender(self) -> AsyncTransport:
+        """What performs each attempt (the attempt transport)."""
+        return self._pool.sender
 
     @property
     def state(self) -> ClientState:
@@ -117,6 +192,13 @@ class Transport(Gate):
     def last_headers(self) -> Mapping[str, str] | None:
         """The headers of the most recent HTTP answer on this pool, or ``None`` before one."""
         return self._pool.last_headers
+
+    @property
+    def connections_in_use(self) -> int:
+        """Connections of the pool held by a request or an open stream (0 when the attempt
+        transport does not count them)."""
+        sender = self._pool.sender
+        return sender.connections_in_use if isinstance(sender, AiohttpTransport) else 0
 
     def derive(
         self,
@@ -129,17 +211,15 @@ class Transport(Gate):
     ) -> Transport:
         """A transport over the same pool with other per-request settings.
 
-        A shallow copy, so the pool, the cooldown and any other shared state are the same
-        objects. Its ``default_headers`` are sent per request on top of the session's; its
-        hooks run after this transport's.
+        A shallow copy, so the pool, the pacer and the budgets are the same objects. Its
+        ``default_headers`` are sent per request on top of the client's; its hooks run after
+        this transport's.
         """
         new = copy.copy(self)
         new.owns_pool = False
         new._closed = False
         if timeout is not None:
             new.timeout = timeout
-            new._stream_timeout = timeout.to_aiohttp()
-            new._plain_timeout = timeout.to_aiohttp_plain()
         if retry_policy is not None:
             new.retry_policy = retry_policy
         base = self.default_options
@@ -157,246 +237,259 @@ class Transport(Gate):
         )
         return new
 
-    @property
-    def connections_in_use(self) -> int:
-        """Connections of the pool currently held by a request or an open stream."""
-        session = self._pool.session
-        if session is None or session.closed or session.connector is None:
-            return 0
-        # aiohttp has no public counter; the connector's acquired set is what it limits.
-        acquired: Any = getattr(session.connector, "_acquired", ())
-        return len(acquired)
-
-    def route(self, method: str, path: str) -> tuple[URL, map_errors]:
-        """The absolute URL of an endpoint and the error translator naming it (cached)."""
+    def route(self, method: str, path: str) -> tuple[URL, map_errors, str]:
+        """The absolute URL of an endpoint, the error translator naming it and the URL as
+        shown to hooks (cached)."""
         route = self._routes.get((method, path))
         if route is None:
             what = f"{method} {path}" if method != "STREAM" else f"POST {path} (stream)"
             url = URL(str(self.base_url) + path, encoded=True)
-            route = self._routes[method, path] = (url, map_errors(what))
+            route = self._routes[method, path] = (url, map_errors(what), display_url(url))
         return route
 
-    def session(self) -> aiohttp.ClientSession:
-        """The session, created on first use inside the running event loop."""
+    def open(self) -> None:
+        """Mark the pool open (on ``async with`` or the first attempt); the network transport
+        makes its session now, in the running loop.
+
+        Raises:
+            RuntimeError: the client is closed, or bound to another event loop.
+        """
         pool = self._pool
-        session = pool.session
-        if session is not None and not self._closed:
-            if pool.loop is not asyncio.get_running_loop():
-                if pool.pid != os.getpid():
-                    raise RuntimeError(
-                        f"this AsyncClient opened its connections in process {pool.pid} and "
-                        f"cannot be used in process {os.getpid()}, a child made by fork(): "
-                        "create a new client in the child (or use the 'spawn' start method)"
-                    )
-                raise RuntimeError(
-                    "this AsyncClient is bound to another event loop; create one client per loop "
-                    "(or use reka_async.Client from synchronous code)"
-                )
-            return session
         if self._closed or pool.state is ClientState.CLOSED:
             raise RuntimeError("this client is closed; create a new one")
-        pool.loop = asyncio.get_running_loop()
-        pool.pid = os.getpid()
-        if pool.connector_factory is not None:
-            connector: aiohttp.BaseConnector = pool.connector_factory()
-        else:
-            connector = aiohttp.TCPConnector(
-                limit=self.max_connections,
-                limit_per_host=0,
-                ttl_dns_cache=300,
-                enable_cleanup_closed=False,
-                ssl=pool.ssl if pool.ssl is not None else True,
-            )
-        # Proxies come from proxy= or were read from the environment once (network.py), so
-        # trust_env stays off: aiohttp would look them up in a thread on every request.
-        pool.session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._stream_timeout,
-            headers=pool.headers,
-            proxy=pool.proxy,
-            auto_decompress=True,
-            raise_for_status=False,
-            trust_env=False,
-        )
+        if isinstance(pool.sender, AiohttpTransport):
+            pool.sender.open()
         pool.state = ClientState.OPEN
-        return pool.session
 
     async def aclose(self) -> None:
-        """Close the session and its connections (a ``derive`` copy: only the copy). Safe to
-        call more than once."""
+        """Close the pool and its attempt transport (a ``derive`` copy: only the copy). Safe
+        to call more than once."""
         self._closed = True
         if not self.owns_pool:
             return
         pool = self._pool
+        if pool.state is ClientState.CLOSED:
+            return
         pool.state = ClientState.CLOSED
-        session, pool.session = pool.session, None
         # Streams left open (a caller that never finished one) give their connections back
         # first: closing the session under them leaves aiohttp warning "Unclosed connection"
         # whenever their response objects are collected later.
         for body in list(pool.streams):
             body.close()
-        if session is not None and not session.closed:
-            await session.close()
+            body.settle(Outcome.UNKNOWN)
+        await pool.sender.aclose()
 
-    async def request(
+    def call(
         self,
         method: str,
         path: str,
         *,
         body: bytes | None,
         opts: RequestOptions,
-        parse: Callable[[bytes, str | None], T],
+        parse: Callable[[bytes, str | None], T] | None = None,
+        payload: Mapping[str, Any] | None = None,
         bearer: bool = False,
-    ) -> T:
-        """Send a request with retries; return ``parse(body, request_id)`` of the 2xx response.
-
-        ``parse`` decodes and structures the raw bytes (``request_id`` is the response's
-        ``x-request-id``); any exception it raises becomes an ``APIResponseValidationError``.
-        """
+        stream: bool = False,
+    ) -> Call[T]:
+        """A request to ``send``: ``parse(body, request_id)`` decodes a 2xx plain answer
+        (any exception it raises becomes an ``APIResponseValidationError``); ``payload`` is
+        the canonical body the budgets estimate from."""
         route = self._routes.get((method, path))
-        url, errors = route if route is not None else self.route(method, path)
-        headers = opts.extra_headers
-        if bearer:
-            headers = {**self._bearer, **headers} if headers else self._bearer
-        timeout = (
-            self._plain_timeout if opts.timeout is self.timeout else opts.timeout.to_aiohttp_plain()
+        url, errors, _ = route if route is not None else self.route(method, path)
+        if stream:
+            errors = self.route("STREAM", path)[1]
+        headers: Mapping[str, str] = self._headers[bearer, stream]
+        extra = opts.extra_headers
+        if extra:
+            merged = headers.copy()  # type: ignore[attr-defined]
+            merged.update(extra)
+            headers = merged
+        return Call(
+            method,
+            path,
+            url,
+            errors,
+            headers,
+            body,
+            payload,
+            opts,
+            stream,
+            parse,
+            self.retry_policy.may_bill_twice,
         )
-        cooldown = self.cooldown
-        quota = self.quota
-        gated = self.budget is not None or opts.budget is not None
+
+    async def send(self, call: Call[T], failed: APIError | None = None) -> Any:
+        """Make the attempts of ``call`` until one succeeds or the retry decision gives up.
+
+        Returns ``parse(...)`` of the 2xx answer for a plain call, the open ``StreamBody``
+        for a stream. ``failed``: a stream's attempt whose body broke before its first event
+        (the loop goes on from the retry decision).
+
+        Raises:
+            APIStatusError: an error status that is not retried (a subclass per status).
+            APIConnectionError: no complete answer (``APITimeoutError`` on a timeout).
+            APIResponseValidationError: a 2xx body of the wrong shape.
+        """
+        opts = call.opts
         hooks = opts.hooks  # None unless there are hooks: the loop then checks only that
+        budgets = opts.budgets
         pool = self._pool
-        # One transparent retry of a stale keep-alive connection (``_http/retry.py``).
-        stale_retry = self.retry_policy.may_bill_twice
-        attempt = 0
+        sender = pool.sender
+        pacer = self.pacer
+        cooldown = pacer.cooldown
+        quota = pacer.quota
+        errors = call.errors
+        if failed is not None:
+            await self._retry_wait(call, failed)
+            call.attempt += 1
         while True:
-            if gated or cooldown.deadline or quota.active:
-                await self.before_send(opts)
-            session = self.session()
-            reused = stale_retry and has_idle(session)
+            if pool.state is not ClientState.OPEN or self._closed:
+                self.open()
+            if cooldown.deadline or quota.active:
+                await pacer.before_attempt()
+            ledger = await Ledger.reserve(budgets, call.payload) if budgets else None
+            request = TransportRequest(
+                call.method, call.url, call.headers, call.body, call.stream, opts.timeout
+            )
             if hooks is not None:
-                event = hooks.started(method, path, display_url(url), attempt, body, False)
+                event = hooks.started(
+                    call.method,
+                    call.path,
+                    self.route(call.method, call.path)[2],
+                    call.attempt,
+                    call.body,
+                    call.stream,
+                )
             error: APIError
+            resp = None
             try:
                 with errors:
-                    async with session.request(
-                        method,
-                        url,
-                        data=body,
-                        headers=headers,
-                        timeout=timeout,
-                        allow_redirects=False,
-                    ) as resp:
+                    resp = await sender.send(request)
+                    status = resp.status
+                    if status >= 300 or not call.stream:
                         raw = await read_body(resp, self.max_response_bytes)
             except APIConnectionError as exc:  # raised by map_errors: no complete answer
-                error = exc
+                if resp is not None:
+                    resp.close()  # the body broke: the connection is not reused
+                if ledger is not None:
+                    ledger.close(outcome_of(exc))
                 if hooks is not None:
                     hooks.answered(event, status=None, headers=None, error=exc)
-                if reused and stale_candidate(exc):
-                    stale_retry = False
-                    self._stale_retry(method, path, exc, attempt, opts)
+                if call.stale_retry and request.reused and stale_candidate(exc):
+                    call.stale_retry = False
+                    self._report_stale_retry(call, exc)
                     continue  # not counted against max_retries: a fresh connection, at once
+                error = exc
+            except BaseException:  # cancelled, or a body over the size limit
+                if resp is not None:
+                    resp.close()
+                if ledger is not None:
+                    ledger.close(Outcome.UNKNOWN)
+                raise
             else:
-                remaining = resp.headers.get("x-ratelimit-remaining")
-                if remaining is not None:
-                    quota.observe(remaining, resp.headers)
-                status = resp.status
                 pool.last_headers = received = resp.headers
+                remaining = received.get("x-ratelimit-remaining")
+                if remaining is not None:
+                    quota.observe(remaining, received)
                 if status < 300:
+                    if call.stream:
+                        if hooks is not None:
+                            hooks.answered(event, status=status, headers=received)
+                        body = StreamBody(resp, errors, ledger)
+                        pool.streams.add(body)
+                        return body
                     request_id = received.get("x-request-id")
                     try:
-                        result = parse(raw, request_id)
+                        result = call.parse(raw, request_id)  # type: ignore[misc]
                     except Exception as exc:  # any decode/shape failure: one typed error
                         invalid = invalid_body(status, request_id, raw, exc)
+                        if ledger is not None:
+                            ledger.close(Outcome.ANSWERED)  # no usage to read: kept in full
                         if hooks is not None:
                             hooks.answered(
                                 event, status=status, headers=received, content=raw, error=invalid
                             )
                         raise invalid from exc
+                    if ledger is not None:
+                        ledger.close(Outcome.ANSWERED, getattr(result, "usage", None))
                     if hooks is not None:
                         hooks.answered(
                             event, status=status, headers=received, content=raw, response=result
                         )
                     return result
                 error = status_error(status, received, raw)
+                if ledger is not None:
+                    ledger.close(Outcome.REFUSED)
                 if hooks is not None:
                     hooks.answered(event, status=status, headers=received, content=raw, error=error)
-            await self.wait_before_retry(method, path, error, attempt, opts)
-            attempt += 1
+            await self._retry_wait(call, error)
+            call.attempt += 1
 
-    async def open_stream(
-        self,
-        path: str,
-        *,
-        body: bytes,
-        opts: RequestOptions,
-        bearer: bool = False,
-        attempt: int = 0,
-    ) -> StreamBody:
-        """One attempt to open a streamed POST; returns its body once the headers are in.
+    async def _retry_wait(self, call: Call[Any], error: APIError) -> None:
+        """The retry decision and its wait: sleep before the next attempt, or raise ``error``
+        when it must not be retried.
 
-        ``attempt`` (0 for the first) is what the hooks are told.
-
-        Raises:
-            APIStatusError: a non-2xx answer.
-            APIConnectionError: no answer (``APITimeoutError`` on a timeout).
+        Two kinds of rate-limit 429 (``_http/quota.py``): one whose headers say the key's
+        quota is spent (``x-ratelimit-remaining: 0``) trips the client's shared cooldown, so
+        every other request of this client waits too; one that does not (an overload answer)
+        delays this request alone.
         """
-        if (
-            self.cooldown.deadline
-            or self.quota.active
-            or self.budget is not None
-            or opts.budget is not None
-        ):
-            await self.before_send(opts)
-        session = self.session()
-        url, errors = self.route("STREAM", path)
-        headers = {"Accept": "text/event-stream", **(opts.extra_headers or {})}
-        if bearer:
-            headers.update(self._bearer)
-        timeout = (
-            self._stream_timeout if opts.timeout is self.timeout else opts.timeout.to_aiohttp()
-        )
-        hooks = opts.hooks
-        stale_retry = self.retry_policy.may_bill_twice
-        while True:
-            reused = stale_retry and has_idle(session)
-            if hooks is not None:
-                event = hooks.started("POST", path, display_url(url), attempt, body, True)
-            try:
-                with errors:
-                    resp = await session.post(
-                        url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-                    )
-                break
-            except APIConnectionError as exc:
-                if hooks is not None:
-                    hooks.answered(event, status=None, headers=None, error=exc)
-                if not (reused and stale_candidate(exc)):
-                    raise
-                stale_retry = False  # a stale pooled connection: once more, on a new one
-                self._stale_retry("POST", path, exc, attempt, opts)
-        self._pool.last_headers = resp.headers
-        remaining = resp.headers.get("x-ratelimit-remaining")
-        if remaining is not None:
-            self.quota.observe(remaining, resp.headers)
-        if resp.status >= 300:
-            try:
-                with errors:
-                    raw = await read_body(resp, self.max_response_bytes)
-            except APIConnectionError as exc:
-                if hooks is not None:
-                    hooks.answered(event, status=resp.status, headers=resp.headers, error=exc)
-                raise
-            finally:
-                resp.release()
-            error = status_error(resp.status, resp.headers, raw)
-            if hooks is not None:
-                hooks.answered(
-                    event, status=resp.status, headers=resp.headers, content=raw, error=error
-                )
+        opts = call.opts
+        policy = self.retry_policy
+        pacer = self.pacer
+        delay = policy.delay_for(error, call.attempt, opts.max_retries)
+        spent = pacer.spent(error)
+        if spent:
+            pacer.refused(error, delay, policy.max_server_wait)
+        if delay is None:
             raise error
-        if hooks is not None:
-            hooks.answered(event, status=resp.status, headers=resp.headers)
-        stream_body = StreamBody(resp, errors)
-        self._pool.streams.add(stream_body)
-        return stream_body
+        may_bill_twice = policy.retry_may_bill_twice(error)
+        logger.info(
+            "retrying %s %s in %.2f s (attempt %d of %d failed%s): %s",
+            call.method,
+            call.path,
+            delay,
+            call.attempt + 1,
+            opts.max_retries + 1,
+            "; it may have reached the server, so this retry may bill twice"
+            if may_bill_twice
+            else "",
+            error,
+        )
+        if opts.on_retry is not None:
+            opts.on_retry(
+                RetryEvent(
+                    method=call.method,
+                    path=call.path,
+                    attempt=call.attempt,
+                    error=error,
+                    delay=delay,
+                    rate_limited=pacer.rate_limited(error),
+                    quota_spent=spent,
+                    may_bill_twice=may_bill_twice,
+                )
+            )
+        await pacer.wait_retry(delay, spent)
+
+    def _report_stale_retry(self, call: Call[Any], error: APIError) -> None:
+        """Report the transparent retry of a stale keep-alive connection: it may bill twice
+        (``_http/retry.py``), so the retry hook and the log see it like any other retry."""
+        logger.info(
+            "retrying %s %s at once on a new connection (may bill twice: a reused connection "
+            "failed before any answer): %s",
+            call.method,
+            call.path,
+            error,
+        )
+        if call.opts.on_retry is not None:
+            call.opts.on_retry(
+                RetryEvent(
+                    method=call.method,
+                    path=call.path,
+                    attempt=call.attempt,
+                    error=error,
+                    delay=0.0,
+                    rate_limited=False,
+                    may_bill_twice=True,
+                )
+            )

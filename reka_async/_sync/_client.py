@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._client import AsyncClient
 from .._http import TimeoutLike, display_url
-from .._http.budget import RateBudget
+from .._http.accounting import Budget
 from .._http.options import resolve_api_key
 from .._http.quota import Quota, RateLimit
 from .._models import ChatResponse, Model
@@ -311,8 +311,8 @@ class Client:
         return self._async.rate_limit
 
     @property
-    def rate_budget(self) -> RateBudget | None:
-        """The client's ``RateBudget`` (from ``rpm``/``tpm``/``rate_budget``), or ``None``."""
+    def rate_budget(self) -> Budget | None:
+        """The client's budget (see ``AsyncClient.rate_budget``), or ``None``."""
         return self._async.rate_budget
 
     @property

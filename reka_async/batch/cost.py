@@ -15,7 +15,10 @@ the requests in flight to settle; if it still does not fit, the batch stops
 continues). When a response arrives its reservation is replaced by its real cost. A retry
 that may bill twice (``RetryEvent.may_bill_twice``) charges the failed attempt at its worst
 case and must fit a new reservation, or the item fails with ``BudgetExceededError``; so the
-cost actually billed never exceeds ``max_cost``.
+cost actually billed never exceeds ``max_cost``. Reservations are per attempt, through the one
+accounting protocol (``_http/accounting.py``): an error status or a request that was never
+sent gives its reservation back, an answer settles it to its cost, and an attempt whose fate
+is unknown (a timeout, a dropped connection) keeps its worst case.
 """
 
 from __future__ import annotations
@@ -194,6 +197,10 @@ class BudgetExceededError(BatchAbortedError):
 class CostBudget:
     """The ``max_cost`` budget: reservations of in-flight worst cases (module docstring).
 
+    A ``Budget`` (``_http/accounting.py``): the request loop reserves before every attempt
+    and settles by the attempt's outcome, so a retry that may have been billed keeps the
+    failed attempt's worst case and reserves again.
+
     Args:
         max_cost: the budget in USD.
         prices: the price table.
@@ -209,7 +216,7 @@ class CostBudget:
         self.spent = 0.0
         self.reserved = 0.0
         self._in_flight = 0
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()
 
     def __repr__(self) -> str:
         return (
@@ -220,8 +227,8 @@ class CostBudget:
     def _fits(self, amount: float) -> bool:
         return self.spent + self.reserved + amount <= self.max_cost + 1e-12
 
-    async def reserve(self, body: Mapping[str, Any]) -> float:
-        """Reserve ``body``'s worst case, waiting for in-flight requests to settle if needed.
+    async def reserve(self, body: Mapping[str, Any] | None) -> float:
+        """Reserve ``body``'s worst case, waiting for in-flight attempts to settle if needed.
 
         Returns:
             The amount reserved (give it back to ``settle``).
@@ -230,19 +237,20 @@ class CostBudget:
             InvalidRequestError: the model has no known price (the item fails, unsent).
             BudgetExceededError: it cannot fit even with nothing else in flight.
         """
-        amount = self.prices.worst_case(body)
+        amount = self.prices.worst_case(body or {})
         if amount is None:
+            model = None if body is None else body.get("model")
             raise InvalidRequestError(
-                f"not sent: no price is known for model {body.get('model')!r}, and max_cost "
+                f"not sent: no price is known for model {model!r}, and max_cost "
                 f"needs one; give its price (prices=, or --prices FILE)"
             )
-        async with self._changed:
-            while not self._fits(amount):
-                if self._in_flight == 0:
-                    raise self.exceeded(amount)
-                await self._changed.wait()
-            self.reserved += amount
-            self._in_flight += 1
+        while not self._fits(amount):
+            if self._in_flight == 0:
+                raise self.exceeded(amount)
+            self._changed.clear()
+            await self._changed.wait()
+        self.reserved += amount
+        self._in_flight += 1
         return amount
 
     def exceeded(self, amount: float) -> BudgetExceededError:
@@ -253,24 +261,15 @@ class CostBudget:
             f"--max-cost and resume"
         )
 
-    def charge_retry(self, amount: float) -> None:
-        """A retry that may bill twice: charge the failed attempt at its worst case.
+    def used(self, body: Mapping[str, Any] | None, usage: Usage) -> float:
+        """The USD cost of an answer's ``usage`` (its model's price)."""
+        cost = self.prices.cost(str((body or {}).get("model", "")), usage)
+        return 0.0 if cost is None else cost
 
-        Raises:
-            BudgetExceededError: a new attempt would not fit (the item fails with it).
-        """
-        self.spent += amount
-        self.reserved -= amount
-        if not self._fits(amount):
-            self.reserved += amount  # settle() gives it back
-            raise self.exceeded(amount)
-        self.reserved += amount
-
-    async def settle(self, amount: float, cost: float | None) -> None:
-        """Replace a reservation by the request's real cost (its worst case if unknown, or
-        ``0.0`` when nothing was billed)."""
-        async with self._changed:
-            self.reserved -= amount
-            self.spent += amount if cost is None else cost
-            self._in_flight -= 1
-            self._changed.notify_all()
+    def settle(self, reserved: float, used: float | None) -> None:
+        """Replace a reservation by the attempt's real cost (``None``: unknown, so its worst
+        case; ``0.0``: nothing was billed)."""
+        self.reserved -= reserved
+        self.spent += reserved if used is None else used
+        self._in_flight -= 1
+        self._changed.set()

@@ -24,27 +24,26 @@ class ItemRetries:
     request's whole latency.
     """
 
-    __slots__ = ("attempts", "opts", "reserved", "stream")
+    __slots__ = ("attempts", "opts", "stream")
 
     def __init__(self, stream: BatchStream) -> None:
         runner = stream._runner
         self.stream = stream
         self.attempts = 1
-        self.reserved = 0.0
+        # The runner's rate and cost budgets are reserved before every attempt, and settled
+        # by its outcome, in the client's request loop (``_http/accounting.py``).
+        budgets = tuple(b for b in (runner.budget, runner.cost_budget) if b is not None)
         self.opts = runner.client._transport.default_options.override(
             timeout=runner.timeout,
             max_retries=runner.max_retries,
             extra_headers=None,
             on_retry=self.on_retry,
-            budget=runner.budget,
+            budgets=budgets,
         )
 
     def on_retry(self, event: RetryEvent) -> None:
         stream = self.stream
         runner = stream._runner
-        budget = runner.cost_budget
-        if budget is not None and event.may_bill_twice:
-            budget.charge_retry(self.reserved)  # raises when another attempt does not fit
         self.attempts += 1
         stats = runner.stats
         stats.retries += 1

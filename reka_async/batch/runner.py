@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._http import coerce_timeout
-from .._http.budget import make_budget
+from .._http.budget import RateBudget, make_budget
 from .._http.options import check_max_retries
 from .._types import NOT_GIVEN, PARAM_NAMES, NotGiven
 from .._wire import request_body
@@ -95,8 +95,8 @@ class BatchRunner:
             warnings.warn(problem, ResourceWarning, stacklevel=2)
         #: The runner's rate budget, shared by every run and stream of it (or ``None``).
         self.budget = budget
-        self.rpm = budget.rpm if budget is not None else None
-        self.tpm = budget.tpm if budget is not None else None
+        self.rpm = budget.rpm if isinstance(budget, RateBudget) else None
+        self.tpm = budget.tpm if isinstance(budget, RateBudget) else None
         self.adaptive = options.get("adaptive", True)
         self.fail_fast = options.get("fail_fast", False)
         #: Whether a run at ``concurrency >= 256`` raises the collector's first threshold.

@@ -25,7 +25,7 @@ from .._exceptions import (
     NotFoundError,
     RateLimitError,
 )
-from .._http.budget import TokenBucket
+from .._http.budget import RateBudget, TokenBucket
 from .._http.quota import quota_spent
 from .._models import ChatResponse
 from .breaker import fatal_reason, unknown_model
@@ -113,7 +113,7 @@ class BatchStream:
     def tpm_bucket(self) -> TokenBucket | None:
         """The runner's TPM bucket, when it has a ``tpm`` budget (exposed for inspection)."""
         budget = self._runner.budget
-        return budget.tokens if budget is not None else None
+        return budget.tokens if isinstance(budget, RateBudget) else None
 
     @property
     def concurrency_limit(self) -> AdaptiveLimit | None:
@@ -337,33 +337,12 @@ class BatchStream:
                     cost_usd=0.0,
                     metadata=metadata,
                 )
-        budget = runner.cost_budget
-        reserved = 0.0
-        if budget is not None:
-            try:
-                reserved = await budget.reserve(body)
-            except InvalidRequestError as exc:
-                return BatchResult(
-                    index=index, custom_id=custom_id, request=body, error=exc, metadata=metadata
-                )
-            except BudgetExceededError as exc:
-                self._fail(exc)
-                return None  # the worker stops; this item was not sent (a resume sends it)
-        try:
-            result = await self._send_one(index, custom_id, body, reserved, retries)
-        except BaseException:
-            if budget is not None:
-                await asyncio.shield(budget.settle(reserved, None))
-            raise
-        if budget is not None:
-            billed: float | None = result.cost_usd
-            if result.error is not None:
-                # A status answer was not generated; a timeout or a dropped connection may
-                # have been: charged at its worst case.
-                billed = (
-                    0.0 if isinstance(result.error, (APIStatusError, BudgetExceededError)) else None
-                )
-            await budget.settle(reserved, billed)
+        result = await self._send_one(index, custom_id, body, retries)
+        if isinstance(result.error, BudgetExceededError) and result.attempts == 1:
+            # The budget refused the first attempt: nothing was sent. The batch stops and
+            # the item has no result (a resume sends it).
+            self._fail(result.error)
+            return None
         if cache is not None and result.response is not None:
             try:
                 await cache.put(digest, result.response)
@@ -378,7 +357,6 @@ class BatchStream:
         index: int,
         custom_id: str,
         body: dict[str, Any],
-        reserved: float,
         retries: ItemRetries,
     ) -> BatchResult:
         runner = self._runner
@@ -398,7 +376,6 @@ class BatchStream:
         if limit is not None:
             await limit.acquire()
         retries.attempts = 1
-        retries.reserved = reserved
         stats = runner.stats
         start = time.monotonic()
         response: ChatResponse | None = None

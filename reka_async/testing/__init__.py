@@ -62,7 +62,9 @@ catalogue, canned bodies, directives and the per-request pick), ``_fault_respons
 each fault answers), ``_sse`` (stream framing and sending), ``_bookkeeping`` (request
 records, ids and the rate-limit window), ``_thread`` (`MockRekaServer.in_thread`),
 ``_generation`` (the generation model), ``_process`` (`MockServerProcess`), ``_main`` (the
-command line, `main`) and ``_json`` (compact JSON, orjson when installed).
+command line, `main`), ``_json`` (compact JSON, orjson when installed) and ``_transport``
+(`MockTransport`: no server at all, a client's attempts answered in-process from a function
+of the request, for unit tests of request and response shape).
 """
 
 from ._bookkeeping import RecordedRequest, window_start_clock
@@ -71,6 +73,7 @@ from ._generation import GenerationModel, Generator
 from ._main import main
 from ._process import MockServerProcess
 from ._server import MockRekaServer
+from ._transport import MockResponse, MockTransport, sse
 
 __all__ = [
     "DEFAULT_FAULT_KINDS",
@@ -78,8 +81,11 @@ __all__ = [
     "GenerationModel",
     "Generator",
     "MockRekaServer",
+    "MockResponse",
     "MockServerProcess",
+    "MockTransport",
     "RecordedRequest",
     "main",
+    "sse",
     "window_start_clock",
 ]

@@ -11,7 +11,7 @@ import attrs
 
 from ..._client import AsyncClient
 from ..._exceptions import BatchAbortedError, InsufficientCreditsError, InvalidRequestError
-from ...batch import BatchResult, BatchRunner, estimate_tokens
+from ...batch import BatchResult, BatchRunner
 from ...jobs import prepare_line
 from ._limiter import SharedBudget
 from ._rows import Row
@@ -59,7 +59,6 @@ class _Pending:
     """A job the stream has pulled, with what ``_feed`` prepared for it (once)."""
 
     job: _Job
-    estimate: float
     prepared: tuple[str, dict[str, Any]] | InvalidRequestError
 
 
@@ -69,12 +68,13 @@ class Engine:
     Every batch the actor runs puts its rows on one queue; the runner's single stream pulls
     from it, so ``concurrency`` bounds the requests of all batches together, and one
     dispatcher task routes each result back to its batch. Each item is prepared once, as it
-    is pulled (its token estimate is needed before the shared budget is asked); the runner's
-    ``prepare`` hands that result over.
+    is pulled; the runner's ``prepare`` hands that result over. The shared budget is the
+    client's (``AsyncClient(rate_budget=...)``): every attempt reserves from it.
 
     Args:
         client: the client the runner sends through (closed by `aclose`).
-        budget: the worker's share of a shared limiter, or ``None``.
+        budget: the worker's share of a shared limiter (the client's ``rate_budget``), or
+            ``None``; its unused balance goes back on `aclose`.
         stop_on_credits: after an out-of-credits error, send nothing more (the runner itself
             never stops: a failed row never fails the block).
         model, params: the defaults of every item (as in ``prepare_item``).
@@ -164,10 +164,7 @@ class Engine:
                 )
             except InvalidRequestError as exc:
                 prepared = exc  # nothing will be sent: no permit needed
-            estimate = 0.0
-            if self.budget is not None and not isinstance(prepared, InvalidRequestError):
-                estimate = await self.budget.take(float(estimate_tokens(prepared[1])))
-            self.pending[index] = _Pending(job, estimate, prepared)
+            self.pending[index] = _Pending(job, prepared)
             self.next_index += 1
             yield job.item
 
@@ -187,9 +184,6 @@ class Engine:
 
     def _deliver(self, result: BatchResult) -> None:
         pending = self.pending.pop(result.index)
-        if self.budget is not None and pending.estimate and result.response is not None:
-            usage = result.response.usage
-            self.budget.settle(pending.estimate, usage.input_tokens + usage.output_tokens)
         if (
             self.stop_on_credits
             and self.aborted is None

@@ -6,10 +6,14 @@ import asyncio
 import contextlib
 import functools
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from ...batch import TokenBucket
+from ...batch import TokenBucket, estimate_tokens
 from ._common import check_positive_or_none, require
+
+if TYPE_CHECKING:
+    from ..._models import Usage
 
 __all__ = ["SharedBudget", "create_rate_limiter"]
 
@@ -120,7 +124,13 @@ def create_rate_limiter(
 
 
 class SharedBudget:
-    """A worker's local balance of permits, topped up from the limiter actor in chunks."""
+    """A worker's local balance of permits, topped up from the limiter actor in chunks.
+
+    A ``Budget`` (``reka_async/_http/accounting.py``): the actor's client reserves from it
+    before every attempt (one request and the body's token estimate) and settles by the
+    attempt's outcome, as it does a ``RateBudget``: refunded when refused or not sent,
+    corrected with the usage, kept when unknown.
+    """
 
     def __init__(self, limiter: Any) -> None:
         self._limiter = limiter
@@ -128,6 +138,10 @@ class SharedBudget:
         self._limits: tuple[float | None, float | None, float, float] | None = None
         self._requests = 0.0
         self._tokens = 0.0
+
+    async def reserve(self, body: Mapping[str, Any] | None) -> float:
+        """Take one request and ``body``'s token estimate; returns the tokens taken."""
+        return await self.take(float(estimate_tokens(body)) if body is not None else 0.0)
 
     async def take(self, tokens: float) -> float:
         """Take one request and ``tokens`` tokens; returns the tokens actually taken."""
@@ -152,11 +166,16 @@ class SharedBudget:
             self._tokens -= tokens
             return tokens
 
-    def settle(self, estimate: float, used: float) -> None:
-        """Correct a TPM estimate once ``usage`` is known (locally; a surplus goes back)."""
-        if self._limits is None or self._limits[1] is None:
+    def used(self, body: Mapping[str, Any] | None, usage: Usage) -> float:
+        """The tokens an answer used: input and output."""
+        return float(usage.input_tokens + usage.output_tokens)
+
+    def settle(self, reserved: float, used: float | None) -> None:
+        """Correct a token reservation (locally; a surplus goes back to the actor):
+        ``0.0`` refunds it, ``None`` (unknown) keeps it."""
+        if used is None or not reserved or self._limits is None or self._limits[1] is None:
             return
-        self._tokens += estimate - used
+        self._tokens += reserved - used
         chunk = max(self._limits[3], 1.0)
         if self._tokens > 2 * chunk:
             surplus = self._tokens - chunk

@@ -173,16 +173,18 @@ class RekaChatMapper:
         options: dict[str, Any] = {}
         if self._timeout_s is not None:
             options["timeout"] = self._timeout_s
+        budget = SharedBudget(self._limiter) if self._limiter is not None else None
         client = AsyncClient(
             self._key.get_secret_value(),
             self._base_url,
             max_retries=self._max_retries,
             max_connections=self._concurrency,
+            rate_budget=budget,
             **options,
         )
         self._engine = Engine(
             client,
-            budget=SharedBudget(self._limiter) if self._limiter is not None else None,
+            budget=budget,
             stop_on_credits=self._stop_on_credits,
             model=self._model,
             params=self._params,

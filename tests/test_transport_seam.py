@@ -1,0 +1,409 @@
+"""The attempt-level seam: ``AsyncClient(transport=MockTransport(handler))``, and the one request
+loop above it (retries, hooks, pacing, the accounting of every budget per attempt)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from reka_async import (
+    APIConnectionError,
+    AsyncClient,
+    AsyncTransport,
+    Budget,
+    InternalServerError,
+    RateBudget,
+    RateLimitError,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+    RetryPolicy,
+    StreamError,
+    Usage,
+)
+from reka_async.batch import CostBudget, PriceTable
+from reka_async.testing import MockResponse, MockTransport, sse
+
+HI = [{"role": "user", "content": "Hi"}]
+FAST = RetryPolicy(base=0.0001, cap=0.001)
+
+
+def native(text: str = "Hello", *, input_tokens: int = 3, output_tokens: int = 5) -> dict[str, Any]:
+    return {
+        "id": "chat-1",
+        "model": "reka-flash",
+        "responses": [{"finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+    }
+
+
+def chunk(text: str, finish: str | None = None, usage: bool = False) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "id": "chat-1",
+        "model": "reka-flash",
+        "responses": [{"finish_reason": finish, "chunk": {"role": "assistant", "content": text}}],
+    }
+    if usage:
+        event["usage"] = {"input_tokens": 3, "output_tokens": 7}
+    return event
+
+
+class RecordingBudget:
+    """A ``Budget`` that reserves a fixed amount and records every call of the protocol."""
+
+    def __init__(self, amount: float = 100.0) -> None:
+        self.amount = amount
+        self.reserved: list[float] = []
+        self.settled: list[tuple[float, float | None]] = []
+
+    async def reserve(self, body: Mapping[str, Any] | None) -> float:
+        self.reserved.append(self.amount)
+        return self.amount
+
+    def used(self, body: Mapping[str, Any] | None, usage: Usage) -> float:
+        return float(usage.input_tokens + usage.output_tokens)
+
+    def settle(self, reserved: float, used: float | None) -> None:
+        self.settled.append((reserved, used))
+
+    @property
+    def held(self) -> float:
+        """What is charged now: every reservation, less refunds, corrected by usage."""
+        return sum(self.reserved) - sum(r - (r if u is None else u) for r, u in self.settled)
+
+
+def answers(*responses: MockResponse | BaseException) -> MockTransport:
+    """A transport answering each attempt with the next of ``responses`` (an exception is
+    raised instead, as the network would)."""
+    queue = list(responses)
+
+    def handler(request: Any) -> MockResponse:
+        answer = queue.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    return MockTransport(handler)
+
+
+def client_over(transport: MockTransport, **options: Any) -> AsyncClient:
+    options.setdefault("retry_policy", FAST)
+    return AsyncClient("sk-test", transport=transport, **options)
+
+
+async def send(client: AsyncClient, messages: Any, *, stream: bool) -> None:
+    """One call, plain or streamed to its end."""
+    if stream:
+        async for _ in client.chat.create_stream(model="reka-flash", messages=messages):
+            pass
+    else:
+        await client.chat.create(model="reka-flash", messages=messages)
+
+
+# --- the seam -----------------------------------------------------------------------------
+
+
+def test_mock_transport_has_the_shape_of_the_seam() -> None:
+    assert isinstance(MockTransport(lambda request: MockResponse()), AsyncTransport)
+    assert isinstance(RecordingBudget(), Budget)
+
+
+async def test_the_handler_sees_the_whole_request() -> None:
+    transport = answers(MockResponse(json=native()))
+    async with client_over(transport, default_headers={"X-Trace": "t1"}) as client:
+        response = await client.chat.create(model="reka-flash", messages=HI, max_tokens=9)
+    assert response.text == "Hello"
+    (request,) = transport.requests
+    assert request.method == "POST"
+    assert str(request.url) == "https://api.reka.ai/v1/chat"
+    assert request.headers["X-Api-Key"] == "sk-test"
+    assert request.headers["X-Trace"] == "t1"
+    assert request.json() == {"model": "reka-flash", "messages": HI, "max_tokens": 9}
+    assert request.stream is False
+    assert "sk-test" not in repr(request)
+
+
+async def test_the_openai_dialect_sends_bearer_and_its_path() -> None:
+    reply = {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "reka-flash",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Yo"}}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    transport = answers(MockResponse(json=reply))
+    async with client_over(transport, api="openai") as client:
+        response = await client.chat.create(model="reka-flash", messages=HI)
+    assert response.text == "Yo"
+    (request,) = transport.requests
+    assert request.url.path == "/v1/chat/completions"
+    assert request.headers["Authorization"] == "Bearer sk-test"
+
+
+async def test_the_client_closes_the_transport_and_releases_each_answer() -> None:
+    transport = answers(MockResponse(json=native()))
+    async with client_over(transport) as client:
+        await client.chat.create(model="reka-flash", messages=HI)
+    assert transport.closed
+    assert transport.answers[0].released
+
+
+def test_network_options_cannot_be_given_with_a_transport() -> None:
+    with pytest.raises(ValueError, match="configure the transport you pass"):
+        AsyncClient("sk", transport=answers(), proxy="http://127.0.0.1:3128")
+    with pytest.raises(TypeError, match="expected an AsyncTransport"):
+        AsyncClient("sk", transport=object())  # type: ignore[arg-type]
+
+
+# --- the loop runs above the seam ----------------------------------------------------------
+
+
+async def test_a_429_then_200_is_one_retry_with_hooks_per_attempt_and_one_net_charge() -> None:
+    transport = answers(
+        MockResponse(
+            429, json={"error": {"type": "rate_limit_error"}}, headers={"retry-after": "0"}
+        ),
+        MockResponse(json=native(input_tokens=4, output_tokens=6)),
+    )
+    started: list[RequestEvent] = []
+    ended: list[ResponseEvent] = []
+    retries: list[RetryEvent] = []
+    budget = RecordingBudget(amount=100.0)
+    async with client_over(
+        transport,
+        on_request=started.append,
+        on_response=ended.append,
+        on_retry=retries.append,
+        rate_budget=budget,
+    ) as client:
+        response = await client.chat.create(model="reka-flash", messages=HI)
+    assert response.text == "Hello"
+    assert len(transport.requests) == 2
+    assert [e.attempt for e in started] == [0, 1]
+    assert [e.status_code for e in ended] == [429, 200]
+    assert len(retries) == 1
+    assert retries[0].rate_limited
+    # One reservation per attempt: the refused one refunded, the answered one settled to usage.
+    assert budget.reserved == [100.0, 100.0]
+    assert budget.settled == [(100.0, 0.0), (100.0, 10.0)]
+    assert budget.held == 10.0
+
+
+async def test_a_status_that_is_not_retried_is_raised_and_refunded() -> None:
+    transport = answers(MockResponse(500, content="<html>oops</html>"))
+    budget = RecordingBudget()
+    async with client_over(transport, rate_budget=budget, max_retries=0) as client:
+        with pytest.raises(InternalServerError) as caught:
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert "oops" in (caught.value.body or "")
+    assert budget.settled == [(100.0, 0.0)]
+
+
+async def test_a_dropped_connection_is_retried_and_its_reservation_kept() -> None:
+    transport = answers(ConnectionResetError("reset by peer"), MockResponse(json=native()))
+    budget = RecordingBudget()
+    retries: list[RetryEvent] = []
+    async with client_over(transport, rate_budget=budget, on_retry=retries.append) as client:
+        await client.chat.create(model="reka-flash", messages=HI)
+    assert retries[0].may_bill_twice
+    assert budget.settled == [(100.0, None), (100.0, 8.0)]  # the first may have been billed
+
+
+async def test_a_refused_connection_is_refunded() -> None:
+    transport = answers(ConnectionRefusedError("refused"))
+    budget = RecordingBudget()
+    async with client_over(transport, rate_budget=budget, max_retries=0) as client:
+        with pytest.raises(APIConnectionError) as caught:
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert not caught.value.may_have_reached_server
+    assert budget.settled == [(100.0, 0.0)]
+
+
+async def test_a_body_of_the_wrong_shape_keeps_its_reservation() -> None:
+    transport = answers(MockResponse(json={"unexpected": True}))
+    budget = RecordingBudget()
+    async with client_over(transport, rate_budget=budget) as client:
+        with pytest.raises(Exception, match="expected shape"):
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert budget.settled == [(100.0, None)]
+
+
+async def test_a_cancelled_attempt_keeps_its_reservation() -> None:
+    started = asyncio.Event()
+
+    async def handler(request: Any) -> MockResponse:
+        started.set()
+        await asyncio.Event().wait()  # never answers
+        raise AssertionError("unreachable")
+
+    budget = RecordingBudget()
+    async with client_over(MockTransport(handler), rate_budget=budget) as client:
+        task = asyncio.create_task(client.chat.create(model="reka-flash", messages=HI))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert budget.settled == [(100.0, None)]
+
+
+async def test_a_quota_429_trips_the_shared_cooldown() -> None:
+    spent = {"retry-after": "0.01", "x-ratelimit-remaining": "0", "x-ratelimit-limit": "5"}
+    transport = answers(
+        MockResponse(429, json={"error": {"type": "rate_limit_error"}}, headers=spent),
+        MockResponse(json=native()),
+    )
+    retries: list[RetryEvent] = []
+    async with client_over(transport, on_retry=retries.append) as client:
+        await client.chat.create(model="reka-flash", messages=HI)
+    assert retries[0].quota_spent
+
+
+async def test_a_429_out_of_retries_is_raised() -> None:
+    transport = answers(
+        *[
+            MockResponse(
+                429, json={"error": {"type": "rate_limit_error"}}, headers={"retry-after": "0"}
+            )
+        ]
+        * 2
+    )
+    async with client_over(transport, max_retries=1) as client:
+        with pytest.raises(RateLimitError):
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert len(transport.requests) == 2
+
+
+# --- streams through the same loop ---------------------------------------------------------
+
+
+async def test_a_stream_through_the_seam_settles_to_its_usage() -> None:
+    transport = answers(
+        MockResponse(chunks=sse(chunk("Hel"), chunk("Hello"), chunk("Hello", "stop", usage=True)))
+    )
+    budget = RecordingBudget()
+    client = client_over(transport, rate_budget=budget)
+    async with client, client.chat.create_stream(model="reka-flash", messages=HI) as stream:
+        deltas = [c.delta async for c in stream]
+    assert "".join(deltas) == "Hello"
+    assert transport.requests[0].stream
+    assert transport.requests[0].headers["Accept"] == "text/event-stream"
+    assert budget.settled == [(100.0, 10.0)]
+    assert transport.answers[0].released
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_a_refused_request_refunds_its_tokens_at_once(stream: bool) -> None:
+    """The regression of the issue: a stream answered 500 kept its token charge (with
+    ``tpm=1200``, the next stream of the same size waited about 45 s); a plain call refunded.
+    Both refund now, the same way."""
+    clock = [1000.0]
+    budget = RateBudget(tpm=1200, token_burst=5000, clock=lambda: clock[0])
+    transport = answers(MockResponse(500, json={"error": {"type": "server_error"}}))
+    words = " ".join(["word"] * 400)
+    messages = [{"role": "user", "content": words}]
+    async with client_over(transport, rate_budget=budget, max_retries=0) as client:
+        with pytest.raises(InternalServerError):
+            await send(client, messages, stream=stream)
+    assert budget.tokens is not None
+    assert budget.tokens.level == pytest.approx(5000)  # the whole estimate back, at once
+
+
+async def test_a_stream_broken_before_its_first_event_goes_back_to_the_loop() -> None:
+    transport = answers(
+        MockResponse(chunks=[b": keep-alive\n\n", ConnectionResetError("dropped")]),
+        MockResponse(chunks=sse(chunk("Hi", "stop", usage=True))),
+    )
+    budget = RecordingBudget()
+    retries: list[RetryEvent] = []
+    async with client_over(transport, rate_budget=budget, on_retry=retries.append) as client:
+        stream = client.chat.create_stream(model="reka-flash", messages=HI)
+        assert (await stream.final_response()).text == "Hi"
+    assert len(transport.requests) == 2
+    assert len(retries) == 1
+    assert retries[0].may_bill_twice
+    assert budget.settled == [(100.0, None), (100.0, 10.0)]
+
+
+async def test_a_stream_broken_after_its_first_event_is_a_stream_error_and_kept() -> None:
+    transport = answers(
+        MockResponse(chunks=[*sse(chunk("Hel"), done=False), ConnectionResetError("dropped")])
+    )
+    budget = RecordingBudget()
+    async with client_over(transport, rate_budget=budget) as client:
+        with pytest.raises(StreamError) as caught:
+            async for _ in client.chat.create_stream(model="reka-flash", messages=HI):
+                pass
+    assert caught.value.partial_text == "Hel"
+    assert len(transport.requests) == 1  # never retried once it had started
+    assert budget.settled == [(100.0, None)]
+    assert not transport.answers[0].released
+
+
+async def test_a_stream_left_early_keeps_its_reservation_and_drops_the_connection() -> None:
+    transport = answers(MockResponse(chunks=sse(chunk("a"), chunk("ab"), chunk("abc", "stop"))))
+    budget = RecordingBudget()
+    client = client_over(transport, rate_budget=budget)
+    async with client, client.chat.create_stream(model="reka-flash", messages=HI) as stream:
+        async for _ in stream:
+            break
+    assert budget.settled == [(100.0, None)]
+    assert transport.answers[0].closed
+    assert not transport.answers[0].released
+
+
+# --- a cost budget per attempt ------------------------------------------------------------
+
+
+async def test_a_retry_that_may_have_been_billed_is_charged_again() -> None:
+    prices = PriceTable({"reka-flash": {"input": 1_000_000.0, "output": 1_000_000.0}})
+    budget = CostBudget(1e9, prices)
+    transport = answers(TimeoutError("read timed out"), MockResponse(json=native()))
+    body = {"model": "reka-flash", "messages": HI, "max_tokens": 10}
+    worst = prices.worst_case(body)
+    assert worst is not None
+    async with client_over(transport) as client:
+        await client.chat.send_body(body, budgets=(budget,))
+    # The timed-out attempt keeps its worst case; the answered one costs its usage (8 tokens).
+    assert budget.spent == pytest.approx(worst + 8.0)
+    assert budget.reserved == pytest.approx(0.0)
+
+
+async def test_the_request_body_sent_is_the_budgets_payload() -> None:
+    seen: list[Any] = []
+
+    class Seeing(RecordingBudget):
+        async def reserve(self, body: Mapping[str, Any] | None) -> float:
+            seen.append(body)
+            return await super().reserve(body)
+
+    transport = answers(MockResponse(json=native()))
+    async with client_over(transport, rate_budget=Seeing()) as client:
+        await client.chat.create(model="reka-flash", messages=HI)
+    assert seen == [json.loads(transport.requests[0].body)]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_a_refused_request_refunds_its_tokens_over_a_real_socket(stream: bool) -> None:
+    """The same regression against the mock server over a socket (this fails on the code
+    before the one request loop: the refused stream kept its whole estimate)."""
+    from reka_async.testing import MockRekaServer
+
+    clock = [1000.0]
+    budget = RateBudget(tpm=1200, token_burst=5000, clock=lambda: clock[0])
+    messages = [{"role": "user", "content": " ".join(["word"] * 400)}]
+    async with MockRekaServer() as server:
+        server.inject("500")
+        async with AsyncClient(
+            "sk-test", base_url=server.base_url, rate_budget=budget, max_retries=0
+        ) as client:
+            with pytest.raises(InternalServerError):
+                await send(client, messages, stream=stream)
+    assert budget.tokens is not None
+    assert budget.tokens.level == pytest.approx(5000)
