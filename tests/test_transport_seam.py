@@ -407,3 +407,82 @@ async def test_a_refused_request_refunds_its_tokens_over_a_real_socket(stream: b
                 await send(client, messages, stream=stream)
     assert budget.tokens is not None
     assert budget.tokens.level == pytest.approx(5000)
+
+
+async def test_a_reused_connection_that_drops_is_retried_once_as_a_new_attempt() -> None:
+    """A transport that sent over an idle pooled connection says so (``request.reused``); a
+    drop before any answer is then retried once, at once, outside ``max_retries``."""
+
+    def handler(request: Any) -> MockResponse:
+        if len(transport.requests) == 1:
+            request.reused = True
+            raise ConnectionResetError("the server had closed it")
+        return MockResponse(json=native())
+
+    transport = MockTransport(handler)
+    started: list[RequestEvent] = []
+    retries: list[RetryEvent] = []
+    budget = RecordingBudget()
+    async with client_over(
+        transport,
+        max_retries=0,
+        on_request=started.append,
+        on_retry=retries.append,
+        rate_budget=budget,
+    ) as client:
+        assert (await client.chat.create(model="reka-flash", messages=HI)).text == "Hello"
+    assert [e.attempt for e in started] == [0, 1]
+    assert [(r.attempt, r.delay, r.may_bill_twice) for r in retries] == [(0, 0.0, True)]
+    assert budget.settled == [(100.0, None), (100.0, 8.0)]
+
+
+async def test_a_drop_on_a_fresh_connection_counts_against_max_retries() -> None:
+    transport = answers(ConnectionResetError("dropped"), MockResponse(json=native()))
+    async with client_over(transport, max_retries=0) as client:
+        with pytest.raises(APIConnectionError):
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert len(transport.requests) == 1
+
+
+class _Remote:
+    """A Ray actor method's ``.remote`` in-process."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def remote(self, *args: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(self.fn(*args))
+        return future
+
+
+class _Limiter:
+    """The shared limiter actor's interface: a TPM budget handing out what is asked."""
+
+    def __init__(self) -> None:
+        self.granted = 0.0
+        self.limits = _Remote(lambda: (None, 1e6, 1.0, 1e5))
+        self.acquire = _Remote(self._acquire)
+        self.refund = _Remote(lambda requests=0.0, tokens=0.0: None)
+
+    def _acquire(self, requests: float, tokens: float) -> None:
+        self.granted += tokens
+
+
+async def test_rays_shared_budget_follows_the_same_protocol() -> None:
+    """Ray's job-wide budget is reserved per attempt by the client: a refused attempt gives
+    its tokens back to the worker's balance, an answer settles to its usage."""
+    from reka_async.integrations.ray._limiter import SharedBudget
+
+    limiter = _Limiter()
+    budget = SharedBudget(limiter)
+    assert isinstance(budget, Budget)
+    transport = answers(
+        MockResponse(503, json={"error": {"type": "server_error"}}), MockResponse(json=native())
+    )
+    async with client_over(transport, rate_budget=budget) as client:
+        await client.chat.create(model="reka-flash", messages=HI, max_tokens=50)
+    # Granted once (a chunk of 1e5), the refused attempt's estimate refunded to the balance,
+    # the answered one's corrected to its 8 tokens: the balance is the chunk less 8.
+    assert limiter.granted == 1e5
+    assert budget.balance[1] == pytest.approx(1e5 - 8)

@@ -68,6 +68,10 @@ _NOT_SENT: Final[tuple[type[BaseException], ...]] = tuple(
     if cls is not None
 )
 
+#: The builtin errors of a connection dropped under a request (another transport than aiohttp's
+#: raises them as they are): on a reused connection, the stale case of ``_http/retry.py``.
+_DROPPED: Final = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
 #: Request headers that carry credentials; redacted wherever aiohttp kept a copy.
 _SECRET_HEADERS: Final = frozenset(("x-api-key", "authorization", "proxy-authorization"))
 _REDACTED: Final = "<redacted>"
@@ -93,7 +97,7 @@ def translate(exc: BaseException, what: str) -> APIError:
     else:
         message = f"{what}: {type(exc).__name__}: {exc}"
     error = APIConnectionError(message, may_have_reached_server=sent)
-    if isinstance(exc, aiohttp.ServerDisconnectedError) or (
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, *_DROPPED)) or (
         isinstance(exc, aiohttp.ClientOSError) and not isinstance(exc, aiohttp.ClientConnectorError)
     ):
         error._unanswered = True  # type: ignore[attr-defined]

@@ -71,6 +71,7 @@ class Call(Generic[T]):
         "parse",
         "path",
         "payload",
+        "retries",
         "stale_retry",
         "stream",
         "url",
@@ -103,6 +104,10 @@ class Call(Generic[T]):
         self.parse = parse
         #: The attempt being made (0 is the first); what the hooks are told.
         self.attempt = 0
+        #: The retries counted against ``max_retries`` so far. Apart from ``attempt``: a
+        #: retry the policy does not count (the stale connection's, below) is an attempt
+        #: all the same.
+        self.retries = 0
         #: Whether the transparent retry of a stale connection is still allowed.
         self.stale_retry = stale_retry
 
@@ -341,7 +346,6 @@ class Transport:
         errors = call.errors
         if failed is not None:
             await self._retry_wait(call, failed)
-            call.attempt += 1
         while True:
             if pool.state is not ClientState.OPEN or self._closed:
                 self.open()
@@ -378,7 +382,8 @@ class Transport:
                 if call.stale_retry and request.reused and stale_candidate(exc):
                     call.stale_retry = False
                     self._report_stale_retry(call, exc)
-                    continue  # not counted against max_retries: a fresh connection, at once
+                    call.attempt += 1  # a new attempt, not counted against max_retries
+                    continue
                 error = exc
             except BaseException:  # cancelled, or a body over the size limit
                 if resp is not None:
@@ -423,7 +428,6 @@ class Transport:
                 if hooks is not None:
                     hooks.answered(event, status=status, headers=received, content=raw, error=error)
             await self._retry_wait(call, error)
-            call.attempt += 1
 
     async def _retry_wait(self, call: Call[Any], error: APIError) -> None:
         """The retry decision and its wait: sleep before the next attempt, or raise ``error``
@@ -437,7 +441,7 @@ class Transport:
         opts = call.opts
         policy = self.retry_policy
         pacer = self.pacer
-        delay = policy.delay_for(error, call.attempt, opts.max_retries)
+        delay = policy.delay_for(error, call.retries, opts.max_retries)
         spent = pacer.spent(error)
         if spent:
             pacer.refused(error, delay, policy.max_server_wait)
@@ -470,6 +474,8 @@ class Transport:
                 )
             )
         await pacer.wait_retry(delay, spent)
+        call.attempt += 1
+        call.retries += 1
 
     def _report_stale_retry(self, call: Call[Any], error: APIError) -> None:
         """Report the transparent retry of a stale keep-alive connection: it may bill twice

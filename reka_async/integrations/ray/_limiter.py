@@ -139,6 +139,11 @@ class SharedBudget:
         self._requests = 0.0
         self._tokens = 0.0
 
+    @property
+    def balance(self) -> tuple[float, float]:
+        """The permits this worker holds and has not used: ``(requests, tokens)``."""
+        return self._requests, self._tokens
+
     async def reserve(self, body: Mapping[str, Any] | None) -> float:
         """Take one request and ``body``'s token estimate; returns the tokens taken."""
         return await self.take(float(estimate_tokens(body)) if body is not None else 0.0)
