@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import pytest
+from _seam import answers, client_over
 
 from reka_async import (
     APIResponseValidationError,
@@ -21,10 +22,7 @@ from reka_async import (
     Tool,
     WebSearch,
 )
-from reka_async.testing import MockRekaServer
-
-if TYPE_CHECKING:
-    from conftest import CompatAioresponses
+from reka_async.testing import MockRekaServer, MockResponse
 
 KEY = "dialect-key"
 FAST = RetryPolicy(base=0.001, cap=0.01)
@@ -264,9 +262,7 @@ async def test_parallel_thinking_on_a_stream_is_refused_before_sending(
     assert server.requests == []
 
 
-async def test_parse_raises_when_the_answer_does_not_fit(
-    mock_api: CompatAioresponses, api: str
-) -> None:
+async def test_parse_raises_when_the_answer_does_not_fit(api: str) -> None:
     # A server whose structured answer breaks the schema: the error says so and keeps the text.
     message = {"role": "assistant", "content": '{"name": 1}'}
     answer = {
@@ -276,8 +272,13 @@ async def test_parse_raises_when_the_answer_does_not_fit(
         "model": "reka-flash",
         "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
     }
-    mock_api.post("https://api.example.test/v1/chat/completions", payload=answer)
-    async with AsyncClient(KEY, "https://api.example.test/v1", api=api) as client:  # type: ignore[arg-type]
+    # Structured outputs go to the OpenAI-compatible endpoint in either dialect.
+    url = "https://api.example.test/v1/chat/completions"
+    transport = answers(MockResponse(json=answer), url=url)
+    async with client_over(
+        transport, KEY, base_url="https://api.example.test/v1", api=api
+    ) as client:
         with pytest.raises(APIResponseValidationError, match="does not fit City") as info:
             await client.chat.parse(messages=ASK, model="reka-flash", response_format=City)
     assert info.value.body == '{"name": 1}'
+    assert len(transport.requests) == 1

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import email.utils
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
+from _seam import answers, client_over
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,6 @@ from reka_async import (
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
-    AsyncClient,
     AuthenticationError,
     BadRequestError,
     ConflictError,
@@ -32,16 +32,10 @@ from reka_async import (
 )
 from reka_async._exceptions import body_snippet, make_status_error
 from reka_async._http.retry import parse_retry_after
-
-if TYPE_CHECKING:
-    from conftest import CompatAioresponses
+from reka_async.testing import MockResponse
 
 CHAT_URL = "https://api.reka.ai/v1/chat"
 NOW = 1_750_000_000.0
-
-
-#: Backoff in milliseconds; server-requested waits are still honoured as they are.
-FAST_POLICY = RetryPolicy(base=0.001, cap=0.01)
 
 
 def error_body(etype: str, message: str) -> bytes:
@@ -409,19 +403,17 @@ def test_backoff_grows_exponentially_before_the_cap() -> None:
         assert 0.75 * 2**n <= d <= 2**n  # type: ignore[operator]
 
 
-async def test_client_raises_rate_limit_error_when_server_wait_is_too_long(
-    mock_api: CompatAioresponses,
-) -> None:
-    mock_api.post(
-        CHAT_URL,
-        status=429,
-        body=error_body("rate_limit_error", "Rate limit exceeded"),
-        headers={"retry-after": "300", "x-request-id": "req_429"},
+async def test_client_raises_rate_limit_error_when_server_wait_is_too_long() -> None:
+    transport = answers(
+        MockResponse(
+            429,
+            content=error_body("rate_limit_error", "Rate limit exceeded"),
+            headers={"retry-after": "300", "x-request-id": "req_429"},
+        ),
         repeat=True,
+        url=CHAT_URL,
     )
-    async with AsyncClient(
-        "k", max_retries=5, max_retry_wait=10.0, retry_policy=FAST_POLICY
-    ) as client:
+    async with client_over(transport, max_retries=5, max_retry_wait=10.0) as client:
         with pytest.raises(RateLimitError) as info:
             await client.chat.create(
                 model="reka-flash", messages=[{"role": "user", "content": "x"}]
@@ -429,4 +421,4 @@ async def test_client_raises_rate_limit_error_when_server_wait_is_too_long(
     assert type(info.value) is RateLimitError
     assert info.value.retry_after == 300.0
     assert info.value.request_id == "req_429"
-    assert sum(len(calls) for calls in mock_api.requests.values()) == 1
+    assert len(transport.requests) == 1

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import pytest
+from _seam import answers, client_over
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -37,14 +38,12 @@ from reka_async._wire import (
 )
 from reka_async._wire.events import StreamEvent
 from reka_async.jobs import BadLine, InvalidInputLine, JobInput, line_preparer
+from reka_async.testing import MockResponse
 
 BASE = "https://api.example.test/v1"
 CHAT_URL = BASE + "/chat"
-FIXTURE_OK = settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+#: For the properties that run a client per example (over a ``MockTransport``).
+CLIENT_RUNS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 FIELD_NAMES = [
     "id",
@@ -315,19 +314,19 @@ raw_bodies = st.one_of(
 )
 
 
-async def _create(max_retries: int = 0) -> Any:
-    async with AsyncClient("k", BASE, max_retries=max_retries) as client:
+async def _create(response: MockResponse) -> Any:
+    transport = answers(response, url=CHAT_URL)
+    async with client_over(transport, "k", base_url=BASE, max_retries=0) as client:
         return await client.chat.create(
             messages=[{"role": "user", "content": "hi"}], model="reka-flash"
         )
 
 
-@FIXTURE_OK
+@CLIENT_RUNS
 @given(body=raw_bodies)
-def test_client_200_any_body(mock_api: Any, body: bytes) -> None:
-    mock_api.post(CHAT_URL, status=200, body=body)
+def test_client_200_any_body(body: bytes) -> None:
     try:
-        result = _run(_create())
+        result = _run(_create(MockResponse(200, content=body)))
     except APIResponseValidationError as exc:
         assert exc.status_code == 200
         assert isinstance(str(exc), str)
@@ -353,7 +352,7 @@ error_bodies = st.one_of(
 )
 
 
-@FIXTURE_OK
+@CLIENT_RUNS
 @given(
     status=st.integers(400, 599),
     body=error_bodies,
@@ -365,12 +364,9 @@ error_bodies = st.one_of(
         max_size=4,
     ),
 )
-def test_client_error_status_any_body(
-    mock_api: Any, status: int, body: bytes, headers: dict[str, str]
-) -> None:
-    mock_api.post(CHAT_URL, status=status, body=body, headers=headers)
+def test_client_error_status_any_body(status: int, body: bytes, headers: dict[str, str]) -> None:
     with pytest.raises(APIStatusError) as info:
-        _run(_create())
+        _run(_create(MockResponse(status, content=body, headers=headers)))
     exc = info.value
     assert exc.status_code == status
     assert str(exc).startswith(f"HTTP {status}")
@@ -429,13 +425,14 @@ def _sse(values: list[Any]) -> bytes:
     return b"".join(b"data: " + json.dumps(v).encode() + b"\n\n" for v in values)
 
 
-@FIXTURE_OK
+@CLIENT_RUNS
 @given(body=st.one_of(sse_bytes, st.lists(chunk_bodies, max_size=3).map(_sse)))
-def test_stream_any_body(mock_api: Any, body: bytes) -> None:
-    mock_api.post(CHAT_URL, status=200, body=body, headers={"Content-Type": "text/event-stream"})
+def test_stream_any_body(body: bytes) -> None:
+    response = MockResponse(200, content=body, headers={"Content-Type": "text/event-stream"})
+    transport = answers(response, url=CHAT_URL)
 
     async def go() -> None:
-        async with AsyncClient("k", BASE, max_retries=0) as client:
+        async with client_over(transport, "k", base_url=BASE, max_retries=0) as client:
             stream = client.chat.create_stream(
                 messages=[{"role": "user", "content": "hi"}], model="reka-flash"
             )

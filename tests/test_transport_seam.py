@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from _seam import answers, client_over
 
 from reka_async import (
     APIConnectionError,
@@ -21,7 +22,6 @@ from reka_async import (
     RequestEvent,
     ResponseEvent,
     RetryEvent,
-    RetryPolicy,
     StreamError,
     Usage,
 )
@@ -29,7 +29,6 @@ from reka_async.batch import CostBudget, PriceTable
 from reka_async.testing import MockResponse, MockTransport, sse
 
 HI = [{"role": "user", "content": "Hi"}]
-FAST = RetryPolicy(base=0.0001, cap=0.001)
 
 
 def native(text: str = "Hello", *, input_tokens: int = 3, output_tokens: int = 5) -> dict[str, Any]:
@@ -74,25 +73,6 @@ class RecordingBudget:
     def held(self) -> float:
         """What is charged now: every reservation, less refunds, corrected by usage."""
         return sum(self.reserved) - sum(r - (r if u is None else u) for r, u in self.settled)
-
-
-def answers(*responses: MockResponse | BaseException) -> MockTransport:
-    """A transport answering each attempt with the next of ``responses`` (an exception is
-    raised instead, as the network would)."""
-    queue = list(responses)
-
-    def handler(request: Any) -> MockResponse:
-        answer = queue.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    return MockTransport(handler)
-
-
-def client_over(transport: MockTransport, **options: Any) -> AsyncClient:
-    options.setdefault("retry_policy", FAST)
-    return AsyncClient("sk-test", transport=transport, **options)
 
 
 async def send(client: AsyncClient, messages: Any, *, stream: bool) -> None:
