@@ -101,9 +101,12 @@ def test_all_lists_the_public_names() -> None:
         "GenerationModel",
         "Generator",
         "MockRekaServer",
+        "MockResponse",
         "MockServerProcess",
+        "MockTransport",
         "RecordedRequest",
         "main",
+        "sse",
         "window_start_clock",
     ]
     assert set(DEFAULT_FAULT_KINDS) <= FAULTS
