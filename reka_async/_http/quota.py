@@ -12,10 +12,10 @@ zero the client pauses (the shared ``Cooldown``) until the window resets, instea
 requests the server would refuse. After a reset the window's ``limit`` is available again;
 the next reset is predicted from the window length seen between two resets.
 
-Two kinds of 429 (decided here and in ``Transport.wait_before_retry``): one whose headers say
-the quota is spent (``x-ratelimit-remaining: 0``) pauses every request of the client until
-the server's delay has passed; one that does not (an overload answer with only
-``retry-after``) delays that request alone.
+Two kinds of 429 (decided here and in the request loop, ``Transport._retry_wait``): one
+whose headers say the quota is spent (``x-ratelimit-remaining: 0``) pauses every request of
+the client until the server's delay has passed; one that does not (an overload answer with
+only ``retry-after``) delays that request alone.
 
 Clocks: the reset time is the server's; a client clock that is behind waits a little longer,
 one that is ahead may see a 429, which is then honoured as above.
