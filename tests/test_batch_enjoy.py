@@ -214,3 +214,48 @@ def test_a_locked_cache_is_a_clear_error(tmp_path: Path) -> None:
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_cache_opened_while_another_connection_holds_the_new_file_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several processes opening one new cache at once: SQLite may refuse the WAL switch or
+    the table at once ("database is locked") instead of waiting; the cache tries again until
+    its busy timeout, and opens once the other connection lets go."""
+    import sqlite3
+    import types
+
+    import reka_async.batch.cache as cache_module
+
+    path = tmp_path / "c.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the first wait: the other connection lets go
+        waits.append(seconds)
+        if holder.in_transaction:
+            holder.execute("COMMIT")
+
+    fake_time = types.SimpleNamespace(monotonic=cache_module.time.monotonic, sleep=sleep)
+    monkeypatch.setattr(cache_module, "time", fake_time)
+    cache = RequestCache(path, busy_timeout_s=0.05)
+    try:
+        assert waits  # it was refused at least once, and tried again
+        assert len(cache) == 0
+    finally:
+        cache.close()
+        holder.close()
+
+
+def test_a_cache_locked_past_its_busy_timeout_is_a_clear_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "c.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(CacheError, match="locked; another process holds it"):
+            RequestCache(path, busy_timeout_s=0.05)
+    finally:
+        holder.close()

@@ -62,11 +62,36 @@ class RequestCache:
             raise self._error(exc) from None
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute(_SCHEMA)
+            self._set_up(time.monotonic() + busy_timeout_s)
         except sqlite3.Error as exc:
             self._db.close()
             raise self._error(exc) from None
+
+    def _set_up(self, deadline: float) -> None:
+        """WAL mode and the table, retried while another connection holds the file.
+
+        SQLite answers these two statements "database is locked" at once, without its busy
+        handler, when another connection is switching the same new file to WAL or creating
+        the table at that moment (it refuses rather than risk a deadlock), so several
+        processes opening one new cache at once would fail all but one. Each retry waits a
+        little longer, up to ``busy_timeout_s`` in all (and once at least).
+        """
+        pause = 0.005
+        tries = 0
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                tries += 1
+                if "locked" not in text and "busy" not in text:
+                    raise
+                if tries > 1 and time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)  # a constructor: nothing to await
+            pause = min(pause * 2, 0.25)
 
     def __repr__(self) -> str:
         return f"<RequestCache {self.path!r} hits={self.hits} misses={self.misses}>"
