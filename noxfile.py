@@ -2,11 +2,12 @@
 
 Sessions use uv to build their virtualenvs when it is available (``pip install nox uv``).
 
-``tests`` runs the suite on nox's own Python and on the oldest and newest that the package
-claims (``requires-python >= 3.10``; 3.13 is the newest released here): ``tests-3.11``,
-``tests-3.10``, ``tests-3.13``. The extra interpreters are taken from pyenv's installed
-versions, never downloaded; where one is missing nox skips its session locally and fails it in
-CI (``CI`` set). ``nox -s tests-3.11 -- tests/test_x.py`` runs a file on one Python only.
+``tests`` runs the whole suite (both tiers, ``tests/conftest.py``) on nox's own Python and the
+default tier on the oldest and newest that the package claims (``requires-python >= 3.10``;
+3.13 is the newest released here): ``tests-3.11``, ``tests-3.10``, ``tests-3.13``. The extra
+interpreters are taken from pyenv's installed versions, never downloaded; where one is
+missing nox skips its session locally and fails it in CI (``CI`` set).
+``nox -s tests-3.11 -- tests/unit`` runs a folder on one Python only.
 """
 
 from __future__ import annotations
@@ -78,10 +79,22 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict", "reka_async")
 
 
+#: Tests that drive third-party clients with large dependency trees (the ``test-full``
+#: extra): they run on the first Python only.
+THIRD_PARTY_TESTS = (
+    "tests/mock/test_official_sdk.py",  # reka-api (and httpx under it)
+    "tests/mock/test_openai_dialect.py",  # openai, pydantic
+    "tests/mock/test_schema.py",  # jsonschema, pydantic
+    "tests/client/test_otel.py",  # opentelemetry-sdk
+)
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The test suite (unit, integration against the mock server, CLI subprocesses, examples),
-    on nox's own Python and on the oldest and newest supported ones.
+    """The test suite: on nox's own Python (the first of ``PYTHONS``) every test, the slow
+    tier and the third-party clients included; on the oldest and newest supported Pythons the
+    default tier without ``THIRD_PARTY_TESTS`` (the package is the same code on each; what
+    differs per Python is the interpreter under it).
 
     Bytecode is compiled at install (and for the package itself) because many tests start a
     Python subprocess (the CLI, the examples, the mock server process, exit and fork cases):
@@ -89,15 +102,25 @@ def tests(session: nox.Session) -> None:
     the package from source again, about half a second apiece.
 
     The tests run in pytest-xdist worker processes, one per core up to four: much of the
-    suite waits on subprocesses and sockets, and on two cores this takes a Python's run from
-    about 4 min 15 s to 2 min 25 s. Each test still owns its servers, ports and files;
-    ``nox -s tests-3.11 -- -n 0`` runs in one process.
+    suite waits on subprocesses and sockets. Each test still owns its servers, ports and
+    files; ``nox -s tests-3.11 -- -n 0`` runs in one process. Arguments after ``--`` replace
+    the tier's selection (``-- tests/unit`` runs that folder's default tier).
     """
-    session.install("-e", ".[test]", env={"UV_COMPILE_BYTECODE": "1"})
+    full = session.python == PYTHONS[0]
+    extra = "test-full" if full else "test"
+    session.install("-e", f".[{extra}]", env={"UV_COMPILE_BYTECODE": "1"})
     session.run(
         "python", "-m", "compileall", "-q", "reka_async", env={"PYTHONDONTWRITEBYTECODE": ""}
     )
-    session.run("pytest", "--numprocesses=auto", "--maxprocesses=4", *session.posargs)
+    # Both tiers on the first Python; the default tier without the third-party tests elsewhere.
+    selection = ["-m", ""] if full else [f"--ignore={path}" for path in THIRD_PARTY_TESTS]
+    session.run(
+        "pytest",
+        "--numprocesses=auto",
+        "--maxprocesses=4",
+        *selection,
+        *session.posargs,
+    )
 
 
 @nox.session
@@ -130,7 +153,7 @@ def soak(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.env["REKA_SOAK_N"] = os.environ.get("REKA_SOAK_N", "50000")
     session.env["REKA_SOAK_STREAMS"] = os.environ.get("REKA_SOAK_STREAMS", "5000")
-    session.run("pytest", "tests/test_soak.py", "-q", "-s", *session.posargs)
+    session.run("pytest", "tests/slow/test_soak.py", "-m", "", "-q", "-s", *session.posargs)
 
 
 @nox.session

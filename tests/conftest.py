@@ -1,5 +1,12 @@
-"""Shared fixtures: a clean environment, a fast retry policy, and the embedded mock server over
-real sockets. (Tests that need no socket answer attempts in-process: ``tests/_seam.py``.)"""
+"""Shared fixtures (a clean environment, a fast retry policy, the embedded mock server over
+real sockets) and the two tiers of the suite. (Tests that need no socket answer attempts
+in-process: ``tests/_seam.py``.)
+
+The tiers: ``pytest`` alone runs the default tier, everything but the ``SLOW`` list below
+(``addopts`` holds ``-m "not slow"``); ``pytest -m slow`` runs only that list and
+``pytest -m ""`` everything. ``nox -s tests`` runs everything on its first Python and the
+default tier on the others.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,36 @@ from reka_async import AsyncClient, RetryPolicy
 from reka_async.testing import MockRekaServer
 
 API_KEY = "test-key"
+
+#: The slow tier: a node-id prefix (a file, or one test of it), and why it is slow. Everything
+#: else is the default tier. ``tests/unit/test_layout.py`` checks that every entry exists.
+SLOW: dict[str, str] = {
+    "tests/slow/test_soak.py": "the fault soak: 10,000 batch requests and 500 streams",
+    "tests/slow/test_benchmark_harness.py": "a whole quick benchmark run, in subprocesses",
+    "tests/slow/test_bench_accuracy.py": "a timed benchmark against a mock in its own process",
+    "tests/slow/test_examples.py": "every example in both dialects and every README block, "
+    "each a Python subprocess",
+    "tests/slow/test_typed_dicts_with_mypy.py": "real mypy runs",
+    "tests/jobs/test_exactly_once.py::test_kills_at_random_points_then_resume_end_with_each"
+    "_input_exactly_once": "CLI subprocesses killed and resumed, several times",
+    "tests/jobs/test_exactly_once.py::test_a_duplicate_id_never_marks_the_original_done": "a "
+    "CLI subprocess killed mid-run, then resumed",
+    "tests/jobs/test_exactly_once.py::test_sigterm_is_handled_like_sigint": "a CLI "
+    "subprocess stopped by a signal, then resumed",
+    "tests/jobs/test_exactly_once.py::test_without_enough_descriptors_every_input_still_ends"
+    "_and_stderr_stays_quiet": "3,000 items through a CLI subprocess under ulimit -n",
+    "tests/cli/test_commands.py::test_sigkill_and_resume_gives_each_input_exactly_once": "a "
+    "CLI subprocess killed with SIGKILL, then resumed",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the ``SLOW`` entries ``slow`` (the marker's reason is the entry's)."""
+    for item in items:
+        for prefix, reason in SLOW.items():
+            if item.nodeid == prefix or item.nodeid.startswith((prefix + "::", prefix + "[")):
+                item.add_marker(pytest.mark.slow(reason=reason))
+                break
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ machine). ``builder(cls)`` makes a plain function that allocates the instance an
 slot through the slot's own descriptor, positional arguments in field order.
 
 What it skips, so what a class must not have (checked when the builder is made, and the test
-``tests/test_fast_builders.py`` compares every builder with the class's own ``__init__``):
+``tests/unit/test_fast_builders.py`` compares every builder with the class's own ``__init__``):
 validators, converters, ``__attrs_post_init__``, non-slotted storage. Defaults are kept when
 they are plain values (``None``, numbers, strings, booleans); a field with a factory default
 must be passed. The instance is indistinguishable from one made by ``cls(...)``: same type,

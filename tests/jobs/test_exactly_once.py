@@ -20,7 +20,7 @@ import pytest
 
 from reka_async.testing import MockServerProcess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90
 
 

@@ -18,7 +18,6 @@ TPOT_MS = 10.0
 CAPACITY = 4
 
 
-@pytest.mark.slow
 async def test_the_benchmark_measures_what_the_mock_was_told() -> None:
     with MockServerProcess(
         "--ttft-ms", str(TTFT_MS), "--tpot-ms", str(TPOT_MS), "--capacity", str(CAPACITY)

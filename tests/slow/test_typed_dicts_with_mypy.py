@@ -127,7 +127,6 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
     return found
 
 
-@pytest.mark.slow
 def test_correct_messages_type_check(mypy_output: dict[str, list[str]]) -> None:
     errors = [line for line in mypy_output["good"] if line.startswith("error")]
     assert errors == []
@@ -138,14 +137,12 @@ def test_correct_messages_type_check(mypy_output: dict[str, list[str]]) -> None:
     ), mypy_output["good"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bad_role", "bad_key", "bad_part", "bad_tool_call", "bad_batch"])
 def test_mistakes_are_type_errors(mypy_output: dict[str, list[str]], name: str) -> None:
     errors = [line for line in mypy_output[name] if line.startswith("error")]
     assert errors, f"mypy accepted {name}"
 
 
-@pytest.mark.slow
 def test_the_error_points_at_the_message(mypy_output: dict[str, list[str]]) -> None:
     # mypy reports a dict that fits no role's shape against the union of message shapes.
     assert any("UserMessageParam" in line for line in mypy_output["bad_role"]), mypy_output

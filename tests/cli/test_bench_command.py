@@ -17,7 +17,7 @@ from reka_async.bench import Progress
 from reka_async.cli._bench import _ProgressLine
 from reka_async.testing import MockServerProcess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CANARY = "sk-bench-canary-5f1d"
 
 
@@ -108,7 +108,7 @@ def test_usage_errors_say_what_to_fix(args: list[str], message: str) -> None:
 
 def test_plots_without_matplotlib_name_the_extra(tmp_path: Path) -> None:
     if importlib.util.find_spec("matplotlib") is not None:  # pragma: no cover
-        pytest.skip("matplotlib is installed: the plots are drawn instead (see test_bench.py)")
+        pytest.skip("matplotlib is installed: the plots are drawn (see test_bench_counts.py)")
     proc = bench("--plot", str(tmp_path))
     assert proc.returncode == 2
     assert "reka-async[plot]" in proc.stderr

@@ -16,7 +16,7 @@ import pytest
 
 from reka_async.testing import MockServerProcess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "prompts.jsonl"
 TIMEOUT = 60
 
@@ -302,7 +302,6 @@ def count_lines(path: Path) -> int:
         return 0
 
 
-@pytest.mark.slow
 def test_sigkill_and_resume_gives_each_input_exactly_once(tmp_path: Path, mock_server: str) -> None:
     n = 300
     inp = tmp_path / "in.jsonl"

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from reka_async import AsyncClient, Client
 from reka_async.testing import MockRekaServer
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MSGS = [{"role": "user", "content": "What is the fifth prime number?"}]
 
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import assert_clean_error, records, run, write_jsonl
+from test_commands import assert_clean_error, records, run, write_jsonl
 
 from reka_async.cli._parser import build_parser
 
