@@ -145,8 +145,8 @@ class SSEDecoder:
             # straight from the line when nothing of another event is pending. It buys about
             # 0.6 of the 1.5 µs the general rules take per event of that shape (a 200-byte
             # event, 64 kB reads; 2.2 µs for 3.7 kB). Any other line goes through the general
-            # rules, ``_line``, so the events are the same; ``tests/unit/test_sse_decoder.py`` feeds every
-            # case whole (this path) and byte by byte (the other).
+            # rules, ``_line``, so the events are the same; ``tests/unit/test_sse_decoder.py``
+            # feeds every case whole (this path) and byte by byte (the other).
             if (
                 text.startswith("data: ", pos)
                 and text.startswith("\n", end + 1)
