@@ -466,3 +466,51 @@ async def test_rays_shared_budget_follows_the_same_protocol() -> None:
     # the answered one's corrected to its 8 tokens: the balance is the chunk less 8.
     assert limiter.granted == 1e5
     assert budget.balance[1] == pytest.approx(1e5 - 8)
+
+
+# --- attacks on the accounting ------------------------------------------------------------
+
+
+async def test_a_stream_dropped_without_closing_gives_its_reservation_back_to_the_count() -> None:
+    """A caller that breaks out of ``async for`` and drops the stream (no ``aclose``): its
+    attempt is settled as unknown when the stream is collected, so a cost budget does not
+    count it in flight for ever (which would stall every later reservation)."""
+    import gc
+
+    prices = PriceTable({"reka-flash": {"input": 1.0, "output": 1.0}})
+    budget = CostBudget(1.0, prices)
+    transport = answers(MockResponse(chunks=sse(chunk("a"), chunk("ab"), chunk("abc", "stop"))))
+    async with client_over(transport, rate_budget=budget) as client:
+        stream = client.chat.create_stream(model="reka-flash", messages=HI, max_tokens=10)
+        async for _ in stream:
+            break
+        assert budget.reserved > 0
+        del stream
+        gc.collect()
+        assert budget.reserved == pytest.approx(0.0)
+        assert budget.spent > 0  # kept at its worst case: it was sent
+
+
+async def test_a_cancel_while_waiting_for_a_budget_reserves_nothing() -> None:
+    """Cancelled while the second budget waits: what the first reserved is given back, and
+    nothing is sent."""
+    first = RecordingBudget()
+    gate = asyncio.Event()
+
+    class Waiting(RecordingBudget):
+        async def reserve(self, body: Mapping[str, Any] | None) -> float:
+            gate.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    transport = answers(MockResponse(json=native()))
+    async with client_over(transport, rate_budget=first) as client:
+        task = asyncio.create_task(
+            client.chat.send_body({"model": "reka-flash", "messages": HI}, budgets=(Waiting(),))
+        )
+        await gate.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert first.settled == [(100.0, 0.0)]
+    assert transport.requests == []
