@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -90,10 +91,17 @@ def _coerce_price(model: str, value: Any) -> Price:
             f"got {value!r}"
         )
     for what, number in (("input", inp), ("output", out)):
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not math.isfinite(number)
+            or number < 0
+        ):
+            # NaN and infinities too: a NaN price makes every cost NaN, and NaN compares
+            # false, so a max_cost budget would never stop anything.
             raise InvalidRequestError(
-                f"prices: {model!r} {what} must be a number >= 0 (USD per million tokens), "
-                f"got {number!r}"
+                f"prices: {model!r} {what} must be a finite number >= 0 (USD per million "
+                f"tokens), got {number!r}"
             )
     return Price(float(inp), float(out))
 

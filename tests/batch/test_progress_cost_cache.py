@@ -259,3 +259,11 @@ def test_a_cache_locked_past_its_busy_timeout_is_a_clear_error(tmp_path: Path) -
             RequestCache(path, busy_timeout_s=0.05)
     finally:
         holder.close()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_price_that_is_not_a_finite_number_is_refused_naming_the_model(value: float) -> None:
+    with pytest.raises(InvalidRequestError, match=r"'reka-core' output must be a finite number"):
+        PriceTable({"reka-core": {"input": 1.0, "output": value}})
+    with pytest.raises(ValueError, match="reka-core"):  # InvalidRequestError is a ValueError
+        PriceTable({"reka-core": (value, 1.0)})

@@ -92,6 +92,23 @@ def test_max_cost_refuses_a_model_without_a_price(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity"])
+def test_a_prices_file_with_nan_or_infinity_is_exit_2_naming_the_model(
+    tmp_path: Path, number: str
+) -> None:
+    prices = tmp_path / "prices.json"
+    # JSON as Python's json module writes these numbers (it reads them back, too).
+    prices.write_text(json.dumps({"reka-core": {"input": float(number), "output": 1}}))
+    out = tmp_path / "out.jsonl"
+    proc = run(
+        "batch", str(_prompts(tmp_path / "p.jsonl", 2)), "-o", str(out), "--mock",
+        "--model", "reka-core", "--max-cost", "1", "--prices", str(prices),
+    )  # fmt: skip
+    assert_clean_error(proc)
+    assert "'reka-core' input must be a finite number" in proc.stderr
+    assert not out.exists()
+
+
 def test_dry_run_sends_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     proc = run(
