@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from _ray_fakes import LocalLimiter
 from _seam import answers, client_over
 
 from reka_async import (
@@ -424,37 +425,12 @@ async def test_a_drop_on_a_fresh_connection_counts_against_max_retries() -> None
     assert len(transport.requests) == 1
 
 
-class _Remote:
-    """A Ray actor method's ``.remote`` in-process."""
-
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-
-    def remote(self, *args: Any) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.set_result(self.fn(*args))
-        return future
-
-
-class _Limiter:
-    """The shared limiter actor's interface: a TPM budget handing out what is asked."""
-
-    def __init__(self) -> None:
-        self.granted = 0.0
-        self.limits = _Remote(lambda: (None, 1e6, 1.0, 1e5))
-        self.acquire = _Remote(self._acquire)
-        self.refund = _Remote(lambda requests=0.0, tokens=0.0: None)
-
-    def _acquire(self, requests: float, tokens: float) -> None:
-        self.granted += tokens
-
-
 async def test_rays_shared_budget_follows_the_same_protocol() -> None:
     """Ray's job-wide budget is reserved per attempt by the client: a refused attempt gives
     its tokens back to the worker's balance, an answer settles to its usage."""
     from reka_async.integrations.ray._limiter import SharedBudget
 
-    limiter = _Limiter()
+    limiter = LocalLimiter()
     budget = SharedBudget(limiter)
     assert isinstance(budget, Budget)
     transport = answers(

@@ -12,30 +12,12 @@ import pytest
 pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
 
+from _ray_fakes import LocalLimiter
+
 from reka_async.integrations.ray import RekaChatMapper
 from reka_async.testing import MockRekaServer
 
 API_KEY = "test-key"  # the key the "server" fixture of tests/conftest.py accepts
-
-
-class _Remote:
-    """A Ray actor method stand-in: ``.remote(...)`` returns a finished future."""
-
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-
-    def remote(self, *args: Any) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.set_result(self.fn(*args))
-        return future
-
-
-class _LocalLimiter:
-    """The shared limiter's interface in-process: a TPM budget that always grants."""
-
-    limits = _Remote(lambda: (None, 1e6, 1.0, 1e5))
-    acquire = _Remote(lambda requests, tokens: None)
-    refund = _Remote(lambda requests=0.0, tokens=0.0: None)
 
 
 async def test_each_row_is_prepared_once_with_a_shared_budget(
@@ -53,7 +35,7 @@ async def test_each_row_is_prepared_once_with_a_shared_budget(
 
     monkeypatch.setattr(batch_module, "prepare_item", counting)
     monkeypatch.setattr(input_module, "prepare_item", counting)
-    mapper = RekaChatMapper(api_key=API_KEY, base_url=server.base_url, limiter=_LocalLimiter())
+    mapper = RekaChatMapper(api_key=API_KEY, base_url=server.base_url, limiter=LocalLimiter())
     try:
         table = await mapper.process({"prompt": ["a", "b", "c"], "line": [1, 2, 3]})
     finally:
