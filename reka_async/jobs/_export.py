@@ -15,6 +15,7 @@ import json
 import os
 from typing import Any, Final
 
+from .._files import real_path, temp_beside
 from ._errors import JobIOError
 
 __all__ = ["COLUMNS", "EXPORT_FORMATS", "export_format", "export_output"]
@@ -136,24 +137,30 @@ def export_output(jsonl_path: str, out_path: str, *, fmt: str | None = None) -> 
         raise JobIOError(
             f"could not read {jsonl_path}: {exc.strerror or exc}", path=jsonl_path, written=0
         ) from exc
-    temp = f"{out_path}.part-{os.getpid()}"
+    # Beside the real file (a linked output is written through its link), under a name
+    # nobody can predict and plant a link at, with the mode a plain open would give.
+    target = real_path(out_path)
+    temp = ""
     try:
+        fd, temp = temp_beside(target, "part")
         if fmt == "csv":
-            with open(temp, "w", newline="", encoding="utf-8") as f:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, fieldnames=COLUMNS)
                 writer.writeheader()
                 writer.writerows(rows)
         else:
+            os.close(fd)
             table = pa.Table.from_pylist(rows, schema=_schema(pa))
             pq.write_table(table, temp)
-        os.replace(temp, out_path)
+        os.replace(temp, target)
     except OSError as exc:
         raise JobIOError(
             f"could not write {out_path}: {exc.strerror or exc}", path=out_path, written=0
         ) from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+        if temp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
     return len(rows)
 
 
