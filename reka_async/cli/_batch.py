@@ -181,7 +181,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     report = state.get("report")
     if report is not None and args.job_path != args.output:
         try:
-            rows = export_output(args.job_path, args.output)
+            rows = export_output(args.job_path, args.output, neutralise=not args.raw_csv)
         except JobIOError as exc:
             say(f"error: {exc}")
             return int(ExitCode.IO_ERROR)
@@ -430,7 +430,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.job):
         raise UsageError(f"job file not found: {args.job}")
     try:
-        rows = export_output(args.job, args.output)
+        rows = export_output(args.job, args.output, neutralise=not args.raw_csv)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except JobIOError as exc:
