@@ -140,6 +140,15 @@ def _domains(path: str, value: Any) -> list[str] | None:
         raise _fail(path, f"must be a list of domain names such as ['reka.ai'], got {value!r}")
     if not value or not all(isinstance(d, str) and d for d in value):
         raise _fail(path, "must be a non-empty list of non-empty domain names")
+    for domain in value:
+        # A domain, optionally path-scoped ("reka.ai/docs"): never a URL with a scheme, a
+        # query or a fragment, and no whitespace (the API would match nothing, silently).
+        if "://" in domain or any(c in domain for c in "?#") or any(c.isspace() for c in domain):
+            raise _fail(
+                path,
+                f"{domain!r} is not a domain name: give the host (and an optional path), "
+                f"such as 'reka.ai' or 'reka.ai/docs', without a scheme, query or spaces",
+            )
     return list(value)
 
 

@@ -15,13 +15,18 @@ Two things happen to every translated exception:
   scrubbed in place along its whole chain: aiohttp's ``request_info`` (with the request
   headers, the API key among them) is replaced by a copy with the secret headers redacted,
   and ``history`` (earlier responses, each holding its own ``request_info``) is dropped, so no
-  error reporter that serialises exception chains can capture the key.
+  error reporter that serialises exception chains can capture the key. Credentials in a URL
+  (a proxy's ``user:password@``) are stripped from the kept URLs and from text arguments, and
+  our own message never carries them (``strip_userinfo``); a proxy's refusal keeps its
+  status and reason in our message. Where a chained exception would still show them after
+  that, the cause is not chained (``from None``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -29,6 +34,7 @@ from typing import Any, Final
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from .._exceptions import (
     APIConnectionError,
@@ -41,7 +47,15 @@ from .._exceptions import (
 )
 from .retry import parse_retry_after
 
-__all__ = ["invalid_body", "map_errors", "scrub", "stale_candidate", "status_error", "translate"]
+__all__ = [
+    "invalid_body",
+    "map_errors",
+    "scrub",
+    "stale_candidate",
+    "status_error",
+    "strip_userinfo",
+    "translate",
+]
 
 #: What ``map_errors`` translates: aiohttp's errors, asyncio's and the builtin timeout, and
 #: socket-level ``OSError`` (a reset, a refused connection outside aiohttp's wrappers).
@@ -76,6 +90,18 @@ _DROPPED: Final = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError
 _SECRET_HEADERS: Final = frozenset(("x-api-key", "authorization", "proxy-authorization"))
 _REDACTED: Final = "<redacted>"
 
+#: The ``user[:password]@`` of a URL written in text (``http://user:pw@proxy:3128``).
+_USERINFO: Final = re.compile(r"(?<=://)[^\s/@'\"<>]+@")
+
+
+def strip_userinfo(text: str) -> str:
+    """``text`` with the credentials of every URL in it removed (``scheme://host...``)."""
+    return _USERINFO.sub("", text) if "@" in text else text
+
+
+def _bare(url: URL) -> URL:
+    return url.with_user(None) if url.user is not None or url.password is not None else url
+
 
 def translate(exc: BaseException, what: str) -> APIError:
     """Our error for an aiohttp/asyncio exception; ``what`` names the request in the message.
@@ -94,9 +120,14 @@ def translate(exc: BaseException, what: str) -> APIError:
         message = f"{what}: the server closed the connection without answering"
     elif isinstance(exc, aiohttp.ClientConnectorError):
         message = f"{what}: cannot connect ({exc.os_error.strerror or exc})"
+    elif isinstance(exc, aiohttp.ClientHttpProxyError):
+        # Its text names the proxy's URL, password included: keep the useful part only.
+        message = f"{what}: the proxy refused the connection: HTTP {exc.status} {exc.message}"
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        message = f"{what}: {type(exc).__name__}: HTTP {exc.status} {exc.message}"
     else:
         message = f"{what}: {type(exc).__name__}: {exc}"
-    error = APIConnectionError(message, may_have_reached_server=sent)
+    error = APIConnectionError(strip_userinfo(message), may_have_reached_server=sent)
     if isinstance(exc, (aiohttp.ServerDisconnectedError, *_DROPPED)) or (
         isinstance(exc, aiohttp.ClientOSError) and not isinstance(exc, aiohttp.ClientConnectorError)
     ):
@@ -116,22 +147,38 @@ def _redacted(info: aiohttp.RequestInfo) -> aiohttp.RequestInfo:
         (name, _REDACTED if name.lower() in _SECRET_HEADERS else value)
         for name, value in info.headers.items()
     )
-    return aiohttp.RequestInfo(info.url, info.method, CIMultiDictProxy(headers), info.real_url)
+    return aiohttp.RequestInfo(
+        _bare(info.url), info.method, CIMultiDictProxy(headers), _bare(info.real_url)
+    )
 
 
 def _clean_arg(arg: Any) -> Any:
     if isinstance(arg, aiohttp.RequestInfo):
         return _redacted(arg)
+    if isinstance(arg, str):
+        return strip_userinfo(arg)
+    if isinstance(arg, URL):
+        return _bare(arg)
+    proxy = getattr(arg, "proxy", None)
+    if isinstance(proxy, URL) and hasattr(arg, "_replace"):
+        # aiohttp's ConnectionKey (in a connector error's args and ``_conn_key``).
+        return arg._replace(proxy=_bare(proxy)) if proxy is not _bare(proxy) else arg
     if isinstance(arg, tuple) and any(isinstance(a, aiohttp.ClientResponse) for a in arg):
         return ()  # a redirect history: each response holds its request's headers
     return arg
 
 
-def scrub(exc: BaseException) -> None:
-    """Redact the request headers kept by ``exc`` and every exception chained to it, in place.
+def scrub(exc: BaseException) -> bool:
+    """Redact the request headers and URL credentials kept by ``exc`` and every exception
+    chained to it, in place.
 
     aiohttp's response errors keep the ``RequestInfo`` of the request (its headers included,
-    so the API key) as ``request_info``, in ``args`` and in each response of ``history``.
+    so the API key; its URL, so a proxy's password) as ``request_info``, in ``args`` and in
+    each response of ``history``.
+
+    Returns:
+        Whether the chain is clean now: ``False`` when an exception's text still shows a
+        URL's credentials (the caller then does not chain it).
     """
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
@@ -147,11 +194,36 @@ def scrub(exc: BaseException) -> None:
         if getattr(current, "history", None):
             with contextlib.suppress(AttributeError, TypeError):
                 current.history = ()  # type: ignore[attr-defined]
+        with contextlib.suppress(TypeError):  # no __dict__
+            for name, value in list(vars(current).items()):
+                clean = _clean_arg(value)
+                if clean is not value:
+                    with contextlib.suppress(AttributeError, TypeError):
+                        setattr(current, name, clean)
         args = tuple(_clean_arg(arg) for arg in current.args)
         if any(new is not old for new, old in zip(args, current.args, strict=True)):
             current.args = args
         pending.append(current.__cause__)
         pending.append(current.__context__)
+    return not any(_shows_userinfo(link) for link in _chain(exc))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending += [current.__cause__, current.__context__]
+    return found
+
+
+def _shows_userinfo(exc: BaseException) -> bool:
+    with contextlib.suppress(Exception):
+        return any(_USERINFO.search(text) for text in (str(exc), repr(exc)))
+    return True
 
 
 class map_errors:
@@ -176,8 +248,9 @@ class map_errors:
         tb: TracebackType | None,
     ) -> None:
         if exc is not None and isinstance(exc, _THIRD_PARTY):
-            scrub(exc)
-            raise translate(exc, self.what) from exc
+            if scrub(exc):
+                raise translate(exc, self.what) from exc
+            raise translate(exc, self.what) from None
 
 
 def status_error(status: int, headers: Mapping[str, str], raw: bytes) -> APIStatusError:

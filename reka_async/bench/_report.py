@@ -10,16 +10,17 @@ The JSON file (``write_json``) is meant for scripts and other tools; its shape i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import attrs
 
+from .._files import real_path, temp_beside
 from .._version import __version__
 from ._config import BenchConfig
 from ._metrics import RunResult, Saturation
@@ -117,12 +118,19 @@ class BenchReport:
         Raises:
             OSError: The file cannot be written.
         """
-        target = Path(path)
-        temporary = target.with_name(target.name + ".tmp")
-        with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(samples=samples), f, indent=1, default=str)
-            f.write("\n")
-        os.replace(temporary, target)
+        # Through a link to the real file; the temporary name is unpredictable (no planted
+        # link can catch it) and gets the mode a plain open would give.
+        target = real_path(os.fspath(path))
+        fd, temporary = temp_beside(target, "tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(samples=samples), f, indent=1, default=str)
+                f.write("\n")
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
 
     def table(self) -> str:
         """A readable table of the steps (latencies in milliseconds), then the saturation."""

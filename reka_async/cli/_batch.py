@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from .._client import DEFAULT_MAX_CONNECTIONS, AsyncClient
 from .._exceptions import BatchAbortedError, InvalidRequestError
+from .._files import real_path
 from ..batch import BatchProgress, CacheError, PriceTable, RequestCache, estimate_tokens
 from ..batch.cost import DEFAULT_MAX_TOKENS, load_prices
 from ..batch.fds import ensure_fd_limit, fd_budget
@@ -57,10 +58,12 @@ def _count_lines(path: str) -> int | None:
 
 
 def _job_path(out_path: str) -> str:
-    """The JSONL job file of OUTPUT: itself, or ``name.jsonl`` beside a .csv/.parquet."""
+    """The JSONL job file of OUTPUT: itself, or ``name.jsonl`` beside a .csv/.parquet (beside
+    the real file when OUTPUT is a link, so two paths to one export are one job)."""
     if export_format(out_path) is None:
         return out_path
-    return os.path.splitext(out_path)[0] + ".jsonl"
+    named = real_path(out_path) if os.path.islink(out_path) else out_path
+    return os.path.splitext(named)[0] + ".jsonl"
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -178,7 +181,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     report = state.get("report")
     if report is not None and args.job_path != args.output:
         try:
-            rows = export_output(args.job_path, args.output)
+            rows = export_output(args.job_path, args.output, neutralise=not args.raw_csv)
         except JobIOError as exc:
             say(f"error: {exc}")
             return int(ExitCode.IO_ERROR)
@@ -427,7 +430,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.job):
         raise UsageError(f"job file not found: {args.job}")
     try:
-        rows = export_output(args.job, args.output)
+        rows = export_output(args.job, args.output, neutralise=not args.raw_csv)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except JobIOError as exc:

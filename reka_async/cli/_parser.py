@@ -241,6 +241,12 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         action="store_true",
         help="start OUTPUT afresh if it exists (its results are discarded)",
     )
+    batch.add_argument(
+        "--raw-csv",
+        action="store_true",
+        help="a .csv OUTPUT keeps text cells starting with = + - @ verbatim (default: "
+        "prefixed with ' so that a spreadsheet does not run them as formulas)",
+    )
     batch.add_argument("--mock", action="store_true", help="use a built-in mock server")
     batch.add_argument(
         "--mock-latency-ms",
@@ -296,6 +302,12 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     export.add_argument("job", metavar="JOB", help="the JSONL output of reka-async batch")
     export.add_argument(
         "output", metavar="OUT", help="the file to write: .csv, or .parquet (reka-async[parquet])"
+    )
+    export.add_argument(
+        "--raw-csv",
+        action="store_true",
+        help="keep CSV text cells starting with = + - @ verbatim (default: prefixed with ' "
+        "so that a spreadsheet does not run them as formulas)",
     )
 
     mock = sub.add_parser(

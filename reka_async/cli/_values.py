@@ -49,12 +49,15 @@ def probability(text: str) -> float:
 
 
 def numbers(kind: Callable[[str], T], what: str) -> Callable[[str], list[T]]:
-    """An argparse type: comma-separated values of ``kind``."""
+    """An argparse type: comma-separated values of ``kind``; an empty entry (``1,,2``, a
+    trailing comma) is refused rather than skipped, as it is most likely a typo."""
 
     def parse(text: str) -> list[T]:
-        values = [kind(part) for part in text.split(",") if part.strip()]
-        if not values:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return values
+        parts = text.split(",")
+        if any(not part.strip() for part in parts):
+            raise argparse.ArgumentTypeError(
+                f"expected {what}, got {text!r}: remove the empty entry between the commas"
+            )
+        return [kind(part) for part in parts]
 
     return parse

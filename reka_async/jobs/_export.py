@@ -15,9 +15,17 @@ import json
 import os
 from typing import Any, Final
 
+from .._files import real_path, temp_beside
 from ._errors import JobIOError
 
-__all__ = ["COLUMNS", "EXPORT_FORMATS", "export_format", "export_output"]
+__all__ = [
+    "COLUMNS",
+    "EXPORT_FORMATS",
+    "FORMULA_STARTS",
+    "export_format",
+    "export_output",
+    "neutralise_cell",
+]
 
 EXPORT_FORMATS: Final = ("csv", "parquet")
 
@@ -41,6 +49,21 @@ COLUMNS: Final = (
     "metadata",
     "request_hash",
 )
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP "CSV injection"): a cell that
+#: begins with one of these gets a leading ``'`` in a CSV export.
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: Any) -> Any:
+    """``value`` with a leading ``'`` when it is text a spreadsheet would run as a formula.
+
+    Only text is touched: numbers, booleans and empty cells are returned as they are.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def export_format(path: str) -> str | None:
@@ -100,13 +123,22 @@ def _rows(jsonl_path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def export_output(jsonl_path: str, out_path: str, *, fmt: str | None = None) -> int:
+def export_output(
+    jsonl_path: str, out_path: str, *, fmt: str | None = None, neutralise: bool = True
+) -> int:
     """Write the job output ``jsonl_path`` to ``out_path`` as CSV or Parquet.
+
+    In a CSV, a text cell (``text``, ``custom_id``, ``error_message``, ``metadata``,
+    ``model``, ...) that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    gets a leading ``'`` (``neutralise_cell``), as OWASP recommends against formula
+    injection: such a CSV no longer round-trips those cells byte for byte. Numeric columns
+    and Parquet are never changed.
 
     Args:
         jsonl_path: the job's JSONL output.
         out_path: the file to write (replaced atomically).
         fmt: ``"csv"`` or ``"parquet"``; default: from ``out_path``'s extension.
+        neutralise: ``False`` writes CSV text cells verbatim (formulas included).
 
     Returns:
         The rows written (one per input).
@@ -136,24 +168,33 @@ def export_output(jsonl_path: str, out_path: str, *, fmt: str | None = None) -> 
         raise JobIOError(
             f"could not read {jsonl_path}: {exc.strerror or exc}", path=jsonl_path, written=0
         ) from exc
-    temp = f"{out_path}.part-{os.getpid()}"
+    # Beside the real file (a linked output is written through its link), under a name
+    # nobody can predict and plant a link at, with the mode a plain open would give.
+    target = real_path(out_path)
+    temp = ""
     try:
+        fd, temp = temp_beside(target, "part")
         if fmt == "csv":
-            with open(temp, "w", newline="", encoding="utf-8") as f:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, fieldnames=COLUMNS)
                 writer.writeheader()
-                writer.writerows(rows)
+                for row in rows:
+                    if neutralise:
+                        row = {name: neutralise_cell(value) for name, value in row.items()}
+                    writer.writerow(row)
         else:
+            os.close(fd)
             table = pa.Table.from_pylist(rows, schema=_schema(pa))
             pq.write_table(table, temp)
-        os.replace(temp, out_path)
+        os.replace(temp, target)
     except OSError as exc:
         raise JobIOError(
             f"could not write {out_path}: {exc.strerror or exc}", path=out_path, written=0
         ) from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+        if temp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
     return len(rows)
 
 

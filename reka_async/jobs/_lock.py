@@ -6,8 +6,16 @@ pid into the sidecar for the message a second run shows. Releasing unlinks the s
 unlocking; a process that opened the old sidecar meanwhile sees, after locking it, that the
 path no longer names the file it locked, and tries again: two holders are impossible.
 
+The lock is keyed on the output's real path (symbolic links resolved), so two paths to one
+file are one job; the sidecar sits beside the real file. It is opened with ``O_NOFOLLOW``
+and checked before it is locked (``_files.open_lock_file``): a planted link, a file with
+other hard links or one owned by another user is refused (``OutputLocked``, naming the
+owner), never truncated. A sidecar left by a killed run is taken over (its ``flock`` died
+with it).
+
 POSIX only (Linux, macOS). Where ``fcntl`` does not exist (Windows) no lock is taken and the
-job runs unguarded: do not start two runs on one output there.
+job runs unguarded: do not start two runs on one output there (and there links are
+followed: ``O_NOFOLLOW`` does not exist).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import os
 from types import TracebackType
 from typing import Any
 
+from .._files import UnsafeFileError, open_lock_file, real_path
 from ._errors import OutputLocked
 
 _fcntl: Any
@@ -37,7 +46,7 @@ class OutputLock:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.lock_path = path + ".lock"
+        self.lock_path = real_path(path) + ".lock"
         self._fd: int | None = None
 
     def __enter__(self) -> OutputLock:
@@ -58,7 +67,10 @@ class OutputLock:
         if fcntl is None:  # pragma: no cover - not POSIX
             return
         while True:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = open_lock_file(self.lock_path)
+            except UnsafeFileError as exc:
+                raise OutputLocked(f"cannot lock {self.path}: {exc}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

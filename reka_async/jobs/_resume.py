@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import attrs
 
+from .._files import real_path, temp_beside
 from ._errors import DuplicateCustomId, JobIOError
 
 __all__ = [
@@ -257,10 +258,14 @@ def compact_output(path: str) -> int:
                     dup = _dup_line(record)
                     last[("dup", dup) if dup is not None else record["custom_id"]] = number
     keep = set(last.values())
-    temp = f"{path}.compact-{os.getpid()}"
+    # Beside the real file (a linked output is rewritten through its link), under a name
+    # nobody can predict and plant a link at.
+    target = real_path(path)
+    temp = ""
     dropped = 0
     try:
-        with open(path, "rb") as src, open(temp, "wb") as dst:
+        fd, temp = temp_beside(target, "compact")
+        with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
             for number, raw in enumerate(src):
                 if number in keep or not _is_record(raw):
                     dst.write(raw)
@@ -270,8 +275,8 @@ def compact_output(path: str) -> int:
                 return 0
             dst.flush()
             os.fsync(dst.fileno())
-        os.replace(temp, path)
-        _fsync_dir(path)
+        os.replace(temp, target)
+        _fsync_dir(target)
     except OSError as exc:
         raise JobIOError(
             f"could not compact {path}: {exc.strerror or exc}; it is still complete "
@@ -280,8 +285,9 @@ def compact_output(path: str) -> int:
             written=len(keep),
         ) from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+        if temp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
     return dropped
 
 

@@ -246,6 +246,7 @@ LAYERS = [
     "_version",
     "_types",
     "_logging",
+    "_files",
     "_exceptions",
     "_media",
     "_serial",
