@@ -95,7 +95,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--{flag.replace('_', '-')} continues an output: add --resume")
     api_key(args)  # fail before creating OUTPUT
     args.prices_table = _prices(args)
-    args.cache_db = _open_cache(args.cache)
+    args.cache_db = _open_cache(args.cache, mock=args.mock)
 
 
 def _prices(args: argparse.Namespace) -> PriceTable:
@@ -105,11 +105,14 @@ def _prices(args: argparse.Namespace) -> PriceTable:
     return table
 
 
-def _open_cache(path: str | None) -> RequestCache | None:
+def _open_cache(path: str | None, *, mock: bool) -> RequestCache | None:
     if path is None:
         return None
+    # The in-process mock listens on a fresh port each run: its answers are keyed by one
+    # name of their own, which no real endpoint's identity can equal.
+    endpoint = "reka-async --mock" if mock else None
     try:
-        return RequestCache(path)
+        return RequestCache(path, endpoint=endpoint)
     except CacheError as exc:
         raise UsageError(str(exc)) from None
 
