@@ -241,9 +241,11 @@ def test_mock_answers_in_the_cache_never_serve_another_server(tmp_path: Path) ->
         proc = run(
             "batch", str(inp), "-o", str(tmp_path / "b.jsonl"), "--cache", str(cache),
             "--base-url", srv.base_url, "--api-key", "a-wrong-key", "--max-retries", "0",
+            "--concurrency", "1",
         )  # fmt: skip
     assert proc.returncode == 3, proc.stderr  # the refused key stops the batch
     assert "API key was refused" in proc.stderr
+    assert "job total: 1 of 2 input(s) done" in proc.stderr  # stopped: not "1 input(s)"
     assert "from the cache" not in proc.stderr
     rows = records(tmp_path / "b.jsonl")
     assert rows
