@@ -75,7 +75,7 @@ class _ToolCallState:
             joined = "".join(self.arguments)
             try:
                 parsed = json.loads(joined) if joined else {}
-            except ValueError:  # still arriving, or not JSON: kept as sent
+            except (ValueError, RecursionError):  # still arriving, not JSON, too deep: as sent
                 parsed = {"_raw": joined}
             parameters = parsed if isinstance(parsed, dict) else {"_raw": joined}
         return ToolCall(id=self.id, name=self.name, parameters=parameters)

@@ -374,7 +374,7 @@ def make_status_error(
     body: Any
     try:
         body = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: kept as text
         body = text
     error_type, message = _error_fields(body)
     request_id = headers.get("x-request-id")

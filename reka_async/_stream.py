@@ -39,6 +39,7 @@ from ._http.accounting import Outcome
 from ._models import ChatChunk, ChatResponse, Usage
 from ._sse import ServerSentEvent, SSEDecoder
 from ._wire import loads
+from ._wire._json import too_deep
 from ._wire.events import StreamEvent, TextEvent
 
 if TYPE_CHECKING:
@@ -277,6 +278,13 @@ class AsyncChatStream:
         try:
             data = loads(event.data)
         except ValueError as exc:
+            if too_deep(exc):  # hostile nesting mid-stream: the text so far is kept
+                raise StreamError(
+                    "a stream event is JSON nested too deep to parse: "
+                    f"{body_snippet(event.data)!r}",
+                    request_id=self.request_id,
+                    partial_text=self.text,
+                ) from None
             raise self._invalid("is not JSON", event.data) from exc
         # An error event is an object with "error" (or any event named "error"); the check is
         # inline for the usual event, which is a dict without it.

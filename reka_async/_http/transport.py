@@ -23,6 +23,8 @@ same loop (``send(call, failed=error)``): the stream object decides nothing abou
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
@@ -182,6 +184,12 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"<Transport {display_url(self.base_url)!r} {self.state.value}>"
+
+    def credential_fingerprint(self, secret: bytes) -> str:
+        """A keyed fingerprint of the API key this transport sends (the request cache's
+        account identity): HMAC-SHA256 under ``secret``, 32 hex digits; never the key."""
+        key = self._headers[False, False].get("X-Api-Key", "")
+        return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:32]
 
     @property
     def sender(self) -> AsyncTransport:

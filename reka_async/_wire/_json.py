@@ -1,4 +1,12 @@
-"""The JSON backend: orjson when installed (the ``speed`` extra), else the standard library."""
+"""The JSON backend: orjson when installed (the ``speed`` extra), else the standard library.
+
+Depth limits: orjson refuses JSON nested deeper than 1024 levels (``JSONDecodeError``, a
+``ValueError``); the standard library's parser recurses once per level and runs out of the
+interpreter's recursion limit (about ``sys.getrecursionlimit()`` levels, 1000 by default),
+which ``loads`` turns into ``JSONTooDeep`` (a ``ValueError`` too). So hostile nesting is
+always a ``ValueError`` here, caught where bodies are parsed, and never a ``RecursionError``;
+nothing scans a body before parsing it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,17 @@ import json.scanner
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["dumps", "loads"]
+__all__ = ["JSONTooDeep", "dumps", "loads", "too_deep"]
+
+
+class JSONTooDeep(ValueError):
+    """JSON nested deeper than the standard library's parser can recurse."""
+
+
+def too_deep(exc: BaseException) -> bool:
+    """Whether a ``loads`` error says the JSON was nested too deep (either backend)."""
+    return isinstance(exc, JSONTooDeep) or "depth limit" in str(exc)
+
 
 try:
     import orjson
@@ -54,14 +72,17 @@ except ImportError:  # pragma: no cover - exercised when orjson is absent
     _scan = c_make_scanner(json.JSONDecoder()) if c_make_scanner is not None else None
 
     def loads(data: bytes | str) -> Any:
-        """Parse JSON, as ``json.loads``."""
-        if _scan is not None:  # pragma: no branch - a Python without the json accelerator
-            try:
-                text = data.decode() if type(data) is bytes else data
-                if type(text) is str:
-                    value, end = _scan(text, 0)
-                    if end == len(text):
-                        return value
-            except (ValueError, StopIteration):  # not UTF-8, not JSON at 0: the stdlib's say
-                pass
-        return json.loads(data)
+        """Parse JSON, as ``json.loads`` (too deep a nesting: ``JSONTooDeep``)."""
+        try:
+            if _scan is not None:  # pragma: no branch - a Python without the json accelerator
+                try:
+                    text = data.decode() if type(data) is bytes else data
+                    if type(text) is str:
+                        value, end = _scan(text, 0)
+                        if end == len(text):
+                            return value
+                except (ValueError, StopIteration):  # not UTF-8, not JSON at 0: stdlib's say
+                    pass
+            return json.loads(data)
+        except RecursionError:
+            raise JSONTooDeep("JSON nested too deep to parse") from None

@@ -128,8 +128,17 @@ class BatchRunner:
         cache = options.get("cache")
         #: The request cache (``None``: none).
         self.cache = RequestCache(cache) if isinstance(cache, str) else cache
-        #: The request identity the cache is keyed by (the one ``--resume`` stores).
+        #: The request identity (the one ``--resume`` stores); the cache keys by it and
+        #: ``cache_scope``.
         self.hash_body = request_hasher_for(client.base_url, client.api)
+        #: The endpoint and account the cache keys by (``RequestCache.scope_for``).
+        self.cache_scope = (
+            self.cache.scope_for(
+                client.base_url, client.api, client._transport.credential_fingerprint
+            )
+            if self.cache is not None
+            else ""
+        )
         progress = options.get("progress", False)
         #: The live progress display (``None``: none).
         self.progress: BatchProgress | None = (

@@ -320,7 +320,7 @@ class BatchStream:
                 index=index, custom_id=custom_id, request=None, error=exc, metadata=metadata
             )
         cache = runner.cache
-        digest = runner.hash_body(body) if cache is not None else ""
+        digest = cache.key(runner.hash_body(body), runner.cache_scope) if cache is not None else ""
         if cache is not None:
             try:
                 hit = await cache.get(digest)

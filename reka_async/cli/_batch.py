@@ -98,7 +98,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--{flag.replace('_', '-')} continues an output: add --resume")
     api_key(args)  # fail before creating OUTPUT
     args.prices_table = _prices(args)
-    args.cache_db = _open_cache(args.cache)
+    args.cache_db = _open_cache(args.cache, mock=args.mock)
 
 
 def _prices(args: argparse.Namespace) -> PriceTable:
@@ -108,11 +108,14 @@ def _prices(args: argparse.Namespace) -> PriceTable:
     return table
 
 
-def _open_cache(path: str | None) -> RequestCache | None:
+def _open_cache(path: str | None, *, mock: bool) -> RequestCache | None:
     if path is None:
         return None
+    # The in-process mock listens on a fresh port each run: its answers are keyed by one
+    # name of their own, which no real endpoint's identity can equal.
+    endpoint = "reka-async --mock" if mock else None
     try:
-        return RequestCache(path)
+        return RequestCache(path, endpoint=endpoint)
     except CacheError as exc:
         raise UsageError(str(exc)) from None
 
@@ -243,9 +246,11 @@ async def _run(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
                 f"million tokens)"
             )
         progress = None
+        # The input's size, when it can be counted (not stdin, not huge): the summary's total.
+        total = state["input_total"] = _count_lines(args.input)
         if not args.no_progress:
             progress = state["progress"] = BatchProgress(
-                total=_count_lines(args.input),
+                total=total,
                 file=sys.stderr,
                 interval=args.progress_interval,
                 prefix=f"{PROG}: ",
@@ -327,8 +332,18 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
             if totals["cost_usd_known"]
             else "unknown (no price for the model)"
         )
+        done = totals["ok"] + totals["failed"]
+        total = state.get("input_total")
+        # A stopped or interrupted run: how many of the input's lines are done, not "done".
+        counted = (
+            f"{done} input(s)"
+            if total == done
+            else f"{done} input(s) done (the input's total is not known)"
+            if total is None
+            else f"{done} of {total} input(s) done"
+        )
         say(
-            f"job total: {totals['ok'] + totals['failed']} input(s), {totals['ok']} ok, "
+            f"job total: {counted}, {totals['ok']} ok, "
             f"{totals['failed']} failed"
             + (f" ({errors})" if errors else "")
             + f"; tokens in/out {totals['input_tokens']}/{totals['output_tokens']}"

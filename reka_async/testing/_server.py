@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +31,13 @@ from ._replies import Reply, last_text
 from ._serving import Serving
 from ._sse import StreamWriter
 from ._thread import serve_in_thread
-from ._validation import detail_body, parse_body
+from ._validation import BodyTooDeep, detail_body, parse_body
+
+_log = logging.getLogger("reka_async.testing")
+#: The answer to a request body nested too deep to parse.
+TOO_DEEP_BODY: Final = error_body(
+    "invalid_request_error", "the JSON body is nested too deep to parse"
+)
 
 _CHAT: Final = "/v1/chat"
 _COMPLETIONS: Final = "/v1/chat/completions"
@@ -285,7 +292,17 @@ class MockRekaServer(Serving):
         try:
             received_at = time.monotonic()
             request_id = self._ids.request_id()
-            body, errors = parse_body(await request.read())
+            raw = await request.read()
+            try:
+                body, errors = parse_body(raw)
+            except BodyTooDeep:
+                _log.warning(
+                    "mock: %s %s: a JSON body nested too deep to parse (%d bytes); answered 400",
+                    request.method,
+                    request.path,
+                    len(raw),
+                )
+                return web.Response(status=400, body=TOO_DEEP_BODY, content_type="application/json")
             fault, latency = self._admit(request, body, received_at, last_text(body))
             fault = await self._wait(fault, latency)
             if fault is not None:

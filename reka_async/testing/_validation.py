@@ -25,11 +25,24 @@ def err(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": kind}
 
 
+class BodyTooDeep(ValueError):
+    """A request body nested deeper than the JSON parser goes (answered 400, not 500)."""
+
+
 def parse_body(raw: bytes) -> tuple[Any, list[dict[str, Any]]]:
-    """The parsed JSON body (None when absent or not JSON) and the 422 entries that says."""
+    """The parsed JSON body (None when absent or not JSON) and the 422 entries that says.
+
+    Raises:
+        BodyTooDeep: the body is nested too deep to parse (the standard library's parser
+            runs out of recursion; orjson stops at 1024 levels).
+    """
     try:
         body = loads(raw) if raw else None
-    except ValueError:
+    except RecursionError:
+        raise BodyTooDeep("the JSON body is nested too deep") from None
+    except ValueError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc).lower():  # orjson's depth limit
+            raise BodyTooDeep("the JSON body is nested too deep") from None
         return None, [err(["body", 0], "JSON decode error", "json_invalid")]
     return body, [] if body is not None else [err(["body"], "Field required", "missing")]
 

@@ -245,3 +245,25 @@ def test_batch_system_timeout_fail_fast_no_adaptive(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert len(records(out)) == 2
+
+
+def test_mock_answers_in_the_cache_never_serve_another_server(tmp_path: Path) -> None:
+    """``--mock --cache`` then a real server that refuses the key: nothing from the cache."""
+    from reka_async.testing import MockRekaServer
+
+    inp, cache = _prompts(tmp_path / "p.jsonl", 2), tmp_path / "shared.db"
+    first = run("batch", str(inp), "-o", str(tmp_path / "a.jsonl"), "--mock", "--cache", str(cache))
+    assert first.returncode == 0, first.stderr
+    with MockRekaServer.in_thread(api_key="the-right-key") as srv:
+        proc = run(
+            "batch", str(inp), "-o", str(tmp_path / "b.jsonl"), "--cache", str(cache),
+            "--base-url", srv.base_url, "--api-key", "a-wrong-key", "--max-retries", "0",
+            "--concurrency", "1",
+        )  # fmt: skip
+    assert proc.returncode == 3, proc.stderr  # the refused key stops the batch
+    assert "API key was refused" in proc.stderr
+    assert "job total: 1 of 2 input(s) done" in proc.stderr  # stopped: not "1 input(s)"
+    assert "from the cache" not in proc.stderr
+    rows = records(tmp_path / "b.jsonl")
+    assert rows
+    assert not any(r.get("cached") for r in rows)
