@@ -34,6 +34,7 @@ from .._research import research_body, response_format_body
 from .._types import OPTION_NAMES, PARAM_NAMES, ROLES, TOOL_CHOICES
 from ._convert import PART_FIELD, converter
 from ._json import loads
+from .schema import is_schema_class, response_format_for
 
 __all__ = ["chat_body", "request_body", "request_from_model", "wire_messages"]
 
@@ -274,6 +275,10 @@ def request_body(
         elif name == "research":
             value = research_body(value, stream=stream)
         elif name == "response_format":
+            # A class (attrs, dataclass, TypedDict, pydantic) sends its schema, as chat.parse
+            # does; batch items name theirs this way.
+            if is_schema_class(value):
+                value = response_format_for(value)
             value = response_format_body(value)
         else:
             raise InvalidRequestError(
