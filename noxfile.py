@@ -86,6 +86,7 @@ THIRD_PARTY_TESTS = (
     "tests/mock/test_openai_dialect.py",  # openai, pydantic
     "tests/mock/test_schema.py",  # jsonschema, pydantic
     "tests/client/test_otel.py",  # opentelemetry-sdk
+    "tests/client/test_parse_pydantic.py",  # pydantic
 )
 
 

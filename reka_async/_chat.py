@@ -222,9 +222,10 @@ class AsyncChat:
         """Ask for an answer in a given structure and return it structured (OpenAI dialect).
 
         Args:
-            **args: as in ``create``, and ``response_format`` (required): an attrs class (its
-                JSON schema is sent, strict, and the answer is structured into it), or a JSON
-                schema dict (the answer is returned decoded).
+            **args: as in ``create``, and ``response_format`` (required): a class, whose JSON
+                schema is sent and into which the answer is structured (an attrs class, a
+                dataclass or a TypedDict, validated by cattrs; a pydantic v2 model, validated
+                by pydantic), or a JSON schema dict (the answer is returned decoded).
 
         Returns:
             A ``ParsedResponse``: ``parsed`` (the instance, or the decoded JSON for a dict
@@ -233,7 +234,8 @@ class AsyncChat:
         Raises:
             InvalidRequestError: the class has a field type with no JSON schema, or another
                 argument is invalid.
-            APIResponseValidationError: the answer is not JSON, or does not fit the class.
+            APIResponseValidationError: the answer is not JSON, or does not fit the class
+                (the message names the failing field's path).
         """
         target: Any = args.get("response_format")
         if target is None:

@@ -362,8 +362,8 @@ if TYPE_CHECKING:
 
     class ParseArgs(_SharedParams, _CallArgs, GenericTypedDict, Generic[_T], total=False):
         """The keywords of ``chat.parse``: those of ``chat.create``, with ``response_format``
-        required and either an attrs class (the answer is structured into it) or a JSON
-        schema dict."""
+        required and either a class (an attrs class, a dataclass, a TypedDict or a pydantic
+        v2 model: the answer is structured into it) or a JSON schema dict."""
 
         response_format: Required[type[_T] | Mapping[str, Any]]
 

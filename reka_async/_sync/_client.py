@@ -12,8 +12,9 @@ import inspect
 import warnings
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from .._chat import ParsedResponse
 from .._client import AsyncClient
 from .._http import TimeoutLike, display_url
 from .._http.accounting import Budget
@@ -31,8 +32,10 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .._client import ClientOptions, CopyOptions
-    from .._types import ChatArgs, ToolRunArgs
+    from .._types import ChatArgs, ParseArgs, ToolRunArgs
     from ..batch import BatchOptions
+
+T = TypeVar("T")
 
 __all__ = ["Chat", "ChatWithRawResponse", "Client", "Models", "ModelsWithRawResponse"]
 
@@ -103,6 +106,24 @@ class Chat:
         """
         self._loop.check_open()
         return ChatStream(self._loop, self._chat.create_stream(**args))
+
+    def parse(self, **args: Unpack[ParseArgs[T]]) -> ParsedResponse[T]:
+        """Ask for an answer in a given structure and return it structured (blocking).
+
+        Args:
+            **args: as in ``AsyncClient.chat.parse``: those of ``create``, and
+                ``response_format`` (required): an attrs class, a dataclass, a TypedDict, a
+                pydantic v2 model or a JSON schema dict.
+
+        Returns:
+            A ``ParsedResponse``: ``parsed`` and ``response``.
+
+        Raises:
+            InvalidRequestError: the class has no JSON schema, or another argument is invalid.
+            APIResponseValidationError: the answer is not JSON, or does not fit the class.
+            RuntimeError: the client is closed.
+        """
+        return self._loop.run(self._chat.parse(**args))
 
     def run_tools(
         self,

@@ -14,6 +14,7 @@ path only (a list of plain ``{"role", "content": str}`` dicts is sent as it is):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
 
@@ -34,8 +35,16 @@ from .._research import research_body, response_format_body
 from .._types import OPTION_NAMES, PARAM_NAMES, ROLES, TOOL_CHOICES
 from ._convert import PART_FIELD, converter
 from ._json import loads
+from .schema import is_schema_class, response_format_for
 
-__all__ = ["chat_body", "request_body", "request_from_model", "wire_messages"]
+__all__ = [
+    "PARAM_RANGES",
+    "chat_body",
+    "check_range",
+    "request_body",
+    "request_from_model",
+    "wire_messages",
+]
 
 
 _PART_MODELS: Final = (TextPart, ImagePart, VideoPart, AudioPart, PdfPart, ToolOutput)
@@ -224,6 +233,58 @@ def _wire_tool(tool: Any, path: str) -> Any:
 _INT_PARAMS: Final = frozenset(("max_tokens", "top_k", "seed"))
 _FLOAT_PARAMS: Final = frozenset(("temperature", "top_p", "presence_penalty", "frequency_penalty"))
 
+#: The values each sampling parameter may take: ``(low, low included, high, high included)``,
+#: ``None`` for no bound; every float must also be finite. The API documents defaults, not
+#: limits (temperature 0.4, top_p 0.95, top_k 1024, penalties 0.0), so only values that cannot
+#: be valid are refused: a negative temperature or top_k, a top_p outside (0, 1] (a share of
+#: the probability mass), fewer than one token; penalties have no known bounds, so only NaN
+#: and infinities are refused. The mock keeps the same table (``testing/_validation.py``,
+#: which imports nothing of the package); a test checks that the two agree.
+PARAM_RANGES: Final[dict[str, tuple[float | None, bool, float | None, bool]]] = {
+    "temperature": (0, True, None, False),
+    "top_p": (0, False, 1, True),
+    "top_k": (0, True, None, False),
+    "max_tokens": (1, True, None, False),
+    "presence_penalty": (None, False, None, False),
+    "frequency_penalty": (None, False, None, False),
+}
+
+
+def _range_text(low: float | None, low_in: bool, high: float | None, high_in: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+    if low is not None:
+        return f"{'>=' if low_in else '>'} {low:g}"
+    if high is not None:
+        return f"{'<=' if high_in else '<'} {high:g}"
+    return "a finite number"
+
+
+def check_range(name: str, value: float) -> None:
+    """Refuse a sampling parameter's value that cannot be valid (see ``PARAM_RANGES``).
+
+    Args:
+        name: the parameter (``temperature``, ``top_p``, ``top_k``, ``max_tokens``,
+            ``presence_penalty``, ``frequency_penalty``); other names pass.
+        value: its value, already checked to be a number.
+
+    Raises:
+        InvalidRequestError: naming the parameter and the range it must be in.
+    """
+    bounds = PARAM_RANGES.get(name)
+    if bounds is None:
+        return
+    low, low_in, high, high_in = bounds
+    if (
+        not math.isfinite(value)
+        or (low is not None and (value < low or (value == low and not low_in)))
+        or (high is not None and (value > high or (value == high and not high_in)))
+    ):
+        allowed = _range_text(low, low_in, high, high_in)
+        if allowed != "a finite number":
+            allowed = f"finite and {allowed}" if name in _FLOAT_PARAMS else allowed
+        raise InvalidRequestError(f"{name}: must be {allowed}, got {value!r}")
+
 
 def request_body(
     *,
@@ -248,10 +309,10 @@ def request_body(
             continue
         if name in _INT_PARAMS:
             _check_number(name, value, int, "an integer")
-            if name == "max_tokens" and value < 1:
-                raise InvalidRequestError(f"max_tokens: must be at least 1, got {value}")
+            check_range(name, value)
         elif name in _FLOAT_PARAMS:
             _check_number(name, value, (int, float), "a number")
+            check_range(name, value)
         elif name == "stop":
             value = [value] if isinstance(value, str) else _as_list(value)
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
@@ -274,6 +335,10 @@ def request_body(
         elif name == "research":
             value = research_body(value, stream=stream)
         elif name == "response_format":
+            # A class (attrs, dataclass, TypedDict, pydantic) sends its schema, as chat.parse
+            # does; batch items name theirs this way.
+            if is_schema_class(value):
+                value = response_format_for(value)
             value = response_format_body(value)
         else:
             raise InvalidRequestError(

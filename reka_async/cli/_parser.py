@@ -23,6 +23,7 @@ from ._values import (
     positive_float,
     positive_int,
     probability,
+    sampling,
 )
 
 __all__ = ["PROG", "Parser", "build_parser"]
@@ -42,21 +43,30 @@ class Parser(argparse.ArgumentParser):
 
 
 def _sampling_options(parser: argparse.ArgumentParser, *, default: str) -> None:
-    """The chat parameters a command takes on the command line."""
+    """The chat parameters a command takes on the command line (ranges as the client's)."""
     parser.add_argument(
-        "--max-tokens", type=positive_int, metavar="N", help=f"most tokens to generate ({default})"
+        "--max-tokens",
+        type=sampling("max_tokens", int),
+        metavar="N",
+        help=f"most tokens to generate, >= 1 ({default})",
     )
     parser.add_argument(
         "--temperature",
-        type=non_negative_float,
+        type=sampling("temperature", float),
         metavar="F",
-        help=f"sampling temperature, 0 is greedy ({default})",
+        help=f"sampling temperature, >= 0; 0 is greedy ({default})",
     )
     parser.add_argument(
-        "--top-p", type=probability, metavar="P", help=f"nucleus sampling mass, 0-1 ({default})"
+        "--top-p",
+        type=sampling("top_p", float),
+        metavar="P",
+        help=f"nucleus sampling mass, in (0, 1] ({default})",
     )
     parser.add_argument(
-        "--top-k", type=positive_int, metavar="K", help=f"sample from the K likeliest ({default})"
+        "--top-k",
+        type=sampling("top_k", int),
+        metavar="K",
+        help=f"sample from the K likeliest, >= 0 ({default})",
     )
     parser.add_argument("--seed", type=int, metavar="N", help="sampling seed (reproducible runs)")
     parser.add_argument(

@@ -7,6 +7,9 @@ import argparse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._exceptions import InvalidRequestError
+from .._wire.request import check_range
+
 __all__ = [
     "non_negative_float",
     "non_negative_int",
@@ -14,6 +17,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "probability",
+    "sampling",
 ]
 
 T = TypeVar("T", int, float)
@@ -46,6 +50,26 @@ def probability(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
     return value
+
+
+def sampling(name: str, kind: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type for the chat parameter ``name``: ``kind`` parsed from the text, in the
+    range the client itself checks (``check_range``), so flags and API calls agree."""
+
+    def parse(text: str) -> T:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        try:
+            check_range(name, value)
+        except InvalidRequestError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
+        return value
+
+    return parse
 
 
 def numbers(kind: Callable[[str], T], what: str) -> Callable[[str], list[T]]:

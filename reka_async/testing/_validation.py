@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -58,23 +59,52 @@ def literal_message(choices: tuple[str, ...]) -> str:
     return "Input should be " + (", ".join(quoted[:-1]) + " or " + quoted[-1])
 
 
+#: The values each sampling parameter may take: ``(low, low included, high, high included)``,
+#: ``None`` for no bound; floats must be finite. The client keeps the same table
+#: (``_wire/request.py``'s ``PARAM_RANGES``; this package imports nothing of it) and a test
+#: checks that the two agree. Only values that cannot be valid are refused: the API documents
+#: defaults, not limits.
+PARAM_RANGES: Final[dict[str, tuple[float | None, bool, float | None, bool]]] = {
+    "temperature": (0, True, None, False),
+    "top_p": (0, False, 1, True),
+    "top_k": (0, True, None, False),
+    "max_tokens": (1, True, None, False),
+    "presence_penalty": (None, False, None, False),
+    "frequency_penalty": (None, False, None, False),
+}
+
+
+def _check_range(name: str, value: float) -> list[dict[str, Any]]:
+    """pydantic's entry for a value outside ``PARAM_RANGES`` (its messages and types)."""
+    bounds = PARAM_RANGES.get(name)
+    if bounds is None:
+        return []
+    loc: list[str | int] = ["body", name]
+    if not math.isfinite(value):
+        return [err(loc, "Input should be a finite number", "finite_number")]
+    low, low_in, high, high_in = bounds
+    if low is not None and (value < low or (value == low and not low_in)):
+        if low_in:
+            return [
+                err(loc, f"Input should be greater than or equal to {low:g}", "greater_than_equal")
+            ]
+        return [err(loc, f"Input should be greater than {low:g}", "greater_than")]
+    if high is not None and (value > high or (value == high and not high_in)):
+        if high_in:
+            return [err(loc, f"Input should be less than or equal to {high:g}", "less_than_equal")]
+        return [err(loc, f"Input should be less than {high:g}", "less_than")]
+    return []
+
+
 def check_int(name: str, value: Any) -> list[dict[str, Any]]:
     if isinstance(value, int) and not isinstance(value, bool):
-        if name == "max_tokens" and value < 0:
-            return [
-                err(
-                    ["body", name],
-                    "Input should be greater than or equal to 0",
-                    "greater_than_equal",
-                )
-            ]
-        return []
+        return _check_range(name, value)
     return [err(["body", name], "Input should be a valid integer", "int_type")]
 
 
 def check_number(name: str, value: Any) -> list[dict[str, Any]]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return []
+        return _check_range(name, value)
     return [err(["body", name], "Input should be a valid number", "float_type")]
 
 
