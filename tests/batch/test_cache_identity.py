@@ -3,6 +3,7 @@ each give another key; an old cache file is refused; an unreadable entry is repl
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -82,7 +83,7 @@ async def test_the_api_key_never_reaches_the_file(tmp_path: Path) -> None:
 
 def test_a_cache_from_before_the_endpoint_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute(
             "CREATE TABLE responses (request_hash TEXT PRIMARY KEY, response TEXT NOT NULL,"
             " created REAL NOT NULL)"
@@ -95,7 +96,7 @@ async def test_an_unreadable_entry_is_replaced_by_the_next_answer(tmp_path: Path
     path = str(tmp_path / "c.db")
     async with MockRekaServer(api_key=None) as srv, AsyncClient("k", srv.base_url) as c:
         await BatchRunner(c, cache=path).run(["a"])
-        with sqlite3.connect(path) as db:
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
             db.execute('UPDATE entries SET response = \'{"not": "a response"}\'')
         srv.reset_stats()
         (miss,) = await BatchRunner(c, cache=path).run(["a"])
