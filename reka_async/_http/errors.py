@@ -180,13 +180,8 @@ def scrub(exc: BaseException) -> bool:
         Whether the chain is clean now: ``False`` when an exception's text still shows a
         URL's credentials (the caller then does not chain it).
     """
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    chain = _chain(exc)
+    for current in chain:
         info = getattr(current, "request_info", None)
         if isinstance(info, aiohttp.RequestInfo):
             with contextlib.suppress(AttributeError, TypeError):
@@ -203,12 +198,12 @@ def scrub(exc: BaseException) -> bool:
         args = tuple(_clean_arg(arg) for arg in current.args)
         if any(new is not old for new, old in zip(args, current.args, strict=True)):
             current.args = args
-        pending.append(current.__cause__)
-        pending.append(current.__context__)
-    return not any(_shows_userinfo(link) for link in _chain(exc))
+    return not any(_shows_userinfo(link) for link in chain)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception reachable from it through ``__cause__`` and
+    ``__context__``, each once (a chain may loop)."""
     found: list[BaseException] = []
     pending: list[BaseException | None] = [exc]
     while pending:
