@@ -34,8 +34,11 @@ SLOW: dict[str, str] = {
     "CLI subprocess killed mid-run, then resumed",
     "tests/jobs/test_exactly_once.py::test_sigterm_is_handled_like_sigint": "a CLI "
     "subprocess stopped by a signal, then resumed",
-    "tests/jobs/test_exactly_once.py::test_without_enough_descriptors_every_input_still_ends"
-    "_and_stderr_stays_quiet": "3,000 items through a CLI subprocess under ulimit -n",
+    "tests/jobs/test_exactly_once.py::test_without_enough_descriptors_a_mock_run_fits_its"
+    "_concurrency_and_every_item_ends_ok": "1,000 half-second items through a CLI "
+    "subprocess under ulimit -n",
+    "tests/batch/test_descriptor_limit.py::test_a_library_run_under_a_low_limit_against_an"
+    "_external_mock_ends_every_item_ok": "600 one-second requests in a subprocess under ulimit -n",
     "tests/cli/test_commands.py::test_sigkill_and_resume_gives_each_input_exactly_once": "a "
     "CLI subprocess killed with SIGKILL, then resumed",
 }

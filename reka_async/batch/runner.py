@@ -9,7 +9,7 @@ shared cooldown after a 429, and an AIMD concurrency gate sit between the input 
 from __future__ import annotations
 
 import asyncio
-import warnings
+import logging
 from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,7 +23,7 @@ from .._wire.hashing import request_hasher_for
 from .cache import RequestCache
 from .collector import GC_CONCURRENCY
 from .cost import CostBudget, PriceTable
-from .fds import ensure_fd_limit, fd_budget
+from .fds import fit_concurrency
 from .items import BatchOptions, Prepare, prepare_item
 from .progress import BatchProgress
 from .results import BatchResult, BatchStats
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from .._client import AsyncClient
 
 __all__ = ["BatchRunner"]
+
+logger = logging.getLogger("reka_async")
 
 _RUN_OPTIONS: Final = frozenset(BatchOptions.__annotations__) - frozenset(PARAM_NAMES)
 
@@ -51,6 +53,7 @@ class BatchRunner:
             ``reka_async.BatchOptions``.
 
     An out-of-credits 429 stops the batch with ``BatchAbortedError`` (retrying cannot help).
+    A ``concurrency`` the open-file limit cannot hold runs at what it can (``fd_note``).
 
     Raises:
         InvalidRequestError: an option is invalid (checked once, here, rather than failing
@@ -86,13 +89,20 @@ class BatchRunner:
             model=model, messages=[{"role": "user", "content": "x"}], params=params, stream=False
         )
         self.client = client
-        self.concurrency = concurrency
-        self.model = model
-        problem = ensure_fd_limit(
-            fd_budget(concurrency), raise_limit=options.get("raise_fd_limit", False)
+        # A concurrency the open-file limit cannot hold is lowered to what it can: items
+        # then never fail for descriptors (said on the logger, as it changes the run).
+        fitted, fd_note = fit_concurrency(
+            concurrency, raise_limit=options.get("raise_fd_limit", False)
         )
-        if problem is not None and not problem.startswith("raised"):
-            warnings.warn(problem, ResourceWarning, stacklevel=2)
+        if fd_note is not None:
+            logger.warning("BatchRunner: %s", fd_note)
+        #: The concurrency the run uses: ``concurrency``, or less when the open-file limit
+        #: cannot hold that many connections (``fd_note`` says so).
+        self.concurrency = fitted
+        #: What was done about the open-file limit (raised, or the concurrency lowered), or
+        #: ``None`` when it was enough.
+        self.fd_note = fd_note
+        self.model = model
         #: The runner's rate budget, shared by every run and stream of it (or ``None``).
         self.budget = budget
         self.rpm = budget.rpm if isinstance(budget, RateBudget) else None
