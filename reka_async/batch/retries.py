@@ -1,5 +1,6 @@
 """A batch worker's retry bookkeeping: the hook that counts an item's attempts and feeds the
-run's statistics and adaptive limit, and the request options that carry it."""
+run's statistics and adaptive limit, and the request options that carry it, with the
+client's own hooks guarded (``guard_hook``: a raising hook never fails an answered item)."""
 
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ class ItemRetries:
             budgets=budgets,
         )
         # The client's hooks run guarded: one that raises never turns an answered (billed)
-        # item into a failure (``guard_hook``). This worker's own retry bookkeeping runs
-        # first, so a raising client ``on_retry`` cannot skip it.
+        # item into a failure (``guard_hook``), nor skips this worker's own retry bookkeeping,
+        # which runs after the client's ``on_retry``, as it did when they were chained.
         hooks = base.hooks
         self._client_retry = (
             guard_hook(stream, "on_retry", base.on_retry) if base.on_retry is not None else None
