@@ -165,7 +165,8 @@ class BatchStream:
 
     def unclaimed(self) -> list[BatchResult]:
         """Take the results that finished but were not handed out (the stream was closed or
-        its consumer cancelled before it read them), in the order they finished.
+        its consumer cancelled before it read them), in the order they finished. Call it
+        once the stream is closed (``aclose``, or its ``async with`` left).
 
         ``BatchRunner.run`` adds them to what it keeps, so a cancelled or stopped run loses
         no answer that was read (and billed).
