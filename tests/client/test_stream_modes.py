@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from reka_async import AsyncClient, InvalidRequestError, RetryPolicy
+from reka_async import AsyncClient, Client, InvalidRequestError, RetryPolicy
 from reka_async.testing import MockRekaServer
 
 KEY = "test-key"
@@ -142,3 +142,21 @@ def test_the_cli_pins_the_mode_with_stream_mode() -> None:
         ]
     assert [p.returncode for p in outputs] == [0, 0], [p.stderr for p in outputs]
     assert [p.stdout for p in outputs] == ["ha!\n", "hahaha!\n"]
+
+
+def test_the_sync_client_takes_the_mode_too() -> None:
+    ha = pieces("ha", "ha", "ha!")
+    with MockRekaServer.in_thread(api_key=KEY, native_stream="delta") as server:
+        with (
+            Client(KEY, server.base_url, stream_mode="delta") as client,
+            client.chat.create_stream(messages=ha, model="reka-flash") as stream,
+        ):
+            by_client = "".join(chunk.delta for chunk in stream)
+        with (
+            Client(KEY, server.base_url) as client,
+            client.chat.create_stream(
+                messages=ha, model="reka-flash", stream_mode="delta"
+            ) as stream,
+        ):
+            per_call = "".join(chunk.delta for chunk in stream)
+    assert by_client == per_call == "hahaha!"
