@@ -53,7 +53,7 @@ from ._http.options import (
 from ._http.quota import Quota, RateLimit
 from ._listing import AsyncModels
 from ._logging import configure_from_env, debug_enabled
-from ._types import NOT_GIVEN, Api, NotGiven
+from ._types import NOT_GIVEN, Api, NotGiven, StreamMode, check_stream_mode
 from ._wire.dialects import DIALECTS, check_api
 
 __all__ = [
@@ -113,6 +113,7 @@ class ClientOptions(TypedDict, total=False):
     connector_factory: ConnectorFactory | None
     max_response_bytes: int | None
     transport: AsyncTransport | None
+    stream_mode: StreamMode
 
 
 def _hook_list(
@@ -205,6 +206,11 @@ class AsyncClient:
             pool (``proxy``, ``trust_env``'s proxies, ``ssl`` and ``connector_factory``
             configure that one, so they cannot be given with ``transport``). The client
             closes it on ``aclose``.
+        stream_mode: how native streams' ``chunk.content`` is read: ``"auto"`` (default:
+            cumulative, until an event that does not extend the text so far proves
+            deltas), ``"cumulative"`` or ``"delta"``, for a server whose deltas can look
+            cumulative (``"ha"``, ``"ha"``, ``"ha!"``). A call may override it. The OpenAI
+            dialect always sends deltas.
 
     Pacing needs no option: the client reads the server's ``x-ratelimit-*`` headers and
     pauses when the key's window is spent, and a 429 that says so pauses every request of
@@ -251,9 +257,11 @@ class AsyncClient:
         connector_factory: ConnectorFactory | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         transport: AsyncTransport | None = None,
+        stream_mode: StreamMode = "auto",
     ) -> None:
         configure_from_env()
         key = resolve_api_key(api_key)
+        self._stream_mode = check_stream_mode(stream_mode)
         url = check_base_url(
             base_url or os.environ.get("REKA_BASE_URL") or DEFAULT_BASE_URL,
             allow_insecure_http=allow_insecure_http,
@@ -316,7 +324,7 @@ class AsyncClient:
 
     def _adopt(self, transport: Transport, api: Api) -> None:
         self._transport = transport
-        self.chat = AsyncChat(transport, DIALECTS[api])
+        self.chat = AsyncChat(transport, DIALECTS[api], self._stream_mode)
         self.models = AsyncModels(transport)
 
     def __repr__(self) -> str:

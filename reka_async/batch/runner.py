@@ -208,19 +208,20 @@ class BatchRunner:
         """
         results: list[BatchResult] = []
         self.partial_results = []
+        stream = self.stream(items)
         try:
-            async with self.stream(items) as stream:
+            async with stream:
                 async for result in stream:
                     results.append(result)
         except BatchAbortedError as exc:
-            exc.results = self.partial_results = _in_order(results)
+            exc.results = self.partial_results = _kept(results, stream)
             raise
         except asyncio.CancelledError as exc:
-            self.partial_results = _in_order(results)
+            self.partial_results = _kept(results, stream)
             exc.results = self.partial_results  # type: ignore[attr-defined]
             raise
         except Exception as exc:
-            self.partial_results = _in_order(results)
+            self.partial_results = _kept(results, stream)
             if self.fail_fast and _is_item_error(exc, results):
                 raise  # the item's own error, as fail_fast promises
             aborted = BatchAbortedError(
@@ -231,6 +232,13 @@ class BatchRunner:
             aborted.results = self.partial_results
             raise aborted from exc
         return _in_order(results)
+
+
+def _kept(results: list[BatchResult], stream: BatchStream) -> list[BatchResult]:
+    """What a run that stopped early keeps: the results it read, and those that finished
+    but were still queued when it stopped (the stream is closed by then), in input order."""
+    results += stream.unclaimed()
+    return _in_order(results)
 
 
 def _in_order(results: list[BatchResult]) -> list[BatchResult]:

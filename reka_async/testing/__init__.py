@@ -33,7 +33,10 @@ match wins:
 4. the optional ``rpm_limit`` fixed-window limiter, which answers rate-limit 429s (its
    windows follow the clock's minutes; ``clock=window_start_clock()`` starts one now).
 
-A directive ``[[latency_ms:N]]`` overrides the response latency for that request.
+A directive ``[[latency_ms:N]]`` overrides the response latency for that request, and
+``[[pieces:["ha", "ha", "ha!"]]]`` makes the reply those pieces joined, streamed one content
+event per piece (cumulative or delta as ``native_stream`` says): a delta stream that stays
+consistent with cumulative content to its end, which no client can tell apart on the wire.
 
 With ``generation=GenerationModel(...)`` (``--ttft-ms``, ``--tpot-ms``, ``--capacity``...
 on the command line) answers are paced like an inference server's: a time to first token
