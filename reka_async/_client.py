@@ -317,7 +317,7 @@ class AsyncClient:
     def _adopt(self, transport: Transport, api: Api) -> None:
         self._transport = transport
         self.chat = AsyncChat(transport, DIALECTS[api])
-        self.models = AsyncModels(transport)
+        self.models = AsyncModels(transport, bearer=DIALECTS[api].bearer)
 
     def __repr__(self) -> str:
         t = self._transport
