@@ -199,7 +199,7 @@ class PoolConfig:
     copy with another base URL or key (the proxy from the environment depends on the URL)."""
 
     max_connections: int
-    proxy: str | None
+    proxy: str | None = attrs.field(repr=False)  # it may hold the proxy's password
     trust_env: bool
     ssl: SSLOption
     connector_factory: ConnectorFactory | None

@@ -192,3 +192,11 @@ def test_the_sync_copy_closes_alone() -> None:
         assert copy.is_closed
         assert not client.is_closed
         assert client.chat.create(messages=MSGS, model="reka-flash").text
+
+
+def test_the_proxy_password_kept_for_copies_is_in_no_repr() -> None:
+    client = AsyncClient(API_KEY, proxy="http://alice:hunter2@proxy.example:3128")
+    copy = client.with_options(api_key=OTHER)
+    shown = " ".join(repr(x) for x in (client, copy, vars(client).get("_network")))
+    assert "hunter2" not in shown
+    assert OTHER not in shown
