@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import attrs
 
@@ -91,10 +91,29 @@ class AsyncChat:
         """The default dialect of these calls (the client's)."""
         return self._dialect.name
 
-    async def create(self, **args: Unpack[ChatArgs]) -> ChatResponse:
+    @overload
+    async def create(
+        self, *, stream: Literal[False] = False, **args: Unpack[ChatArgs]
+    ) -> ChatResponse: ...
+
+    @overload
+    async def create(
+        self, *, stream: Literal[True], **args: Unpack[ChatArgs]
+    ) -> AsyncChatStream: ...
+
+    @overload
+    async def create(
+        self, *, stream: bool, **args: Unpack[ChatArgs]
+    ) -> ChatResponse | AsyncChatStream: ...
+
+    async def create(
+        self, *, stream: bool = False, **args: Unpack[ChatArgs]
+    ) -> ChatResponse | AsyncChatStream:
         """Generate a reply to a conversation.
 
         Args:
+            stream: ``True`` returns the ``AsyncChatStream`` of ``create_stream(...)``
+                instead (openai-python's spelling; ``create_stream`` is the same call).
             **args: ``messages`` and ``model`` (required), the generation parameters
                 (``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``, ``seed``,
                 ``presence_penalty``, ``frequency_penalty``, ``tools``, ``tool_choice``,
@@ -105,14 +124,20 @@ class AsyncChat:
 
         Returns:
             The ``ChatResponse``, the same on both dialects; ``response.text`` is the first
-            answer's text.
+            answer's text. With ``stream=True``, the stream (its request starts when it is
+            iterated or entered).
 
         Raises:
+            TypeError: ``stream`` is not a bool.
             InvalidRequestError: an argument is invalid (nothing was sent).
             APIStatusError: the server answered with an error (a subclass per status).
             APIConnectionError: no complete answer (``APITimeoutError`` on a timeout).
             APIResponseValidationError: the 2xx body was not the documented shape.
         """
+        if stream is True:
+            return self.create_stream(**args)
+        if stream is not False:
+            raise TypeError(f"create(): stream must be True or False, got {stream!r}")
         body = chat_body(args, stream=False, what="create")
         return await self.send_body(
             body,

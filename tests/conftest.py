@@ -28,6 +28,7 @@ SLOW: dict[str, str] = {
     "tests/slow/test_examples.py": "every example in both dialects and every README block, "
     "each a Python subprocess",
     "tests/slow/test_typed_dicts_with_mypy.py": "real mypy runs",
+    "tests/slow/test_stream_overloads_with_mypy.py": "a real mypy run",
     "tests/jobs/test_exactly_once.py::test_kills_at_random_points_then_resume_end_with_each"
     "_input_exactly_once": "CLI subprocesses killed and resumed, several times",
     "tests/jobs/test_exactly_once.py::test_a_duplicate_id_never_marks_the_original_done": "a "

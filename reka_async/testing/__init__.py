@@ -11,8 +11,11 @@ contract in ``reka-chat-api.md``:
   Research (``reka-flash-research`` or a ``research`` field: reasoning, search steps,
   citations) and structured outputs (``response_format`` with a JSON schema: the content is a
   deterministic instance of it);
-* ``GET /v1/models`` in the shape of each era (``models_shape="list"``, ``"openai"`` or
-  ``"strings"``);
+* ``GET /v1/models`` in each caller's shape (the OpenAI list to a ``Bearer`` token, the
+  native ``[{"id": ...}]`` to ``X-Api-Key`` alone), the same models in each, or in one era's
+  shape for all (``models_shape="list"``, ``"openai"`` or ``"strings"``); and, an extra of the
+  mock, ``GET /v1/models/{id}`` (one OpenAI ``Model`` object, as ``openai``'s
+  ``models.retrieve`` reads it);
 * ``X-Api-Key`` or ``Authorization: Bearer`` auth on every endpoint, FastAPI-style 422
   validation errors, ``405 {"detail": "Method Not Allowed"}`` for a wrong method on a known
   path, rate-limit headers and ``x-request-id`` on every response, and a catalogue of

@@ -120,21 +120,23 @@ async def test_models_default_shape_is_the_legacy_list() -> None:
     assert json.loads(raw)[:2] == [{"id": "reka-core"}, {"id": "reka-flash"}]
 
 
-async def test_models_openai_shape_lists_the_current_catalogue() -> None:
+async def test_models_openai_shape_lists_the_catalogue_with_its_details() -> None:
     async with MockRekaServer(models_shape="openai") as server:
         _, raw = await request(server, "/models", method="GET")
     body = json.loads(raw)
     assert body["object"] == "list"
     ids = [m["id"] for m in body["data"]]
     assert ids == [
-        "reka-flash",
         "reka-core",
+        "reka-flash",
         "reka-edge",
+        "reka-core-20240501",
+        "reka-flash-20240904",
         "reka-flash-3",
         "reka-edge-2603",
         "reka-flash-research",
     ]
-    flash = body["data"][0]
+    flash = body["data"][1]
     assert flash["pricing"] == {"prompt": "0.0000008", "completion": "0.000002"}
     for model in body["data"]:
         assert {"context_length", "max_output_length", "input_modalities"} <= set(model)
