@@ -79,8 +79,8 @@ class BatchOptions(ChatParams, total=False):
             answered from it, across runs and jobs, and successful answers stored in it.
         gc_tuning: while a run with ``concurrency`` of 256 or more is going, collect the
             garbage collector's youngest generation every 20,000 new objects instead of 700
-            (default on; ``batch/collector.py`` says why and what it measured). ``False``
-            leaves the collector alone.
+            (default off: the thresholds are the process's, so a library leaves them alone;
+            the CLI turns it on; ``batch/collector.py`` says why and what it measured).
     """
 
     concurrency: int

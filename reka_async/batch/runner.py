@@ -99,8 +99,9 @@ class BatchRunner:
         self.tpm = budget.tpm if isinstance(budget, RateBudget) else None
         self.adaptive = options.get("adaptive", True)
         self.fail_fast = options.get("fail_fast", False)
-        #: Whether a run at ``concurrency >= 256`` raises the collector's first threshold.
-        self.gc_tuning = bool(options.get("gc_tuning", True)) and concurrency >= GC_CONCURRENCY
+        #: Whether a run at ``concurrency >= 256`` raises the collector's first threshold (only
+        #: when asked: a library leaves the process's collector alone by default).
+        self.gc_tuning = bool(options.get("gc_tuning", False)) and concurrency >= GC_CONCURRENCY
         self.circuit_breaker = options.get("circuit_breaker", True) and options.get(
             "stop_on_insufficient_credits", True
         )

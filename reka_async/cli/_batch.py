@@ -23,6 +23,7 @@ from .._client import DEFAULT_MAX_CONNECTIONS, AsyncClient
 from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._files import real_path
 from ..batch import BatchProgress, CacheError, PriceTable, RequestCache, estimate_tokens
+from ..batch.collector import GC_CONCURRENCY, GC_THRESHOLD
 from ..batch.cost import DEFAULT_MAX_TOKENS, load_prices
 from ..batch.fds import ensure_fd_limit, fd_budget
 from ..jobs import (
@@ -148,6 +149,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
     note = ensure_fd_limit(fd_budget(args.concurrency), raise_limit=True)
     if note is not None:
         say(note)
+    if args.concurrency >= GC_CONCURRENCY:
+        # The CLI is an application, so it may change the process; a library run does not.
+        say(
+            f"gc: the collector's first threshold is {GC_THRESHOLD:,} while the run goes "
+            f"(concurrency >= {GC_CONCURRENCY}; fewer stalls, see batch/collector.py)"
+        )
     state: dict[str, Any] = {}
     status = ExitCode.OK
     try:
@@ -267,6 +274,7 @@ async def _run(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
             "max_cost": args.max_cost,
             "cache": args.cache_db,
             "progress": progress or False,
+            "gc_tuning": True,
         }
         if args.timeout is not None:
             options["timeout"] = args.timeout
