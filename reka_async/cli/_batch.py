@@ -28,7 +28,6 @@ from ..batch.cost import DEFAULT_MAX_TOKENS, load_prices
 from ..batch.fds import ensure_fd_limit, fd_budget
 from ..jobs import (
     InputChanged,
-    Job,
     JobInput,
     JobIOError,
     JobReport,
@@ -39,6 +38,7 @@ from ..jobs import (
     prepare_line,
     scan_output,
 )
+from ..jobs._run import Job  # not public: the CLI reads a run's live state after a stop
 from ._common import UsageError, api_key, chat_params, client, logger, say
 from ._exit import ExitCode
 from ._parser import PROG

@@ -217,7 +217,6 @@ def test_batch_options_extend_the_chat_params() -> None:
         "gc_tuning",
         "adaptive",
         "fail_fast",
-        "stop_on_insufficient_credits",
         "max_retries",
         "timeout",
         "on_result",
