@@ -18,7 +18,6 @@ from reka_async import (
     APIResponseValidationError,
     AsyncClient,
     BatchRunner,
-    ClientState,
     InsufficientCreditsError,
     RekaError,
     RetryPolicy,
@@ -26,6 +25,7 @@ from reka_async import (
     Timeout,
 )
 from reka_async.testing import MockRekaServer
+from reka_async.types import ClientState
 
 N_BATCH = int(os.environ.get("REKA_SOAK_N", "10000"))
 N_STREAMS = int(os.environ.get("REKA_SOAK_STREAMS", "500"))

@@ -12,9 +12,8 @@ import textwrap
 import pytest
 
 GOOD = """
-from reka_async import (
-    AsyncClient, Client, ImagePart, MessageParam, ToolParam, FunctionToolParam, TextPart,
-)
+from reka_async import AsyncClient, Client, ImagePart, TextPart
+from reka_async.types import MessageParam, ToolParam, FunctionToolParam
 
 async def main(client: AsyncClient) -> None:
     history: list[MessageParam] = [
@@ -56,13 +55,13 @@ async def main(client: AsyncClient) -> None:
 """
 
 BAD_PART = """
-from reka_async import MessageParam
+from reka_async.types import MessageParam
 
 message: MessageParam = {"role": "user", "content": [{"type": "image", "image_url": "x"}]}
 """
 
 BAD_TOOL_CALL = """
-from reka_async import AssistantMessageParam
+from reka_async.types import AssistantMessageParam
 
 message: AssistantMessageParam = {
     "role": "assistant", "tool_calls": [{"id": "c1", "nmae": "look", "parameters": {}}]
