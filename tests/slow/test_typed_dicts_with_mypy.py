@@ -4,12 +4,16 @@ batch options are named for type checkers and editors too (``concurency=`` is an
 
 from __future__ import annotations
 
+import os
+import pathlib
 import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+import reka_async
 
 GOOD = """
 from reka_async import AsyncClient, Client, ImagePart, TextPart
@@ -116,6 +120,8 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
         timeout=300,
         cwd=folder,
         check=False,
+        # The package under test (this checkout's), not whichever one is installed.
+        env={**os.environ, "MYPYPATH": str(pathlib.Path(reka_async.__file__).parent.parent)},
     )
     assert proc.returncode in (0, 1), proc.stderr  # 2 would be a crash or a usage error
     found: dict[str, list[str]] = {name: [] for name in files}
