@@ -114,7 +114,8 @@ async def run_scale(
         async with AsyncClient(
             api_key=API_KEY, base_url=url, max_connections=max(concurrency, 1024)
         ) as rclient:
-            runner = BatchRunner(rclient, concurrency=concurrency, model=MODEL)
+            # As the CLI runs it: the collector tuned at C >= 256 (opt-in since issue 25).
+            runner = BatchRunner(rclient, concurrency=concurrency, model=MODEL, gc_tuning=True)
             window = w = _ScaleWindow(concurrency=concurrency, latency_s=latency_s, cycles=cycles)
 
             def prompts() -> Iterator[str]:

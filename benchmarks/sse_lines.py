@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``reka_async`` importable from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reka_async import SSEDecoder
+from reka_async._sse import SSEDecoder
 
 MIB = 1024 * 1024
 

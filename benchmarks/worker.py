@@ -91,7 +91,8 @@ async def run_batch_client(
     async with AsyncClient(
         api_key=API_KEY, base_url=url, max_connections=max(concurrency, 1024)
     ) as client:
-        runner = BatchRunner(client, concurrency=concurrency, model=MODEL)
+        # As the CLI runs it: the collector tuned at C >= 256 (opt-in since issue 25).
+        runner = BatchRunner(client, concurrency=concurrency, model=MODEL, gc_tuning=True)
 
         async def drive(window: Window) -> None:
             def prompts() -> Iterator[str]:
@@ -155,7 +156,8 @@ async def run_rss(url: str, *, items: int, concurrency: int) -> dict[str, Any]:
     async with AsyncClient(
         api_key=API_KEY, base_url=url, max_connections=max(concurrency, 1024)
     ) as client:
-        runner = BatchRunner(client, concurrency=concurrency, model=MODEL)
+        # As the CLI runs it: the collector tuned at C >= 256 (opt-in since issue 25).
+        runner = BatchRunner(client, concurrency=concurrency, model=MODEL, gc_tuning=True)
         baseline_kb = maxrss_kb()
         async with runner.stream(prompts()) as results:
             async for result in results:

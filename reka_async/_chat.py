@@ -13,7 +13,7 @@ with Python functions as tools (``_tools.ToolLoop``).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import attrs
@@ -296,7 +296,7 @@ class AsyncChat:
             raise _unfit(response, str(exc)) from exc
         return ParsedResponse(parsed=parsed, response=response)
 
-    def send_body(
+    async def send_body(
         self,
         body: Mapping[str, Any],
         /,
@@ -308,12 +308,11 @@ class AsyncChat:
         on_retry: RetryHook | None = None,
         on_response: ResponseHook | None = None,
         budgets: tuple[Budget, ...] = (),
-    ) -> Coroutine[Any, Any, ChatResponse]:
+    ) -> ChatResponse:
         """Send a body that is already built and validated (the canonical, native form).
 
         For code that builds bodies itself, such as ``BatchRunner`` (its ``prepare`` returns
-        one). The dialect is chosen as for ``create`` and the body converted for it. Awaiting
-        the result sends the request; invalid options raise here, before that.
+        one). The dialect is chosen as for ``create`` and the body converted for it.
 
         Args:
             body: the JSON body, e.g. from ``BatchRunner.prepare``.
@@ -326,10 +325,8 @@ class AsyncChat:
                 client's (a ``BatchRunner``'s rate and cost budgets).
 
         Returns:
-            A coroutine of the ``ChatResponse``.
+            The ``ChatResponse``.
         """
-        # A plain function returning the transport's coroutine: awaiting it costs no extra
-        # coroutine frame on the hot path.
         opts = self._transport.default_options.override(
             timeout=timeout,
             max_retries=max_retries,
@@ -338,11 +335,11 @@ class AsyncChat:
             hooks=None if on_response is None else Hooks(on_response=[on_response]),
             budgets=budgets,
         )
-        return self._send(body, api, opts)
+        return await self._send(body, api, opts)
 
-    def _send(
+    async def _send(
         self, body: Mapping[str, Any], api: Api | None, opts: RequestOptions
-    ) -> Coroutine[Any, Any, ChatResponse]:
+    ) -> ChatResponse:
         """``send_body`` with its options already made (``RequestOptions``, from the client's
         ``default_options.override``): ``BatchRunner``'s workers make theirs once, not per
         item."""
@@ -357,7 +354,8 @@ class AsyncChat:
             payload=body,
             bearer=dialect.bearer,
         )
-        return t.send(call)
+        response: ChatResponse = await t.send(call)
+        return response
 
 
 @attrs.frozen(kw_only=True)

@@ -10,7 +10,7 @@ property tests run these same functions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from .._models import (
     ChatResponse,
@@ -18,11 +18,9 @@ from .._models import (
     Model,
     ModelPricing,
 )
-from .._types import Role
 from ._build import (
     new_chat_response,
     new_choice_piece,
-    new_message,
     new_message_response,
     new_stream_event,
 )
@@ -32,7 +30,6 @@ from ._convert import (
     decode_event,
     opt_int,
     opt_str,
-    structure_content,
     structure_message,
     structure_usage,
     text_fields,
@@ -51,19 +48,9 @@ __all__ = [
 
 def _message_response(data: Any) -> MessageResponse:
     reason = data.get("finish_reason")
-    message = data["message"]
-    if type(message) is dict and not message.get("tool_calls"):
-        # The common shape, inlined: a dict with string content and no tool calls.
-        role = message.get("role", "assistant")
-        content = message.get("content")
-        structured = new_message(
-            cast(Role, role if type(role) is str else str(role)),
-            content if type(content) is str else structure_content(content),
-        )
-    else:
-        structured = structure_message(message)
     return new_message_response(
-        structured, reason if reason is None or type(reason) is str else str(reason)
+        structure_message(data["message"]),
+        reason if reason is None or type(reason) is str else str(reason),
     )
 
 
@@ -77,10 +64,7 @@ def parse_chat_response(data: Any, request_id: str | None = None) -> ChatRespons
     return new_chat_response(
         id_ if type(id_) is str else str(id_),
         model if type(model) is str else str(model),
-        # One answer (the usual case) without a comprehension frame.
-        [_message_response(responses[0])]
-        if len(responses) == 1
-        else [_message_response(r) for r in responses],
+        [_message_response(r) for r in responses],
         structure_usage(data.get("usage")),
         request_id,
     )
@@ -134,7 +118,8 @@ def _chunk_piece(data: Any, index: int) -> ChoicePiece:
 def text_event(data: Any) -> TextEvent | None:
     """The usual native event (one answer, text only, values of the right types) as its
     fields (``events.TextEvent``), or ``None`` for any other: ``parse_chunk_event`` decodes
-    those. The check is inline because it runs per event."""
+    those. The check is inline because it runs per event. With ``Assembler.feed_text`` it
+    saves 1.1 µs of a native chunk's 13.7 (``python -m benchmarks.fastpaths``)."""
     items = data.get("responses") if type(data) is dict else None
     if type(items) is list and len(items) == 1:
         item = items[0]

@@ -287,32 +287,6 @@ def parse_completion(data: Any, request_id: str | None = None) -> ChatResponse:
     Raises:
         TypeError, KeyError, ValueError: a body of the wrong shape.
     """
-    if type(data) is dict:
-        # The usual body, inlined: one choice, a text message, values of the right types.
-        choices, id_, model = data["choices"], data["id"], data["model"]
-        if type(choices) is list and len(choices) == 1 and type(id_) is str and type(model) is str:
-            choice = choices[0]
-            message = choice.get("message") if type(choice) is dict else None
-            if type(message) is dict and not (
-                message.get("tool_calls")
-                or message.get("reasoning_content")
-                or message.get("reasoning_steps")
-                or message.get("annotations")
-            ):
-                role, content = message.get("role", "assistant"), message.get("content")
-                reason = choice.get("finish_reason")
-                if (
-                    type(role) is str
-                    and (content is None or type(content) is str)
-                    and (reason is None or type(reason) is str)
-                ):
-                    return new_chat_response(
-                        id_,
-                        model,
-                        [new_message_response(new_message(role, content), reason)],
-                        structure_usage(data.get("usage")),
-                        request_id,
-                    )
     data = _obj(data, "the body")
     choices = _list(data["choices"], "choices")
     return new_chat_response(

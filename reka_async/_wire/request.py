@@ -176,19 +176,8 @@ def _wire_message(msg: Any, path: str) -> Any:
     return out
 
 
-def _plain_dict_message(msg: Any) -> bool:
-    """The common message, checked without ABC ``isinstance`` calls: a ``dict`` with exactly a
-    valid role and string content. It goes on the wire as the caller's own dict."""
-    if type(msg) is not dict or len(msg) != 2:
-        return False
-    role = msg.get("role")
-    return type(role) is str and role in ROLES and type(msg.get("content")) is str
-
-
 def wire_messages(messages: Any) -> list[Any]:
     """Validate messages (models or dicts) and return their wire form."""
-    if type(messages) is list and messages and all(map(_plain_dict_message, messages)):
-        return messages.copy()  # the hot path: already the wire form; nothing to convert
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise InvalidRequestError(
             "messages: must be a list of messages, e.g. [{'role': 'user', 'content': 'Hi'}]"
@@ -373,24 +362,9 @@ def chat_body(args: Mapping[str, Any], *, stream: bool, what: str) -> dict[str, 
     if "messages" not in args or "model" not in args:
         missing = "messages" if "messages" not in args else "model"
         raise TypeError(f"{what}() missing required keyword argument: {missing!r}")
-    if len(args) == 2:
-        # Fast path, the usual call (messages and model only): the body is built here, with
-        # the same checks request_body makes, minus its parameter loop and two calls.
-        model, messages = args["model"], args["messages"]
-        if (
-            type(model) is str
-            and model
-            and type(messages) is list
-            and messages
-            and all(map(_plain_dict_message, messages))
-        ):
-            body: dict[str, Any] = {"model": model, "messages": messages.copy()}
-            if stream:
-                body["stream"] = True
-            return body
     params = {}
-    for name in PARAM_NAMES:  # declared order (the body's key order); a loop, not a
-        value = args.get(name)  # comprehension: one frame less per request
+    for name in PARAM_NAMES:  # declared order (the body's key order)
+        value = args.get(name)
         if value is not None:
             params[name] = value
     return request_body(

@@ -6,6 +6,7 @@
 pool) and ``runner`` (``BatchRunner``).
 """
 
+from .._http.budget import RateBudget
 from .cache import CacheError, RequestCache
 from .cost import DEFAULT_PRICES, BudgetExceededError, CostBudget, Price, PriceTable, load_prices
 from .items import BatchOptions, Prepare, estimate_tokens, item_custom_id, prepare_item
@@ -24,6 +25,7 @@ __all__ = [
     "CostBudget",
     "Price",
     "PriceTable",
+    "RateBudget",
     "RequestCache",
     "load_prices",
     "BatchOptions",

@@ -16,7 +16,8 @@ first threshold is at least ``GC_THRESHOLD`` (the others are left as they are). 
 process-wide and counted: the last such stream to finish puts back the thresholds it found,
 unless something else changed them meanwhile (then they are left alone). Garbage that forms
 cycles lives a little longer (up to 20,000 new objects); nothing is frozen or disabled.
-``BatchRunner(gc_tuning=False)`` leaves the collector alone.
+Only when asked: ``BatchRunner(gc_tuning=True)`` (the ``reka-async`` CLI, an application,
+asks, and says so in its log); by default a library run leaves the collector alone.
 """
 
 from __future__ import annotations

@@ -59,8 +59,6 @@ class BatchOptions(ChatParams, total=False):
             going on cannot help: a refused key (401), a forbidden one (403), an account out
             of credits, or a server wait longer than the client's ``max_retry_wait``. An
             unknown model (404) fails the items naming it without sending them either way.
-        stop_on_insufficient_credits: the old name of ``circuit_breaker``; ``False`` turns
-            the breaker off (the errors are recorded on their items like any other).
         max_retries: retries per request (default: the client's).
         timeout: per-request timeout (starts when the request gets its slot).
         on_result: ``hook(result, stats)`` called for every finished item (progress bars);
@@ -80,8 +78,8 @@ class BatchOptions(ChatParams, total=False):
             answered from it, across runs and jobs, and successful answers stored in it.
         gc_tuning: while a run with ``concurrency`` of 256 or more is going, collect the
             garbage collector's youngest generation every 20,000 new objects instead of 700
-            (default on; ``batch/collector.py`` says why and what it measured). ``False``
-            leaves the collector alone.
+            (default off: the thresholds are the process's, so a library leaves them alone;
+            the CLI turns it on; ``batch/collector.py`` says why and what it measured).
     """
 
     concurrency: int
@@ -92,7 +90,6 @@ class BatchOptions(ChatParams, total=False):
     adaptive: bool
     fail_fast: bool
     circuit_breaker: bool
-    stop_on_insufficient_credits: bool
     max_retries: int | None
     timeout: TimeoutLike | NotGiven
     on_result: ResultHook | None

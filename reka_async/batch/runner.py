@@ -47,7 +47,7 @@ class BatchRunner:
     Args:
         client: the client to send through (its pool must hold ``concurrency`` connections).
         **options: how to run (``concurrency``, ``model``, ``rpm``, ``tpm``, ``adaptive``,
-            ``fail_fast``, ``stop_on_insufficient_credits``, ``max_retries``, ``timeout``,
+            ``fail_fast``, ``circuit_breaker``, ``max_retries``, ``timeout``,
             ``on_result``, ``prepare``) and chat parameters (``max_tokens``,
             ``temperature``, ...) for every item; each key is documented on
             ``reka_async.BatchOptions``.
@@ -109,11 +109,10 @@ class BatchRunner:
         self.tpm = budget.tpm if isinstance(budget, RateBudget) else None
         self.adaptive = options.get("adaptive", True)
         self.fail_fast = options.get("fail_fast", False)
-        #: Whether a run at ``concurrency >= 256`` raises the collector's first threshold.
-        self.gc_tuning = bool(options.get("gc_tuning", True)) and concurrency >= GC_CONCURRENCY
-        self.circuit_breaker = options.get("circuit_breaker", True) and options.get(
-            "stop_on_insufficient_credits", True
-        )
+        #: Whether a run at ``concurrency >= 256`` raises the collector's first threshold (only
+        #: when asked: a library leaves the process's collector alone by default).
+        self.gc_tuning = bool(options.get("gc_tuning", False)) and concurrency >= GC_CONCURRENCY
+        self.circuit_breaker = options.get("circuit_breaker", True)
         #: The results finished by the last ``run()`` that did not complete (cancelled,
         #: or stopped by an error), in input order; empty after a complete run.
         self.partial_results: list[BatchResult] = []

@@ -23,11 +23,11 @@ from .._client import DEFAULT_MAX_CONNECTIONS, AsyncClient
 from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._files import real_path
 from ..batch import BatchProgress, CacheError, PriceTable, RequestCache, estimate_tokens
+from ..batch.collector import GC_CONCURRENCY, GC_THRESHOLD
 from ..batch.cost import DEFAULT_MAX_TOKENS, load_prices
 from ..batch.fds import fit_concurrency
 from ..jobs import (
     InputChanged,
-    Job,
     JobInput,
     JobIOError,
     JobReport,
@@ -38,6 +38,7 @@ from ..jobs import (
     prepare_line,
     scan_output,
 )
+from ..jobs._run import Job  # not public: the CLI reads a run's live state after a stop
 from ._common import UsageError, api_key, chat_params, client, logger, say
 from ._exit import ExitCode
 from ._parser import PROG
@@ -160,6 +161,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
     )
     if note is not None:
         say(note)
+    if args.concurrency >= GC_CONCURRENCY:
+        # The CLI is an application, so it may change the process; a library run does not.
+        say(
+            f"gc: the collector's first threshold is {GC_THRESHOLD:,} while the run goes "
+            f"(concurrency >= {GC_CONCURRENCY}; fewer stalls, see batch/collector.py)"
+        )
     state: dict[str, Any] = {}
     status = ExitCode.OK
     try:
@@ -279,6 +286,7 @@ async def _run(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
             "max_cost": args.max_cost,
             "cache": args.cache_db,
             "progress": progress or False,
+            "gc_tuning": True,
         }
         if args.timeout is not None:
             options["timeout"] = args.timeout

@@ -35,7 +35,7 @@ from ._resume import (
     scan_output,
     start_output,
 )
-from ._run import Job, JobReport, request_hasher, run_job
+from ._run import JobReport, request_hasher, run_job
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -45,7 +45,6 @@ __all__ = [
     "Entry",
     "InputChanged",
     "InvalidInputLine",
-    "Job",
     "JobIOError",
     "JobInput",
     "JobReport",

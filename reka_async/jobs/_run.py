@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .._client import AsyncClient
     from ..batch import BatchOptions
 
-__all__ = ["Job", "JobReport", "request_hasher", "run_job"]
+__all__ = ["JobReport", "request_hasher", "run_job"]  # and Job, for the CLI only
 
 
 @attrs.frozen(kw_only=True)
@@ -92,9 +92,10 @@ def _check_paths(input_path: str, output_path: str) -> None:
 class Job:
     """One run of a JSONL job; ``run_job`` is ``await Job(...).run()``.
 
-    The live state (``source``, ``stats``, ``written``) stays readable whatever ``run()``
-    raised, so a caller can report what was done (the CLI's summary after an interrupt).
-    Takes the arguments of ``run_job``.
+    Not public: ``run_job`` is the entry point, with the one documented signature. The CLI
+    uses this class because its live state (``source``, ``stats``, ``written``) stays
+    readable whatever ``run()`` raised, so the CLI can report what was done after an
+    interrupt. Takes the arguments of ``run_job``.
     """
 
     def __init__(

@@ -29,12 +29,12 @@ from reka_async import (
     InsufficientCreditsError,
     NotFoundError,
     PermissionDeniedError,
-    RateBudget,
     RateLimitError,
     RetryEvent,
     RetryPolicy,
 )
 from reka_async._exceptions import APIStatusError, RekaError
+from reka_async.batch import RateBudget
 from reka_async.batch.fds import fd_exhausted
 from reka_async.testing import MockRekaServer
 

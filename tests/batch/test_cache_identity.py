@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reka_async import AsyncClient, BatchRunner, CacheError, RequestCache
+from reka_async import AsyncClient, BatchRunner, CacheError
+from reka_async.batch import RequestCache
 from reka_async.batch.cache import endpoint_scope
 from reka_async.testing import MockRekaServer
 

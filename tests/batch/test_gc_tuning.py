@@ -1,4 +1,5 @@
-"""A large batch collects the youngest GC generation less often while it runs, then puts the
+"""A library batch leaves the collector alone; asked (``gc_tuning=True``, as the CLI asks), a
+large batch collects the youngest GC generation less often while it runs, then puts the
 thresholds back (``batch/collector.py``)."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def default_thresholds() -> Iterator[None]:
     assert GcRelief.holders() == 0
 
 
-async def test_a_large_batch_raises_the_first_threshold_while_it_runs() -> None:
+async def test_a_library_batch_at_256_leaves_the_thresholds_alone() -> None:
     seen: list[tuple[int, ...]] = []
     async with (
         MockRekaServer() as server,
@@ -33,11 +34,29 @@ async def test_a_large_batch_raises_the_first_threshold_while_it_runs() -> None:
         )
         results = await runner.run(["hi"] * 20)
     assert all(r.ok for r in results)
+    assert set(seen) == {(700, 10, 10)}  # during the run
+    assert gc.get_threshold() == (700, 10, 10)  # and after it
+
+
+async def test_an_asked_large_batch_raises_the_first_threshold_while_it_runs() -> None:
+    seen: list[tuple[int, ...]] = []
+    async with (
+        MockRekaServer() as server,
+        AsyncClient(api_key="k", base_url=server.base_url) as client,
+    ):
+        runner = BatchRunner(
+            client,
+            concurrency=256,
+            gc_tuning=True,
+            on_result=lambda r, s: seen.append(gc.get_threshold()),
+        )
+        results = await runner.run(["hi"] * 20)
+    assert all(r.ok for r in results)
     assert set(seen) == {(GC_THRESHOLD, 10, 10)}
     assert gc.get_threshold() == (700, 10, 10)
 
 
-async def test_small_batches_and_the_opt_out_leave_the_collector_alone() -> None:
+async def test_small_batches_leave_the_collector_alone_even_when_asked() -> None:
     seen: list[tuple[int, ...]] = []
     async with (
         MockRekaServer() as server,
@@ -45,7 +64,10 @@ async def test_small_batches_and_the_opt_out_leave_the_collector_alone() -> None
     ):
         for runner in (
             BatchRunner(
-                client, concurrency=64, on_result=lambda r, s: seen.append(gc.get_threshold())
+                client,
+                concurrency=64,
+                gc_tuning=True,
+                on_result=lambda r, s: seen.append(gc.get_threshold()),
             ),
             BatchRunner(
                 client,
@@ -63,7 +85,7 @@ async def test_overlapping_batches_restore_once_the_last_ends() -> None:
         MockRekaServer() as server,
         AsyncClient(api_key="k", base_url=server.base_url) as client,
     ):
-        runner = BatchRunner(client, concurrency=256)
+        runner = BatchRunner(client, concurrency=256, gc_tuning=True)
         first = runner.stream(["a"] * 3)
         second = runner.stream(["b"] * 3)
         async with first:

@@ -15,11 +15,11 @@ from reka_async import (
     BatchResult,
     BatchRunner,
     BatchStats,
-    ChatParams,
     Client,
     InvalidRequestError,
 )
 from reka_async.testing import MockRekaServer
+from reka_async.types import ChatParams
 
 TAKERS: list[Callable[..., Any]] = [Client.batch, Client.batch_stream, BatchRunner.__init__]
 

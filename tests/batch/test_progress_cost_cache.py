@@ -13,16 +13,14 @@ import pytest
 
 from reka_async import (
     AsyncClient,
-    BatchProgress,
     BatchRunner,
     BatchStats,
     BudgetExceededError,
     CacheError,
     InvalidRequestError,
-    PriceTable,
-    RequestCache,
 )
 from reka_async._models import Model, ModelPricing
+from reka_async.batch import BatchProgress, PriceTable, RequestCache
 from reka_async.testing import MockRekaServer
 
 

@@ -20,16 +20,16 @@ from reka_async import (
     BatchResult,
     BatchRunner,
     BatchStats,
-    ChatRequest,
     InsufficientCreditsError,
     InvalidRequestError,
     Message,
     NotFoundError,
-    RateBudget,
     RateLimitError,
     RetryPolicy,
     UnprocessableEntityError,
 )
+from reka_async._models import ChatRequest
+from reka_async.batch import RateBudget
 from reka_async.testing import MockRekaServer
 
 API_KEY = "test-key"

@@ -401,3 +401,33 @@ def test_models_prints_a_table_and_ids() -> None:
     ids = run("models", "--mock", "--ids")
     assert ids.returncode == 0, ids.stderr
     assert "reka-flash" in ids.stdout.splitlines()
+
+
+def test_batch_at_256_turns_the_gc_tuning_on_and_says_so(tmp_path: Path) -> None:
+    inp = tmp_path / "in.txt"
+    inp.write_text("one\ntwo\n")
+    out = tmp_path / "out.jsonl"
+    proc = run("batch", str(inp), "-o", str(out), "--mock", "--concurrency", "256")
+    assert proc.returncode == 0, proc.stderr
+    assert "reka-async: gc: the collector's first threshold is 20,000" in proc.stderr
+    small = run("batch", str(inp), "-o", str(out), "--mock", "--overwrite")
+    assert small.returncode == 0, small.stderr
+    assert "gc:" not in small.stderr
+
+
+def test_the_cli_batch_asks_the_runner_for_the_gc_tuning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reka_async.batch.collector import GcRelief
+    from reka_async.cli import main
+
+    acquired: list[int] = []
+    monkeypatch.setattr(GcRelief, "acquire", classmethod(lambda cls: acquired.append(1)))
+    monkeypatch.setattr(GcRelief, "release", classmethod(lambda cls: None))
+    inp = tmp_path / "in.txt"
+    inp.write_text("one\n")
+    status = main(
+        ["batch", str(inp), "-o", str(tmp_path / "o.jsonl"), "--mock", "--concurrency", "256"]
+    )
+    assert status == 0
+    assert acquired == [1]

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from reka_async import RateBudget
 from reka_async._http import budget as _budget
-from reka_async.batch import AdaptiveLimit, TokenBucket
+from reka_async.batch import AdaptiveLimit, RateBudget, TokenBucket
 from reka_async.batch import limits as _ratelimit
 
 

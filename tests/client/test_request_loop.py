@@ -15,10 +15,7 @@ from _seam import answers, client_over
 from reka_async import (
     APIConnectionError,
     AsyncClient,
-    AsyncTransport,
-    Budget,
     InternalServerError,
-    RateBudget,
     RateLimitError,
     RequestEvent,
     ResponseEvent,
@@ -26,8 +23,9 @@ from reka_async import (
     StreamError,
     Usage,
 )
-from reka_async.batch import CostBudget, PriceTable
+from reka_async.batch import CostBudget, PriceTable, RateBudget
 from reka_async.testing import MockResponse, MockTransport, sse
+from reka_async.types import AsyncTransport, Budget
 
 HI = [{"role": "user", "content": "Hi"}]
 

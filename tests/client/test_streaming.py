@@ -20,7 +20,6 @@ from reka_async import (
     AsyncClient,
     ChatChunk,
     ChatResponse,
-    ClientState,
     InsufficientCreditsError,
     InvalidRequestError,
     StreamError,
@@ -28,6 +27,7 @@ from reka_async import (
     Tool,
 )
 from reka_async.testing import MockRekaServer
+from reka_async.types import ClientState
 
 API_KEY = "test-key"
 MODEL = "reka-flash"

@@ -9,15 +9,9 @@ import warnings
 import pytest
 from conftest import API_KEY, FAST_POLICY
 
-from reka_async import (
-    AsyncClient,
-    Client,
-    ClientState,
-    InternalServerError,
-    RetryEvent,
-    Timeout,
-)
+from reka_async import AsyncClient, Client, InternalServerError, RetryEvent, Timeout
 from reka_async.testing import MockRekaServer
+from reka_async.types import ClientState
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -185,7 +179,7 @@ def test_the_sync_copy_shares_the_loop_and_closes_alone() -> None:
 def test_copy_options_are_the_with_options_keywords() -> None:
     import inspect
 
-    from reka_async import CopyOptions
+    from reka_async.types import CopyOptions
 
     keywords = {
         name

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from reka_async import AsyncClient, BatchResult, BatchRunner, InvalidRequestError, prepare_item
+from reka_async import AsyncClient, BatchResult, BatchRunner, InvalidRequestError
+from reka_async.batch import prepare_item
 from reka_async.jobs import (
     BadLine,
     DuplicateCustomId,

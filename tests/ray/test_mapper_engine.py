@@ -60,3 +60,34 @@ async def test_an_unclosed_mapper_warns_and_cancels_its_stream_without_waiting(
         assert not engine.client.is_closed  # the finalizer closed nothing itself
     finally:
         await mapper.aclose()
+
+
+async def test_the_circuit_breaker_stops_an_actor_on_a_refused_key(server: MockRekaServer) -> None:
+    # The runner's rule, asked for (off by default in Ray): after the 401, nothing more is sent.
+    prompts = [f"p{i}" for i in range(6)]
+    mapper = RekaChatMapper(
+        api_key="sk-wrong", base_url=server.base_url, concurrency_per_actor=1, circuit_breaker=True
+    )
+    try:
+        table = await mapper.process({"prompt": prompts})
+    finally:
+        await mapper.aclose()
+    kinds = table.column("error_type").to_pylist()
+    assert kinds[0] == "AuthenticationError"
+    assert kinds[-1] == "BatchAbortedError"
+    assert set(kinds) == {"AuthenticationError", "BatchAbortedError"}
+    assert "the API key was refused" in table.column("error_message").to_pylist()[-1]
+
+
+async def test_without_the_circuit_breaker_every_row_is_sent(server: MockRekaServer) -> None:
+    mapper = RekaChatMapper(api_key="sk-wrong", base_url=server.base_url, concurrency_per_actor=1)
+    try:
+        table = await mapper.process({"prompt": ["a", "b", "c"]})
+    finally:
+        await mapper.aclose()
+    assert table.column("error_type").to_pylist() == ["AuthenticationError"] * 3
+
+
+def test_the_old_keyword_is_gone() -> None:
+    with pytest.raises(Exception, match="stop_on_insufficient_credits"):
+        RekaChatMapper(api_key=API_KEY, stop_on_insufficient_credits=True)

@@ -18,7 +18,6 @@ from reka_async import (
     APIResponseValidationError,
     AsyncClient,
     BatchRunner,
-    ClientState,
     InsufficientCreditsError,
     RekaError,
     RetryPolicy,
@@ -26,6 +25,7 @@ from reka_async import (
     Timeout,
 )
 from reka_async.testing import MockRekaServer
+from reka_async.types import ClientState
 
 N_BATCH = int(os.environ.get("REKA_SOAK_N", "10000"))
 N_STREAMS = int(os.environ.get("REKA_SOAK_STREAMS", "500"))
@@ -76,9 +76,7 @@ async def test_batch_soak_every_input_ends_exactly_once() -> None:
         for i in range(N_BATCH)
     ]
     async with _server() as server, _client(server) as client:
-        runner = BatchRunner(
-            client, concurrency=64, max_tokens=32, stop_on_insufficient_credits=False
-        )
+        runner = BatchRunner(client, concurrency=64, max_tokens=32, circuit_breaker=False)
         results = await runner.run(items)
 
         assert len(results) == N_BATCH

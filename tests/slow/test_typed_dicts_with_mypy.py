@@ -4,6 +4,8 @@ batch options are named for type checkers and editors too (``concurency=`` is an
 
 from __future__ import annotations
 
+import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -11,10 +13,11 @@ import textwrap
 
 import pytest
 
+import reka_async
+
 GOOD = """
-from reka_async import (
-    AsyncClient, Client, ImagePart, MessageParam, ToolParam, FunctionToolParam, TextPart,
-)
+from reka_async import AsyncClient, Client, ImagePart, TextPart
+from reka_async.types import MessageParam, ToolParam, FunctionToolParam
 
 async def main(client: AsyncClient) -> None:
     history: list[MessageParam] = [
@@ -56,13 +59,13 @@ async def main(client: AsyncClient) -> None:
 """
 
 BAD_PART = """
-from reka_async import MessageParam
+from reka_async.types import MessageParam
 
 message: MessageParam = {"role": "user", "content": [{"type": "image", "image_url": "x"}]}
 """
 
 BAD_TOOL_CALL = """
-from reka_async import AssistantMessageParam
+from reka_async.types import AssistantMessageParam
 
 message: AssistantMessageParam = {
     "role": "assistant", "tool_calls": [{"id": "c1", "nmae": "look", "parameters": {}}]
@@ -117,6 +120,8 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
         timeout=300,
         cwd=folder,
         check=False,
+        # The package under test (this checkout's), not whichever one is installed.
+        env={**os.environ, "MYPYPATH": str(pathlib.Path(reka_async.__file__).parent.parent)},
     )
     assert proc.returncode in (0, 1), proc.stderr  # 2 would be a crash or a usage error
     found: dict[str, list[str]] = {name: [] for name in files}

@@ -8,7 +8,8 @@ from typing import Any
 import attrs
 import pytest
 
-from reka_async import ChatChunk, ChatResponse, ChunkResponse, Message, MessageResponse, Usage
+from reka_async import ChatChunk, ChatResponse, Message, MessageResponse, Usage
+from reka_async._models import ChunkResponse
 from reka_async._sse import ServerSentEvent, _new_event
 from reka_async._wire import _build
 from reka_async._wire.events import ChoicePiece, StreamEvent

@@ -8,15 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reka_async import (
-    MAX_MEDIA_BYTES,
-    AsyncClient,
-    AudioPart,
-    ImagePart,
-    InvalidRequestError,
-    PdfPart,
-    VideoPart,
-)
+from reka_async import AsyncClient, AudioPart, ImagePart, InvalidRequestError, PdfPart, VideoPart
+from reka_async._media import MAX_MEDIA_BYTES
 from reka_async.testing import MockRekaServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32

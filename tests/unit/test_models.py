@@ -10,15 +10,12 @@ import pytest
 from reka_async import (
     AudioPart,
     ChatChunk,
-    ChatRequest,
     ChatResponse,
-    ChunkResponse,
     ImagePart,
     InvalidRequestError,
     Message,
     MessageResponse,
     Model,
-    ModelPricing,
     PdfPart,
     RekaError,
     TextPart,
@@ -30,6 +27,7 @@ from reka_async import (
     VideoPart,
 )
 from reka_async._assemble import Assembler
+from reka_async._models import ChatRequest, ChunkResponse
 from reka_async._wire import (
     parse_chat_response,
     parse_chunk_event,
@@ -37,6 +35,7 @@ from reka_async._wire import (
     request_body,
     request_from_model,
 )
+from reka_async.types import ModelPricing
 
 USER = {"role": "user", "content": "Hi"}
 

@@ -22,8 +22,8 @@ from reka_async import (
     TextPart,
     ToolCall,
     ToolOutput,
-    to_jsonable,
 )
+from reka_async._serial import to_jsonable
 from reka_async._wire import parse_chat_response
 from reka_async.testing import MockRekaServer
 

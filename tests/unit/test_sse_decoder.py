@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reka_async import ResponseTooLargeError, ServerSentEvent, SSEDecoder
+from reka_async import ResponseTooLargeError
+from reka_async._sse import ServerSentEvent, SSEDecoder
 
 
 def decode(*chunks: bytes) -> list[ServerSentEvent]:

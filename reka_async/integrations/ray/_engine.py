@@ -10,15 +10,16 @@ from typing import Any, Final
 import attrs
 
 from ..._client import AsyncClient
-from ..._exceptions import BatchAbortedError, InsufficientCreditsError, InvalidRequestError
+from ..._exceptions import BatchAbortedError, InvalidRequestError
 from ...batch import BatchResult, BatchRunner
+from ...batch.breaker import fatal_reason
 from ...jobs import prepare_line
 from ._limiter import SharedBudget
 from ._rows import Row
 
 __all__ = ["Engine"]
 
-_NOT_SENT: Final = "not sent: the account is out of credits (an earlier request said so)"
+_NOT_SENT: Final = "not sent: the circuit breaker stopped this actor"
 
 
 class _Ticket:
@@ -75,8 +76,9 @@ class Engine:
         client: the client the runner sends through (closed by `aclose`).
         budget: the worker's share of a shared limiter (the client's ``rate_budget``), or
             ``None``; its unused balance goes back on `aclose`.
-        stop_on_credits: after an out-of-credits error, send nothing more (the runner itself
-            never stops: a failed row never fails the block).
+        circuit_breaker: after an error the runner's breaker stops on (``fatal_reason``),
+            send nothing more (the runner itself never stops: a failed row never fails the
+            block).
         model, params: the defaults of every item (as in ``prepare_item``).
         **runner_options: the rest of the ``BatchRunner`` arguments.
     """
@@ -86,7 +88,7 @@ class Engine:
         client: AsyncClient,
         *,
         budget: SharedBudget | None,
-        stop_on_credits: bool,
+        circuit_breaker: bool,
         model: str,
         params: Mapping[str, Any],
         **runner_options: Any,
@@ -98,18 +100,19 @@ class Engine:
         self.runner = BatchRunner(
             client,
             model=model,
-            stop_on_insufficient_credits=False,
+            circuit_breaker=False,
             prepare=self._prepared,
             **runner_options,
             **params,
         )
         self.budget = budget
-        self.stop_on_credits = stop_on_credits
+        self.circuit_breaker = circuit_breaker
         self.queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self.pending: dict[int, _Pending] = {}
         self.next_index = 0
         self.failure: BaseException | None = None
         self.aborted: BaseException | None = None
+        self.abort_reason = ""
         self.stream = self.runner.stream(self._feed())
         self.task = self.loop.create_task(self._dispatch(), name="reka-ray-dispatch")
 
@@ -149,7 +152,7 @@ class Engine:
                 continue
             if self.aborted is not None:
                 custom_id = str(job.item.get("custom_id", job.position))
-                error = BatchAbortedError(_NOT_SENT, cause=self.aborted)
+                error = BatchAbortedError(f"{_NOT_SENT}: {self.abort_reason}", cause=self.aborted)
                 job.ticket.put(
                     job.position,
                     BatchResult(index=-1, custom_id=custom_id, request=None, error=error),
@@ -184,12 +187,15 @@ class Engine:
 
     def _deliver(self, result: BatchResult) -> None:
         pending = self.pending.pop(result.index)
-        if (
-            self.stop_on_credits
-            and self.aborted is None
-            and isinstance(result.error, InsufficientCreditsError)
-        ):
-            self.aborted = result.error
+        if self.aborted is None and result.error is not None:
+            reason = fatal_reason(
+                result.error,
+                enabled=self.circuit_breaker,
+                max_wait=self.client.retry_policy.max_server_wait,
+            )
+            if reason is not None:
+                self.aborted = result.error
+                self.abort_reason = reason
         pending.job.ticket.put(pending.job.position, result)
 
     def _fail_all(self, exc: BaseException) -> None:

@@ -212,8 +212,9 @@ def run_ray_job(
         FileExistsError: the output exists and is not empty (pass ``resume`` or
             ``overwrite``).
         MissingAPIKeyError, InvalidRequestError, ValueError: before anything runs.
-        BatchAbortedError: the account ran out of credits; the results so far are in the
-            output and ``resume=True`` continues.
+        BatchAbortedError: the circuit breaker stopped the job (a refused key, an account
+            out of credits, a server wait too long); the results so far are in the output and
+            ``resume=True`` continues.
     """
     started = time.monotonic()
     ray = require("ray")
@@ -300,7 +301,7 @@ def run_ray_job(
                     max_retries=max_retries,
                     timeout_s=timeout_s,
                     include_record=True,
-                    stop_on_insufficient_credits=True,  # as the CLI: stop, resume later
+                    circuit_breaker=True,  # as the CLI: stop, resume later
                     num_cpus_per_actor=num_cpus_per_actor,
                     tasks_per_actor=tasks_per_actor,
                     **params,
@@ -338,7 +339,9 @@ def run_ray_job(
         )
         if not_sent:
             raise BatchAbortedError(
-                f"job stopped: the account is out of credits; {summary.written} result(s) are in "
-                f"{out_path}, {not_sent} input(s) were not sent (run again with resume=True)"
+                f"job stopped by the circuit breaker (a refused key, an account out of "
+                f"credits or a server wait too long: see the failed records); "
+                f"{summary.written} result(s) are in {out_path}, {not_sent} input(s) were not "
+                f"sent (run again with resume=True)"
             )
         return summary

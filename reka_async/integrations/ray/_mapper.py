@@ -68,8 +68,12 @@ class RekaChatMapper:
         max_retries: retries per request.
         timeout_s: total seconds per request (default: the client's timeout).
         adaptive: AIMD concurrency per actor (see ``BatchRunner``).
-        stop_on_insufficient_credits: after an out-of-credits 429, send nothing more from
-            this actor: later rows get ``error_type="BatchAbortedError"`` (not sent).
+        circuit_breaker: the ``BatchRunner`` rule (a refused key, a forbidden one, an account
+            out of credits, a server wait longer than the client's): after such an error, send
+            nothing more from this actor; later rows get ``error_type="BatchAbortedError"``
+            (not sent). Default off here, unlike ``BatchRunner``: a Ray Data map must return
+            a row for every input, so each error is recorded on its row unless you ask for
+            the stop (``run_ray_job`` asks, as the CLI does).
         include_record: add a ``record`` column: the row's ``reka-async batch`` output
             record as a JSON string.
         keep_input_columns: append the input columns to the output (ours win on a clash).
@@ -96,7 +100,7 @@ class RekaChatMapper:
         max_retries: int = 2,
         timeout_s: float | None = None,
         adaptive: bool = True,
-        stop_on_insufficient_credits: bool = False,
+        circuit_breaker: bool = False,
         include_record: bool = False,
         keep_input_columns: bool = False,
         **params: Any,
@@ -121,7 +125,7 @@ class RekaChatMapper:
         self._max_retries = max_retries
         self._timeout_s = timeout_s
         self._adaptive = adaptive
-        self._stop_on_credits = stop_on_insufficient_credits
+        self._circuit_breaker = circuit_breaker
         self._include_record = include_record
         self._keep_input_columns = keep_input_columns
         self._params = dict(params)
@@ -185,7 +189,7 @@ class RekaChatMapper:
         self._engine = Engine(
             client,
             budget=budget,
-            stop_on_credits=self._stop_on_credits,
+            circuit_breaker=self._circuit_breaker,
             model=self._model,
             params=self._params,
             concurrency=self._concurrency,
@@ -240,7 +244,7 @@ def map_chat(
     timeout_s: float | None = None,
     include_record: bool = False,
     keep_input_columns: bool = False,
-    stop_on_insufficient_credits: bool = False,
+    circuit_breaker: bool = False,
     num_cpus_per_actor: float = 0.5,
     tasks_per_actor: int = 2,
     **params: Any,
@@ -264,7 +268,7 @@ def map_chat(
         api_key: the key; default ``REKA_API_KEY`` of the driver. It reaches the actors as a
             `Secret` constructor argument, never through the dataset or the environment.
         base_url, max_retries, timeout_s, include_record, keep_input_columns,
-            stop_on_insufficient_credits: as in `RekaChatMapper`.
+            circuit_breaker: as in `RekaChatMapper` (``circuit_breaker`` off by default).
         num_cpus_per_actor: CPUs reserved per actor (the work is I/O-bound).
         tasks_per_actor: blocks an actor works on at once (Ray's ``max_concurrency``).
         **params: chat parameters for every row (``max_tokens``, ``temperature``, ...).
@@ -289,7 +293,7 @@ def map_chat(
         "limiter": limiter,
         "max_retries": max_retries,
         "timeout_s": timeout_s,
-        "stop_on_insufficient_credits": stop_on_insufficient_credits,
+        "circuit_breaker": circuit_breaker,
         "include_record": include_record,
         "keep_input_columns": keep_input_columns,
         **params,

@@ -1,0 +1,210 @@
+"""CPU per request and per chunk of two checkouts, side by side: the budget of a change.
+
+    git worktree add /tmp/before <base-commit>
+    taskset -c 1 python -m benchmarks.budget --before /tmp/before --repeat 15
+
+Both versions of the package run in this one process: the ``--before`` checkout's
+``reka_async`` is copied under another name (``reka_async_before``; the package imports
+itself relatively, so it runs as it is) and the current one is imported as usual. Against the
+mock server in another process each side measures, in turn, the client CPU per plain
+``chat.create`` at C=64 on the native dialect and on the OpenAI one, and per chunk of a native
+64-chunk stream (``time.process_time``, so the server's CPU is not counted). The sides
+alternate in short rounds, the order flipping every round, so a machine whose speed drifts
+(a VM, other work) moves both alike; each round gives an after/before ratio, and the median
+ratio is printed with the quartiles and the range of the rounds. Only public API is used, so
+any checkout can be measured. No figure here is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``reka_async`` importable from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+MESSAGES = [{"role": "user", "content": "Write one short sentence about the sea."}]
+CHUNKS = 64
+
+
+async def _requests(pkg: Any, url: str, api: str, total: int, concurrency: int) -> float:
+    async with pkg.AsyncClient(api_key="k", base_url=url, api=api) as client:  # type: ignore[arg-type]
+        left = total
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await client.chat.create(messages=MESSAGES, model="reka-flash")  # type: ignore[arg-type]
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))  # warm the pool
+        left = total
+        start = time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return (time.process_time() - start) / total * 1e6
+
+
+async def _chunks(pkg: Any, url: str, streams: int) -> float:
+    prompt = " ".join(f"w{i}" for i in range(CHUNKS))
+    async with pkg.AsyncClient(api_key="k", base_url=url) as client:
+        count, start = 0, 0.0
+        for i in range(streams + 2):  # two streams of warm-up
+            if i == 2:
+                start, count = time.process_time(), 0
+            async with client.chat.create_stream(
+                messages=[{"role": "user", "content": prompt}], model="reka-flash"
+            ) as stream:
+                async for _ in stream:
+                    count += 1
+        return (time.process_time() - start) / count * 1e6
+
+
+def measure_one(pkg: Any, url: str, requests: int, streams: int) -> dict[str, float]:
+    """One side of a round: µs per request (native, OpenAI) and per chunk."""
+    return {
+        "native": asyncio.run(_requests(pkg, url, "native", requests, 64)),
+        "openai": asyncio.run(_requests(pkg, url, "openai", requests, 64)),
+        "chunk": asyncio.run(_chunks(pkg, url, streams)),
+    }
+
+
+_OPENAI_RAW = (
+    b'{"id":"chatcmpl-1","object":"chat.completion","model":"reka-flash","choices":[{"index":0,'
+    b'"finish_reason":"stop","message":{"role":"assistant","content":"The sea is wide."}}],'
+    b'"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
+)
+_NATIVE_RAW = (
+    b'{"id":"c","model":"reka-flash","responses":[{"finish_reason":"stop","message":'
+    b'{"role":"assistant","content":"The sea is wide."}}],"usage":{"input_tokens":12,'
+    b'"output_tokens":9}}'
+)
+
+
+def _stream_raw() -> bytes:
+    """A native cumulative stream of ``CHUNKS`` events, as the mock sends it."""
+    events, text = [], ""
+    for i in range(CHUNKS):
+        text += f"w{i} "
+        reason = '"stop"' if i == CHUNKS - 1 else "null"
+        events.append(
+            f'data: {{"id":"c","model":"reka-flash","responses":[{{"finish_reason":{reason},'
+            f'"chunk":{{"role":"assistant","content":"{text}"}}}}]}}\n\n'
+        )
+    return "".join(events).encode()
+
+
+def wire_us(pkg: Any, api: str, calls: int) -> float:
+    """CPU µs of a request's wire work alone: the body from ``chat.create``'s keywords,
+    encoded for ``api``, and an answer decoded (private modules: this repository's
+    checkouts only)."""
+    w = importlib.import_module(f"{pkg.__name__}._wire")
+    request, openai, native = (
+        importlib.import_module(f"{w.__name__}.{name}") for name in ("request", "openai", "native")
+    )
+    args = {"model": "reka-flash", "messages": MESSAGES}
+    if api == "chunk":
+        sse = importlib.import_module(f"{pkg.__name__}._sse")
+        assemble = importlib.import_module(f"{pkg.__name__}._assemble")
+        raw = _stream_raw()
+        rounds = max(1, calls // CHUNKS)
+        start = time.process_time()
+        for _ in range(rounds):
+            assembler = assemble.Assembler()
+            for event in sse.SSEDecoder().feed(raw):
+                fields = native.text_event(w.loads(event.data))
+                assembler.feed_text(fields)
+        return (time.process_time() - start) / (rounds * CHUNKS) * 1e6
+    start = time.process_time()
+    for _ in range(calls):
+        body = request.chat_body(args, stream=False, what="create")
+        if api == "openai":
+            w.dumps(openai.to_openai_body(body))
+            openai.load_completion(_OPENAI_RAW)
+        else:
+            w.dumps(body)
+            native.load_chat_response(_NATIVE_RAW)
+    return (time.process_time() - start) / calls * 1e6
+
+
+def load_before(checkout: str) -> Any:
+    """The ``reka_async`` of ``checkout``, imported as ``reka_async_before``."""
+    source = Path(checkout).resolve() / "reka_async"
+    if not (source / "__init__.py").is_file():
+        raise SystemExit(f"--before: {checkout} holds no reka_async package")
+    target = Path(tempfile.mkdtemp(prefix="reka-budget-"))
+    shutil.copytree(source, target / "reka_async_before")
+    sys.path.insert(0, str(target))
+    return importlib.import_module("reka_async_before")
+
+
+def _quartiles(values: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return q[0], q[2]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.budget")
+    parser.add_argument("--before", required=True, help="the checkout before the change")
+    parser.add_argument("--repeat", type=int, default=15, help="paired rounds (>= 5)")
+    parser.add_argument("--requests", type=int, default=1_000, help="requests per side and API")
+    parser.add_argument("--streams", type=int, default=10, help="streams per side")
+    parser.add_argument(
+        "--wire",
+        action="store_true",
+        help="the wire work alone instead (body, encode, decode; a stream's events decoded)",
+    )
+    args = parser.parse_args(argv)
+    import reka_async
+    from reka_async.testing import MockServerProcess
+
+    sides = {"before": load_before(args.before), "after": reka_async}
+    print(f"before: {sides['before'].__file__}\nafter: {reka_async.__file__}")
+    if args.wire:
+        for api in ("native", "openai", "chunk"):
+            diffs = []
+            for round_ in range(args.repeat):
+                order = ("before", "after") if round_ % 2 == 0 else ("after", "before")
+                got = {side: wire_us(sides[side], api, 20_000) for side in order}
+                diffs.append(got["after"] - got["before"])
+            print(
+                f"wire {api}: after - before {statistics.median(diffs):+.3f} µs per"
+                f" {'chunk' if api == 'chunk' else 'request'}"
+                f" (rounds {min(diffs):+.3f} to {max(diffs):+.3f}, {args.repeat} rounds)"
+            )
+        return 0
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    server = MockServerProcess()
+    url = server.start()
+    try:
+        for side in sides:  # warm both: the pool, the imports, the mock
+            measure_one(sides[side], url, 200, 2)
+        for round_ in range(args.repeat):
+            for side in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
+                runs[side].append(measure_one(sides[side], url, args.requests, args.streams))
+    finally:
+        server.stop()
+    for key, unit in (("native", "request"), ("openai", "request"), ("chunk", "chunk")):
+        before = [r[key] for r in runs["before"]]
+        after = [r[key] for r in runs["after"]]
+        ratios = [a / b for a, b in zip(after, before, strict=True)]
+        low, high = _quartiles(ratios)
+        print(
+            f"{key:>6}: before {statistics.median(before):7.2f} µs per {unit}, after"
+            f" {statistics.median(after):7.2f}; after/before median {statistics.median(ratios):.3f}"
+            f" (quartiles {low:.3f}-{high:.3f}, rounds {min(ratios):.3f}-{max(ratios):.3f},"
+            f" {len(ratios)} rounds)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
