@@ -18,10 +18,10 @@ from reka_async import (
     BatchAbortedError,
     BatchRunner,
     Client,
-    ClientState,
     InvalidRequestError,
 )
 from reka_async.testing import MockRekaServer, MockTransport
+from reka_async.types import ClientState
 
 MSGS = [{"role": "user", "content": "hi"}]
 OTHER = "other-key"

@@ -23,6 +23,7 @@ from _proxy import LoopbackProxy
 from conftest import API_KEY, FAST_POLICY
 
 import reka_async
+import reka_async.types
 from reka_async import AsyncChatStream, AsyncClient, Client
 from reka_async.testing import MockRekaServer
 
@@ -194,7 +195,7 @@ async def _to_dict(server: MockRekaServer, tmp: Path, env: pytest.MonkeyPatch) -
     assert response.to_dict()["responses"][0]["message"]["content"] == "Mock reply to: hi"
     assert json.loads(response.to_json(indent=2)) == response.to_dict()
     assert "\n  " in response.to_json(indent=2)
-    listed = json.loads(json.dumps(models, default=reka_async.to_jsonable))
+    listed = json.loads(json.dumps([m.to_dict() for m in models]))
     assert listed[0]["id"] == models[0].id
 
 
@@ -297,13 +298,13 @@ async def _hooks(server: MockRekaServer, tmp: Path, env: pytest.MonkeyPatch) -> 
     assert seen[-1].status_code == 200
 
 
-@row("`ChatCompletionMessageParam`, `ChatCompletionToolParam`")
+@row("`ChatCompletionMessageParam`, `ChatCompletionToolParam` (`openai.types`)")
 async def _param_types(server: MockRekaServer, tmp: Path, env: pytest.MonkeyPatch) -> None:
-    message: reka_async.UserMessageParam = {"role": "user", "content": "hi"}
-    tool: reka_async.ToolParam = {"name": "f", "parameters": {"type": "object"}}
-    function: reka_async.FunctionToolParam = {"type": "function", "function": {"name": "g"}}
-    call: reka_async.ToolCallParam = {"id": "c", "name": "f", "parameters": {}}
-    history: list[reka_async.MessageParam] = [
+    message: reka_async.types.UserMessageParam = {"role": "user", "content": "hi"}
+    tool: reka_async.types.ToolParam = {"name": "f", "parameters": {"type": "object"}}
+    function: reka_async.types.FunctionToolParam = {"type": "function", "function": {"name": "g"}}
+    call: reka_async.types.ToolCallParam = {"id": "c", "name": "f", "parameters": {}}
+    history: list[reka_async.types.MessageParam] = [
         message,
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool_output", "content": [{"tool_call_id": "c", "output": "ok"}]},
