@@ -273,6 +273,12 @@ class BatchStream:
                         self._fail(exc)
                         return
                 self._out.put_nowait(result)
+                budget = runner.cost_budget
+                if budget is not None and budget.breach is not None:
+                    # An answer was billed above its bound: stop now, before anything else
+                    # is sent (the in-flight attempts are cancelled by the stream's close).
+                    self._fail(budget.breach)
+                    return
                 err = result.error
                 if err is not None:
                     reason = fatal_reason(

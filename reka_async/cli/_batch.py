@@ -22,8 +22,9 @@ from typing import Any, Final
 from .._client import DEFAULT_MAX_CONNECTIONS, AsyncClient
 from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._files import real_path
-from ..batch import BatchProgress, CacheError, PriceTable, RequestCache, estimate_tokens
-from ..batch.cost import DEFAULT_MAX_TOKENS, load_prices
+from ..batch import BatchProgress, CacheError, PriceTable, RequestCache
+from ..batch.bound import token_bound
+from ..batch.cost import load_prices
 from ..batch.fds import ensure_fd_limit, fd_budget
 from ..jobs import (
     InputChanged,
@@ -265,6 +266,8 @@ async def _run(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
             "fail_fast": args.fail_fast,
             "prices": prices,
             "max_cost": args.max_cost,
+            "media_tokens": args.media_tokens,
+            "message_overhead": args.message_overhead,
             "cache": args.cache_db,
             "progress": progress or False,
         }
@@ -382,20 +385,31 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def _dry_run(args: argparse.Namespace) -> int:
-    """Read INPUT and print what it would send and cost; nothing is sent or written."""
+    """Read INPUT and print what it would send and the most it could cost: the bound a
+    ``--max-cost`` budget reserves (``batch/bound.py``); nothing is sent or written.
+
+    The output (stdout), one line each, the optional ones only when they apply::
+
+        dry run: N request(s) to send[, K invalid line(s)]
+        bound: input tokens at most I, output tokens at most O[, M media part(s)]
+        cost: at most $X[ for the priced models; unknown for MODEL, ... (give prices ...)]
+        media: M part(s) in R request(s) have no bound: --max-cost refuses them unsent ...
+        --max-cost $B would stop this job before its end
+    """
     prices = PriceTable()
     if args.prices:
         prices = prices.with_prices(load_prices(args.prices))
     params = chat_params(args)
     source = JobInput(input_format=args.input_format)
     requests = invalid = 0
-    input_tokens = output_tokens = 0
+    input_tokens = output_tokens = media_parts = unbounded = 0
     cost = 0.0
     unpriced: set[str] = set()
     fd = 0 if args.input == "-" else os.open(args.input, os.O_RDONLY)
+    media_tokens = args.media_tokens
 
     async def read() -> None:
-        nonlocal requests, invalid, input_tokens, output_tokens, cost
+        nonlocal requests, invalid, input_tokens, output_tokens, cost, media_parts, unbounded
         async for item in source.items(fd):
             try:
                 _, body = prepare_line(
@@ -405,14 +419,19 @@ def _dry_run(args: argparse.Namespace) -> int:
                 invalid += 1
                 continue
             requests += 1
-            max_tokens = int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
-            input_tokens += estimate_tokens(body) - max_tokens
-            output_tokens += max_tokens
-            worst = prices.worst_case(body)
-            if worst is None:
+            bound = token_bound(
+                body, message_overhead=args.message_overhead, media_tokens=media_tokens or 0
+            )
+            input_tokens += bound.input
+            output_tokens += bound.output
+            media_parts += bound.media_parts
+            if bound.media_parts and media_tokens is None:
+                unbounded += 1
+            price = prices.get(str(body.get("model", "")))
+            if price is None:
                 unpriced.add(str(body.get("model")))
             else:
-                cost += worst
+                cost += price.cost(bound.input, bound.output)
 
     try:
         asyncio.run(read())
@@ -423,16 +442,26 @@ def _dry_run(args: argparse.Namespace) -> int:
     out.write(
         f"dry run: {requests} request(s) to send"
         + (f", {invalid} invalid line(s)" if invalid else "")
-        + f"; estimated input tokens {input_tokens}, output tokens up to {output_tokens}\n"
+        + "\n"
+    )
+    out.write(
+        f"bound: input tokens at most {input_tokens}, output tokens at most {output_tokens}"
+        + (f", {media_parts} media part(s)" if media_parts else "")
+        + "\n"
     )
     if unpriced:
         out.write(
-            f"estimated cost: at most ${cost:.4f} for the priced models; unknown for "
+            f"cost: at most ${cost:.4f} for the priced models; unknown for "
             f"{', '.join(sorted(unpriced))} (give prices with --prices FILE)\n"
         )
     else:
-        out.write(f"estimated cost: at most ${cost:.4f} (max_tokens at the output price)\n")
-    if args.max_cost is not None and (unpriced or cost > args.max_cost):
+        out.write(f"cost: at most ${cost:.4f} (the bound at the prices)\n")
+    if unbounded:
+        out.write(
+            f"media: {unbounded} request(s) hold media parts with no bound (counted as 0 "
+            f"above): --max-cost refuses them unsent without --media-tokens N\n"
+        )
+    if args.max_cost is not None and (unpriced or unbounded or cost > args.max_cost):
         out.write(f"--max-cost ${args.max_cost:g} would stop this job before its end\n")
     if not requests:
         say(f"warning: {args.input} holds no requests (it is empty or blank)")

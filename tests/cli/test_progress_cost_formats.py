@@ -117,9 +117,39 @@ def test_dry_run_sends_and_writes_nothing(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "dry run: 10 request(s) to send" in proc.stdout
-    assert "output tokens up to 1000" in proc.stdout
-    assert "estimated cost: at most $0.0020" in proc.stdout  # 1000 x $2 per million, plus input
+    # The bound --max-cost reserves, derived here apart from batch/bound.py: the bytes of
+    # each body's compact JSON plus 8 tokens a message, and max_tokens of output.
+    inputs = sum(
+        len(json.dumps(
+            {"model": "reka-flash", "messages": [{"role": "user", "content": f"question {i}"}],
+             "max_tokens": 100},
+            separators=(",", ":"),
+        )) + 8
+        for i in range(10)
+    )  # fmt: skip
+    assert f"bound: input tokens at most {inputs}, output tokens at most 1000\n" in proc.stdout
+    cost = (inputs * 0.8 + 1000 * 2.0) / 1e6
+    assert f"cost: at most ${cost:.4f} (the bound at the prices)" in proc.stdout
     assert not out.exists()
+
+
+def test_dry_run_says_which_media_parts_have_no_bound(tmp_path: Path) -> None:
+    image = {"type": "image_url", "image_url": "https://example.com/a.png"}
+    rows = [{"messages": [{"role": "user", "content": [image, {"type": "text", "text": "q"}]}]}]
+    write_jsonl(tmp_path / "p.jsonl", rows * 3)
+    args = ("batch", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "o.jsonl"), "--dry-run")
+    proc = run(*args, "--max-cost", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 media part(s)" in proc.stdout
+    assert "media: 3 request(s) hold media parts with no bound" in proc.stdout
+    assert "--max-cost $1 would stop this job before its end" in proc.stdout
+    bounded = run(*args, "--max-cost", "1", "--media-tokens", "1000")
+    assert "media:" not in bounded.stdout
+    assert "would stop" not in bounded.stdout
+    plain = run(*args)
+    inputs = int(plain.stdout.split("input tokens at most ")[1].split(",")[0])
+    with_media = int(bounded.stdout.split("input tokens at most ")[1].split(",")[0])
+    assert with_media == inputs + 3000
 
 
 def test_the_cache_answers_a_second_job(tmp_path: Path) -> None:
