@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_PRICES",
     "BudgetExceededError",
     "CostBudget",
+    "ItemCharge",
     "MediaTokensNeededError",
     "Price",
     "PriceTable",
@@ -439,3 +440,37 @@ class CostBudget:
         self.spent += reserved if used is None else used
         self._in_flight -= 1
         self._changed.set()
+
+
+class ItemCharge:
+    """One batch worker's door to the ``CostBudget``: it delegates every call, and adds up
+    what the item it is sending was charged (``charged``: each attempt's cost, or its bound
+    when its fate is unknown), so a job can count what a failed or retried item may have
+    cost (``BatchResult.charged_usd``). A worker sends one item at a time, so one
+    ``ItemCharge`` per worker suffices; ``charged`` is reset before each item.
+
+    Args:
+        budget: the runner's cost budget.
+    """
+
+    __slots__ = ("budget", "charged")
+
+    def __init__(self, budget: CostBudget) -> None:
+        self.budget = budget
+        self.charged = 0.0
+
+    def __repr__(self) -> str:
+        return f"<ItemCharge charged={self.charged:.6f} of {self.budget!r}>"
+
+    async def reserve(self, body: Mapping[str, Any] | None) -> float:
+        """``CostBudget.reserve``."""
+        return await self.budget.reserve(body)
+
+    def used(self, body: Mapping[str, Any] | None, usage: Usage) -> float:
+        """``CostBudget.used``."""
+        return self.budget.used(body, usage)
+
+    def settle(self, reserved: float, used: float | None) -> None:
+        """``CostBudget.settle``, counting the charge against the current item."""
+        self.budget.settle(reserved, used)
+        self.charged += reserved if used is None else used

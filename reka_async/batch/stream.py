@@ -382,6 +382,9 @@ class BatchStream:
         if limit is not None:
             await limit.acquire()
         retries.attempts = 1
+        charge = retries.charge
+        if charge is not None:
+            charge.charged = 0.0
         stats = runner.stats
         start = time.monotonic()
         response: ChatResponse | None = None
@@ -418,4 +421,5 @@ class BatchStream:
             attempts=retries.attempts,
             latency_s=time.monotonic() - start,
             cost_usd=cost,
+            charged_usd=charge.charged if charge is not None else None,
         )

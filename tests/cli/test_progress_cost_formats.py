@@ -8,9 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_commands import assert_clean_error, records, run, write_jsonl
+from test_commands import assert_clean_error, env_without_key, records, run, write_jsonl
 
+from reka_async import PriceTable
 from reka_async.cli._parser import build_parser
+from reka_async.testing import Billing, MockRekaServer
 
 
 def _prompts(path: Path, n: int) -> Path:
@@ -297,3 +299,21 @@ def test_mock_answers_in_the_cache_never_serve_another_server(tmp_path: Path) ->
     rows = records(tmp_path / "b.jsonl")
     assert rows
     assert not any(r.get("cached") for r in rows)
+
+
+def test_three_cli_runs_with_max_cost_and_resume_bill_at_most_the_budget(tmp_path: Path) -> None:
+    flash = PriceTable().get("reka-flash")
+    assert flash is not None
+    inp = tmp_path / "p.jsonl"
+    write_jsonl(inp, [{"custom_id": f"q{i}", "prompt": f"東京 question {i}"} for i in range(200)])
+    out = tmp_path / "out.jsonl"
+    env = env_without_key(REKA_API_KEY="k")
+    with MockRekaServer.in_thread(billing=Billing(message_overhead=8)) as server:
+        first = ("--base-url", server.base_url, "batch", str(inp), "-o", str(out))
+        flags = ("--max-cost", "0.01", "--max-tokens", "200", "--no-progress")
+        procs = [run(*first, *flags, env=env)]
+        procs += [run(*first, *flags, "--resume", env=env) for _ in range(2)]
+        spent = sum(flash.cost(i, o) for _, i, o in server.billed)
+    assert [p.returncode for p in procs] == [3, 3, 3], procs[-1].stderr
+    assert 0.009 < spent <= 0.01
+    assert "raise --max-cost" in procs[-1].stderr
