@@ -14,7 +14,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import shlex
 import signal
 import sys
 from typing import Any, Final
@@ -24,7 +23,7 @@ from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._files import real_path
 from ..batch import BatchProgress, CacheError, PriceTable, RequestCache
 from ..batch.bound import token_bound
-from ..batch.cost import load_prices
+from ..batch.cost import BudgetExceededError, UsageAboveBoundError, load_prices
 from ..batch.fds import ensure_fd_limit, fd_budget
 from ..jobs import (
     InputChanged,
@@ -40,7 +39,7 @@ from ..jobs import (
     scan_output,
 )
 from ._common import UsageError, api_key, chat_params, client, logger, say
-from ._exit import ExitCode
+from ._exit import ExitCode, StopReason, continue_line
 from ._parser import PROG
 
 __all__ = ["cmd_batch", "cmd_export"]
@@ -121,20 +120,14 @@ def _open_cache(path: str | None, *, mock: bool) -> RequestCache | None:
         raise UsageError(str(exc)) from None
 
 
-def _continue_command() -> str:
-    """The command line that continues this run (never with the key in it)."""
-    argv: list[str] = []
-    skip = False
-    for arg in sys.argv[1:]:
-        if skip:
-            skip = False
-        elif arg == "--api-key":
-            skip = True
-        elif not arg.startswith("--api-key=") and arg != "--overwrite":
-            argv.append(arg)
-    if "--resume" not in argv:
-        argv.append("--resume")
-    return shlex.join(["reka-async", *argv])
+def _stop_reason(exc: BatchAbortedError) -> StopReason:
+    """Why a ``BatchAbortedError`` stopped the run (its advice differs: ``cli/_exit.py``)."""
+    errors = (exc, exc.cause)
+    if any(isinstance(e, UsageAboveBoundError) for e in errors):
+        return StopReason.BOUND_EXCEEDED
+    if any(isinstance(e, BudgetExceededError) for e in errors):
+        return StopReason.BUDGET
+    return StopReason.BREAKER
 
 
 class _Terminated(Exception):
@@ -151,14 +144,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
         say(note)
     state: dict[str, Any] = {}
     status = ExitCode.OK
+    reason: StopReason | None = None
     try:
         status = asyncio.run(_main(args, state))
     except KeyboardInterrupt:
         say("interrupted: what finished is in the output")
-        status = ExitCode.SIGINT
+        reason = StopReason.INTERRUPTED
     except _Terminated:
         say("terminated (SIGTERM): what finished is in the output")
-        status = ExitCode.SIGTERM
+        reason = StopReason.TERMINATED
     except (OutputLocked, InputChanged) as exc:
         state["started"] = False  # refused: nothing was sent, no summary to give
         say(f"error: {exc}")
@@ -173,7 +167,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         status = ExitCode.IO_ERROR
     except BatchAbortedError as exc:
         say(f"error: {exc}")
-        status = ExitCode.STOPPED
+        reason = _stop_reason(exc)
     finally:
         progress = state.get("progress")
         if progress is not None:
@@ -190,8 +184,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
             say(f"error: {exc}")
             return int(ExitCode.IO_ERROR)
         say(f"wrote {rows} row(s) to {args.output} (from the job file {args.job_path})")
-    if status in (ExitCode.SIGINT, ExitCode.SIGTERM, ExitCode.STOPPED):
-        say(f"to continue: {_continue_command()}")
+    if reason is None and status is ExitCode.FAILED:
+        reason = StopReason.FAILED
+    if reason is not None:
+        status = reason.exit_code
+        line = continue_line(reason, sys.argv[1:], failed_types=state.get("failed_types", ()))
+        if line is not None:
+            say(line)
     return int(status)
 
 
@@ -326,6 +325,7 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
             final = scan_output(out_path)
     totals = final.totals() if final is not None else None
     if totals is not None:
+        state["failed_types"] = list(totals["errors"])
         errors = ", ".join(f"{n} {kind}" for kind, n in totals["errors"].items())
         cost = totals["cost_usd"]
         cost_text = (
@@ -358,6 +358,11 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
                 else ""
             )
         )
+    if args.max_cost is not None:
+        say(
+            f"budget: the job has spent ${job.spent_usd:.4f} of --max-cost ${args.max_cost:g} "
+            f"(every run of {out_path} counts)"
+        )
     if report is not None and not source.sent and not source.skipped:
         say(f"warning: {args.input} holds no requests (it is empty or blank); nothing was sent")
     say(f"results: {out_path} ({job.written} record(s) written by this run)")
@@ -375,6 +380,7 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
                 "rerun_changed": source.rerun,
             },
             "max_cost": args.max_cost,
+            "job_spent_usd": round(job.spent_usd, 8),
         }
         try:
             with open(args.summary, "w", encoding="utf-8") as f:

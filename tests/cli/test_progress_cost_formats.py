@@ -68,7 +68,8 @@ def test_max_cost_stops_with_exit_3_and_resume_continues(tmp_path: Path) -> None
     proc = run(*args, "--max-cost", "0.002")
     assert proc.returncode == 3, proc.stderr
     assert "max_cost" in proc.stderr
-    assert "to continue: reka-async batch" in proc.stderr
+    assert "to continue: raise --max-cost" in proc.stderr
+    assert "then reka-async batch" in proc.stderr
     done = records(out)
     assert 0 < len(done) < 200
     assert sum(r["cost_usd"] for r in done) <= 0.002
@@ -312,8 +313,10 @@ def test_three_cli_runs_with_max_cost_and_resume_bill_at_most_the_budget(tmp_pat
         first = ("--base-url", server.base_url, "batch", str(inp), "-o", str(out))
         flags = ("--max-cost", "0.01", "--max-tokens", "200", "--no-progress")
         procs = [run(*first, *flags, env=env)]
+        after_first = len(server.billed)
         procs += [run(*first, *flags, "--resume", env=env) for _ in range(2)]
         spent = sum(flash.cost(i, o) for _, i, o in server.billed)
+        assert len(server.billed) == after_first  # the job's budget was spent: nothing more
     assert [p.returncode for p in procs] == [3, 3, 3], procs[-1].stderr
-    assert 0.009 < spent <= 0.01
+    assert 0 < spent <= 0.01
     assert "raise --max-cost" in procs[-1].stderr
