@@ -108,7 +108,9 @@ def token_bound(
         else DEFAULT_MAX_TOKENS
     )
     return TokenBound(
-        input=len(text.encode("utf-8")) + message_overhead * n_messages + media_tokens * media,
+        input=len(text.encode("utf-8", "surrogatepass"))
+        + message_overhead * n_messages
+        + media_tokens * media,
         output=output,
         media_parts=media,
     )

@@ -10,6 +10,7 @@ what is checked, never the client's own account.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -231,3 +232,40 @@ def test_billed_never_exceeds_max_cost_when_the_server_bills_the_bound(
     )
     assert not isinstance(stopped, UsageAboveBoundError), stopped
     assert billed_usd(server) <= max_cost + 1e-12
+
+
+# ----------------------------------------------------------------------- the rule itself
+
+
+def test_the_bound_counts_every_text_the_request_carries() -> None:
+    from reka_async.batch import token_bound
+
+    base: dict[str, Any] = {"model": "reka-flash", "messages": [{"role": "user", "content": "hi"}]}
+    plain = token_bound(base, message_overhead=0)
+    assert plain.output == 1024  # the API's default max_tokens
+    assert token_bound({**base, "max_tokens": 7}).output == 7
+    assert token_bound(base, message_overhead=5).input == plain.input + 5
+    cjk = token_bound(
+        {**base, "messages": [{"role": "user", "content": "東京"}]}, message_overhead=0
+    )
+    assert cjk.input == plain.input - 2 + 6  # three bytes a character, not one
+    research = {"web_search": {"enabled": True, "allowed_domains": ["example.com"]}}
+    call = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "name": "lookup", "parameters": {"query": "a long query " * 10}}
+    ]}  # fmt: skip
+    output = {"role": "tool_output", "content": [{"tool_call_id": "c1", "output": "x" * 200}]}
+    for extra in (
+        {"tools": [TOOL]},
+        {"research": research},
+        {"messages": [*base["messages"], call]},
+        {"messages": [*base["messages"], output]},
+    ):
+        grown = token_bound({**base, **extra}, message_overhead=0).input - plain.input
+        text = json.dumps(extra, ensure_ascii=False, separators=(",", ":"))
+        assert grown >= len(text.encode()) - 60, extra  # (less the one message it replaces)
+    media = {"role": "user", "content": [IMAGE, IMAGE, {"type": "text", "text": "hi"}]}
+    bound = token_bound({**base, "messages": [media]}, message_overhead=0, media_tokens=700)
+    assert bound.media_parts == 2
+    without = token_bound({**base, "messages": [media]}, message_overhead=0, media_tokens=0)
+    assert bound.input == without.input + 1400
+    assert without.input < plain.input + 40  # a media part's URL or data is not counted as text
