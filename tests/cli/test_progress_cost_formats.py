@@ -149,8 +149,8 @@ def test_dry_run_says_which_media_parts_have_no_bound(tmp_path: Path) -> None:
     bounded = run(*args, "--max-cost", "1", "--media-tokens", "1000")
     assert "media:" not in bounded.stdout
     assert "would stop" not in bounded.stdout
-    plain = run(*args)
-    inputs = int(plain.stdout.split("input tokens at most ")[1].split(",")[0])
+    # a media part counts 0 until --media-tokens says how much: then 1000 each
+    inputs = int(proc.stdout.split("input tokens at most ")[1].split(",")[0])
     with_media = int(bounded.stdout.split("input tokens at most ")[1].split(",")[0])
     assert with_media == inputs + 3000
 
