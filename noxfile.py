@@ -87,6 +87,7 @@ THIRD_PARTY_TESTS = (
     "tests/mock/test_schema.py",  # jsonschema, pydantic
     "tests/client/test_otel.py",  # opentelemetry-sdk
     "tests/client/test_parse_pydantic.py",  # pydantic
+    "tests/mock/test_sdks_list_models.py",  # openai, reka-api
 )
 
 
@@ -155,6 +156,28 @@ def soak(session: nox.Session) -> None:
     session.env["REKA_SOAK_N"] = os.environ.get("REKA_SOAK_N", "50000")
     session.env["REKA_SOAK_STREAMS"] = os.environ.get("REKA_SOAK_STREAMS", "5000")
     session.run("pytest", "tests/slow/test_soak.py", "-m", "", "-q", "-s", *session.posargs)
+
+
+#: The LiteLLM release ``nox -s litellm`` checks the mock against (pinned: LiteLLM moves fast,
+#: and 1.107.0 was a compromised release).
+LITELLM = "litellm==1.110.2"
+
+
+@nox.session
+def litellm(session: nox.Session) -> None:
+    """LiteLLM against the mock: ``get_valid_models`` with ``api_base``, chat and streaming
+    (opt-in, like ``ray``: a large dependency tree, outside ``tests`` and the README's test
+    command). ``addopts`` is overridden because the default one ignores tests/with_litellm."""
+    session.install("-e", ".[test]", LITELLM)
+    session.run(
+        "pytest",
+        "tests/with_litellm",
+        "-o",
+        "addopts=",
+        "-ra",
+        "--strict-markers",
+        *session.posargs,
+    )
 
 
 @nox.session

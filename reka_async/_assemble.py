@@ -2,13 +2,18 @@
 
 The rules, for both dialects:
 
-* **Cumulative or delta.** OpenAI-dialect content is always a delta. Native content may be
-  either, and sources disagree, so each stream decides from its first two content events: if
-  the second starts with the first, the stream is cumulative, else it sends deltas. Later, in
-  a cumulative stream, content that does not extend the text so far is a *rewrite*: the text
-  is replaced and the chunk says so (``ChatChunk.rewrite``). In a delta stream, content that
-  starts with the whole text so far (two characters or more) is read as cumulative content,
-  so a server that switches mid-way never duplicates text.
+* **Cumulative or delta, from evidence.** OpenAI-dialect content is always a delta. Native
+  content may be either (sources disagree), so it is judged on all of a stream's events: it
+  is read as cumulative (the text so far) while each event's text starts with the text so
+  far (a final event may also repeat it, or trim trailing whitespace); the first event that
+  does not proves deltas, and the text is rebuilt from every piece received: while they were
+  consistent, each piece was a prefix of the latest text, so their lengths are enough to
+  rebuild them. When the rebuilt text does not extend the text handed out so far, the
+  chunk says so (``ChatChunk.rewrite``: whoever printed the deltas starts over). A delta
+  stream that stays consistent to its end (``"ha"``, ``"ha"``, ``"ha!"``) cannot be told
+  apart on the wire: the caller pins the reading with ``stream_mode`` (``"cumulative"``:
+  every event is the whole text so far, and one that does not extend it replaces it, flagged
+  as a rewrite; ``"delta"``: every event is new text).
 * **The finish ends the answer.** Once an answer has its ``finish_reason``, later pieces for
   it are ignored, and an event with nothing else is not handed out; a usage-only trailer still
   counts (its usage is merged).
@@ -34,6 +39,7 @@ from ._models import (
     ToolCall,
     Usage,
 )
+from ._types import StreamMode
 from ._wire._build import (
     new_chat_chunk,
     new_choice_piece,
@@ -45,9 +51,10 @@ from ._wire.events import ChoicePiece, StreamEvent, TextEvent, ToolCallPiece
 
 __all__ = ["Assembler"]
 
-_UNDECIDED: Final = 0
-_CUMULATIVE: Final = 1
-_DELTA: Final = 2
+_AUTO: Final = 0  # cumulative so far, until an event proves deltas
+_CUMULATIVE: Final = 1  # pinned: every event is the whole text so far
+_DELTA: Final = 2  # proved, or pinned: every event is new text
+_MODES: Final = {"auto": _AUTO, "cumulative": _CUMULATIVE, "delta": _DELTA}
 
 
 class _ToolCallState:
@@ -86,8 +93,8 @@ class _Answer:
 
     __slots__ = (
         "annotations",
-        "content_events",
         "finish_reason",
+        "lengths",
         "mode",
         "reasoning",
         "role",
@@ -96,40 +103,48 @@ class _Answer:
         "tools",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, mode: int) -> None:
         self.role: str = "assistant"
         self.text = ""
-        self.mode = _UNDECIDED
-        self.content_events = 0
+        self.mode = mode
+        #: The length of each content piece received while the stream read as cumulative
+        #: (``_AUTO`` only): each piece is a prefix of ``text``, so the deltas can be rebuilt.
+        self.lengths: list[int] = []
         self.finish_reason: str | None = None
         self.reasoning: list[str] | None = None
         self.steps: list[ReasoningStep] | None = None
         self.annotations: list[Annotation] | None = None
         self.tools: dict[int, _ToolCallState] | None = None
 
-    def add_content(self, content: str, deltas: bool) -> tuple[str, bool]:
-        """Take one content piece; return ``(delta, rewrite)``."""
+    def add_content(self, content: str, deltas: bool, final: bool) -> tuple[str, bool]:
+        """Take one content piece (``final``: it comes with the answer's finish reason);
+        return ``(delta, rewrite)``."""
         text = self.text
-        if deltas:
+        mode = self.mode
+        if deltas or mode == _DELTA:
             self.text = text + content
             return content, False
-        self.content_events += 1
-        if self.mode == _UNDECIDED:
-            if self.content_events == 1:
-                self.text = content
-                return content, False
-            self.mode = _CUMULATIVE if content.startswith(text) else _DELTA
-        if self.mode == _CUMULATIVE:
-            if content.startswith(text):
-                self.text = content
-                return content[len(text) :], False
-            self.text = content  # neither an extension nor, in this stream, a delta
-            return content, True
-        if len(text) >= 2 and content.startswith(text):
-            self.text = content  # cumulative content in a delta stream: no duplication
+        if content.startswith(text):  # consistent with cumulative content
+            self.text = content
+            if mode == _AUTO:
+                self.lengths.append(len(content))
             return content[len(text) :], False
-        self.text = text + content
-        return content, False
+        if final and text and content == text.rstrip():
+            # A final event that trims trailing whitespace is still cumulative; the deltas
+            # already handed out keep the whitespace.
+            self.text = content
+            return "", False
+        if mode == _CUMULATIVE:  # pinned: the server replaced the text
+            self.text = content
+            return content, True
+        # Deltas, proved: every piece so far was new text.
+        lengths, self.lengths = self.lengths, []
+        self.mode = _DELTA
+        rebuilt = "".join([text[:n] for n in lengths]) + content
+        self.text = rebuilt
+        if rebuilt.startswith(text):
+            return rebuilt[len(text) :], False
+        return rebuilt, True
 
     def add(self, piece: ChoicePiece) -> None:
         """Everything but the content of one piece."""
@@ -172,9 +187,10 @@ class _Answer:
 class Assembler:
     """The state of one stream: feed it ``StreamEvent`` objects, get ``ChatChunk`` objects."""
 
-    __slots__ = ("_answers", "_id", "_model", "finished", "usage")
+    __slots__ = ("_answers", "_id", "_mode", "_model", "finished", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, mode: StreamMode = "auto") -> None:
+        self._mode = _MODES[mode]
         self._answers: dict[int, _Answer] = {}
         self._id = ""
         self._model = ""
@@ -212,12 +228,14 @@ class Assembler:
         for piece in choices:
             answer = answers.get(piece.index)
             if answer is None:
-                answer = answers[piece.index] = _Answer()
+                answer = answers[piece.index] = _Answer(self._mode)
             elif answer.finish_reason is not None:
                 continue  # the answer has ended: later pieces of it are ignored
             taken = True
             if piece.content:
-                got, replaced = answer.add_content(piece.content, event.deltas)
+                got, replaced = answer.add_content(
+                    piece.content, event.deltas, piece.finish_reason is not None
+                )
                 if piece.index == 0:
                     delta, rewrite = got, replaced
             answer.add(piece)
@@ -284,11 +302,11 @@ class Assembler:
         # the piece when it carries more (tool calls, reasoning, citations).
         answer = self._answers.get(0)
         if answer is None:
-            answer = self._answers[0] = _Answer()
+            answer = self._answers[0] = _Answer(self._mode)
         elif answer.finish_reason is not None:
             return None  # the answer has ended: later events are ignored
         if content:
-            delta, rewrite = answer.add_content(content, deltas)
+            delta, rewrite = answer.add_content(content, deltas, reason is not None)
         else:
             delta, rewrite = "", False
         if role:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import attrs
 
-from ._exceptions import APIResponseValidationError, body_snippet
+from ._exceptions import APIResponseValidationError, InvalidRequestError, body_snippet
 from ._http import Budget, Call, Hooks, ResponseHook, RetryHook, TimeoutLike, Transport
 from ._http.options import RequestOptions
 from ._models import ChatResponse
@@ -26,7 +26,7 @@ from ._raw import Capture, RawResponse
 from ._serial import Serializable
 from ._stream import AsyncChatStream
 from ._tools import DEFAULT_MAX_ROUNDS, FunctionTool, ToolLoop, ToolRun
-from ._types import NOT_GIVEN, Api, NotGiven
+from ._types import NOT_GIVEN, Api, NotGiven, StreamMode, check_stream_mode
 from ._wire import chat_body, dumps, loads
 from ._wire.dialects import DIALECTS, Dialect, choose
 from ._wire.schema import response_format_for, structure_answer
@@ -75,11 +75,15 @@ class AsyncChat:
     ``with_raw_response`` has the same ``create`` returning the HTTP answer too.
     """
 
-    __slots__ = ("_dialect", "_transport", "with_raw_response")
+    __slots__ = ("_dialect", "_transport", "stream_mode", "with_raw_response")
 
-    def __init__(self, transport: Transport, dialect: Dialect) -> None:
+    def __init__(
+        self, transport: Transport, dialect: Dialect, stream_mode: StreamMode = "auto"
+    ) -> None:
         self._transport = transport
         self._dialect = dialect
+        #: How ``create_stream`` reads native content by default (the client's).
+        self.stream_mode: StreamMode = stream_mode
         self.with_raw_response = AsyncChatWithRawResponse(self)
 
     @property
@@ -87,10 +91,29 @@ class AsyncChat:
         """The default dialect of these calls (the client's)."""
         return self._dialect.name
 
-    async def create(self, **args: Unpack[ChatArgs]) -> ChatResponse:
+    @overload
+    async def create(
+        self, *, stream: Literal[False] = False, **args: Unpack[ChatArgs]
+    ) -> ChatResponse: ...
+
+    @overload
+    async def create(
+        self, *, stream: Literal[True], **args: Unpack[ChatArgs]
+    ) -> AsyncChatStream: ...
+
+    @overload
+    async def create(
+        self, *, stream: bool, **args: Unpack[ChatArgs]
+    ) -> ChatResponse | AsyncChatStream: ...
+
+    async def create(
+        self, *, stream: bool = False, **args: Unpack[ChatArgs]
+    ) -> ChatResponse | AsyncChatStream:
         """Generate a reply to a conversation.
 
         Args:
+            stream: ``True`` returns the ``AsyncChatStream`` of ``create_stream(...)``
+                instead (openai-python's spelling; ``create_stream`` is the same call).
             **args: ``messages`` and ``model`` (required), the generation parameters
                 (``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``, ``seed``,
                 ``presence_penalty``, ``frequency_penalty``, ``tools``, ``tool_choice``,
@@ -101,14 +124,20 @@ class AsyncChat:
 
         Returns:
             The ``ChatResponse``, the same on both dialects; ``response.text`` is the first
-            answer's text.
+            answer's text. With ``stream=True``, the stream (its request starts when it is
+            iterated or entered).
 
         Raises:
+            TypeError: ``stream`` is not a bool.
             InvalidRequestError: an argument is invalid (nothing was sent).
             APIStatusError: the server answered with an error (a subclass per status).
             APIConnectionError: no complete answer (``APITimeoutError`` on a timeout).
             APIResponseValidationError: the 2xx body was not the documented shape.
         """
+        if stream is True:
+            return self.create_stream(**args)
+        if stream is not False:
+            raise TypeError(f"create(): stream must be True or False, got {stream!r}")
         body = chat_body(args, stream=False, what="create")
         return await self.send_body(
             body,
@@ -127,10 +156,22 @@ class AsyncChat:
         cumulative content or deltas). The request is retried while nothing has been received
         yet; a break afterwards raises ``StreamError``, a stall ``APITimeoutError``.
 
+        Native content is read as cumulative until an event proves deltas (a ``rewrite``
+        chunk says when the text so far changed); ``stream_mode="delta"`` or
+        ``"cumulative"`` pins the reading for a server whose deltas can look cumulative.
+
         Raises:
             InvalidRequestError: at once, when an argument is invalid.
         """
         body = chat_body(args, stream=True, what="create_stream")
+        mode = args.get("stream_mode")
+        if mode is None:
+            mode = self.stream_mode
+        else:
+            try:
+                mode = check_stream_mode(mode)
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc)) from None
         dialect = choose(args.get("api"), body, self._dialect, DIALECTS)
         wire = body if dialect.encode is None else dialect.encode(body)
         t = self._transport
@@ -153,6 +194,7 @@ class AsyncChat:
             call=call,
             decode=dialect.decode_event,
             text_event=dialect.text_event,
+            mode=mode,
         )
 
     async def run_tools(

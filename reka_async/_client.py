@@ -2,13 +2,15 @@
 ``client.models`` (``_chat.py``) send through it.
 
 ``with_options`` gives a copy with other per-request settings over the same pool, cooldown and
-budgets; the hooks (``on_request``, ``on_response``, ``on_retry``) are the place for metrics
-and tracing; ``rate_limit`` reads the rate-limit headers of the latest answer.
+budgets (with another ``api_key`` or ``base_url``: a pool and pacing of its own); the hooks
+(``on_request``, ``on_response``, ``on_retry``) are the place for metrics and tracing;
+``rate_limit`` reads the rate-limit headers of the latest answer.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -32,15 +34,12 @@ from ._http import (
     TimeoutLike,
     Transport,
     check_base_url,
-    check_proxy,
     coerce_timeout,
     debug_log_hook,
     display_url,
-    env_proxy,
-    ssl_context,
 )
 from ._http.accounting import Budget
-from ._http.aiohttp_transport import AiohttpTransport
+from ._http.aiohttp_transport import PoolConfig
 from ._http.attempt import AsyncTransport
 from ._http.budget import make_budget
 from ._http.options import (
@@ -53,7 +52,7 @@ from ._http.options import (
 from ._http.quota import Quota, RateLimit
 from ._listing import AsyncModels
 from ._logging import configure_from_env, debug_enabled
-from ._types import NOT_GIVEN, Api, NotGiven
+from ._types import NOT_GIVEN, Api, NotGiven, StreamMode, check_stream_mode
 from ._wire.dialects import DIALECTS, check_api
 
 __all__ = [
@@ -70,14 +69,18 @@ DEFAULT_MAX_CONNECTIONS: Final = 1024
 
 
 class CopyOptions(TypedDict, total=False):
-    """The keywords of ``with_options``: what a copy over the same pool may change.
+    """The keywords of ``with_options``: what a copy may change.
 
     Keys:
+        api_key, base_url: another key or endpoint; a copy with either gets its own pool,
+            pacing and cache identity (see ``AsyncClient.with_options``).
         api, max_retries, timeout, max_retry_wait, retry_policy: as for ``AsyncClient``.
         default_headers: headers added to the client's (a name given again replaces it).
         on_request, on_response, on_retry: hooks run after the client's own.
     """
 
+    api_key: str | None
+    base_url: str | None
     api: Api
     max_retries: int | None
     timeout: TimeoutLike | NotGiven
@@ -113,6 +116,7 @@ class ClientOptions(TypedDict, total=False):
     connector_factory: ConnectorFactory | None
     max_response_bytes: int | None
     transport: AsyncTransport | None
+    stream_mode: StreamMode
 
 
 def _hook_list(
@@ -205,6 +209,11 @@ class AsyncClient:
             pool (``proxy``, ``trust_env``'s proxies, ``ssl`` and ``connector_factory``
             configure that one, so they cannot be given with ``transport``). The client
             closes it on ``aclose``.
+        stream_mode: how native streams' ``chunk.content`` is read: ``"auto"`` (default:
+            cumulative, until an event that does not extend the text so far proves
+            deltas), ``"cumulative"`` or ``"delta"``, for a server whose deltas can look
+            cumulative (``"ha"``, ``"ha"``, ``"ha!"``). A call may override it. The OpenAI
+            dialect always sends deltas.
 
     Pacing needs no option: the client reads the server's ``x-ratelimit-*`` headers and
     pauses when the key's window is spent, and a 429 that says so pauses every request of
@@ -251,9 +260,11 @@ class AsyncClient:
         connector_factory: ConnectorFactory | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         transport: AsyncTransport | None = None,
+        stream_mode: StreamMode = "auto",
     ) -> None:
         configure_from_env()
         key = resolve_api_key(api_key)
+        self._stream_mode = check_stream_mode(stream_mode)
         url = check_base_url(
             base_url or os.environ.get("REKA_BASE_URL") or DEFAULT_BASE_URL,
             allow_insecure_http=allow_insecure_http,
@@ -276,23 +287,21 @@ class AsyncClient:
                     f"aclose()), got {type(transport).__name__}"
                 )
             sender: AsyncTransport = transport
+            self._network: PoolConfig | None = None
         else:
             if connector_factory is not None and ssl is not None:
                 raise ValueError("ssl: give it to the connector your connector_factory builds")
             if connector_factory is not None and not callable(connector_factory):
                 raise TypeError("connector_factory: expected a callable returning a connector")
-            sender = AiohttpTransport(
+            self._network = PoolConfig(
                 max_connections=max_connections,
-                proxy=(
-                    check_proxy(proxy)
-                    if proxy is not None
-                    else env_proxy(url)
-                    if trust_env
-                    else None
-                ),
-                ssl=ssl_context(ssl),
+                proxy=proxy,
+                trust_env=trust_env,
+                ssl=ssl,
                 connector_factory=connector_factory,
+                allow_insecure_http=allow_insecure_http,
             )
+            sender = self._network.sender(url)
         responses: list[ResponseHook] = _hook_list(on_response, "on_response")
         if debug_enabled():
             responses.insert(0, debug_log_hook)
@@ -316,8 +325,8 @@ class AsyncClient:
 
     def _adopt(self, transport: Transport, api: Api) -> None:
         self._transport = transport
-        self.chat = AsyncChat(transport, DIALECTS[api])
-        self.models = AsyncModels(transport)
+        self.chat = AsyncChat(transport, DIALECTS[api], self._stream_mode)
+        self.models = AsyncModels(transport, bearer=DIALECTS[api].bearer)
 
     def __repr__(self) -> str:
         t = self._transport
@@ -327,6 +336,8 @@ class AsyncClient:
     def with_options(
         self,
         *,
+        api_key: str | None = None,
+        base_url: str | None = None,
         api: Api | None = None,
         max_retries: int | None = None,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
@@ -337,14 +348,24 @@ class AsyncClient:
         on_response: ResponseHook | Sequence[ResponseHook] | None = None,
         on_retry: RetryHook | Sequence[RetryHook] | None = None,
     ) -> AsyncClient:
-        """A copy of this client with other per-request settings, over the same pool.
+        """A copy of this client with other settings (openai-python's ``with_options``).
 
-        The copy shares the connection pool, the key, the shared cooldown after a 429 and
-        every budget of this client; closing it (or leaving its ``async with``) leaves this
-        client open, while closing this client closes the pool under every copy. Options
-        not given keep this client's values.
+        Without ``api_key`` and ``base_url`` (or with this client's own), the copy shares
+        the connection pool, the key, the shared cooldown after a 429 and every budget of
+        this client; closing it (or leaving its ``async with``) leaves this client open,
+        while closing this client closes the pool under every copy.
+
+        With another ``api_key`` or ``base_url`` the copy is a client of its own for that
+        key or endpoint: its own connection pool (configured as this one's: proxy, TLS,
+        connector factory, size), key header, cooldown and rate-limit window, and request
+        cache identity; its circuit breaker is that of whatever batch runs on it. Close it
+        as any client (``async with``): closing either leaves the other open. The budgets
+        (``rpm``, ``tpm``, ``rate_budget``) are still shared: they are this process's own
+        limits, not the server's. Options not given keep this client's values.
 
         Args:
+            api_key: another API key (surrounding whitespace stripped).
+            base_url: another base URL (``allow_insecure_http`` as this client was made).
             api, max_retries, timeout, max_retry_wait, retry_policy: as for ``AsyncClient``
                 (a number ``timeout`` caps this client's connect and read timeouts).
             default_headers: headers added to this client's (a name given again replaces it).
@@ -354,15 +375,22 @@ class AsyncClient:
             The new ``AsyncClient``.
 
         Raises:
-            ValueError: an option is invalid.
+            ValueError: an option is invalid, or ``api_key``/``base_url`` is given to a
+                client made with ``transport=`` (make a new client over a transport of its
+                own: a passed transport cannot be duplicated).
+            InvalidRequestError: ``api_key`` holds a control character.
+            MissingAPIKeyError: ``api_key`` is blank.
         """
         t = self._transport
+        rebind = self._rebinding(api_key, base_url)
         dialect = check_api(api) if api is not None else self.api
         base = retry_policy if retry_policy is not None else t.retry_policy
         policy = _policy(base, max_retries, max_retry_wait)
         new_timeout = None if isinstance(timeout, NotGiven) else coerce_timeout(timeout, t.timeout)
-        if default_headers and any(k.lower() == "x-api-key" for k in default_headers):
-            raise ValueError("default_headers: the API key is the client's; make a new client")
+        if default_headers and any(
+            k.lower() in ("x-api-key", "authorization") for k in default_headers
+        ):
+            raise ValueError("default_headers: pass another API key as api_key=, not as a header")
         hooks = Hooks(_hook_list(on_request, "on_request"), _hook_list(on_response, "on_response"))
         transport = t.derive(
             timeout=new_timeout,
@@ -371,12 +399,39 @@ class AsyncClient:
             hooks=hooks or None,
             on_retry=_retry_hook(on_retry),
         )
+        if rebind is not None:
+            transport = rebind(transport)
         # A shallow copy: whatever else the client holds (budgets) is shared by reference.
         new = copy.copy(self)
         new._adopt(transport, dialect)
         return new
 
     copy = with_options  # openai-python's other name for it
+
+    def _rebinding(
+        self, api_key: str | None, base_url: str | None
+    ) -> Callable[[Transport], Transport] | None:
+        """What makes a copy's transport one of its own for another key or base URL (over
+        a new pool), or None when neither differs from this client's (the copy then shares
+        everything)."""
+        t = self._transport
+        key = t.api_key if api_key is None else resolve_api_key(api_key)
+        network = self._network
+        allow_http = network.allow_insecure_http if network is not None else True
+        url = t.base_url
+        if base_url is not None:
+            url = check_base_url(base_url, allow_insecure_http=allow_http)
+        if key == t.api_key and url == t.base_url:
+            return None
+        if network is None:
+            raise ValueError(
+                "api_key/base_url: this client sends through the transport= it was given, "
+                "which a copy cannot duplicate; make a new AsyncClient for the other key or "
+                "endpoint, with a transport of its own"
+            )
+        return functools.partial(
+            Transport.rebind, api_key=key, base_url=url, sender=network.sender(url)
+        )
 
     @property
     def base_url(self) -> str:

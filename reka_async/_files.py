@@ -10,7 +10,13 @@ symbolic link at a name we are about to open. The rules, for every file the pack
   ``O_EXCL``, so never through a link) and then gets the mode a plain ``open`` would have
   given it (``0o666 & ~umask``, or the mode of the file it replaces), so an output in a
   shared directory stays readable to colleagues;
-* a lock file is opened with ``O_NOFOLLOW`` and checked with ``fstat`` (``open_lock_file``).
+* a lock file is opened with ``O_NOFOLLOW`` and checked with ``fstat`` (``open_lock_file``);
+* a file another library opens (the request cache's SQLite database) is created here first
+  (``create_plain``), through its link and with the plain mode; SQLite then writes through
+  the link too, and opens its own sidecars (``-wal``, ``-shm``, ``-journal``) without
+  following links and with the database's mode;
+* an output written at the end of a long run (``bench --json``/``--plot``) is probed first
+  (``check_can_create``), so that a typo costs nothing.
 
 Hard links are out of scope: a hard link to a victim file is the victim itself, and nothing
 at open time tells the two apart (the lock file refuses a link count above one, outputs do
@@ -20,11 +26,20 @@ not). Where ``O_NOFOLLOW`` does not exist (Windows) it is 0 and links are follow
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
 
-__all__ = ["UnsafeFileError", "open_lock_file", "plain_mode", "real_path", "temp_beside"]
+__all__ = [
+    "UnsafeFileError",
+    "check_can_create",
+    "create_plain",
+    "open_lock_file",
+    "plain_mode",
+    "real_path",
+    "temp_beside",
+]
 
 #: 0 where the platform has no such flag (Windows): there, links are followed.
 O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
@@ -79,6 +94,53 @@ def temp_beside(path: str, tag: str) -> tuple[int, str]:
         os.unlink(temp)
         raise
     return fd, temp
+
+
+def create_plain(path: str) -> None:
+    """Create ``path`` empty, written through a link, with ``plain_mode()``, unless it
+    exists; for files another library then opens (SQLite's database).
+
+    Raises:
+        OSError: it cannot be created.
+    """
+    try:
+        fd = os.open(
+            real_path(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_CLOEXEC, plain_mode()
+        )
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def check_can_create(path: str, *, directory: bool = False) -> None:
+    """Check, before any work is done, that ``path`` can be written when the work ends.
+
+    A file is probed as it will be written: through its link, by a temporary file in the
+    target's directory (created and removed at once). A directory (``directory=True``) may
+    be missing, as its parents are created then: the nearest one that exists is probed.
+
+    Raises:
+        OSError: ``path`` cannot be written; its ``filename`` is ``path`` (or, for a
+            directory, the existing path in the way), never the probe's name.
+    """
+    target = real_path(path)
+    if directory:
+        existing = target
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        probe_in = existing
+    else:
+        if os.path.isdir(target):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        probe_in = os.path.dirname(target)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".reka-async-check-", dir=probe_in or ".")
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, path) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def open_lock_file(path: str) -> int:

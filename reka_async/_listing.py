@@ -17,12 +17,21 @@ __all__ = ["AsyncModels", "AsyncModelsWithRawResponse"]
 
 
 class AsyncModels:
-    """``client.models``: the models this key may use (``with_raw_response.list()`` too)."""
+    """``client.models``: the models this key may use (``with_raw_response.list()`` too).
 
-    __slots__ = ("_transport", "with_raw_response")
+    Args:
+        transport: the client's request loop.
+        bearer: send the OpenAI dialect's ``Authorization: Bearer`` header too (a client
+            whose default dialect is ``"openai"``): a server that answers by caller, as the
+            mock does, then sends the OpenAI list with the models' details. Every shape of
+            the contract is read either way.
+    """
 
-    def __init__(self, transport: Transport) -> None:
+    __slots__ = ("_bearer", "_transport", "with_raw_response")
+
+    def __init__(self, transport: Transport, *, bearer: bool = False) -> None:
         self._transport = transport
+        self._bearer = bearer
         self.with_raw_response = AsyncModelsWithRawResponse(self)
 
     async def list(
@@ -53,7 +62,10 @@ class AsyncModels:
         opts = t.default_options.override(
             timeout=timeout, max_retries=max_retries, extra_headers=extra_headers, hooks=hooks
         )
-        return t.send(t.call("GET", "/models", body=None, opts=opts, parse=load_models))
+        call = t.call(
+            "GET", "/models", body=None, opts=opts, parse=load_models, bearer=self._bearer
+        )
+        return t.send(call)
 
     get = list  # the official SDK's name
 

@@ -318,9 +318,11 @@ class ChatChunk(Serializable):
             far, whether the server sent cumulative content or deltas.
         usage: token counts, on the event that carried them.
         delta: the text that is new since the previous chunk (computed by the client).
-        rewrite: the server replaced text it had already sent (content that neither extends
-            the text so far nor can be a delta): ``text`` holds the whole new text and
-            ``delta`` is that whole text, so whoever printed the deltas must start over.
+        rewrite: the text so far changed instead of growing: a native stream read as
+            cumulative sent an event that proves deltas, and the text was rebuilt from every
+            piece (or, with ``stream_mode="cumulative"``, the server's content replaced it).
+            ``text`` holds the whole new text and ``delta`` is that whole text, so whoever
+            printed the deltas must start over.
     """
 
     id: str

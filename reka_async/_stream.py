@@ -38,6 +38,7 @@ from ._exceptions import (
 from ._http.accounting import Outcome
 from ._models import ChatChunk, ChatResponse, Usage
 from ._sse import ServerSentEvent, SSEDecoder
+from ._types import StreamMode
 from ._wire import loads
 from ._wire._json import too_deep
 from ._wire.events import StreamEvent, TextEvent
@@ -80,6 +81,7 @@ class AsyncChatStream:
         call: Call[Any],
         decode: EventDecoder,
         text_event: TextDecoder,
+        mode: StreamMode = "auto",
     ) -> None:
         self._transport = transport
         self._call = call
@@ -88,7 +90,7 @@ class AsyncChatStream:
         self._text_event = text_event
         self._resp: StreamBody | None = None
         self._decoder = SSEDecoder(max_event_bytes=transport.max_response_bytes)
-        self._assembler = Assembler()
+        self._assembler = Assembler(mode)
         # The last read's events, handled one per chunk handed out (see ``__anext__``).
         self._events: list[ServerSentEvent] = []
         self._next = 0

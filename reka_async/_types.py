@@ -34,6 +34,7 @@ __all__ = [
     "OPTION_NAMES",
     "PARAM_NAMES",
     "ROLES",
+    "STREAM_MODES",
     "TOOL_CHOICES",
     "Api",
     "AssistantMessageParam",
@@ -51,6 +52,7 @@ __all__ = [
     "OpenAIToolCallParam",
     "PdfPartParam",
     "Role",
+    "StreamMode",
     "SystemMessageParam",
     "TextPartParam",
     "ToolCallParam",
@@ -58,6 +60,7 @@ __all__ = [
     "ToolMessageParam",
     "ToolOutputMessageParam",
     "ToolOutputParam",
+    "check_stream_mode",
     "ToolParam",
     "ToolRunArgs",
     "UserMessageParam",
@@ -97,6 +100,19 @@ ROLES: Final[frozenset[str]] = frozenset(("user", "assistant", "system", "tool_o
 #: The two dialects of the API: ``POST /chat`` and the OpenAI-compatible ``/chat/completions``.
 Api = Literal["native", "openai"]
 APIS: Final[frozenset[str]] = frozenset(("native", "openai"))
+
+#: How a native stream's ``chunk.content`` is read: ``"auto"`` (cumulative until an event
+#: proves deltas), or pinned ``"cumulative"`` / ``"delta"``. The OpenAI dialect sends deltas.
+StreamMode = Literal["auto", "cumulative", "delta"]
+STREAM_MODES: Final[frozenset[str]] = frozenset(("auto", "cumulative", "delta"))
+
+
+def check_stream_mode(value: Any) -> StreamMode:
+    """``value`` as a ``StreamMode``, or ``ValueError`` saying what to write."""
+    if not isinstance(value, str) or value not in STREAM_MODES:
+        raise ValueError(f"stream_mode: must be 'auto', 'cumulative' or 'delta', got {value!r}")
+    return value  # type: ignore[return-value]
+
 
 #: ``"required"`` (the OpenAI word) is the same as ``"tool"``: the model must call a tool. Either
 #: is accepted; the request body carries ``"tool"`` on ``/chat`` and ``"required"`` on
@@ -321,6 +337,7 @@ class _CallArgs(TypedDict, total=False):
     max_retries: int | None
     extra_headers: Mapping[str, str] | None
     extra_body: Mapping[str, Any] | None
+    stream_mode: StreamMode | None
 
 
 class ChatArgs(ChatParams, _CallArgs, total=False):
@@ -340,6 +357,9 @@ class ChatArgs(ChatParams, _CallArgs, total=False):
         extra_headers: headers added to this request.
         extra_body: fields merged into the JSON body as they are, for fields this version
             does not know.
+        stream_mode: how ``create_stream`` reads a native stream's content: ``"auto"``
+            (cumulative until an event proves deltas), ``"cumulative"`` or ``"delta"``
+            (default: the client's); ``create`` ignores it.
     """
 
 
@@ -372,5 +392,5 @@ if TYPE_CHECKING:
 PARAM_NAMES: Final[tuple[str, ...]] = tuple(ChatParams.__annotations__)
 #: The per-call options of ``ChatArgs`` that are not part of the request body's parameters.
 OPTION_NAMES: Final[frozenset[str]] = frozenset(
-    ("api", "timeout", "max_retries", "extra_headers", "extra_body")
+    ("api", "timeout", "max_retries", "extra_headers", "extra_body", "stream_mode")
 )

@@ -28,14 +28,18 @@ SLOW: dict[str, str] = {
     "tests/slow/test_examples.py": "every example in both dialects and every README block, "
     "each a Python subprocess",
     "tests/slow/test_typed_dicts_with_mypy.py": "real mypy runs",
+    "tests/slow/test_stream_overloads_with_mypy.py": "a real mypy run",
     "tests/jobs/test_exactly_once.py::test_kills_at_random_points_then_resume_end_with_each"
     "_input_exactly_once": "CLI subprocesses killed and resumed, several times",
     "tests/jobs/test_exactly_once.py::test_a_duplicate_id_never_marks_the_original_done": "a "
     "CLI subprocess killed mid-run, then resumed",
     "tests/jobs/test_exactly_once.py::test_sigterm_is_handled_like_sigint": "a CLI "
     "subprocess stopped by a signal, then resumed",
-    "tests/jobs/test_exactly_once.py::test_without_enough_descriptors_every_input_still_ends"
-    "_and_stderr_stays_quiet": "3,000 items through a CLI subprocess under ulimit -n",
+    "tests/jobs/test_exactly_once.py::test_without_enough_descriptors_a_mock_run_fits_its"
+    "_concurrency_and_every_item_ends_ok": "1,000 half-second items through a CLI "
+    "subprocess under ulimit -n",
+    "tests/batch/test_descriptor_limit.py::test_a_library_run_under_a_low_limit_against_an"
+    "_external_mock_ends_every_item_ok": "600 one-second requests in a subprocess under ulimit -n",
     "tests/cli/test_commands.py::test_sigkill_and_resume_gives_each_input_exactly_once": "a "
     "CLI subprocess killed with SIGKILL, then resumed",
 }

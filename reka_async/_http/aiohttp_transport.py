@@ -14,13 +14,14 @@ from ssl import SSLContext
 from typing import Any
 
 import aiohttp
+import attrs
 from yarl import URL
 
 from .attempt import TransportRequest
-from .network import ConnectorFactory
+from .network import ConnectorFactory, SSLOption, check_proxy, env_proxy, ssl_context
 from .options import Timeout
 
-__all__ = ["AiohttpResponse", "AiohttpTransport"]
+__all__ = ["AiohttpResponse", "AiohttpTransport", "PoolConfig"]
 
 
 class AiohttpResponse:
@@ -190,3 +191,30 @@ class AiohttpTransport:
         session, self.session = self.session, None
         if session is not None and not session.closed:
             await session.close()
+
+
+@attrs.frozen
+class PoolConfig:
+    """The options a client's default transport is built from, kept to build another for a
+    copy with another base URL or key (the proxy from the environment depends on the URL)."""
+
+    max_connections: int
+    proxy: str | None = attrs.field(repr=False)  # it may hold the proxy's password
+    trust_env: bool
+    ssl: SSLOption
+    connector_factory: ConnectorFactory | None
+    allow_insecure_http: bool
+
+    def sender(self, url: URL) -> AiohttpTransport:
+        """A new connection pool for ``url``, configured as the client's was."""
+        proxy: URL | None
+        if self.proxy is not None:
+            proxy = check_proxy(self.proxy)
+        else:
+            proxy = env_proxy(url) if self.trust_env else None
+        return AiohttpTransport(
+            max_connections=self.max_connections,
+            proxy=proxy,
+            ssl=ssl_context(self.ssl),
+            connector_factory=self.connector_factory,
+        )

@@ -3,7 +3,8 @@ in ``retry.py``), and the debug log line built on them.
 
 Hooks are the place for metrics and tracing. The transport calls them inline, in the task
 that made the call, so a hook sees the caller's context variables (a tracing span's parent);
-it must be quick and must not block. An exception raised by a hook propagates to the caller.
+it must be quick and must not block. An exception raised by a hook propagates to the caller
+(a ``BatchRunner`` calls the client's hooks guarded: ``batch/retries.py``).
 
 The request loop pays for hooks only when there are some: ``RequestOptions.hooks`` is ``None``
 otherwise, and each attempt checks it once before and once after.

@@ -165,6 +165,7 @@ class Transport:
             }
         )
         base.update(default_headers or {})
+        self._default_headers = dict(default_headers or {})  # for ``rebind``
         # The request headers by (bearer, stream), made once: a CIMultiDict, as aiohttp would
         # convert a dict per request. The OpenAI dialect sends its Bearer header beside
         # X-Api-Key; a stream asks for server-sent events.
@@ -188,7 +189,7 @@ class Transport:
     def credential_fingerprint(self, secret: bytes) -> str:
         """A keyed fingerprint of the API key this transport sends (the request cache's
         account identity): HMAC-SHA256 under ``secret``, 32 hex digits; never the key."""
-        key = self._headers[False, False].get("X-Api-Key", "")
+        key = self.api_key
         return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:32]
 
     @property
@@ -249,6 +250,32 @@ class Transport:
             hooks=base.hooks.plus(hooks) if base.hooks is not None else (hooks or None),
         )
         return new
+
+    def rebind(self, *, api_key: str, base_url: URL, sender: AsyncTransport) -> Transport:
+        """A transport with this one's settings for another key or base URL: its own pool
+        (over ``sender``), key header, pacer (cooldown and window) and request headers.
+
+        The per-request settings (timeout, retries, extra headers, hooks) and the budgets are
+        carried over; closing the new transport closes its own pool and nothing else.
+        """
+        new = Transport(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=self.timeout,
+            retry_policy=self.retry_policy,
+            max_connections=self.max_connections,
+            sender=sender,
+            default_headers=self._default_headers,
+            budget=self.budget,
+            max_response_bytes=self.max_response_bytes,
+        )
+        new.default_options = self.default_options
+        return new
+
+    @property
+    def api_key(self) -> str:
+        """The key this transport sends (never shown: reprs and errors leave it out)."""
+        return self._headers[False, False]["X-Api-Key"]
 
     def route(self, method: str, path: str) -> tuple[URL, map_errors, str]:
         """The absolute URL of an endpoint, the error translator naming it and the URL as

@@ -12,7 +12,7 @@ import inspect
 import warnings
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
 from .._chat import ParsedResponse
 from .._client import AsyncClient
@@ -72,23 +72,44 @@ class Chat:
         self._loop = loop
         self.with_raw_response = ChatWithRawResponse(client, loop)
 
-    def create(self, **args: Unpack[ChatArgs]) -> ChatResponse:
+    @overload
+    def create(
+        self, *, stream: Literal[False] = False, **args: Unpack[ChatArgs]
+    ) -> ChatResponse: ...
+
+    @overload
+    def create(self, *, stream: Literal[True], **args: Unpack[ChatArgs]) -> ChatStream: ...
+
+    @overload
+    def create(self, *, stream: bool, **args: Unpack[ChatArgs]) -> ChatResponse | ChatStream: ...
+
+    def create(
+        self, *, stream: bool = False, **args: Unpack[ChatArgs]
+    ) -> ChatResponse | ChatStream:
         """Generate a reply to a conversation (blocking).
 
         Args:
+            stream: ``True`` returns the ``ChatStream`` of ``create_stream(...)`` instead
+                (openai-python's spelling).
             **args: as in ``AsyncClient.chat.create``; every key is documented on
                 ``reka_async.ChatArgs``.
 
         Returns:
-            The ``ChatResponse``; ``response.text`` is the first answer's text.
+            The ``ChatResponse``; ``response.text`` is the first answer's text. With
+            ``stream=True``, the stream (its request starts on first iteration).
 
         Raises:
+            TypeError: ``stream`` is not a bool.
             InvalidRequestError: an argument is invalid (nothing was sent).
             APIStatusError: the server answered with an error (a subclass per status).
             APIConnectionError: no complete answer (``APITimeoutError`` on a timeout).
             RuntimeError: the client is closed.
             KeyboardInterrupt: re-raised after cancelling the request in flight.
         """
+        if stream is True:
+            return self.create_stream(**args)
+        if stream is not False:
+            raise TypeError(f"create(): stream must be True or False, got {stream!r}")
         return self._loop.run(self._chat.create(**args))
 
     def create_stream(self, **args: Unpack[ChatArgs]) -> ChatStream:
@@ -303,14 +324,18 @@ class Client:
         return f"<Client base_url={shown!r} {state}{'' if self._owner else ' (copy)'}>"
 
     def with_options(self, **options: Unpack[CopyOptions]) -> Client:
-        """A copy of this client with other per-request settings, over the same pool and
-        loop thread (the cooldown and budgets are shared too); closing the copy leaves this
-        client open.
+        """A copy of this client with other settings, on the same loop thread; closing the
+        copy leaves this client open.
+
+        Without another ``api_key`` or ``base_url`` the copy shares the pool, the cooldown
+        and the budgets; with either it has its own pool, key header, cooldown, window and
+        cache identity (as ``AsyncClient.with_options``), closed by its ``close()`` or, at
+        the latest, when this client closes.
 
         Args:
-            **options: as ``AsyncClient.with_options`` (``api``, ``max_retries``,
-                ``timeout``, ``max_retry_wait``, ``retry_policy``, ``default_headers``, the
-                hooks), documented on ``reka_async.CopyOptions``.
+            **options: as ``AsyncClient.with_options`` (``api_key``, ``base_url``, ``api``,
+                ``max_retries``, ``timeout``, ``max_retry_wait``, ``retry_policy``,
+                ``default_headers``, the hooks), documented on ``reka_async.CopyOptions``.
 
         Raises:
             ValueError: an option is invalid.
@@ -321,7 +346,13 @@ class Client:
         new = copy.copy(self)
         new._owner = False
         new._closed = False
-        new._adopt(self._async.with_options(**options), self._loop)
+        if options.get("api_key") is None and options.get("base_url") is None:
+            client = self._async.with_options(**options)
+        else:
+            # A pool of its own: entered in the loop like the client's, so that stopping
+            # the loop (this client's close) closes it too if the copy was never closed.
+            client = self._loop.enter(lambda: self._async.with_options(**options))
+        new._adopt(client, self._loop)
         return new
 
     copy = with_options  # openai-python's other name for it

@@ -367,7 +367,9 @@ def chat_body(args: Mapping[str, Any], *, stream: bool, what: str) -> dict[str, 
     """
     if not args.keys() <= _CALL_KEYS:
         unknown = sorted(set(args) - _CALL_KEYS)
-        raise TypeError(f"{what}() got an unexpected keyword argument {unknown[0]!r}")
+        # ``stream`` is openai-python's habit: name the call that streams.
+        hint = "; to stream, call create_stream(...)" if unknown[0] == "stream" else ""
+        raise TypeError(f"{what}() got an unexpected keyword argument {unknown[0]!r}{hint}")
     if "messages" not in args or "model" not in args:
         missing = "messages" if "messages" not in args else "model"
         raise TypeError(f"{what}() missing required keyword argument: {missing!r}")

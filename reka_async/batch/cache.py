@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Final
 
 from .._exceptions import RekaError
+from .._files import create_plain
 from .._models import ChatResponse
 from .._wire import converter
 
@@ -112,6 +113,16 @@ class RequestCache:
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()
+        try:
+            # SQLite would create the file 0o644 whatever the umask (and its WAL sidecars
+            # copy that): made here first, it gets the mode a plain open gives. SQLite writes
+            # through a linked path and opens its sidecars without following links.
+            create_plain(self.path)
+        except OSError as exc:
+            raise CacheError(
+                f"request cache {self.path}: cannot create it ({exc.strerror or exc}); "
+                f"check the path and its permissions, or choose another --cache path"
+            ) from None
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None

@@ -67,7 +67,8 @@ class BatchOptions(ChatParams, total=False):
             if it raises, the batch stops and the hook is not called again.
         prepare: ``prepare(index, item) -> (custom_id, body)`` instead of ``prepare_item``.
         raise_fd_limit: raise the soft open-file limit toward the hard one when
-            ``concurrency`` needs more descriptors (default: only warn, ``ResourceWarning``).
+            ``concurrency`` needs more descriptors (default: never; either way a concurrency
+            the limit cannot hold is lowered to what it can, with a warning on the logger).
         progress: ``True`` for a live progress display on stderr (a ``tqdm.auto`` bar on a
             terminal or in a notebook, else a line every 5 s), or a ``BatchProgress``.
         prices: a ``PriceTable`` (or ``{model: {"input": USD, "output": USD}}`` per million

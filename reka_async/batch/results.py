@@ -136,6 +136,9 @@ class BatchStats(Serializable):
     unpriced: int = 0
     #: Failed items by error type (``{"RateLimitError": 3, ...}``).
     errors: dict[str, int] = attrs.field(factory=dict)
+    #: Exceptions raised by the client's hooks during the run, by hook (``{"on_response":
+    #: 3}``); each was logged once per kind and never failed an item.
+    hook_errors: dict[str, int] = attrs.field(factory=dict)
     _latencies: list[float] = attrs.field(factory=list, repr=False, alias="_latencies")
     _seen: int = attrs.field(default=0, repr=False, alias="_seen")
 
@@ -229,6 +232,7 @@ class BatchStats(Serializable):
             + (f" ({errors})" if errors else "")
             + f", {self.retried} retried"
             + (f", {self.cache_hits} from the cache" if self.cache_hits else "")
+            + (f", {sum(self.hook_errors.values())} hook errors" if self.hook_errors else "")
             + f"; tokens in/out {self.input_tokens}/{self.output_tokens}; {cost_text}; "
             f"{self.wall_s:.2f} s, {self.requests_per_s:.1f} req/s; "
             f"latency p50 {self.p50 * 1000:.0f} ms, p95 {self.p95 * 1000:.0f} ms, "
@@ -259,6 +263,7 @@ class BatchStats(Serializable):
             "cost_usd_known": round(self.cost_usd_known, 6),
             "unpriced": self.unpriced,
             "errors": dict(self.errors),
+            "hook_errors": dict(self.hook_errors),
             "wall_s": round(self.wall_s, 3),
             "requests_per_s": round(self.requests_per_s, 2),
             "latency_p50_s": round(self.p50, 4),

@@ -9,7 +9,7 @@ shared cooldown after a 429, and an AIMD concurrency gate sit between the input 
 from __future__ import annotations
 
 import asyncio
-import warnings
+import logging
 from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,7 +24,7 @@ from .bound import DEFAULT_MESSAGE_OVERHEAD
 from .cache import RequestCache
 from .collector import GC_CONCURRENCY
 from .cost import CostBudget, PriceTable
-from .fds import ensure_fd_limit, fd_budget
+from .fds import fit_concurrency
 from .items import BatchOptions, Prepare, prepare_item
 from .progress import BatchProgress
 from .results import BatchResult, BatchStats
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from .._client import AsyncClient
 
 __all__ = ["BatchRunner"]
+
+logger = logging.getLogger("reka_async")
 
 _RUN_OPTIONS: Final = frozenset(BatchOptions.__annotations__) - frozenset(PARAM_NAMES)
 
@@ -52,6 +54,7 @@ class BatchRunner:
             ``reka_async.BatchOptions``.
 
     An out-of-credits 429 stops the batch with ``BatchAbortedError`` (retrying cannot help).
+    A ``concurrency`` the open-file limit cannot hold runs at what it can (``fd_note``).
 
     Raises:
         InvalidRequestError: an option is invalid (checked once, here, rather than failing
@@ -87,13 +90,20 @@ class BatchRunner:
             model=model, messages=[{"role": "user", "content": "x"}], params=params, stream=False
         )
         self.client = client
-        self.concurrency = concurrency
-        self.model = model
-        problem = ensure_fd_limit(
-            fd_budget(concurrency), raise_limit=options.get("raise_fd_limit", False)
+        # A concurrency the open-file limit cannot hold is lowered to what it can: items
+        # then never fail for descriptors (said on the logger, as it changes the run).
+        fitted, fd_note = fit_concurrency(
+            concurrency, raise_limit=options.get("raise_fd_limit", False)
         )
-        if problem is not None and not problem.startswith("raised"):
-            warnings.warn(problem, ResourceWarning, stacklevel=2)
+        if fd_note is not None:
+            logger.warning("BatchRunner: %s", fd_note)
+        #: The concurrency the run uses: ``concurrency``, or less when the open-file limit
+        #: cannot hold that many connections (``fd_note`` says so).
+        self.concurrency = fitted
+        #: What was done about the open-file limit (raised, or the concurrency lowered), or
+        #: ``None`` when it was enough.
+        self.fd_note = fd_note
+        self.model = model
         #: The runner's rate budget, shared by every run and stream of it (or ``None``).
         self.budget = budget
         self.rpm = budget.rpm if isinstance(budget, RateBudget) else None
@@ -209,19 +219,20 @@ class BatchRunner:
         """
         results: list[BatchResult] = []
         self.partial_results = []
+        stream = self.stream(items)
         try:
-            async with self.stream(items) as stream:
+            async with stream:
                 async for result in stream:
                     results.append(result)
         except BatchAbortedError as exc:
-            exc.results = self.partial_results = _in_order(results)
+            exc.results = self.partial_results = _kept(results, stream)
             raise
         except asyncio.CancelledError as exc:
-            self.partial_results = _in_order(results)
+            self.partial_results = _kept(results, stream)
             exc.results = self.partial_results  # type: ignore[attr-defined]
             raise
         except Exception as exc:
-            self.partial_results = _in_order(results)
+            self.partial_results = _kept(results, stream)
             if self.fail_fast and _is_item_error(exc, results):
                 raise  # the item's own error, as fail_fast promises
             aborted = BatchAbortedError(
@@ -232,6 +243,13 @@ class BatchRunner:
             aborted.results = self.partial_results
             raise aborted from exc
         return _in_order(results)
+
+
+def _kept(results: list[BatchResult], stream: BatchStream) -> list[BatchResult]:
+    """What a run that stopped early keeps: the results it read, and those that finished
+    but were still queued when it stopped (the stream is closed by then), in input order."""
+    results += stream.unclaimed()
+    return _in_order(results)
 
 
 def _in_order(results: list[BatchResult]) -> list[BatchResult]:

@@ -92,6 +92,8 @@ class BatchStream:
             else None
         )
         self._hook_failed = False
+        #: The (hook kind, exception type) pairs a raising client hook was logged for.
+        self.hook_errors_logged: set[tuple[str, type[BaseException]]] = set()
         self._input_error: Exception | None = None
         # Models an item's 404 said do not exist: later items naming them are not sent.
         self._missing_models: dict[Any, APIStatusError] = {}
@@ -160,6 +162,23 @@ class BatchStream:
         progress = self._runner.progress
         if progress is not None and self._started:
             await progress.aclose()
+
+    def unclaimed(self) -> list[BatchResult]:
+        """Take the results that finished but were not handed out (the stream was closed or
+        its consumer cancelled before it read them), in the order they finished. Call it
+        once the stream is closed (``aclose``, or its ``async with`` left).
+
+        ``BatchRunner.run`` adds them to what it keeps, so a cancelled or stopped run loses
+        no answer that was read (and billed).
+        """
+        taken: list[BatchResult] = []
+        while not self._out.empty():
+            got = self._out.get_nowait()
+            if isinstance(got, BatchResult):
+                taken.append(got)
+        taken += self._reorder.values()
+        self._reorder.clear()
+        return taken
 
     def _start(self) -> None:
         if self._started:
@@ -303,6 +322,12 @@ class BatchStream:
             if self._alive == 0:
                 self._out.put_nowait(_END)
 
+    def _keep(self, result: BatchResult) -> None:
+        """Count a finished item and queue it for the caller (``unclaimed`` finds it if the
+        caller has gone)."""
+        self._runner.stats.record(result)
+        self._out.put_nowait(result)
+
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:
             self._failure = exc
@@ -354,6 +379,11 @@ class BatchStream:
                 await cache.put(digest, result.response)
             except CacheError as exc:  # the answer is kept; the batch stops, loudly
                 self._fail(exc)
+            except asyncio.CancelledError:
+                # Cancelled while caching an answer that was read (and billed): the result is
+                # kept where ``unclaimed`` finds it, then the cancel goes on.
+                self._keep(attrs.evolve(result, metadata=metadata) if metadata else result)
+                raise
         if metadata is not None:
             result = attrs.evolve(result, metadata=metadata)
         return result

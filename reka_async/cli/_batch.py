@@ -24,7 +24,7 @@ from .._files import real_path
 from ..batch import BatchProgress, CacheError, PriceTable, RequestCache
 from ..batch.bound import token_bound
 from ..batch.cost import BudgetExceededError, UsageAboveBoundError, load_prices
-from ..batch.fds import ensure_fd_limit, fd_budget
+from ..batch.fds import fit_concurrency
 from ..jobs import (
     InputChanged,
     Job,
@@ -130,6 +130,10 @@ def _stop_reason(exc: BatchAbortedError) -> StopReason:
     return StopReason.BREAKER
 
 
+#: Descriptors a batch run opens after its open-file check (see ``cmd_batch``).
+_RUN_FDS = 16
+
+
 class _Terminated(Exception):
     """SIGTERM arrived: the run was cancelled like an interrupt."""
 
@@ -139,7 +143,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.dry_run:
         return _dry_run(args)
-    note = ensure_fd_limit(fd_budget(args.concurrency), raise_limit=True)
+    # The in-process mock holds the server's end of every connection in this process too;
+    # the reserve is what the run opens after this check (the output, its lock, the cache,
+    # the event loop, the mock's listening sockets), so the runner's own check agrees.
+    args.concurrency, note = fit_concurrency(
+        args.concurrency,
+        per_connection=2 if args.mock else 1,
+        reserve=_RUN_FDS,
+        raise_limit=True,
+    )
     if note is not None:
         say(note)
     state: dict[str, Any] = {}

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
+from .._files import check_can_create
 from ..bench import (
     BenchConfig,
     BenchReport,
@@ -117,6 +118,23 @@ def _write(report: BenchReport, args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _check_outputs(args: argparse.Namespace) -> int:
+    """``ExitCode.IO_ERROR`` (said) when an output path cannot be written, else OK: a
+    sweep can take minutes, and its samples must not be lost to a typo at the end."""
+    for path, directory in ((args.json, False), (args.plot, True)):
+        if not path:
+            continue
+        try:
+            check_can_create(path, directory=directory)
+        except OSError as exc:
+            say(
+                f"error: cannot write {exc.filename or path}: {exc.strerror or exc} "
+                f"(checked before sending anything)"
+            )
+            return ExitCode.IO_ERROR
+    return ExitCode.OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run ``bench``; returns the exit status."""
     _config(args, None)  # usage errors before anything starts
@@ -125,6 +143,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             check_plotting()
         except PlotUnavailableError as exc:
             raise UsageError(f"--plot: {exc}") from None
+    status = _check_outputs(args)
+    if status != ExitCode.OK:
+        return status
     show_progress = not args.no_progress and sys.stderr.isatty()
     with _target(args) as (base_url, key):
         config = _config(args, base_url)

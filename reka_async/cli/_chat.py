@@ -42,9 +42,11 @@ async def _chat(args: argparse.Namespace, prompt: str) -> int:
             out.write(json.dumps(response.to_dict(), ensure_ascii=False, indent=2) + "\n")
         elif args.stream:
             async with session.chat.create_stream(
-                messages=messages, model=args.model, **params
+                messages=messages, model=args.model, stream_mode=args.stream_mode, **params
             ) as stream:
                 async for chunk in stream:
+                    if chunk.rewrite:  # the text so far changed: it starts again on a new line
+                        out.write("\n")
                     if chunk.delta:
                         out.write(chunk.delta)
                         out.flush()

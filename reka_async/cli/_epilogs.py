@@ -172,12 +172,18 @@ exit status: 0 success; 1 the API returned an error; 2 usage error (e.g. no REKA
 
 MOCK_EPILOG: Final = """\
 The server prints "Mock Reka server listening on URL" and runs until Ctrl-C or SIGTERM.
-Point a client at it with --base-url URL and any non-empty key. Other options of
-'python -m reka_async.testing' are passed through: --chunk-latency-ms, --fault-kinds,
---api-key, --stream-chunks, --seed, --rpm-limit, --rate-limit, --retry-after, --sse-done, and the
-generation model (answers paced like an inference server's, run to max_tokens):
---ttft-ms, --prefill-ms-per-token, --tpot-ms, --capacity (most generations at once; the
-rest queue), --jitter.
+Point a client at it with --base-url URL and any non-empty key. Every other option of
+'python -m reka_async.testing' is passed through (its --help describes each):
+  replies:     --chunk-latency-ms, --stream-chunks, --sse-done, --native-stream
+               {cumulative,delta}, --native-stream-trailer, --reject-tool-role
+  models:      --models-shape {list,openai,strings} (default: each caller's shape, the
+               OpenAI list to a Bearer token, [{id}] to X-Api-Key alone)
+  faults:      --fault-kinds, --seed, --rpm-limit, --rate-limit N/WINDOW, --retry-after
+  auth:        --api-key (the only key accepted; default: any non-empty key)
+  generation:  answers paced like an inference server's, run to max_tokens: --ttft-ms,
+               --prefill-ms-per-token, --tpot-ms, --capacity (most generations at once;
+               the rest queue), --jitter
+  event loop:  --no-uvloop
 
 examples:
   reka-async mock-server --port 8000

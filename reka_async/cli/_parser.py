@@ -143,6 +143,14 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     chat.add_argument("--model", default="reka-flash", help="model id (default: %(default)s)")
     chat.add_argument("--system", metavar="TEXT", help="a system message sent before the prompt")
     chat.add_argument("--stream", action="store_true", help="print the reply as it is generated")
+    chat.add_argument(
+        "--stream-mode",
+        choices=("auto", "cumulative", "delta"),
+        default="auto",
+        help="how a native stream's content is read: cumulative until an event proves deltas "
+        "(auto), or pinned, for a server whose deltas can look cumulative (default: "
+        "%(default)s)",
+    )
     _sampling_options(chat, default="default: the API's")
     chat.add_argument(
         "--json", action="store_true", help="print the whole response as JSON (not streamed)"

@@ -11,8 +11,11 @@ contract in ``reka-chat-api.md``:
   Research (``reka-flash-research`` or a ``research`` field: reasoning, search steps,
   citations) and structured outputs (``response_format`` with a JSON schema: the content is a
   deterministic instance of it);
-* ``GET /v1/models`` in the shape of each era (``models_shape="list"``, ``"openai"`` or
-  ``"strings"``);
+* ``GET /v1/models`` in each caller's shape (the OpenAI list to a ``Bearer`` token, the
+  native ``[{"id": ...}]`` to ``X-Api-Key`` alone), the same models in each, or in one era's
+  shape for all (``models_shape="list"``, ``"openai"`` or ``"strings"``); and, an extra of the
+  mock, ``GET /v1/models/{id}`` (one OpenAI ``Model`` object, as ``openai``'s
+  ``models.retrieve`` reads it);
 * ``X-Api-Key`` or ``Authorization: Bearer`` auth on every endpoint, FastAPI-style 422
   validation errors, ``405 {"detail": "Method Not Allowed"}`` for a wrong method on a known
   path, rate-limit headers and ``x-request-id`` on every response, and a catalogue of
@@ -33,7 +36,10 @@ match wins:
 4. the optional ``rpm_limit`` fixed-window limiter, which answers rate-limit 429s (its
    windows follow the clock's minutes; ``clock=window_start_clock()`` starts one now).
 
-A directive ``[[latency_ms:N]]`` overrides the response latency for that request.
+A directive ``[[latency_ms:N]]`` overrides the response latency for that request, and
+``[[pieces:["ha", "ha", "ha!"]]]`` makes the reply those pieces joined, streamed one content
+event per piece (cumulative or delta as ``native_stream`` says): a delta stream that stays
+consistent with cumulative content to its end, which no client can tell apart on the wire.
 
 With ``generation=GenerationModel(...)`` (``--ttft-ms``, ``--tpot-ms``, ``--capacity``...
 on the command line) answers are paced like an inference server's: a time to first token

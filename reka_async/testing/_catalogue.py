@@ -1,14 +1,17 @@
 """The models the mock server knows, and ``GET /v1/models`` in the three shapes of the contract.
 
-``models_shape`` picks the era: ``"list"`` (``[{"id": ...}]``, the default, what ``reka-api``
+The three shapes are the eras of the contract: ``"list"`` (``[{"id": ...}]``, what ``reka-api``
 3.2.0 parses), ``"openai"`` (``{"object": "list", "data": [Model]}`` with the rich fields of
-2026) or ``"strings"`` (``["reka-core", ...]``, the oldest).
+2026, what the ``openai`` package and LiteLLM parse) or ``"strings"`` (``["reka-core", ...]``,
+the oldest). Unless a server is told one shape (``models_shape=``), each caller gets the shape
+its SDK parses (`shape_for`): the OpenAI list to a ``Bearer`` token, the native list to an
+``X-Api-Key`` alone.
 
-With ``models=None`` a server lists the legacy ids in the ``"list"`` and ``"strings"`` shapes
-and the current catalogue in the ``"openai"`` shape, and accepts both sets on the chat
-endpoints; research models only on ``/v1/chat/completions``. Prices are the published ones
-where the contract gives them (per million tokens: Flash $0.80/$2.00, Edge $0.10/$0.10,
-Flash 3 $0.10/$0.20); the rest are plausible placeholders.
+With ``models=None`` every shape lists the same ids (`DEFAULT_MODELS`: the legacy ids, then
+the rest of the current catalogue), all accepted on the chat endpoints; research models only
+on ``/v1/chat/completions``. Prices are the published ones where the contract gives them (per
+million tokens: Flash $0.80/$2.00, Edge $0.10/$0.10, Flash 3 $0.10/$0.20); the rest are
+plausible placeholders.
 """
 
 from __future__ import annotations
@@ -72,7 +75,29 @@ CATALOGUE: Final[Mapping[str, dict[str, Any]]] = {
 }
 
 
-def _openai_entry(model: str) -> dict[str, Any]:
+#: What ``GET /v1/models`` lists in every shape when a server is given no ``models``.
+DEFAULT_MODELS: Final = LEGACY_MODELS + tuple(m for m in CATALOGUE if m not in LEGACY_MODELS)
+
+
+def shape_for(headers: Mapping[str, str], fixed: ModelsShape | None) -> ModelsShape:
+    """The shape of ``GET /v1/models`` for a request with ``headers``: ``fixed`` when the
+    server was given one, else the OpenAI list to a ``Bearer`` token (it wins over
+    ``X-Api-Key``: OpenAI-dialect clients send both) and the native list otherwise."""
+    if fixed is not None:
+        return fixed
+    scheme, _, _ = headers.get("Authorization", "").partition(" ")
+    return "openai" if scheme.lower() == "bearer" else "list"
+
+
+def model_body(model: str) -> bytes:
+    """The body of ``GET /v1/models/{model}``: one OpenAI ``Model`` object (a mock extra:
+    the API documents only the listing; the ``openai`` package's ``models.retrieve`` reads
+    it)."""
+    return dumps(openai_entry(model))
+
+
+def openai_entry(model: str) -> dict[str, Any]:
+    """The OpenAI ``Model`` object of ``model``, with the catalogue's details."""
     # A dated name (reka-core-20240501) takes the metadata of its undated family.
     base = next((m for m in sorted(CATALOGUE, key=len, reverse=True) if model.startswith(m)), "")
     details = CATALOGUE.get(base, {"name": model})
@@ -86,15 +111,13 @@ def models_body(models: Sequence[str], shape: ModelsShape) -> bytes:
     if shape == "strings":
         return dumps(list(models))
     if shape == "openai":
-        return dumps({"object": "list", "data": [_openai_entry(m) for m in models]})
+        return dumps({"object": "list", "data": [openai_entry(m) for m in models]})
     return dumps([{"id": m} for m in models])
 
 
-def listed_models(models: Sequence[str] | None, shape: ModelsShape) -> tuple[str, ...]:
-    """The ids ``GET /v1/models`` lists (``models=None``: the shape's era)."""
-    if models is not None:
-        return tuple(models)
-    return tuple(CATALOGUE) if shape == "openai" else LEGACY_MODELS
+def listed_models(models: Sequence[str] | None) -> tuple[str, ...]:
+    """The ids ``GET /v1/models`` lists in every shape (``models=None``: `DEFAULT_MODELS`)."""
+    return tuple(models) if models is not None else DEFAULT_MODELS
 
 
 def accepted_models(models: Sequence[str] | None) -> frozenset[str]:

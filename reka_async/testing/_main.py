@@ -67,8 +67,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--models-shape",
         choices=MODELS_SHAPES,
-        default="list",
-        help="the body of GET /v1/models: [{id}], the OpenAI list, or a list of ids",
+        default=None,
+        help="the body of GET /v1/models for every caller: [{id}], the OpenAI list, or a "
+        "list of ids (default: the OpenAI list to a Bearer token, [{id}] to X-Api-Key alone)",
     )
     parser.add_argument(
         "--reject-tool-role",

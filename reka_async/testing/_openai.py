@@ -190,7 +190,8 @@ def _deltas(reply: Reply, stream_chunks: int | None) -> list[dict[str, Any]]:
             deltas.append({"reasoning_steps": found.steps})
     else:
         deltas = []
-    deltas += [{"content": piece} for piece in split_pieces(reply.text, stream_chunks)]
+    pieces = reply.pieces or split_pieces(reply.text, stream_chunks)
+    deltas += [{"content": piece} for piece in pieces]
     if found is not None and found.annotations:
         deltas.append({"annotations": found.annotations})
     deltas[0] = {"role": "assistant", **deltas[0]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ from ._research import Research
 from ._tools import ToolCall, tool_calls
 
 WORD_RE: Final = re.compile(r"\S+")
+#: ``[[pieces:["ha", "ha", "ha!"]]]``: the reply is these pieces joined, and a stream sends one
+#: content event per piece (cumulative or delta as the server's mode says), whatever
+#: ``stream_chunks`` is. Tests use it for the streams that cannot be told apart on the wire.
+_PIECES_RE: Final = re.compile(r"\[\[pieces:(\[.*?\])\]\]")
 _JSON_PREFILL_CONTINUATION: Final = '\n{"answer": "mock"}\n```\n'
 _PLAIN_PREFILL_CONTINUATION: Final = " and so it continues."
 
@@ -51,6 +56,25 @@ class Reply:
     output_tokens: int
     tool_calls: list[ToolCall] | None = None
     research: Research | None = None
+    #: The stream's content pieces, when a ``[[pieces:...]]`` directive chose them.
+    pieces: tuple[str, ...] | None = None
+
+
+def stream_pieces(text: str) -> tuple[str, ...] | None:
+    """The pieces a ``[[pieces:[...]]]`` directive in ``text`` asks for (a JSON list of
+    strings), or None (no directive, or not such a list: then it is plain text)."""
+    if "[[pieces:" not in text:
+        return None
+    match = _PIECES_RE.search(text)
+    if match is None:
+        return None
+    try:
+        pieces = json.loads(match.group(1))
+    except ValueError:
+        return None
+    if not isinstance(pieces, list) or not pieces or not all(isinstance(p, str) for p in pieces):
+        return None
+    return tuple(pieces)
 
 
 def last_text(body: Any) -> str:
@@ -88,6 +112,10 @@ def make_reply(
         tokens = sum(len(call.arguments_json.split()) for call in calls)
         return Reply("", "tool_calls" if openai else "stop", input_tokens, tokens, calls)
 
+    pieces = stream_pieces(text) if content is None else None
+    if pieces is not None:
+        joined = "".join(pieces)
+        return Reply(joined, "stop", input_tokens, len(joined.split()), pieces=pieces)
     if content is not None:
         reply = content
     elif last.get("role") == "assistant":
@@ -205,7 +233,7 @@ def _text_events(
     chat_id: str, model: str, reply: Reply, stream_chunks: int | None, *, delta: bool
 ) -> list[bytes]:
     text = reply.text
-    pieces = split_pieces(text, stream_chunks)
+    pieces = reply.pieces or split_pieces(text, stream_chunks)
     starts = [m.start() for m in WORD_RE.finditer(text)]
     payloads: list[bytes] = []
     cumulative = 0

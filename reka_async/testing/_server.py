@@ -16,7 +16,15 @@ from aiohttp import web
 
 from ._billing import Billing
 from ._bookkeeping import Ids, RateWindow, RecordedRequest, record
-from ._catalogue import ModelsShape, accepted_models, listed_models, models_body
+from ._catalogue import (
+    MODELS_SHAPES,
+    ModelsShape,
+    accepted_models,
+    listed_models,
+    model_body,
+    models_body,
+    shape_for,
+)
 from ._fault_responses import fault_response
 from ._faults import (
     AUTH_BODY,
@@ -76,13 +84,18 @@ class MockRekaServer(Serving):
         sse_crlf: Use CRLF line endings in streams.
         sse_extras: Add ``event:``, ``id:`` and comment lines to each event and spread its
             JSON over several ``data:`` lines.
-        models: The model ids served by ``GET /v1/models`` and accepted by the chat
-            endpoints; None (the default) lists the ids of the ``models_shape`` era and
-            accepts them all (see `_catalogue`). ``reka-flash-research`` is accepted on
-            ``/v1/chat/completions`` only (a 400 on ``/v1/chat``).
-        models_shape: The body of ``GET /v1/models``: ``"list"`` (``[{"id": ...}]``, the
-            default), ``"openai"`` (``{"object": "list", "data": [...]}`` with names, prices
-            and limits) or ``"strings"`` (a list of ids).
+        models: The model ids served by ``GET /v1/models`` (the same in every shape) and
+            accepted by the chat endpoints; None (the default) lists the legacy ids and the
+            current catalogue and accepts them all (see `_catalogue`).
+            ``reka-flash-research`` is accepted on ``/v1/chat/completions`` only (a 400 on
+            ``/v1/chat``). ``GET /v1/models/{id}``, an extra of the mock (the API documents
+            only the listing), answers one listed model as an OpenAI ``Model`` object.
+        models_shape: The body of ``GET /v1/models`` for every caller: ``"list"``
+            (``[{"id": ...}]``), ``"openai"`` (``{"object": "list", "data": [...]}`` with
+            names, prices and limits) or ``"strings"`` (a list of ids). None (the default)
+            answers each caller in its SDK's shape: the OpenAI list to an ``Authorization:
+            Bearer`` request (the ``openai`` package, LiteLLM; it wins when ``X-Api-Key`` is
+            sent too), the ``"list"`` shape to one with ``X-Api-Key`` only (``reka-api``).
         native_stream: ``"cumulative"`` (the default: ``chunk.content`` is the text so
             far) or ``"delta"`` (each event's new text) in ``/v1/chat`` streams.
         native_stream_trailer: End ``/v1/chat`` streams with a usage-only event with
@@ -126,7 +139,7 @@ class MockRekaServer(Serving):
         sse_crlf: bool = False,
         sse_extras: bool = False,
         models: Sequence[str] | None = None,
-        models_shape: ModelsShape = "list",
+        models_shape: ModelsShape | None = None,
         native_stream: NativeStream = "cumulative",
         native_stream_trailer: bool = False,
         reject_tool_role: bool = False,
@@ -152,8 +165,12 @@ class MockRekaServer(Serving):
         self._writer = StreamWriter(
             chunk_latency_s=float(chunk_latency_s), done=sse_done, crlf=sse_crlf, extras=sse_extras
         )
+        if models_shape is not None and models_shape not in MODELS_SHAPES:
+            raise ValueError(f"models_shape must be None or one of {MODELS_SHAPES}")
         accepted = accepted_models(models)
-        self._models_body = models_body(listed_models(models, models_shape), models_shape)
+        self._listed = listed_models(models)
+        self._models_shape = models_shape
+        self._models_bodies = {shape: models_body(self._listed, shape) for shape in MODELS_SHAPES}
         self._native = NativeDialect(
             models=accepted, stream=native_stream, trailer=native_stream_trailer
         )
@@ -175,6 +192,7 @@ class MockRekaServer(Serving):
         self._app.router.add_post(_CHAT, self._handle_chat)
         self._app.router.add_post(_COMPLETIONS, self._handle_completions)
         self._app.router.add_get(_MODELS, self._handle_models)
+        self._app.router.add_get(_MODELS + "/{model}", self._handle_model)
         self._app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
 
     # ---------------------------------------------------------------- public surface
@@ -375,6 +393,23 @@ class MockRekaServer(Serving):
             return web.Response(body=payload, headers=headers)
 
     async def _handle_models(self, request: web.Request) -> web.StreamResponse:
+        body = self._models_bodies[shape_for(request.headers, self._models_shape)]
+        return await self._get(request, lambda: (200, body))
+
+    async def _handle_model(self, request: web.Request) -> web.StreamResponse:
+        model = request.match_info["model"]
+
+        def answer() -> tuple[int, bytes]:
+            if model not in self._listed:
+                return 404, error_body("not_found_error", f"Model '{model}' not found")
+            return 200, model_body(model)
+
+        return await self._get(request, answer)
+
+    async def _get(
+        self, request: web.Request, answer: Callable[[], tuple[int, bytes]]
+    ) -> web.StreamResponse:
+        """Answer a GET of the models endpoints: faults, latency, auth, then ``answer()``."""
         self._enter()
         try:
             received_at = time.monotonic()
@@ -382,11 +417,12 @@ class MockRekaServer(Serving):
             fault, latency = self._admit(request, None, received_at, "")
             fault = await self._wait(fault, latency)
             if fault is not None:
-                return await self._fault(request, request_id, fault, lambda: self._models_body)
+                return await self._fault(request, request_id, fault, lambda: answer()[1])
             headers = self._window.headers(request_id)
             if not self._authorized(request):
                 return web.Response(status=401, body=AUTH_BODY, headers=headers)
-            return web.Response(body=self._models_body, headers=headers)
+            status, body = answer()
+            return web.Response(status=status, body=body, headers=headers)
         finally:
             self.in_flight -= 1
 
@@ -400,7 +436,8 @@ class MockRekaServer(Serving):
             self.requests.append(record(request, body, time.monotonic(), None))
         self._window.roll()
         headers = self._window.headers(request_id)
-        if request.path in (_CHAT, _COMPLETIONS, _MODELS):
+        one_model = request.path.startswith(_MODELS + "/") and request.path.count("/") == 3
+        if request.path in (_CHAT, _COMPLETIONS, _MODELS) or one_model:
             return web.Response(status=405, body=METHOD_NOT_ALLOWED_BODY, headers=headers)
         error = error_body("not_found_error", f"Path '{request.path}' not found")
         return web.Response(status=404, body=error, headers=headers)

@@ -10,7 +10,7 @@ import ssl
 
 from aiohttp import web
 
-from ._quiet import install_accept_filter
+from ._quiet import REQUEST_LOGGER, install_accept_filter
 
 
 class Serving:
@@ -77,9 +77,14 @@ class Serving:
             raise RuntimeError("MockRekaServer is already running")
         install_accept_filter()  # out of descriptors: one line, not a traceback per accept()
         # handler_cancellation: a client hanging up cancels its handler (slow faults
-        # must not outlive their client); a short shutdown_timeout keeps close() quick.
+        # must not outlive their client); a short shutdown_timeout keeps close() quick;
+        # REQUEST_LOGGER: a malformed request is one line, not a traceback.
         runner = web.AppRunner(
-            self._app, access_log=None, handler_cancellation=True, shutdown_timeout=0.25
+            self._app,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=0.25,
+            logger=REQUEST_LOGGER,
         )
         await runner.setup()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import io
 import json
@@ -15,7 +16,7 @@ import pytest
 
 from reka_async.bench import Progress
 from reka_async.cli._bench import _ProgressLine
-from reka_async.testing import MockServerProcess
+from reka_async.testing import MockRekaServer, MockServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CANARY = "sk-bench-canary-5f1d"
@@ -131,3 +132,36 @@ def test_the_progress_line_is_rewritten_in_place_and_ends_with_its_step() -> Non
     assert first.startswith("step 1/2 concurrency 4: 2/10 done, 2 ok, 0 failed, 4 in flight")
     assert second.endswith("5.0 req/s, 2.0 s\n")
     assert len(second.rstrip("\n")) >= len(first)  # the longer line before is blanked out
+
+
+@pytest.mark.parametrize(
+    ("flag", "where"),
+    [
+        ("--json", "missing/bench.json"),  # a directory that does not exist
+        ("--json", "."),  # a directory, not a file
+        ("--plot", "file.txt/plots"),  # under a regular file: no directory can be made
+    ],
+)
+async def test_unwritable_outputs_are_refused_before_anything_is_sent(
+    flag: str, where: str, tmp_path: Path
+) -> None:
+    if flag == "--plot" and importlib.util.find_spec("matplotlib") is None:  # pragma: no cover
+        pytest.skip("without matplotlib --plot is refused first (exit 2)")
+    (tmp_path / "file.txt").write_text("x")
+    env = {k: v for k, v in os.environ.items() if k not in ("REKA_API_KEY", "REKA_BASE_URL")}
+    env["REKA_API_KEY"] = CANARY
+    # The mock shares this loop: the subprocess is awaited, never waited for in a block.
+    async with MockRekaServer(api_key=CANARY) as server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "reka_async", "bench", "--base-url", server.base_url,
+            "--num-requests", "3", "--warmup", "0", flag, str(tmp_path / where),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, cwd=ROOT,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        stderr = err.decode()
+        assert proc.returncode == 74, stderr
+        assert f"cannot write {tmp_path / where}" in stderr, stderr
+        assert "before sending anything" in stderr
+        assert "Traceback" not in stderr
+        assert server.requests == []

@@ -222,3 +222,52 @@ def test_bench_json_is_written_through_a_link_and_no_planted_temp_name_catches_i
     assert link.is_symlink()
     assert json.loads((real_dir / "bench.json").read_text(encoding="utf-8"))["runs"] == []
     assert victim.read_text(encoding="utf-8") == VICTIM
+
+
+# --------------------------------------------------------------------------- the cache database
+
+
+def test_a_new_cache_database_and_its_sidecars_get_the_umask_mode(tmp_path: Path) -> None:
+    from reka_async.batch import RequestCache
+
+    path = tmp_path / "cache.db"
+    old = os.umask(0o002)
+    try:
+        cache = RequestCache(str(path))
+    finally:
+        os.umask(old)
+    try:
+        # SQLite alone creates 0o644 whatever the umask; its WAL sidecars copy the database.
+        made = sorted(p.name for p in tmp_path.iterdir())
+        assert "cache.db" in made
+        for name in made:
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o664, name
+    finally:
+        cache.close()
+
+
+def test_a_linked_cache_is_written_through_its_link(tmp_path: Path) -> None:
+    from reka_async.batch import RequestCache
+
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    link = tmp_path / "cache.db"
+    link.symlink_to(real_dir / "cache.db")  # dangling: the target is created
+    cache = RequestCache(str(link))
+    try:
+        assert link.is_symlink()
+        assert (real_dir / "cache.db").stat().st_size > 0
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.db", "real"]
+    finally:
+        cache.close()
+
+
+def test_links_planted_at_the_cache_sidecar_names_catch_nothing(tmp_path: Path) -> None:
+    from reka_async.batch import CacheError, RequestCache
+
+    victim = _victim(tmp_path)
+    for suffix in ("-journal", "-wal", "-shm"):
+        (tmp_path / f"cache.db{suffix}").symlink_to(victim)
+    with pytest.raises(CacheError, match=r"cache\.db"):
+        RequestCache(str(tmp_path / "cache.db")).close()
+    assert victim.read_text(encoding="utf-8") == VICTIM

@@ -44,6 +44,9 @@ async def test_official_async_sdk_parses_every_reply(server: MockRekaServer) -> 
             "reka-edge",
             "reka-core-20240501",
             "reka-flash-20240904",
+            "reka-flash-3",
+            "reka-edge-2603",
+            "reka-flash-research",
         ]
     finally:
         # The SDK never closes its httpx client itself.

@@ -52,6 +52,28 @@ async def test_delta_mode_sends_the_new_text_of_each_event() -> None:
     assert events[-1]["responses"][0]["finish_reason"] == "stop"
 
 
+@pytest.mark.parametrize(
+    ("mode", "contents"),
+    [("delta", ["ha", "ha", "ha!"]), ("cumulative", ["ha", "haha", "hahaha!"])],
+)
+async def test_a_pieces_directive_streams_those_pieces_in_the_servers_mode(
+    mode: str, contents: list[str]
+) -> None:
+    messages = [{"role": "user", "content": '[[pieces:["ha", "ha", "ha!"]]]'}]
+    body = {"model": "reka-flash", "messages": messages}
+    async with MockRekaServer(native_stream=mode) as server:  # type: ignore[arg-type]
+        _, raw = await request(server, "/chat", {**body, "stream": True})
+        _, plain = await request(server, "/chat", body)
+        _, compatible = await request(server, "/chat/completions", {**body, "stream": True})
+    events = [json.loads(d) for d in data_lines(raw)]
+    assert [e["responses"][0]["chunk"]["content"] for e in events] == contents
+    assert [e["responses"][0]["finish_reason"] for e in events] == [None, None, "stop"]
+    assert json.loads(plain)["responses"][0]["message"]["content"] == "hahaha!"
+    deltas = [json.loads(d) for d in data_lines(compatible) if d != "[DONE]"]
+    texts = [c["delta"].get("content") for e in deltas for c in e["choices"]]
+    assert [t for t in texts if t] == ["ha", "ha", "ha!"]
+
+
 # The client of this branch still takes native chunk.content as cumulative and cannot read a
 # list of strings from /models; the contract asks for both (strict: these flip when it does).
 @pytest.mark.parametrize("mode", ["cumulative", "delta"])
@@ -98,21 +120,23 @@ async def test_models_default_shape_is_the_legacy_list() -> None:
     assert json.loads(raw)[:2] == [{"id": "reka-core"}, {"id": "reka-flash"}]
 
 
-async def test_models_openai_shape_lists_the_current_catalogue() -> None:
+async def test_models_openai_shape_lists_the_catalogue_with_its_details() -> None:
     async with MockRekaServer(models_shape="openai") as server:
         _, raw = await request(server, "/models", method="GET")
     body = json.loads(raw)
     assert body["object"] == "list"
     ids = [m["id"] for m in body["data"]]
     assert ids == [
-        "reka-flash",
         "reka-core",
+        "reka-flash",
         "reka-edge",
+        "reka-core-20240501",
+        "reka-flash-20240904",
         "reka-flash-3",
         "reka-edge-2603",
         "reka-flash-research",
     ]
-    flash = body["data"][0]
+    flash = body["data"][1]
     assert flash["pricing"] == {"prompt": "0.0000008", "completion": "0.000002"}
     for model in body["data"]:
         assert {"context_length", "max_output_length", "input_modalities"} <= set(model)

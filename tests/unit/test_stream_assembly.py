@@ -1,11 +1,15 @@
-"""The stream assembler (sans-I/O): cumulative or delta, rewrites, the finish, trailers, empty
-events, tool-call fragments and Research pieces."""
+"""The stream assembler (sans-I/O): cumulative or delta from evidence (and pinned by
+``stream_mode``), rewrites, the finish, trailers, empty events, tool-call fragments and
+Research pieces."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reka_async import Annotation, ReasoningStep, ToolCall, UrlCitation, Usage
 from reka_async._assemble import Assembler
@@ -59,18 +63,107 @@ def test_every_chunk_holds_the_cumulative_text() -> None:
     assert [c.text for c in chunks if c] == ["Hel", "Hello", "Hello!"]
 
 
-def test_a_rewrite_in_a_cumulative_stream_is_flagged_not_duplicated() -> None:
+def test_an_event_that_does_not_extend_the_text_proves_deltas_and_the_text_is_rebuilt() -> None:
+    # (The old reading took "Goodbye" as a cumulative rewrite and kept only it: withdrawn.)
     asm = Assembler()
     got = feed_all(asm, event(text("Hello")), event(text("Hello wor")), event(text("Goodbye")))
-    assert got == [("Hello", False), (" wor", False), ("Goodbye", True)]
-    assert asm.text == "Goodbye"
+    assert got == [("Hello", False), (" wor", False), ("HelloHello worGoodbye", True)]
+    assert asm.text == "HelloHello worGoodbye"
 
 
-def test_cumulative_content_in_a_delta_stream_does_not_duplicate() -> None:
+@pytest.mark.parametrize(
+    ("pieces", "expected", "deltas"),
+    [
+        (["1", "1", ":00 is the time"], "11:00 is the time", ["1", "", "1:00 is the time"]),
+        (["--", "--", "-|"], "-----|", ["--", "", "---|"]),
+        (["ab", "abc", "x"], "ababcx", ["ab", "c", "ababcx"]),
+    ],
+    ids=["time", "dashes", "rewrite"],
+)
+def test_a_delta_stream_is_rebuilt_from_every_piece_once_an_event_proves_it(
+    pieces: list[str], expected: str, deltas: list[str]
+) -> None:
+    asm = Assembler()
+    events = [event(text(p)) for p in pieces[:-1]] + [event(text(pieces[-1], "stop"))]
+    got = feed_all(asm, *events)
+    assert [d for d, _ in got] == deltas
+    assert [r for _, r in got] == [False, False, not expected.startswith(pieces[-2])]
+    assert asm.text == expected
+    response = asm.response()
+    assert response is not None
+    assert response.text == expected
+
+
+def test_once_deltas_are_proved_every_piece_is_new_text() -> None:
+    # (The old reading took a piece that starts with the text so far as cumulative: withdrawn.)
     asm = Assembler()
     got = feed_all(asm, event(text("Hel")), event(text("lo")), event(text("Hello world")))
-    assert got == [("Hel", False), ("lo", False), (" world", False)]
-    assert asm.text == "Hello world"
+    assert got == [("Hel", False), ("lo", False), ("Hello world", False)]
+    assert asm.text == "HelloHello world"
+
+
+def test_a_final_event_may_trim_trailing_whitespace_and_stay_cumulative() -> None:
+    asm = Assembler()
+    got = feed_all(asm, event(text("Hello ")), event(text("Hello", "stop")))
+    assert got == [("Hello ", False), ("", False)]
+    assert asm.text == "Hello"
+
+
+def test_a_trim_that_is_not_final_proves_deltas() -> None:
+    asm = Assembler()
+    feed_all(asm, event(text("Hello ")), event(text("Hello")), event(text("!", "stop")))
+    assert asm.text == "Hello Hello!"
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("auto", "ha!"), ("cumulative", "ha!"), ("delta", "hahaha!")],
+)
+def test_a_stream_consistent_with_both_readings_is_read_as_the_mode_says(
+    mode: Any, expected: str
+) -> None:
+    asm = Assembler(mode)
+    got = feed_all(asm, event(text("ha")), event(text("ha")), event(text("ha!", "stop")))
+    assert asm.text == expected
+    assert "".join(d for d, _ in got) == expected
+    assert not any(r for _, r in got)
+
+
+def test_pinned_cumulative_content_that_does_not_extend_the_text_replaces_it() -> None:
+    asm = Assembler("cumulative")
+    got = feed_all(asm, event(text("Hello")), event(text("Bye", "stop")))
+    assert got == [("Hello", False), ("Bye", True)]
+    assert asm.text == "Bye"
+
+
+def test_the_openai_dialect_is_deltas_whatever_the_mode() -> None:
+    asm = Assembler("cumulative")
+    feed_all(asm, event(text("ha"), deltas=True), event(text("ha!", "stop"), deltas=True))
+    assert asm.text == "haha!"
+
+
+@given(st.lists(st.text(alphabet="ab! ", min_size=1, max_size=4), min_size=1, max_size=12))
+def test_any_delta_stream_gives_its_text_or_a_consistent_cumulative_reading(
+    pieces: list[str],
+) -> None:
+    # Auto: the delta text whenever some event proves deltas; else each piece extended the
+    # one before (or the last trimmed it), and the cumulative reading is the last piece.
+    asm = Assembler()
+    events = [event(text(p)) for p in pieces[:-1]] + [event(text(pieces[-1], "stop"))]
+    got = feed_all(asm, *events)
+    consistent = all(b.startswith(a) for a, b in itertools.pairwise(pieces[:-1])) and (
+        len(pieces) < 2 or pieces[-1].startswith(pieces[-2]) or pieces[-1] == pieces[-2].rstrip()
+    )
+    assert asm.text == (pieces[-1] if consistent else "".join(pieces))
+    # The deltas handed out, restarted at each rewrite, add up to the text (but for the
+    # whitespace a trimming final event takes back).
+    shown = ""
+    for delta, rewrite in got:
+        shown = delta if rewrite else shown + delta
+    assert shown.rstrip() == asm.text.rstrip()
+    delta_mode = Assembler("delta")
+    feed_all(delta_mode, *events)
+    assert delta_mode.text == "".join(pieces)
 
 
 def test_a_usage_trailer_after_the_finish_merges_its_usage() -> None:
