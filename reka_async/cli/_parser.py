@@ -22,6 +22,7 @@ from ._values import (
     numbers,
     positive_float,
     positive_int,
+    positive_usd,
     probability,
     sampling,
 )
@@ -220,7 +221,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     )
     batch.add_argument(
         "--max-cost",
-        type=positive_float,
+        type=positive_usd,
         metavar="USD",
         help="stop (exit 3) before the job's cost could exceed USD (every run of the output "
         "counts); needs the model's price; holds while the server bills at most the bound "

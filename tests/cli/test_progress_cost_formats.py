@@ -320,3 +320,13 @@ def test_three_cli_runs_with_max_cost_and_resume_bill_at_most_the_budget(tmp_pat
     assert [p.returncode for p in procs] == [3, 3, 3], procs[-1].stderr
     assert 0 < spent <= 0.01
     assert "raise --max-cost" in procs[-1].stderr
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0"])
+def test_max_cost_must_be_a_finite_positive_amount(tmp_path: Path, value: str) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = run("batch", str(_prompts(tmp_path / "p.jsonl", 1)), "-o", str(out), "--mock",
+               "--max-cost", value)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "--max-cost" in proc.stderr
+    assert not out.exists()  # refused before the output was created
