@@ -11,7 +11,7 @@ request and option TypedDicts, Literals, hook and transport protocols) are in
 to update it on purpose).
 """
 
-from ._chat import AsyncChat, AsyncChatWithRawResponse, ParsedResponse
+from ._chat import AsyncChat, ParsedResponse
 from ._client import AsyncClient, RateLimit
 from ._exceptions import (
     APIConnectionError,
@@ -38,7 +38,7 @@ from ._exceptions import (
     UnprocessableEntityError,
 )
 from ._http import RequestEvent, ResponseEvent, RetryEvent, RetryPolicy, Timeout
-from ._listing import AsyncModels, AsyncModelsWithRawResponse
+from ._listing import AsyncModels
 from ._models import (
     Annotation,
     AudioPart,
@@ -61,7 +61,7 @@ from ._models import (
 from ._raw import RawResponse
 from ._research import JsonSchemaFormat, ParallelThinking, Research, UserLocation, WebSearch
 from ._stream import AsyncChatStream
-from ._sync import Chat, ChatStream, ChatWithRawResponse, Client, Models, ModelsWithRawResponse
+from ._sync import Chat, ChatStream, Client, Models
 from ._tools import FunctionTool, ToolRun, function_tool
 from ._types import NOT_GIVEN
 from ._version import __version__
@@ -72,6 +72,9 @@ from .batch import (
     BatchStats,
     BudgetExceededError,
     CacheError,
+    MediaTokensNeededError,
+    UnpricedModelError,
+    UsageAboveBoundError,
 )
 
 __all__ = [
@@ -84,10 +87,8 @@ __all__ = [
     "Annotation",
     "AsyncChat",
     "AsyncChatStream",
-    "AsyncChatWithRawResponse",
     "AsyncClient",
     "AsyncModels",
-    "AsyncModelsWithRawResponse",
     "AudioPart",
     "AuthenticationError",
     "BadRequestError",
@@ -102,7 +103,6 @@ __all__ = [
     "ChatChunk",
     "ChatResponse",
     "ChatStream",
-    "ChatWithRawResponse",
     "Client",
     "ConflictError",
     "FunctionTool",
@@ -113,11 +113,11 @@ __all__ = [
     "JsonSchemaFormat",
     "Message",
     "MessageResponse",
+    "MediaTokensNeededError",
     "MethodNotAllowedError",
     "MissingAPIKeyError",
     "Model",
     "Models",
-    "ModelsWithRawResponse",
     "NotFoundError",
     "ParallelThinking",
     "ParsedResponse",
@@ -142,7 +142,9 @@ __all__ = [
     "ToolCall",
     "ToolOutput",
     "ToolRun",
+    "UnpricedModelError",
     "UnprocessableEntityError",
+    "UsageAboveBoundError",
     "UrlCitation",
     "Usage",
     "UserLocation",

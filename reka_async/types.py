@@ -7,8 +7,9 @@ time; a type checker and an editor use them to reject ``{"role": "usr"}`` before
 sent. ``ChatParams``/``ChatArgs`` are the chat keywords, declared once; ``ClientOptions`` and
 ``CopyOptions`` are ``AsyncClient``'s and ``copy()``'s. The hook, transport and budget types
 are the shapes of what a caller passes to ``AsyncClient`` (``on_request=``, ``transport=``,
-``connector_factory=``, ``rate_budget=``). ``BatchOptions`` stays at the top level, beside
-``BatchRunner``.
+``connector_factory=``, ``rate_budget=``). The ``*WithRawResponse`` classes are what
+``client.chat.with_raw_response`` and ``client.models.with_raw_response`` return, for
+annotations. ``BatchOptions`` stays at the top level, beside ``BatchRunner``.
 
 This module is a door, like the package's ``__init__``: it re-exports and defines nothing, and
 no module of the package imports it.
@@ -16,6 +17,7 @@ no module of the package imports it.
 
 from __future__ import annotations
 
+from ._chat import AsyncChatWithRawResponse
 from ._client import ClientOptions, CopyOptions
 from ._http import (
     AsyncTransport,
@@ -30,8 +32,10 @@ from ._http import (
     TransportResponse,
 )
 from ._http.quota import Quota
+from ._listing import AsyncModelsWithRawResponse
 from ._models import Content, ContentPart, ModelPricing
 from ._research import ResponseFormat
+from ._sync import ChatWithRawResponse, ModelsWithRawResponse
 from ._tools import ToolCallRecord
 from ._types import (
     Api,
@@ -65,6 +69,10 @@ from ._types import (
 from .batch import ResultHook
 
 __all__ = [
+    "AsyncChatWithRawResponse",
+    "AsyncModelsWithRawResponse",
+    "ChatWithRawResponse",
+    "ModelsWithRawResponse",
     "Api",
     "AssistantMessageParam",
     "AsyncTransport",

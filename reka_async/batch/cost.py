@@ -7,18 +7,28 @@ them when the server gives it, and ``PriceTable({...})`` or ``load_prices(path)`
 A dated id (``reka-flash-20240226``) takes its family's price when it has none of its own. A
 model with no known price has an unknown cost: the stats say so instead of guessing.
 
-``CostBudget`` enforces ``max_cost``: before each request is sent it reserves the request's
-worst case (its estimated input tokens at the input price plus ``max_tokens`` at the output
-price) and a request whose reservation would take spent + reserved over the budget waits for
-the requests in flight to settle; if it still does not fit, the batch stops
-(``BudgetExceededError``, a ``BatchAbortedError``: the CLI exits 3 and ``--resume``
-continues). When a response arrives its reservation is replaced by its real cost. A retry
-that may bill twice (``RetryEvent.may_bill_twice``) charges the failed attempt at its worst
-case and must fit a new reservation, or the item fails with ``BudgetExceededError``; so the
-cost actually billed never exceeds ``max_cost``. Reservations are per attempt, through the one
-accounting protocol (``_http/accounting.py``): an error status or a request that was never
-sent gives its reservation back, an answer settles it to its cost, and an attempt whose fate
-is unknown (a timeout, a dropped connection) keeps its worst case.
+``CostBudget`` enforces ``max_cost``: before each *attempt* it reserves the attempt's bound
+(``bound.py``: input tokens at most the UTF-8 bytes of the request's JSON, ``media_tokens``
+per media part and ``message_overhead`` per message; output tokens at most ``max_tokens``,
+1024 when absent) at the model's prices; an attempt whose reservation would take spent +
+reserved over the budget waits for the attempts in flight to settle; if it still does not
+fit, the batch stops (``BudgetExceededError``, a ``BatchAbortedError``: the CLI exits 3 and
+``--resume`` continues). Reservations go through the one accounting protocol
+(``_http/accounting.py``): an error status or a request that was never sent gives its
+reservation back, an answer settles it to its ``usage``, and an attempt whose fate is unknown
+(a timeout, a dropped connection) keeps its bound; a retry is a new attempt, reserved again.
+
+The guarantee: **while the server bills no more than the bound, the cost billed never exceeds
+``max_cost``**, at any concurrency. An answer whose usage exceeds its bound proves the
+assumption wrong: the batch stops at once (``UsageAboveBoundError``) and nothing more is sent,
+so the overspend is at most what the attempts in flight when it arrived were billed above
+their bounds (with ``concurrency`` c, at most c attempts: the one that broke the bound and
+the c - 1 beside it).
+
+A request the budget cannot bound is refused unsent: a model with no price
+(``UnpricedModelError``) or a media part without ``media_tokens`` (``MediaTokensNeededError``);
+both are recorded on the item, and a job's ``--retry-failed`` sends them again once the price
+or the setting is given.
 """
 
 from __future__ import annotations
@@ -33,8 +43,8 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from .._exceptions import BatchAbortedError, InvalidRequestError
-from .._http.budget import estimate_tokens
 from .._serial import Serializable
+from .bound import DEFAULT_MESSAGE_OVERHEAD, TokenBound, token_bound
 
 if TYPE_CHECKING:
     from .._models import Model, Usage
@@ -43,13 +53,15 @@ __all__ = [
     "DEFAULT_PRICES",
     "BudgetExceededError",
     "CostBudget",
+    "ItemCharge",
+    "MediaTokensNeededError",
     "Price",
     "PriceTable",
+    "UnpricedModelError",
+    "UsageAboveBoundError",
     "load_prices",
 ]
 
-#: The default ``max_tokens`` of the API (the contract): a request without one may use it.
-DEFAULT_MAX_TOKENS: Final = 1024
 _DATED: Final = re.compile(r"^(.*?)-(?:\d{8}|\d{4})$")
 
 
@@ -140,15 +152,21 @@ class PriceTable:
         price = self.get(model)
         return None if price is None else price.cost(usage.input_tokens, usage.output_tokens)
 
-    def worst_case(self, body: Mapping[str, Any]) -> float | None:
-        """The most a request ``body`` can cost: estimated input tokens at the input price,
-        plus ``max_tokens`` (the API's default 1024 when absent) at the output price."""
+    def worst_case(
+        self,
+        body: Mapping[str, Any],
+        *,
+        message_overhead: int = DEFAULT_MESSAGE_OVERHEAD,
+        media_tokens: int = 0,
+    ) -> float | None:
+        """The most a request ``body`` can cost under the bound's assumption (``bound.py``):
+        its input bound at the input price plus its output bound (``max_tokens``, 1024 when
+        absent) at the output price; ``None`` when the model has no price."""
         price = self.get(str(body.get("model", "")))
         if price is None:
             return None
-        max_tokens = int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
-        input_tokens = estimate_tokens(body) - max_tokens
-        return price.cost(input_tokens, max_tokens)
+        bound = token_bound(body, message_overhead=message_overhead, media_tokens=media_tokens)
+        return price.cost(bound.input, bound.output)
 
     def with_models(self, models: Iterable[Model]) -> PriceTable:
         """A copy with the prices ``GET /models`` gave (per-token decimal strings) laid
@@ -202,27 +220,101 @@ class BudgetExceededError(BatchAbortedError):
     """The ``max_cost`` budget stopped the batch before it could be exceeded."""
 
 
+class UsageAboveBoundError(BudgetExceededError):
+    """An answer was billed more than its reservation's bound: the server breaks the bound's
+    assumption (``bound.py``), so the budget stopped the batch at once (module docstring).
+
+    Attributes:
+        usage_input, usage_output: the tokens the answer was billed.
+        bound: the ``TokenBound`` it was reserved at.
+    """
+
+    def __init__(self, message: str, *, usage_input: int, usage_output: int, bound: TokenBound):
+        super().__init__(message)
+        self.usage_input = usage_input
+        self.usage_output = usage_output
+        self.bound = bound
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_above, (str(self), self.usage_input, self.usage_output, self.bound))
+
+
+def _rebuild_above(message: str, inp: int, out: int, bound: TokenBound) -> UsageAboveBoundError:
+    return UsageAboveBoundError(message, usage_input=inp, usage_output=out, bound=bound)
+
+
+class UnpricedModelError(InvalidRequestError):
+    """Not sent: ``max_cost`` needs the model's price and none is known. Recorded with its own
+    type, so a job's ``--retry-failed`` sends it again once ``--prices`` gives one."""
+
+
+class MediaTokensNeededError(InvalidRequestError):
+    """Not sent: the request holds media parts and ``max_cost`` cannot bound them without
+    ``media_tokens=`` (``--media-tokens``); retried by ``--retry-failed`` like a price."""
+
+
+def _check_tokens(name: str, value: Any, *, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRequestError(
+            f"{name}: must be a whole number of tokens >= 0"
+            + (" or None" if allow_none else "")
+            + f", got {value!r}"
+        )
+
+
 class CostBudget:
-    """The ``max_cost`` budget: reservations of in-flight worst cases (module docstring).
+    """The ``max_cost`` budget: reservations of each in-flight attempt's bound (module
+    docstring).
 
     A ``Budget`` (``_http/accounting.py``): the request loop reserves before every attempt
     and settles by the attempt's outcome, so a retry that may have been billed keeps the
-    failed attempt's worst case and reserves again.
+    failed attempt's bound and reserves again.
 
     Args:
         max_cost: the budget in USD.
         prices: the price table.
+        spent: USD already spent against this budget (a resumed job's records).
+        media_tokens: the tokens a media part is reserved at; ``None``: a request with
+            media parts is refused unsent (``MediaTokensNeededError``).
+        message_overhead: the tokens per message the bound adds (``bound.py``).
+
+    Raises:
+        InvalidRequestError: an argument is out of range.
     """
 
-    def __init__(self, max_cost: float, prices: PriceTable) -> None:
-        if isinstance(max_cost, bool) or not isinstance(max_cost, (int, float)) or max_cost <= 0:
+    def __init__(
+        self,
+        max_cost: float,
+        prices: PriceTable,
+        *,
+        spent: float = 0.0,
+        media_tokens: int | None = None,
+        message_overhead: int = DEFAULT_MESSAGE_OVERHEAD,
+    ) -> None:
+        if (
+            isinstance(max_cost, bool)
+            or not isinstance(max_cost, (int, float))
+            or not math.isfinite(max_cost)
+            or max_cost <= 0
+        ):
             raise InvalidRequestError(
                 f"max_cost: must be a positive number (USD), got {max_cost!r}"
             )
+        _check_tokens("media_tokens", media_tokens, allow_none=True)
+        _check_tokens("message_overhead", message_overhead, allow_none=False)
+        if not math.isfinite(spent) or spent < 0:
+            raise InvalidRequestError(f"spent: must be a finite number >= 0, got {spent!r}")
         self.max_cost = float(max_cost)
         self.prices = prices
-        self.spent = 0.0
+        self.media_tokens = media_tokens
+        self.message_overhead = message_overhead
+        self.spent = float(spent)
         self.reserved = 0.0
+        #: The first answer billed above its bound (``None`` while the assumption holds):
+        #: once set, every reservation raises it.
+        self.breach: UsageAboveBoundError | None = None
         self._in_flight = 0
         self._changed = asyncio.Event()
 
@@ -235,24 +327,55 @@ class CostBudget:
     def _fits(self, amount: float) -> bool:
         return self.spent + self.reserved + amount <= self.max_cost + 1e-12
 
+    def bound(self, body: Mapping[str, Any]) -> TokenBound:
+        """The token bound ``body`` is reserved at (``bound.py``, with this budget's
+        settings; a media part counts 0 when ``media_tokens`` is not set)."""
+        return token_bound(
+            body, message_overhead=self.message_overhead, media_tokens=self.media_tokens or 0
+        )
+
+    def check(self, body: Mapping[str, Any]) -> float:
+        """The USD bound of ``body``, or the reason it cannot be sent under this budget.
+
+        Raises:
+            UnpricedModelError: the model has no known price.
+            MediaTokensNeededError: it holds media parts and ``media_tokens`` is not set.
+        """
+        model = body.get("model")
+        price = self.prices.get(str(model or ""))
+        if price is None:
+            raise UnpricedModelError(
+                f"not sent: no price is known for model {model!r}, and max_cost needs one; "
+                f"give its price (prices=, or --prices FILE) and retry it (--resume "
+                f"--retry-failed)"
+            )
+        bound = self.bound(body)
+        if bound.media_parts and self.media_tokens is None:
+            raise MediaTokensNeededError(
+                f"not sent: the request holds {bound.media_parts} media part(s), and no "
+                f"source gives their token count, so max_cost cannot bound them; give the "
+                f"most tokens a media part may be billed (media_tokens=, or --media-tokens N) "
+                f"and retry it (--resume --retry-failed)"
+            )
+        return price.cost(bound.input, bound.output)
+
     async def reserve(self, body: Mapping[str, Any] | None) -> float:
-        """Reserve ``body``'s worst case, waiting for in-flight attempts to settle if needed.
+        """Reserve ``body``'s bound, waiting for in-flight attempts to settle if needed.
 
         Returns:
             The amount reserved (give it back to ``settle``).
 
         Raises:
-            InvalidRequestError: the model has no known price (the item fails, unsent).
+            UnpricedModelError, MediaTokensNeededError: it cannot be bounded (``check``).
+            UsageAboveBoundError: an earlier answer broke the bound: nothing more is sent.
             BudgetExceededError: it cannot fit even with nothing else in flight.
         """
-        amount = self.prices.worst_case(body or {})
-        if amount is None:
-            model = None if body is None else body.get("model")
-            raise InvalidRequestError(
-                f"not sent: no price is known for model {model!r}, and max_cost "
-                f"needs one; give its price (prices=, or --prices FILE)"
-            )
-        while not self._fits(amount):
+        amount = self.check(body or {})
+        while True:
+            if self.breach is not None:
+                raise self.breach
+            if self._fits(amount):
+                break
             if self._in_flight == 0:
                 raise self.exceeded(amount)
             self._changed.clear()
@@ -262,7 +385,7 @@ class CostBudget:
         return amount
 
     def exceeded(self, amount: float) -> BudgetExceededError:
-        """The error that stops the batch: a request of worst case ``amount`` does not fit."""
+        """The error that stops the batch: a request of bound ``amount`` does not fit."""
         return BudgetExceededError(
             f"batch stopped: the budget max_cost=${self.max_cost:g} would be exceeded (spent "
             f"${self.spent:.4f}, the next request may cost up to ${amount:.4f}); raise "
@@ -270,14 +393,84 @@ class CostBudget:
         )
 
     def used(self, body: Mapping[str, Any] | None, usage: Usage) -> float:
-        """The USD cost of an answer's ``usage`` (its model's price)."""
-        cost = self.prices.cost(str((body or {}).get("model", "")), usage)
+        """The USD cost of an answer's ``usage`` (its model's price); an answer billed above
+        its bound sets ``breach``, which stops every later reservation."""
+        body = body or {}
+        bound = self.bound(body)
+        if self.breach is None and (
+            usage.input_tokens > bound.input or usage.output_tokens > bound.output
+        ):
+            self.breach = self._above(usage, bound)
+            self._changed.set()
+        cost = self.prices.cost(str(body.get("model", "")), usage)
         return 0.0 if cost is None else cost
 
+    def _above(self, usage: Usage, bound: TokenBound) -> UsageAboveBoundError:
+        parts = []
+        if usage.input_tokens > bound.input:
+            raise_what = (
+                "--media-tokens (media_tokens=) or --message-overhead (message_overhead=)"
+                if bound.media_parts
+                else "--message-overhead (message_overhead=)"
+            )
+            parts.append(
+                f"{usage.input_tokens} input tokens for a bound of {bound.input}: raise "
+                f"{raise_what}"
+            )
+        if usage.output_tokens > bound.output:
+            parts.append(
+                f"{usage.output_tokens} output tokens for max_tokens={bound.output}: the "
+                f"server bills output beyond max_tokens (reasoning?), which no setting "
+                f"bounds; max_cost cannot be guaranteed against it"
+            )
+        return UsageAboveBoundError(
+            "batch stopped: an answer was billed above the bound max_cost reserves ("
+            + "; ".join(parts)
+            + "), so the budget's guarantee does not hold for this server; nothing more was "
+            "sent; resume after changing the setting",
+            usage_input=usage.input_tokens,
+            usage_output=usage.output_tokens,
+            bound=bound,
+        )
+
     def settle(self, reserved: float, used: float | None) -> None:
-        """Replace a reservation by the attempt's real cost (``None``: unknown, so its worst
-        case; ``0.0``: nothing was billed)."""
+        """Replace a reservation by the attempt's real cost (``None``: unknown, so its bound;
+        ``0.0``: nothing was billed)."""
         self.reserved -= reserved
         self.spent += reserved if used is None else used
         self._in_flight -= 1
         self._changed.set()
+
+
+class ItemCharge:
+    """One batch worker's door to the ``CostBudget``: it delegates every call, and adds up
+    what the item it is sending was charged (``charged``: each attempt's cost, or its bound
+    when its fate is unknown), so a job can count what a failed or retried item may have
+    cost (``BatchResult.charged_usd``). A worker sends one item at a time, so one
+    ``ItemCharge`` per worker suffices; ``charged`` is reset before each item.
+
+    Args:
+        budget: the runner's cost budget.
+    """
+
+    __slots__ = ("budget", "charged")
+
+    def __init__(self, budget: CostBudget) -> None:
+        self.budget = budget
+        self.charged = 0.0
+
+    def __repr__(self) -> str:
+        return f"<ItemCharge charged={self.charged:.6f} of {self.budget!r}>"
+
+    async def reserve(self, body: Mapping[str, Any] | None) -> float:
+        """``CostBudget.reserve``."""
+        return await self.budget.reserve(body)
+
+    def used(self, body: Mapping[str, Any] | None, usage: Usage) -> float:
+        """``CostBudget.used``."""
+        return self.budget.used(body, usage)
+
+    def settle(self, reserved: float, used: float | None) -> None:
+        """``CostBudget.settle``, counting the charge against the current item."""
+        self.budget.settle(reserved, used)
+        self.charged += reserved if used is None else used

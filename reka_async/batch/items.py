@@ -72,8 +72,16 @@ class BatchOptions(ChatParams, total=False):
         prices: a ``PriceTable`` (or ``{model: {"input": USD, "output": USD}}`` per million
             tokens over the defaults) for ``cost_usd`` in the results and stats.
         max_cost: a budget in USD: stop (``BudgetExceededError``) before it could be
-            exceeded, reserving each in-flight request's worst case; every model sent
-            needs a known price.
+            exceeded, reserving each in-flight attempt's bound (``batch/bound.py``); every
+            model sent needs a known price. The guarantee holds while the server bills no
+            more than the bound; an answer billed above it stops the batch
+            (``UsageAboveBoundError``).
+        media_tokens: under ``max_cost``, the most tokens one media part (image, video,
+            audio, PDF) may be billed; without it a request with media is refused unsent.
+        message_overhead: under ``max_cost``, the tokens per message the bound adds for the
+            chat template (default 8).
+        cost_spent: under ``max_cost``, USD already spent against it (a resumed job's records):
+            the budget then caps the whole job, not just this run.
         cache: a ``RequestCache`` (or the path of its SQLite file): identical requests are
             answered from it, across runs and jobs, and successful answers stored in it.
         gc_tuning: while a run with ``concurrency`` of 256 or more is going, collect the
@@ -99,6 +107,9 @@ class BatchOptions(ChatParams, total=False):
     progress: bool | BatchProgress
     prices: PriceTable | Mapping[str, Any] | None
     max_cost: float | None
+    media_tokens: int | None
+    message_overhead: int
+    cost_spent: float
     cache: RequestCache | str | None
 
 

@@ -39,6 +39,9 @@ class BatchResult(Serializable):
         cost_usd: what the response cost (0.0 when cached; ``None`` when its model has no
             known price, or it failed).
         metadata: the item's ``metadata`` (never sent), echoed back.
+        charged_usd: under ``max_cost``, what the budget charged the item: every attempt
+            that may have been billed, at its cost or (its fate unknown) its bound; a
+            job's spend adds these up. ``None`` without a cost budget.
     """
 
     index: int
@@ -51,6 +54,7 @@ class BatchResult(Serializable):
     cached: bool = False
     cost_usd: float | None = None
     metadata: Any = None
+    charged_usd: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -12,6 +12,7 @@ import attrs
 
 from .._exceptions import APITimeoutError
 from .._http import Hooks, RetryEvent
+from .cost import ItemCharge
 from .fds import fd_exhausted
 
 if TYPE_CHECKING:
@@ -31,15 +32,17 @@ class ItemRetries:
     request's whole latency.
     """
 
-    __slots__ = ("_client_retry", "attempts", "opts", "stream")
+    __slots__ = ("_client_retry", "attempts", "charge", "opts", "stream")
 
     def __init__(self, stream: BatchStream) -> None:
         runner = stream._runner
         self.stream = stream
         self.attempts = 1
+        #: What the cost budget charged the item being sent (``None``: no ``max_cost``).
+        self.charge = ItemCharge(runner.cost_budget) if runner.cost_budget is not None else None
         # The runner's rate and cost budgets are reserved before every attempt, and settled
         # by its outcome, in the client's request loop (``_http/accounting.py``).
-        budgets = tuple(b for b in (runner.budget, runner.cost_budget) if b is not None)
+        budgets = tuple(b for b in (runner.budget, self.charge) if b is not None)
         base = runner.client._transport.default_options
         opts = base.override(
             timeout=runner.timeout,

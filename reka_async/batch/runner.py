@@ -20,6 +20,7 @@ from .._http.options import check_max_retries
 from .._types import NOT_GIVEN, PARAM_NAMES, NotGiven
 from .._wire import request_body
 from .._wire.hashing import request_hasher_for
+from .bound import DEFAULT_MESSAGE_OVERHEAD
 from .cache import RequestCache
 from .collector import GC_CONCURRENCY
 from .cost import CostBudget, PriceTable
@@ -127,7 +128,17 @@ class BatchRunner:
         self.prices = prices if isinstance(prices, PriceTable) else PriceTable(prices)
         max_cost = options.get("max_cost")
         #: The ``max_cost`` budget (``None``: no budget); shared by every run of this runner.
-        self.cost_budget = CostBudget(max_cost, self.prices) if max_cost is not None else None
+        self.cost_budget = (
+            CostBudget(
+                max_cost,
+                self.prices,
+                spent=options.get("cost_spent", 0.0),
+                media_tokens=options.get("media_tokens"),
+                message_overhead=options.get("message_overhead", DEFAULT_MESSAGE_OVERHEAD),
+            )
+            if max_cost is not None
+            else None
+        )
         if self.cost_budget is not None and self.prices.get(model) is None:
             raise InvalidRequestError(
                 f"max_cost: no price is known for model {model!r}, so the budget cannot be "

@@ -292,6 +292,12 @@ class BatchStream:
                         self._fail(exc)
                         return
                 self._out.put_nowait(result)
+                budget = runner.cost_budget
+                if budget is not None and budget.breach is not None:
+                    # An answer was billed above its bound: stop now, before anything else
+                    # is sent (the in-flight attempts are cancelled by the stream's close).
+                    self._fail(budget.breach)
+                    return
                 err = result.error
                 if err is not None:
                     reason = fatal_reason(
@@ -406,6 +412,9 @@ class BatchStream:
         if limit is not None:
             await limit.acquire()
         retries.attempts = 1
+        charge = retries.charge
+        if charge is not None:
+            charge.charged = 0.0
         stats = runner.stats
         start = time.monotonic()
         response: ChatResponse | None = None
@@ -442,4 +451,5 @@ class BatchStream:
             attempts=retries.attempts,
             latency_s=time.monotonic() - start,
             cost_usd=cost,
+            charged_usd=charge.charged if charge is not None else None,
         )

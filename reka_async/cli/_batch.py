@@ -14,7 +14,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import shlex
 import signal
 import sys
 from typing import Any, Final
@@ -22,9 +21,10 @@ from typing import Any, Final
 from .._client import DEFAULT_MAX_CONNECTIONS, AsyncClient
 from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._files import real_path
-from ..batch import BatchProgress, CacheError, PriceTable, RequestCache, estimate_tokens
+from ..batch import BatchProgress, CacheError, PriceTable, RequestCache
+from ..batch.bound import token_bound
 from ..batch.collector import GC_CONCURRENCY, GC_THRESHOLD
-from ..batch.cost import DEFAULT_MAX_TOKENS, load_prices
+from ..batch.cost import BudgetExceededError, UsageAboveBoundError, load_prices
 from ..batch.fds import fit_concurrency
 from ..jobs import (
     InputChanged,
@@ -40,7 +40,7 @@ from ..jobs import (
 )
 from ..jobs._run import Job  # not public: the CLI reads a run's live state after a stop
 from ._common import UsageError, api_key, chat_params, client, logger, say
-from ._exit import ExitCode
+from ._exit import ExitCode, StopReason, continue_line
 from ._parser import PROG
 
 __all__ = ["cmd_batch", "cmd_export"]
@@ -121,20 +121,14 @@ def _open_cache(path: str | None, *, mock: bool) -> RequestCache | None:
         raise UsageError(str(exc)) from None
 
 
-def _continue_command() -> str:
-    """The command line that continues this run (never with the key in it)."""
-    argv: list[str] = []
-    skip = False
-    for arg in sys.argv[1:]:
-        if skip:
-            skip = False
-        elif arg == "--api-key":
-            skip = True
-        elif not arg.startswith("--api-key=") and arg != "--overwrite":
-            argv.append(arg)
-    if "--resume" not in argv:
-        argv.append("--resume")
-    return shlex.join(["reka-async", *argv])
+def _stop_reason(exc: BatchAbortedError) -> StopReason:
+    """Why a ``BatchAbortedError`` stopped the run (its advice differs: ``cli/_exit.py``)."""
+    errors = (exc, exc.cause)
+    if any(isinstance(e, UsageAboveBoundError) for e in errors):
+        return StopReason.BOUND_EXCEEDED
+    if any(isinstance(e, BudgetExceededError) for e in errors):
+        return StopReason.BUDGET
+    return StopReason.BREAKER
 
 
 #: Descriptors a batch run opens after its open-file check (see ``cmd_batch``).
@@ -169,14 +163,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
     state: dict[str, Any] = {}
     status = ExitCode.OK
+    reason: StopReason | None = None
     try:
         status = asyncio.run(_main(args, state))
     except KeyboardInterrupt:
         say("interrupted: what finished is in the output")
-        status = ExitCode.SIGINT
+        reason = StopReason.INTERRUPTED
     except _Terminated:
         say("terminated (SIGTERM): what finished is in the output")
-        status = ExitCode.SIGTERM
+        reason = StopReason.TERMINATED
     except (OutputLocked, InputChanged) as exc:
         state["started"] = False  # refused: nothing was sent, no summary to give
         say(f"error: {exc}")
@@ -191,7 +186,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         status = ExitCode.IO_ERROR
     except BatchAbortedError as exc:
         say(f"error: {exc}")
-        status = ExitCode.STOPPED
+        reason = _stop_reason(exc)
     finally:
         progress = state.get("progress")
         if progress is not None:
@@ -208,8 +203,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
             say(f"error: {exc}")
             return int(ExitCode.IO_ERROR)
         say(f"wrote {rows} row(s) to {args.output} (from the job file {args.job_path})")
-    if status in (ExitCode.SIGINT, ExitCode.SIGTERM, ExitCode.STOPPED):
-        say(f"to continue: {_continue_command()}")
+    if reason is None and status is ExitCode.FAILED:
+        reason = StopReason.FAILED
+    if reason is not None:
+        status = reason.exit_code
+        line = continue_line(reason, sys.argv[1:], failed_types=state.get("failed_types", ()))
+        if line is not None:
+            say(line)
     return int(status)
 
 
@@ -284,6 +284,8 @@ async def _run(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
             "fail_fast": args.fail_fast,
             "prices": prices,
             "max_cost": args.max_cost,
+            "media_tokens": args.media_tokens,
+            "message_overhead": args.message_overhead,
             "cache": args.cache_db,
             "progress": progress or False,
             "gc_tuning": True,
@@ -343,6 +345,7 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
             final = scan_output(out_path)
     totals = final.totals() if final is not None else None
     if totals is not None:
+        state["failed_types"] = list(totals["errors"])
         errors = ", ".join(f"{n} {kind}" for kind, n in totals["errors"].items())
         cost = totals["cost_usd"]
         cost_text = (
@@ -375,6 +378,11 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
                 else ""
             )
         )
+    if args.max_cost is not None:
+        say(
+            f"budget: the job has spent ${job.spent_usd:.4f} of --max-cost ${args.max_cost:g} "
+            f"(every run of {out_path} counts)"
+        )
     if report is not None and not source.sent and not source.skipped:
         say(f"warning: {args.input} holds no requests (it is empty or blank); nothing was sent")
     say(f"results: {out_path} ({job.written} record(s) written by this run)")
@@ -392,6 +400,7 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
                 "rerun_changed": source.rerun,
             },
             "max_cost": args.max_cost,
+            "job_spent_usd": round(job.spent_usd, 8),
         }
         try:
             with open(args.summary, "w", encoding="utf-8") as f:
@@ -402,20 +411,31 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def _dry_run(args: argparse.Namespace) -> int:
-    """Read INPUT and print what it would send and cost; nothing is sent or written."""
+    """Read INPUT and print what it would send and the most it could cost: the bound a
+    ``--max-cost`` budget reserves (``batch/bound.py``); nothing is sent or written.
+
+    The output (stdout), one line each, the optional ones only when they apply::
+
+        dry run: N request(s) to send[, K invalid line(s)]
+        bound: input tokens at most I, output tokens at most O[, M media part(s)]
+        cost: at most $X[ for the priced models; unknown for MODEL, ... (give prices ...)]
+        media: M part(s) in R request(s) have no bound: --max-cost refuses them unsent ...
+        --max-cost $B would stop this job before its end
+    """
     prices = PriceTable()
     if args.prices:
         prices = prices.with_prices(load_prices(args.prices))
     params = chat_params(args)
     source = JobInput(input_format=args.input_format)
     requests = invalid = 0
-    input_tokens = output_tokens = 0
+    input_tokens = output_tokens = media_parts = unbounded = 0
     cost = 0.0
     unpriced: set[str] = set()
     fd = 0 if args.input == "-" else os.open(args.input, os.O_RDONLY)
+    media_tokens = args.media_tokens
 
     async def read() -> None:
-        nonlocal requests, invalid, input_tokens, output_tokens, cost
+        nonlocal requests, invalid, input_tokens, output_tokens, cost, media_parts, unbounded
         async for item in source.items(fd):
             try:
                 _, body = prepare_line(
@@ -425,14 +445,19 @@ def _dry_run(args: argparse.Namespace) -> int:
                 invalid += 1
                 continue
             requests += 1
-            max_tokens = int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
-            input_tokens += estimate_tokens(body) - max_tokens
-            output_tokens += max_tokens
-            worst = prices.worst_case(body)
-            if worst is None:
+            bound = token_bound(
+                body, message_overhead=args.message_overhead, media_tokens=media_tokens or 0
+            )
+            input_tokens += bound.input
+            output_tokens += bound.output
+            media_parts += bound.media_parts
+            if bound.media_parts and media_tokens is None:
+                unbounded += 1
+            price = prices.get(str(body.get("model", "")))
+            if price is None:
                 unpriced.add(str(body.get("model")))
             else:
-                cost += worst
+                cost += price.cost(bound.input, bound.output)
 
     try:
         asyncio.run(read())
@@ -443,16 +468,26 @@ def _dry_run(args: argparse.Namespace) -> int:
     out.write(
         f"dry run: {requests} request(s) to send"
         + (f", {invalid} invalid line(s)" if invalid else "")
-        + f"; estimated input tokens {input_tokens}, output tokens up to {output_tokens}\n"
+        + "\n"
+    )
+    out.write(
+        f"bound: input tokens at most {input_tokens}, output tokens at most {output_tokens}"
+        + (f", {media_parts} media part(s)" if media_parts else "")
+        + "\n"
     )
     if unpriced:
         out.write(
-            f"estimated cost: at most ${cost:.4f} for the priced models; unknown for "
+            f"cost: at most ${cost:.4f} for the priced models; unknown for "
             f"{', '.join(sorted(unpriced))} (give prices with --prices FILE)\n"
         )
     else:
-        out.write(f"estimated cost: at most ${cost:.4f} (max_tokens at the output price)\n")
-    if args.max_cost is not None and (unpriced or cost > args.max_cost):
+        out.write(f"cost: at most ${cost:.4f} (the bound at the prices)\n")
+    if unbounded:
+        out.write(
+            f"media: {unbounded} request(s) hold media parts with no bound (counted as 0 "
+            f"above): --max-cost refuses them unsent without --media-tokens N\n"
+        )
+    if args.max_cost is not None and (unpriced or unbounded or cost > args.max_cost):
         out.write(f"--max-cost ${args.max_cost:g} would stop this job before its end\n")
     if not requests:
         say(f"warning: {args.input} holds no requests (it is empty or blank)")

@@ -29,8 +29,9 @@ The API key is read from the REKA_API_KEY environment variable (preferred over -
 which other users can see in the process list). --mock runs against a built-in mock server.
 
 exit status: 0 all ok; 1 some requests failed; 2 usage/input error or refusal (output
-  locked, input changed); 3 batch stopped (bad key, no credits, long server wait; --resume
-  continues); 74 I/O error; 130 SIGINT; 143 SIGTERM.
+  locked, input changed); 3 batch stopped: change what the "to continue" line says, then
+  resume (bad key, no credits, long server wait, --max-cost spent, usage above the budget's
+  bound, error rate); 74 I/O error; 130 SIGINT; 143 SIGTERM.
 """
 
 CHAT_EPILOG: Final = """\
@@ -100,14 +101,19 @@ examples:
 
 cost: prices per million tokens default to the published ones (reka-flash $0.80/$2.00,
   reka-edge $0.10/$0.10, reka-flash-3 $0.10/$0.20), then /models pricing, then --prices
-  FILE. --max-cost reserves each in-flight request's worst case (max_tokens at the output
-  price) so the budget is never exceeded, and stops (exit 3) when the next one cannot fit.
+  FILE. --max-cost caps the whole job (every run of OUTPUT counts): it reserves each
+  attempt's bound (input: the request's JSON bytes, --message-overhead per message,
+  --media-tokens per media part; output: max_tokens) and stops (exit 3) when the next one
+  cannot fit. While the server bills no more than the bound, the budget is never exceeded;
+  an answer billed above it stops the batch at once (exit 3).
   A .csv or .parquet OUTPUT is written from the job file NAME.jsonl when the job completes.
 
 exit status: 0 every input succeeded; 1 some inputs failed (see their error lines);
   2 usage or input error, or a refusal (OUTPUT locked by another run, INPUT changed since
   OUTPUT was written); 3 the batch was stopped (bad key, no credits, a server wait above the
-  cap; --resume continues it); 74 I/O error reading INPUT or writing OUTPUT (the message
+  cap, --max-cost spent, usage above the budget's bound, an error rate): the "to continue"
+  line says what to change, then resumes (with --retry-failed when items failed for a reason
+  to fix); 74 I/O error reading INPUT or writing OUTPUT (the message
   names the path); 130 interrupted (SIGINT); 143 terminated (SIGTERM). Interrupted and
   terminated runs flush what finished and print the summary first; --resume continues them.
   POSIX (Linux, macOS); on Windows there is no OUTPUT lock and SIGTERM is not caught.

@@ -22,6 +22,7 @@ from ._values import (
     numbers,
     positive_float,
     positive_int,
+    positive_usd,
     probability,
     sampling,
 )
@@ -220,9 +221,25 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     )
     batch.add_argument(
         "--max-cost",
-        type=positive_float,
+        type=positive_usd,
         metavar="USD",
-        help="stop (exit 3) before the cost could exceed USD; needs the model's price",
+        help="stop (exit 3) before the job's cost could exceed USD (every run of the output "
+        "counts); needs the model's price; holds while the server bills at most the bound "
+        "(README: Cost budget)",
+    )
+    batch.add_argument(
+        "--media-tokens",
+        type=non_negative_int,
+        metavar="N",
+        help="with --max-cost: the most tokens one image/video/audio/PDF part may be billed "
+        "(without it a request with media is refused unsent)",
+    )
+    batch.add_argument(
+        "--message-overhead",
+        type=non_negative_int,
+        default=8,
+        metavar="N",
+        help="with --max-cost: tokens per message the bound adds for the chat template (default 8)",
     )
     batch.add_argument(
         "--dry-run",

@@ -4,6 +4,7 @@ them, each failing with a message that names what was expected."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ __all__ = [
     "non_negative_int",
     "numbers",
     "positive_float",
+    "positive_usd",
     "positive_int",
     "probability",
     "sampling",
@@ -42,6 +44,15 @@ positive_int = bounded(int, strict=True, what="a positive integer")
 non_negative_int = bounded(int, strict=False, what="an integer >= 0")
 positive_float = bounded(float, strict=True, what="a positive number")
 non_negative_float = bounded(float, strict=False, what="a number >= 0")
+
+
+def positive_usd(text: str) -> float:
+    """An argparse type: a finite amount of USD above 0 (``inf`` would be no budget at all,
+    and ``nan`` compares false with every cost)."""
+    value = positive_float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite amount of USD, got {text!r}")
+    return value
 
 
 def probability(text: str) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from typing import Any
 
@@ -54,6 +55,9 @@ def record(
         out["cached"] = True
     if result.response is not None:
         out["cost_usd"] = None if result.cost_usd is None else round(result.cost_usd, 8)
+    if result.charged_usd is not None:
+        # Rounded up: a resumed budget that adds these up must never count less than this.
+        out["charged_usd"] = math.ceil(result.charged_usd * 1e8) / 1e8
     if result.metadata is not None:
         out["metadata"] = result.metadata
     if request_hash is not None:

@@ -24,6 +24,7 @@ import attrs
 
 from .._files import real_path, temp_beside
 from ._errors import DuplicateCustomId, JobIOError
+from ._spend import record_spend
 
 __all__ = [
     "Entry",
@@ -94,6 +95,8 @@ class Resumed:
         superseded: records a later record of the same custom_id (or line) replaces.
         torn_removed: a torn last line (from a crash) was cut off the file.
         unreadable: other lines that are not result records (ignored).
+        spent_usd: what every record says its item was charged, superseded records
+            included (``_spend.record_spend``; the job's spend adds the sidecar's).
     """
 
     entries: dict[str, Entry] = attrs.field(factory=dict)
@@ -102,6 +105,7 @@ class Resumed:
     superseded: int = 0
     torn_removed: bool = False
     unreadable: int = 0
+    spent_usd: float = 0.0
 
     @property
     def ok(self) -> set[str]:
@@ -177,6 +181,7 @@ def scan_output(path: str) -> Resumed:
     entries: dict[str, Entry] = {}
     dup_lines: set[int] = set()
     records = superseded = bad = trailing_bad = foreign = 0
+    spent = 0.0
     with open(path, "r+b") as f:
         offset = good_end = 0  # good_end: the end of the last complete, valid record
         for raw in f:
@@ -191,6 +196,7 @@ def scan_output(path: str) -> Resumed:
                 trailing_bad = 0
                 if isinstance(record, dict) and isinstance(record.get("custom_id"), str):
                     records += 1
+                    spent += record_spend(record)  # superseded ones too: they were paid
                     dup = _dup_line(record)
                     if dup is not None:
                         superseded += dup in dup_lines
@@ -218,6 +224,7 @@ def scan_output(path: str) -> Resumed:
         superseded=superseded,
         torn_removed=bool(trailing_bad),
         unreadable=bad - trailing_bad + foreign,
+        spent_usd=spent,
     )
 
 

@@ -13,7 +13,9 @@ This is what ``reka-async batch`` runs (and what ``run_ray_job`` mirrors). The g
 * ``retry_failed=True`` sends again the failures that can change (``retryable_failure``);
 * a duplicate ``custom_id`` is an error line of its own and never marks the original done;
 * a failed write (a full disk) raises ``JobIOError`` naming the path, and the counts say
-  what was written.
+  what was written;
+* ``max_cost`` caps the job, not the run: a resume starts its budget at the job's spend so
+  far (every record, superseded ones included, plus what compactions carried: ``_spend``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ._input import JobInput, input_format, line_preparer, prepare_line
 from ._lock import OutputLock
 from ._output import Writer, record
 from ._resume import Resumed, compact_output, scan_output, start_output
+from ._spend import Carried, job_spend, read_carried, record_spend, remove_carried, write_carried
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -58,6 +61,8 @@ class JobReport:
         total_failed: inputs whose final record is an error (the whole job).
         resumed: what the output held before this run (``None`` when it started empty).
         final: what the output holds at the end (``final.totals()``: the whole job).
+        spent_usd: what the whole job was charged, every run and superseded record
+            included (what ``max_cost`` caps).
     """
 
     output_path: str
@@ -71,6 +76,7 @@ class JobReport:
     total_failed: int
     resumed: Resumed | None
     final: Resumed = attrs.field(factory=Resumed)
+    spent_usd: float = 0.0
 
 
 def request_hasher(client: AsyncClient) -> Callable[[Mapping[str, Any]], str]:
@@ -134,6 +140,8 @@ class Job:
         self.source = JobInput()
         self.stats = BatchStats()
         self.written = 0
+        #: What the whole job was charged so far (updated as records are written).
+        self.spent_usd = 0.0
         self._hash_body = request_hasher(client)
 
     def hash_line(self, item: Any, lineno: int) -> str:
@@ -173,6 +181,7 @@ class Job:
                 ).check(check_fd)
             finally:
                 os.close(check_fd)
+        spent = self.spent_usd = self._spent_so_far(resumed)
         runner_options: dict[str, Any] = {
             **self.options,
             **self.params,
@@ -180,6 +189,8 @@ class Job:
                 source.line_of, model=self.model, params=self.params, system=self.system
             ),
         }
+        if self.options.get("max_cost") is not None:
+            runner_options["cost_spent"] = spent + self.options.get("cost_spent", 0.0)
         runner = BatchRunner(self.client, **runner_options)  # its errors come before OUTPUT
         fd = 0 if from_stdin else _open(self.input_path)
         writer = Writer(out)
@@ -188,8 +199,10 @@ class Job:
             async with runner.stream(source.items(fd)) as results:
                 self.stats = runner.stats
                 async for result in results:
-                    writer.write(_record(result, source, self._hash_body))
+                    line = _record(result, source, self._hash_body)
+                    writer.write(line)
                     self.written = writer.written
+                    self.spent_usd += record_spend(line)
             completed = True
         finally:
             self.stats = runner.stats
@@ -200,7 +213,7 @@ class Job:
         compacted = 0
         superseded = (resumed.superseded if resumed else 0) + source.retried + source.rerun
         if completed and superseded:
-            compacted = compact_output(out)
+            compacted = self._compact(out)
         final = scan_output(out)
         return JobReport(
             output_path=out,
@@ -214,7 +227,37 @@ class Job:
             total_failed=len(final.failed) + len(final.dup_lines),
             resumed=resumed,
             final=final,
+            spent_usd=self.spent_usd,
         )
+
+    def _spent_so_far(self, resumed: Resumed | None) -> float:
+        """The job's spend before this run (``_spend``); settles a sidecar a crash left
+        mid-compaction, and removes one beside an output that starts afresh."""
+        out = self.output_path
+        if resumed is None:
+            remove_carried(out)
+            return 0.0
+        carried = read_carried(out)
+        spent = job_spend(resumed.spent_usd, carried)
+        if carried.pending_usd is not None:
+            write_carried(out, Carried(spent - resumed.spent_usd))
+        return spent
+
+    def _compact(self, out: str) -> int:
+        """Compact, carrying the spend of the records it removes into the sidecar first."""
+        total = self.spent_usd
+        carried = read_carried(out)
+        if total > 0:
+            write_carried(out, Carried(carried.carried_usd, pending_usd=total))
+        compacted = compact_output(out)
+        if total > 0:
+            kept = scan_output(out).spent_usd
+            left = total - kept
+            if left > 0:
+                write_carried(out, Carried(left))
+            else:
+                remove_carried(out)
+        return compacted
 
 
 async def run_job(

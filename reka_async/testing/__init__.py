@@ -70,9 +70,12 @@ records, ids and the rate-limit window), ``_thread`` (`MockRekaServer.in_thread`
 ``_generation`` (the generation model), ``_process`` (`MockServerProcess`), ``_main`` (the
 command line, `main`), ``_json`` (compact JSON, orjson when installed) and ``_transport``
 (`MockTransport`: no server at all, a client's attempts answered in-process from a function
-of the request, for unit tests of request and response shape).
+of the request, for unit tests of request and response shape) and ``_billing`` (`Billing`:
+usage billed by the request's bytes and ``max_tokens``, as the server a cost budget must
+survive).
 """
 
+from ._billing import Billing
 from ._bookkeeping import RecordedRequest, window_start_clock
 from ._faults import DEFAULT_FAULT_KINDS, FAULTS
 from ._generation import GenerationModel, Generator
@@ -82,6 +85,7 @@ from ._server import MockRekaServer
 from ._transport import MockResponse, MockTransport, sse
 
 __all__ = [
+    "Billing",
     "DEFAULT_FAULT_KINDS",
     "FAULTS",
     "GenerationModel",

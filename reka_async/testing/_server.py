@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 import time
@@ -13,6 +14,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from ._billing import Billing
 from ._bookkeeping import Ids, RateWindow, RecordedRequest, record
 from ._catalogue import (
     MODELS_SHAPES,
@@ -108,6 +110,9 @@ class MockRekaServer(Serving):
             ``chunk_latency_s`` alone.
         clock: The Unix time the rate-limit window reads; `time.time` unless a test
             must not depend on where in a clock minute it runs (see `window_start_clock`).
+        billing: A `Billing`: ``usage`` counts the request's bytes and ``max_tokens``
+            (plus any extra it is told to bill) instead of words; every answer's usage is
+            kept in `billed`. None (the default): words.
 
     Raises:
         ValueError: An option is out of range or names an unknown fault.
@@ -141,6 +146,7 @@ class MockRekaServer(Serving):
         ssl_context: ssl.SSLContext | None = None,
         generation: GenerationModel | None = None,
         clock: Callable[[], float] = time.time,
+        billing: Billing | None = None,
     ) -> None:
         self._faults = FaultPicker(rate=fault_rate, kinds=fault_kinds, seed=seed)
         if stream_chunks is not None and stream_chunks < 1:
@@ -171,6 +177,9 @@ class MockRekaServer(Serving):
         self._openai = OpenAIDialect(models=accepted, reject_tool_role=reject_tool_role)
         self._generation = Generator(generation) if generation is not None else None
 
+        self._billing = billing
+        self.billed: list[tuple[str, int, int]] = []
+        """``(model, input_tokens, output_tokens)`` of every answer billed, oldest first."""
         self.requests: list[RecordedRequest] = []
         """Every request received, oldest first (when ``record_requests``)."""
         self.in_flight = 0
@@ -339,6 +348,10 @@ class MockRekaServer(Serving):
 
             model: str = body["model"]
             reply = dialect.reply(body, self._ids.call_id)
+            if self._billing is not None:
+                billed_in, billed_out = self._billing.usage(body)
+                reply = dataclasses.replace(reply, input_tokens=billed_in, output_tokens=billed_out)
+            self.billed.append((model, reply.input_tokens, reply.output_tokens))
             if self._generation is not None:
                 return await self._generate(request, headers, body, dialect, reply)
             if body.get("stream") is True:

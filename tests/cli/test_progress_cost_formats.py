@@ -8,9 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_commands import assert_clean_error, records, run, write_jsonl
+from test_commands import assert_clean_error, env_without_key, records, run, write_jsonl
 
+from reka_async import PriceTable
 from reka_async.cli._parser import build_parser
+from reka_async.testing import Billing, MockRekaServer
 
 
 def _prompts(path: Path, n: int) -> Path:
@@ -66,7 +68,8 @@ def test_max_cost_stops_with_exit_3_and_resume_continues(tmp_path: Path) -> None
     proc = run(*args, "--max-cost", "0.002")
     assert proc.returncode == 3, proc.stderr
     assert "max_cost" in proc.stderr
-    assert "to continue: reka-async batch" in proc.stderr
+    assert "to continue: raise --max-cost" in proc.stderr
+    assert "then reka-async batch" in proc.stderr
     done = records(out)
     assert 0 < len(done) < 200
     assert sum(r["cost_usd"] for r in done) <= 0.002
@@ -117,9 +120,39 @@ def test_dry_run_sends_and_writes_nothing(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "dry run: 10 request(s) to send" in proc.stdout
-    assert "output tokens up to 1000" in proc.stdout
-    assert "estimated cost: at most $0.0020" in proc.stdout  # 1000 x $2 per million, plus input
+    # The bound --max-cost reserves, derived here apart from batch/bound.py: the bytes of
+    # each body's compact JSON plus 8 tokens a message, and max_tokens of output.
+    inputs = sum(
+        len(json.dumps(
+            {"model": "reka-flash", "messages": [{"role": "user", "content": f"question {i}"}],
+             "max_tokens": 100},
+            separators=(",", ":"),
+        )) + 8
+        for i in range(10)
+    )  # fmt: skip
+    assert f"bound: input tokens at most {inputs}, output tokens at most 1000\n" in proc.stdout
+    cost = (inputs * 0.8 + 1000 * 2.0) / 1e6
+    assert f"cost: at most ${cost:.4f} (the bound at the prices)" in proc.stdout
     assert not out.exists()
+
+
+def test_dry_run_says_which_media_parts_have_no_bound(tmp_path: Path) -> None:
+    image = {"type": "image_url", "image_url": "https://example.com/a.png"}
+    rows = [{"messages": [{"role": "user", "content": [image, {"type": "text", "text": "q"}]}]}]
+    write_jsonl(tmp_path / "p.jsonl", rows * 3)
+    args = ("batch", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "o.jsonl"), "--dry-run")
+    proc = run(*args, "--max-cost", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 media part(s)" in proc.stdout
+    assert "media: 3 request(s) hold media parts with no bound" in proc.stdout
+    assert "--max-cost $1 would stop this job before its end" in proc.stdout
+    bounded = run(*args, "--max-cost", "1", "--media-tokens", "1000")
+    assert "media:" not in bounded.stdout
+    assert "would stop" not in bounded.stdout
+    # a media part counts 0 until --media-tokens says how much: then 1000 each
+    inputs = int(proc.stdout.split("input tokens at most ")[1].split(",")[0])
+    with_media = int(bounded.stdout.split("input tokens at most ")[1].split(",")[0])
+    assert with_media == inputs + 3000
 
 
 def test_the_cache_answers_a_second_job(tmp_path: Path) -> None:
@@ -267,3 +300,33 @@ def test_mock_answers_in_the_cache_never_serve_another_server(tmp_path: Path) ->
     rows = records(tmp_path / "b.jsonl")
     assert rows
     assert not any(r.get("cached") for r in rows)
+
+
+def test_three_cli_runs_with_max_cost_and_resume_bill_at_most_the_budget(tmp_path: Path) -> None:
+    flash = PriceTable().get("reka-flash")
+    assert flash is not None
+    inp = tmp_path / "p.jsonl"
+    write_jsonl(inp, [{"custom_id": f"q{i}", "prompt": f"東京 question {i}"} for i in range(200)])
+    out = tmp_path / "out.jsonl"
+    env = env_without_key(REKA_API_KEY="k")
+    with MockRekaServer.in_thread(billing=Billing(message_overhead=8)) as server:
+        first = ("--base-url", server.base_url, "batch", str(inp), "-o", str(out))
+        flags = ("--max-cost", "0.01", "--max-tokens", "200", "--no-progress")
+        procs = [run(*first, *flags, env=env)]
+        after_first = len(server.billed)
+        procs += [run(*first, *flags, "--resume", env=env) for _ in range(2)]
+        spent = sum(flash.cost(i, o) for _, i, o in server.billed)
+        assert len(server.billed) == after_first  # the job's budget was spent: nothing more
+    assert [p.returncode for p in procs] == [3, 3, 3], procs[-1].stderr
+    assert 0 < spent <= 0.01
+    assert "raise --max-cost" in procs[-1].stderr
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0"])
+def test_max_cost_must_be_a_finite_positive_amount(tmp_path: Path, value: str) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = run("batch", str(_prompts(tmp_path / "p.jsonl", 1)), "-o", str(out), "--mock",
+               "--max-cost", value)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "--max-cost" in proc.stderr
+    assert not out.exists()  # refused before the output was created

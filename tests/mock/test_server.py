@@ -96,6 +96,7 @@ def stream_contents(raw: bytes) -> list[dict[str, Any]]:
 
 def test_all_lists_the_public_names() -> None:
     assert sorted(testing.__all__) == [
+        "Billing",
         "DEFAULT_FAULT_KINDS",
         "FAULTS",
         "GenerationModel",

@@ -65,6 +65,9 @@ def test_batch_options_extend_the_chat_params() -> None:
         "progress",
         "prices",
         "max_cost",
+        "media_tokens",
+        "message_overhead",
+        "cost_spent",
         "cache",
     }
 
