@@ -34,7 +34,7 @@ from reka_async import (
     RetryPolicy,
 )
 from reka_async._exceptions import APIStatusError, RekaError
-from reka_async.batch import RateBudget
+from reka_async.batch import RateBudget, TokenBound
 from reka_async.batch.fds import fd_exhausted
 from reka_async.testing import MockRekaServer
 
@@ -326,6 +326,9 @@ def _instance(cls: type[RekaError]) -> RekaError:
         return cls("broke", partial_text="half")
     if cls is reka_async.ResponseTooLargeError:
         return cls("too big", limit=10, request_id="r1")
+    if cls is reka_async.UsageAboveBoundError:
+        bound = TokenBound(input=10, output=5)
+        return cls("billed above", usage_input=11, usage_output=5, bound=bound)
     if cls is BatchAbortedError:
         exc = cls("stopped", cause=ValueError("why"))
         exc.results = [BatchResult(index=0, custom_id="a", request=None, error=exc)]

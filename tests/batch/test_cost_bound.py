@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reka_async import AsyncClient, BatchRunner, BudgetExceededError, PriceTable
+from reka_async import AsyncClient, BatchRunner, BudgetExceededError
+from reka_async.batch import PriceTable
 from reka_async.batch.bound import DEFAULT_MESSAGE_OVERHEAD
 from reka_async.batch.cost import (
     MediaTokensNeededError,

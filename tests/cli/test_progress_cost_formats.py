@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_commands import assert_clean_error, env_without_key, records, run, write_jsonl
 
-from reka_async import PriceTable
+from reka_async.batch import PriceTable
 from reka_async.cli._parser import build_parser
 from reka_async.testing import Billing, MockRekaServer
 

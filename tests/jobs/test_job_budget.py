@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from reka_async import AsyncClient, BudgetExceededError, PriceTable, RetryPolicy
+from reka_async import AsyncClient, BudgetExceededError, RetryPolicy
+from reka_async.batch import PriceTable
 from reka_async.batch.bound import DEFAULT_MESSAGE_OVERHEAD
 from reka_async.jobs import JobIOError, run_job, scan_output
 from reka_async.jobs._spend import Carried, read_carried, spend_path, write_carried
