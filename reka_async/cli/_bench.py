@@ -23,6 +23,7 @@ from ..bench import (
 )
 from ._common import UsageError, api_key, say
 from ._exit import ExitCode
+from ._parser import PROG
 
 __all__ = ["cmd_bench"]
 
@@ -56,6 +57,18 @@ def _config(args: argparse.Namespace, base_url: str | None) -> BenchConfig:
         raise UsageError(str(exc).replace("max_concurrency", "--max-concurrency")) from None
 
 
+#: Seconds between progress lines without a terminal (CI, a pipe, nohup), as ``batch``.
+_LINE_INTERVAL_S = 5.0
+
+
+def _progress_text(p: Progress) -> str:
+    rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+    return (
+        f"step {p.step}/{p.steps} {p.label}: {p.done}/{p.total} done, {p.ok} ok, "
+        f"{p.failed} failed, {p.in_flight} in flight, {rate:.1f} req/s, {p.elapsed_s:.1f} s"
+    )
+
+
 class _ProgressLine:
     """The live progress line on a terminal: one line per step, rewritten in place."""
 
@@ -64,17 +77,41 @@ class _ProgressLine:
         self.width = 0
 
     def __call__(self, p: Progress) -> None:
-        rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
-        text = (
-            f"step {p.step}/{p.steps} {p.label}: {p.done}/{p.total} done, {p.ok} ok, "
-            f"{p.failed} failed, {p.in_flight} in flight, {rate:.1f} req/s, {p.elapsed_s:.1f} s"
-        )
+        text = _progress_text(p)
         self.out.write("\r" + text.ljust(self.width))
         self.width = len(text)
         if p.finished:
             self.out.write("\n")
             self.width = 0
         self.out.flush()
+
+
+class _ProgressLog:
+    """Progress without a terminal: a line when a step starts, every ``interval`` seconds
+    while it runs and when it ends (a log keeps every line; nothing is rewritten)."""
+
+    def __init__(self, out: TextIO, interval: float = _LINE_INTERVAL_S) -> None:
+        self.out = out
+        self.interval = interval
+        self.step = 0
+        self.next_at = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        if p.step != self.step:  # a new step: its first call, at once
+            self.step, self.next_at = p.step, 0.0
+        if not p.finished and p.elapsed_s < self.next_at:
+            return
+        self.next_at = p.elapsed_s + self.interval
+        self.out.write(f"{PROG}: progress {_progress_text(p)}\n")
+        self.out.flush()
+
+
+def _progress(args: argparse.Namespace) -> _ProgressLine | _ProgressLog | None:
+    if args.no_progress:
+        return None
+    if sys.stderr.isatty():
+        return _ProgressLine(sys.stderr)
+    return _ProgressLog(sys.stderr, args.progress_interval or _LINE_INTERVAL_S)
 
 
 @contextlib.contextmanager
@@ -125,7 +162,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
             check_plotting()
         except PlotUnavailableError as exc:
             raise UsageError(f"--plot: {exc}") from None
-    show_progress = not args.no_progress and sys.stderr.isatty()
     with _target(args) as (base_url, key):
         config = _config(args, base_url)
         try:
@@ -133,7 +169,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 run(
                     config,
                     api_key=key,
-                    on_progress=_ProgressLine(sys.stderr) if show_progress else None,
+                    on_progress=_progress(args),
                     allow_insecure_http=args.allow_insecure_http,
                 )
             )

@@ -145,7 +145,7 @@ saturation: the load before the first step whose throughput rose less than 5 % w
   p50 end-to-end latency rose more than 20 % (or where no request succeeded).
 
 examples:
-  reka-async bench --mock --concurrency 1,4,16 --num-requests 64 --stream
+  reka-async bench --mock --concurrency 4,16 --num-requests 160 --output-tokens 16 --stream
   reka-async bench --base-url http://127.0.0.1:8000/v1 --model reka-flash --stream \\
       --concurrency 1,16,64 --num-requests 200 --json bench.json --plot bench-plots/
   reka-async bench --rate 2,4,8 --arrivals constant --num-requests 100 --stream \\

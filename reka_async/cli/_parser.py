@@ -433,6 +433,12 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--plot", metavar="DIR", help="write PNG plots (needs reka-async[plot])")
     bench.add_argument("--no-progress", action="store_true", help="no live progress line")
     bench.add_argument(
+        "--progress-interval",
+        type=positive_float,
+        metavar="S",
+        help="without a terminal: seconds between progress lines on stderr (default: 5)",
+    )
+    bench.add_argument(
         "--allow-insecure-http", action="store_true", help="allow http:// to a remote host"
     )
     bench.add_argument(

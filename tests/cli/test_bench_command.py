@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reka_async.bench import Progress
-from reka_async.cli._bench import _ProgressLine
+from reka_async.cli._bench import _ProgressLine, _ProgressLog
 from reka_async.testing import MockServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,3 +131,34 @@ def test_the_progress_line_is_rewritten_in_place_and_ends_with_its_step() -> Non
     assert first.startswith("step 1/2 concurrency 4: 2/10 done, 2 ok, 0 failed, 4 in flight")
     assert second.endswith("5.0 req/s, 2.0 s\n")
     assert len(second.rstrip("\n")) >= len(first)  # the longer line before is blanked out
+
+
+def test_without_a_terminal_progress_lines_go_to_stderr(mock: MockServerProcess) -> None:
+    # stderr is a pipe here, as under CI or nohup: lines, not a line rewritten in place.
+    proc = bench(
+        "--base-url", mock.base_url, "--concurrency", "1,2", "--num-requests", "4",
+        "--warmup", "0",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("reka-async: progress ")]
+    assert any("step 1/2 concurrency 1: 4/4 done, 4 ok" in ln for ln in lines), proc.stderr
+    assert any("step 2/2 concurrency 2: 4/4 done, 4 ok" in ln for ln in lines), proc.stderr
+    assert "\r" not in proc.stderr
+
+
+def test_the_progress_log_writes_a_line_per_interval_and_at_each_step_end() -> None:
+    out = io.StringIO()
+    log = _ProgressLog(out, interval=5.0)
+    common = {"steps": 2, "label": "concurrency 4", "total": 10, "failed": 0, "in_flight": 4}
+
+    def call(step: int, elapsed: float, done: int, finished: bool = False) -> None:
+        log(Progress(step=step, done=done, ok=done, elapsed_s=elapsed, finished=finished, **common))  # type: ignore[arg-type]
+
+    for elapsed in (0.0, 0.25, 4.9, 5.0, 5.25, 9.9, 10.1):
+        call(1, elapsed, int(elapsed))
+    call(1, 10.2, 10, finished=True)
+    call(2, 0.0, 0)  # the next step starts with a line of its own
+    call(2, 0.25, 0)
+    lines = out.getvalue().splitlines()
+    assert [ln.split(", ")[-1] for ln in lines] == ["0.0 s", "5.0 s", "10.1 s", "10.2 s", "0.0 s"]
+    assert all(ln.startswith("reka-async: progress step ") for ln in lines)
