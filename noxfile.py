@@ -87,6 +87,7 @@ THIRD_PARTY_TESTS = (
     "tests/mock/test_schema.py",  # jsonschema, pydantic
     "tests/client/test_otel.py",  # opentelemetry-sdk
     "tests/client/test_parse_pydantic.py",  # pydantic
+    "tests/cli/test_parquet_output.py",  # pyarrow
 )
 
 

@@ -195,14 +195,6 @@ def test_csv_output_and_export(tmp_path: Path) -> None:
     assert again.read_text() == out.read_text()
 
 
-def test_parquet_export(tmp_path: Path) -> None:
-    pq = pytest.importorskip("pyarrow.parquet")
-    inp, out = _prompts(tmp_path / "p.jsonl", 2), tmp_path / "out.parquet"
-    proc = run("batch", str(inp), "-o", str(out), "--mock")
-    assert proc.returncode == 0, proc.stderr
-    assert pq.read_table(out).column("custom_id").to_pylist() == ["q0", "q1"]
-
-
 def test_empty_input_is_warned_about(tmp_path: Path) -> None:
     inp = tmp_path / "p.jsonl"
     inp.write_text("\n\n")
