@@ -163,6 +163,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         say(f"error: {exc}")
         return ExitCode.USAGE
     except FileExistsError:
+        state["started"] = False  # refused: nothing was sent, no summary to give
         raise UsageError(
             f"{args.output} already exists and is not empty; pass --resume to continue it, "
             f"--overwrite to start afresh, or choose another output path"
@@ -381,8 +382,25 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
             say(f"error: could not write the summary {args.summary}: {exc.strerror or exc}")
 
 
+#: How many request bodies ``--dry-run`` prints (the first ones): enough to check the
+#: parameters and the messages, few enough to read.
+DRY_RUN_SHOWN: Final = 3
+
+#: A body printed longer than this is cut (an inline image would fill the screen).
+_DRY_RUN_BODY_CHARS: Final = 2000
+
+
+def _show_body(out: Any, number: int, custom_id: str, body: dict[str, Any]) -> None:
+    """One line: the request's number, its custom_id and its body as it would be sent."""
+    text = json.dumps(body, ensure_ascii=False)
+    if len(text) > _DRY_RUN_BODY_CHARS:
+        text = f"{text[:_DRY_RUN_BODY_CHARS]}... ({len(text)} characters)"
+    out.write(f"request {number} (custom_id {custom_id}): {text}\n")
+
+
 def _dry_run(args: argparse.Namespace) -> int:
-    """Read INPUT and print what it would send and cost; nothing is sent or written."""
+    """Read INPUT and print the first requests' bodies and what it would send and cost;
+    nothing is sent or written."""
     prices = PriceTable()
     if args.prices:
         prices = prices.with_prices(load_prices(args.prices))
@@ -398,13 +416,16 @@ def _dry_run(args: argparse.Namespace) -> int:
         nonlocal requests, invalid, input_tokens, output_tokens, cost
         async for item in source.items(fd):
             try:
-                _, body = prepare_line(
-                    item, 0, None, model=args.model, params=params, system=args.system
-                )
+                custom_id, body = prepare_line(
+                    item, requests + invalid, None, model=args.model, params=params,
+                    system=args.system,
+                )  # fmt: skip
             except InvalidRequestError:
                 invalid += 1
                 continue
             requests += 1
+            if requests <= DRY_RUN_SHOWN:
+                _show_body(sys.stdout, requests, custom_id, body)
             max_tokens = int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
             input_tokens += estimate_tokens(body) - max_tokens
             output_tokens += max_tokens

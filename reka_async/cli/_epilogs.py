@@ -76,9 +76,13 @@ memory: INPUT is streamed and each result is written as it arrives, so memory do
 
 resume: an existing non-empty OUTPUT is never overwritten unless --overwrite is given.
   With --resume, a torn last line (from a crash) is cut off and every custom_id already in
-  OUTPUT is skipped; --retry-failed sends again the failures that can change (connection
-  errors, timeouts, 5xx, 429s, 401/403, credits), keeping input errors (400, 404, 422, bad
-  lines). Records are appended as results arrive (a later record of a custom_id supersedes
+  OUTPUT is skipped; --retry-failed sends again the failures that can change
+  (APIConnectionError, APITimeoutError, InternalServerError 5xx, RequestTimeoutError 408,
+  ConflictError 409, RateLimitError and InsufficientCreditsError 429, AuthenticationError
+  401, PermissionDeniedError 403, APIResponseValidationError, ResponseTooLargeError,
+  StreamError), keeping input errors (BadRequestError 400, NotFoundError 404,
+  MethodNotAllowedError 405, 413, UnprocessableEntityError 422, bad lines, duplicate
+  custom_ids). Records are appended as results arrive (a later record of a custom_id supersedes
   an earlier one) and superseded records are compacted away atomically at the end, so after
   any number of crashes, kills and resumes OUTPUT holds each input exactly once.
   Each record stores a hash of its request (model, messages, parameters, dialect, host):
@@ -96,7 +100,7 @@ examples:
   reka-async batch prompts.jsonl -o results.jsonl --resume --retry-failed   # after an outage
   cat questions.txt | reka-async batch - --format text -o answers.jsonl --max-tokens 256
   reka-async batch prompts.jsonl -o results.csv --cache cache.db --max-cost 5  # CSV at the end
-  reka-async batch prompts.jsonl -o results.jsonl --dry-run        # tokens and cost, unsent
+  reka-async batch prompts.jsonl -o results.jsonl --dry-run   # 3 bodies, tokens, cost
 
 cost: prices per million tokens default to the published ones (reka-flash $0.80/$2.00,
   reka-edge $0.10/$0.10, reka-flash-3 $0.10/$0.20), then /models pricing, then --prices

@@ -219,7 +219,8 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     batch.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the requests, estimated tokens and cost; send nothing, write nothing",
+        help="print the first 3 requests' bodies, the estimated tokens and cost; send "
+        "nothing, write nothing",
     )
     batch.add_argument(
         "--summary", metavar="FILE", help="write the summary (the whole job) as JSON to FILE"
