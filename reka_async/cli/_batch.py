@@ -191,8 +191,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
             return int(ExitCode.IO_ERROR)
         say(f"wrote {rows} row(s) to {args.output} (from the job file {args.job_path})")
     if status in (ExitCode.SIGINT, ExitCode.SIGTERM, ExitCode.STOPPED):
-        say(f"to continue: {_continue_command()}")
+        _say_continue()
     return int(status)
+
+
+def _say_continue() -> None:
+    """The "to continue" line of a stopped or interrupted run (every stop writes it here)."""
+    say(f"to continue: {_continue_command()}")
 
 
 async def _main(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
@@ -264,6 +269,7 @@ async def _run(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
             "tpm": args.tpm,
             "adaptive": not args.no_adaptive,
             "fail_fast": args.fail_fast,
+            "max_error_rate": args.max_error_rate,
             "prices": prices,
             "max_cost": args.max_cost,
             "cache": args.cache_db,

@@ -92,6 +92,8 @@ resume: an existing non-empty OUTPUT is never overwritten unless --overwrite is 
   The circuit breaker stops the batch (exit 3) when going on cannot help: the key was
   refused (401/403), the account is out of credits, or the server asks for a wait longer
   than the cap; an unknown model fails the lines naming it without sending them.
+  --max-error-rate R stops it too (exit 3) once more than R of the last 100 finished
+  requests failed, whatever the error (judged once 100 finished; bad lines not counted).
 
 examples:
   reka-async batch examples/prompts.jsonl -o results.jsonl --mock

@@ -17,6 +17,7 @@ from ._epilogs import (
     MODELS_EPILOG,
 )
 from ._values import (
+    error_rate,
     non_negative_float,
     non_negative_int,
     numbers,
@@ -194,6 +195,13 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     )
     batch.add_argument(
         "--fail-fast", action="store_true", help="stop at the first failed request (exit 1)"
+    )
+    batch.add_argument(
+        "--max-error-rate",
+        type=error_rate,
+        metavar="R",
+        help="stop (exit 3, --resume continues) once more than R of the last 100 finished "
+        "requests failed (bad input lines not counted)",
     )
     batch.add_argument(
         "--no-adaptive",

@@ -218,6 +218,7 @@ def test_batch_options_extend_the_chat_params() -> None:
         "adaptive",
         "fail_fast",
         "stop_on_insufficient_credits",
+        "max_error_rate",
         "max_retries",
         "timeout",
         "on_result",
