@@ -41,6 +41,8 @@ def _config(args: argparse.Namespace, base_url: str | None) -> BenchConfig:
             concurrency=args.concurrency or (),
             rate=args.rate or (),
             arrivals=args.arrivals,
+            burstiness=args.burstiness,
+            duration_s=args.duration,
             max_concurrency=args.max_concurrency,
             num_requests=args.num_requests,
             input_tokens=Distribution.parse(args.input_tokens) if args.input_tokens else None,
@@ -64,7 +66,8 @@ _LINE_INTERVAL_S = 5.0
 def _progress_text(p: Progress) -> str:
     rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
     return (
-        f"step {p.step}/{p.steps} {p.label}: {p.done}/{p.total} done, {p.ok} ok, "
+        f"step {p.step}/{p.steps} {p.label}: {p.done}/{'?' if p.total is None else p.total} "
+        f"done, {p.ok} ok, "
         f"{p.failed} failed, {p.in_flight} in flight, {rate:.1f} req/s, {p.elapsed_s:.1f} s"
     )
 
@@ -144,11 +147,14 @@ def _write(report: BenchReport, args: argparse.Namespace) -> int:
         if args.json:
             report.write_json(args.json)
             say(f"wrote {args.json}")
+        if args.requests_out:
+            report.write_requests(args.requests_out)
+            say(f"wrote {args.requests_out}")
         if args.plot:
             for path in plot_report(report, args.plot):
                 say(f"wrote {path}")
     except OSError as exc:
-        where = exc.filename or args.json or args.plot
+        where = exc.filename or args.json or args.requests_out or args.plot
         say(f"error: cannot write {where}: {exc.strerror or exc}")
         return ExitCode.IO_ERROR
     return ExitCode.OK

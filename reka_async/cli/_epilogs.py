@@ -136,7 +136,9 @@ load (one step per value, run in ascending order; several values make a sweep):
   --concurrency 1,16,64   closed loop: that many requests in flight, each sent as one ends
   --rate 5,10,20          open loop: requests per second on a schedule (--arrivals poisson
                           or constant), timed from their scheduled start (no coordinated
-                          omission); the report says how far sending fell behind it
+                          omission); the report says how far sending fell behind it;
+                          --burstiness B: gamma-distributed gaps as vLLM's (1.0: Poisson)
+  --duration S            each step sends for S seconds instead of --num-requests requests
 
 metrics per step (latencies in ms: mean, p50, p90, p95, p99, max; TTFT, TPOT, ITL: --stream):
   TTFT  scheduled start to the first answer text (Research: also to the first reasoning)
@@ -146,6 +148,10 @@ metrics per step (latencies in ms: mean, p50, p90, p95, p99, max; TTFT, TPOT, IT
   and requests ok/failed by error type, requests/s, input (estimated) and output (usage)
   tokens/s, goodput under --slo, the client's CPU and event-loop lag (a warning says when
   the client, not the server, is the bottleneck)
+
+output: --json FILE (every step with vLLM's --save-result field names beside ours:
+  request_throughput, mean_ttft_ms, p99_itl_ms, ...; the README maps them), --requests-out
+  FILE (a JSON line per request), --plot DIR; without a terminal, progress lines on stderr.
 
 saturation: the load before the first step whose throughput rose less than 5 % while its
   p50 end-to-end latency rose more than 20 % (or where no request succeeded).

@@ -381,6 +381,21 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
         help="open loop: exponential (seeded) or equal gaps (default: %(default)s)",
     )
     bench.add_argument(
+        "--burstiness",
+        type=positive_float,
+        default=1.0,
+        metavar="B",
+        help="poisson arrivals: gamma-distributed gaps of this shape, as vLLM's (1.0: "
+        "Poisson; below 1 burstier; default: %(default)s)",
+    )
+    bench.add_argument(
+        "--duration",
+        type=positive_float,
+        metavar="S",
+        help="each step sends for S seconds (cycling the --num-requests prompts) instead "
+        "of sending --num-requests",
+    )
+    bench.add_argument(
         "--max-concurrency",
         type=positive_int,
         metavar="N",
@@ -438,7 +453,16 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
         metavar="N",
         help="retries per request (default: %(default)s: errors are reported, not hidden)",
     )
-    bench.add_argument("--json", metavar="FILE", help="write every sample and the config")
+    bench.add_argument(
+        "--json",
+        metavar="FILE",
+        help="write every sample and the config (with vLLM's result field names)",
+    )
+    bench.add_argument(
+        "--requests-out",
+        metavar="FILE",
+        help="write a JSON line per request: timings, tokens, chunks and error",
+    )
     bench.add_argument("--plot", metavar="DIR", help="write PNG plots (needs reka-async[plot])")
     bench.add_argument("--no-progress", action="store_true", help="no live progress line")
     bench.add_argument(

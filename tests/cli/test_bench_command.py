@@ -162,3 +162,35 @@ def test_the_progress_log_writes_a_line_per_interval_and_at_each_step_end() -> N
     lines = out.getvalue().splitlines()
     assert [ln.split(", ")[-1] for ln in lines] == ["0.0 s", "5.0 s", "10.1 s", "10.2 s", "0.0 s"]
     assert all(ln.startswith("reka-async: progress step ") for ln in lines)
+
+
+def test_requests_out_writes_a_line_per_request_with_its_error(tmp_path: Path) -> None:
+    out, result = tmp_path / "requests.jsonl", tmp_path / "bench.json"
+    proc = bench(
+        "--mock", "--mock-args", "--fault-rate 1 --fault-kinds 500", "--warmup", "0",
+        "--num-requests", "3", "--rate", "100", "--burstiness", "0.5",
+        "--requests-out", str(out), "--json", str(result),
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["step"], r["rate"], r["ok"]) for r in lines] == [(1, 100.0, False)] * 3
+    assert {(r["error"]["type"], r["error"]["status"]) for r in lines} == {
+        ("InternalServerError", 500)
+    }
+    step = json.loads(result.read_text())["runs"][0]
+    assert (step["completed"], step["failed"], step["request_rate"], step["burstiness"]) == (
+        0,
+        3,
+        100.0,
+        0.5,
+    )
+
+
+def test_a_duration_step_shows_an_unknown_total_in_its_progress(mock: MockServerProcess) -> None:
+    proc = bench(
+        "--base-url", mock.base_url, "--concurrency", "2", "--num-requests", "2",
+        "--duration", "0.3", "--warmup", "0",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "0.3 s per step" in proc.stdout
+    assert "/? done" in proc.stderr
