@@ -102,3 +102,10 @@ async def test_the_request_records_hold_one_line_per_request(tmp_path: Path) -> 
         assert (record["output_tokens"], record["chunks"], len(record["itl_ms"])) == (5, 5, 4)
         assert record["ttft_ms"] <= record["e2e_ms"]
         assert record["sent_ms"] >= record["scheduled_ms"]
+    # The files' rules (reka_async/_files.py): written through a link, which stays a link.
+    target, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    report.write_requests(link)
+    assert link.is_symlink()
+    assert target.read_text() == out.read_text()
