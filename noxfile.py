@@ -88,6 +88,7 @@ THIRD_PARTY_TESTS = (
     "tests/client/test_otel.py",  # opentelemetry-sdk
     "tests/client/test_parse_pydantic.py",  # pydantic
     "tests/mock/test_sdks_list_models.py",  # openai, reka-api
+    "tests/cli/test_parquet_output.py",  # pyarrow
 )
 
 

@@ -9,6 +9,7 @@ pool) and ``runner`` (``BatchRunner``).
 
 from .._http.budget import RateBudget
 from .bound import TokenBound, token_bound
+from .breaker import ErrorRateExceededError
 from .cache import CacheError, RequestCache
 from .cost import (
     DEFAULT_PRICES,
@@ -35,6 +36,7 @@ __all__ = [
     "BudgetExceededError",
     "CacheError",
     "CostBudget",
+    "ErrorRateExceededError",
     "MediaTokensNeededError",
     "Price",
     "PriceTable",

@@ -59,6 +59,11 @@ class BatchOptions(ChatParams, total=False):
             going on cannot help: a refused key (401), a forbidden one (403), an account out
             of credits, or a server wait longer than the client's ``max_retry_wait``. An
             unknown model (404) fails the items naming it without sending them either way.
+        max_error_rate: stop the batch with ``BatchAbortedError`` once more than this share
+            (from 0 to below 1) of the last ``ERROR_RATE_WINDOW`` (100) finished items
+            failed, whatever their errors (input errors, an item that cannot become a
+            request, are not counted). Judged only once that many items finished. ``None``
+            (the default): no such stop.
         max_retries: retries per request (default: the client's).
         timeout: per-request timeout (starts when the request gets its slot).
         on_result: ``hook(result, stats)`` called for every finished item (progress bars);
@@ -98,6 +103,7 @@ class BatchOptions(ChatParams, total=False):
     adaptive: bool
     fail_fast: bool
     circuit_breaker: bool
+    max_error_rate: float | None
     max_retries: int | None
     timeout: TimeoutLike | NotGiven
     on_result: ResultHook | None

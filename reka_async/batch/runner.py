@@ -21,6 +21,7 @@ from .._types import NOT_GIVEN, PARAM_NAMES, NotGiven
 from .._wire import request_body
 from .._wire.hashing import request_hasher_for
 from .bound import DEFAULT_MESSAGE_OVERHEAD
+from .breaker import check_max_error_rate
 from .cache import RequestCache
 from .collector import GC_CONCURRENCY
 from .cost import CostBudget, PriceTable
@@ -79,6 +80,7 @@ class BatchRunner:
         try:
             budget = make_budget(rpm, tpm, options.get("rate_budget"))
             check_max_retries(max_retries, allow_none=True)
+            max_error_rate = check_max_error_rate(options.get("max_error_rate"))
             if not isinstance(timeout, NotGiven):
                 coerce_timeout(timeout, client.timeout)
         except ValueError as exc:
@@ -114,6 +116,8 @@ class BatchRunner:
         #: when asked: a library leaves the process's collector alone by default).
         self.gc_tuning = bool(options.get("gc_tuning", False)) and concurrency >= GC_CONCURRENCY
         self.circuit_breaker = options.get("circuit_breaker", True)
+        #: Stop once more than this share of the last ``ERROR_RATE_WINDOW`` items failed.
+        self.max_error_rate = max_error_rate
         #: The results finished by the last ``run()`` that did not complete (cancelled,
         #: or stopped by an error), in input order; empty after a complete run.
         self.partial_results: list[BatchResult] = []
@@ -207,9 +211,9 @@ class BatchRunner:
 
         Raises:
             BatchAbortedError: the circuit breaker stopped the batch (a refused key, no
-                credits, a server wait above the cap), the input iterator raised, or the
-                ``on_result`` hook raised (the original error is its ``__cause__``);
-                ``.results`` holds the items finished so far, in input order.
+                credits, a server wait above the cap, ``max_error_rate``), the input
+                iterator raised, or the ``on_result`` hook raised (the original error is
+                its ``__cause__``); ``.results`` holds the items finished so far, in input order.
             asyncio.CancelledError: the run was cancelled; the finished results are in
                 ``runner.partial_results`` (and on the error as ``.results`` where the awaiter
                 sees the instance ``run()`` raised: not through a ``Task`` on Python 3.10).

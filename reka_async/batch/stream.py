@@ -28,7 +28,7 @@ from .._exceptions import (
 from .._http.budget import RateBudget, TokenBucket
 from .._http.quota import quota_spent
 from .._models import ChatResponse
-from .breaker import fatal_reason, unknown_model
+from .breaker import ErrorRate, ErrorRateExceededError, fatal_reason, unknown_model
 from .cache import CacheError
 from .collector import GcRelief
 from .cost import BudgetExceededError
@@ -94,6 +94,8 @@ class BatchStream:
         self._hook_failed = False
         #: The (hook kind, exception type) pairs a raising client hook was logged for.
         self.hook_errors_logged: set[tuple[str, type[BaseException]]] = set()
+        rate = runner.max_error_rate
+        self._error_rate = ErrorRate(rate) if rate is not None else None
         self._input_error: Exception | None = None
         # Models an item's 404 said do not exist: later items naming them are not sent.
         self._missing_models: dict[Any, APIStatusError] = {}
@@ -316,6 +318,18 @@ class BatchStream:
                         return
                     if runner.fail_fast:
                         self._fail(err)
+                        return
+                if self._error_rate is not None and result.request is not None:
+                    # result.request is None: an input error, which says nothing of the API.
+                    reason = self._error_rate.record(err is not None)
+                    if reason is not None:
+                        self._fail(
+                            ErrorRateExceededError(
+                                f"batch stopped: {reason}; {runner.stats.done} items "
+                                f"finished, the rest were not sent",
+                                cause=err,
+                            )
+                        )
                         return
         finally:
             self._alive -= 1

@@ -20,7 +20,8 @@ latency (definitions: ``_sample``), goodput under an `SLO`, the saturation point
 (the rule: ``_metrics``), and the client's own load (``_client_load``).
 
 The modules, one idea each: ``_config`` (`BenchConfig`, `Distribution`, `SLO`),
-``_workload`` (synthetic prompts, a prompts file, the arrival schedule), ``_sample`` (one
+``_workload`` (synthetic prompts, a prompts file, the arrival schedule), ``_vllm`` (the
+figures under vLLM's result names), ``_sample`` (one
 request's timestamps and what they mean), ``_stats`` (percentiles), ``_metrics`` (a step's
 figures, the saturation rule), ``_client_load`` (event-loop lag and CPU), ``_runner`` (the
 closed and open loops, `run`), ``_report`` (`BenchReport`: table and JSON) and ``_plot``
@@ -42,7 +43,13 @@ from ._report import BenchReport
 from ._runner import Progress, ProgressHook, run
 from ._sample import Sample
 from ._stats import Summary, percentile, summarize
-from ._workload import BenchRequest, arrival_offsets, build_requests, estimate_input_tokens
+from ._workload import (
+    BenchRequest,
+    arrival_gaps,
+    arrival_offsets,
+    build_requests,
+    estimate_input_tokens,
+)
 
 __all__ = [
     "SATURATION_RULE",
@@ -62,6 +69,7 @@ __all__ = [
     "Sample",
     "Saturation",
     "Summary",
+    "arrival_gaps",
     "arrival_offsets",
     "build_requests",
     "check_plotting",

@@ -195,9 +195,14 @@ class BenchConfig:
         concurrency: Closed-loop steps: requests in flight.
         rate: Open-loop steps: requests per second.
         arrivals: Open loop: ``"poisson"`` (exponential gaps, seeded) or ``"constant"``.
+        burstiness: Open loop, Poisson arrivals: the shape of the gamma distribution the
+            gaps are drawn from, as vLLM's ``--burstiness`` (mean gap ``1 / rate`` always):
+            1.0 is Poisson, below 1 burstier, above 1 more even.
         max_concurrency: Open loop: the most requests in flight; a request due while the
             limit is reached waits (the wait counts in its latency and in the schedule lag).
-        num_requests: Requests per step.
+        num_requests: Requests per step (with ``duration_s``: the workload's size, cycled).
+        duration_s: Each step sends for this many seconds (then waits for the requests in
+            flight) instead of sending ``num_requests``; None: by count.
         input_tokens: Synthetic prompts' lengths (default 128 tokens).
         output_tokens: ``max_tokens`` of each request (default 128 for synthetic prompts;
             for a prompts file, the lines' own ``max_tokens`` or else this, if given).
@@ -226,8 +231,10 @@ class BenchConfig:
     concurrency: tuple[int, ...] = attrs.field(default=(), converter=_loads)
     rate: tuple[float, ...] = attrs.field(default=(), converter=_loads)
     arrivals: Arrivals = "poisson"
+    burstiness: float = 1.0
     max_concurrency: int | None = None
     num_requests: int = 100
+    duration_s: float | None = None
     input_tokens: Distribution | None = None
     output_tokens: Distribution | None = None
     prompts: str | None = attrs.field(default=None, converter=_path)
@@ -254,6 +261,25 @@ class BenchConfig:
             raise ValueError(f"a {self.load_kind} is given twice: {list(self.loads)}")
         if self.arrivals not in ("poisson", "constant"):
             raise ValueError(f"arrivals must be 'poisson' or 'constant', got {self.arrivals!r}")
+        if isinstance(self.burstiness, bool) or not (
+            isinstance(self.burstiness, (int, float))
+            and math.isfinite(self.burstiness)
+            and self.burstiness > 0
+        ):
+            raise ValueError(f"burstiness must be a positive number, got {self.burstiness!r}")
+        if self.burstiness != 1.0 and not (self.rate and self.arrivals == "poisson"):
+            raise ValueError(
+                "burstiness shapes an open loop's Poisson arrivals: give rate (and not "
+                "arrivals='constant')"
+            )
+        if self.duration_s is not None and not (
+            isinstance(self.duration_s, (int, float))
+            and math.isfinite(self.duration_s)
+            and self.duration_s > 0
+        ):
+            raise ValueError(
+                f"duration_s must be a positive number of seconds, got {self.duration_s!r}"
+            )
         if self.max_concurrency is not None:
             if not self.rate:
                 raise ValueError("max_concurrency caps an open loop: give rate too")
@@ -315,8 +341,10 @@ class BenchConfig:
             "load": self.load_kind,
             "loads": list(self.loads),
             "arrivals": self.arrivals if self.rate else None,
+            "burstiness": self.burstiness if self.rate and self.arrivals == "poisson" else None,
             "max_concurrency": self.max_concurrency,
             "num_requests": self.num_requests,
+            "duration_s": self.duration_s,
             "prompts": self.prompts,
             "input_tokens": None if self.prompts is not None else str(self.synthetic_input),
             "output_tokens": None if output is None else str(output),

@@ -5,6 +5,8 @@ The JSON file (``write_json``) is meant for scripts and other tools; its shape i
 "requests_per_s", "output_tokens_per_s", "ttft_ms": {"mean", "p50", "p90", "p95", "p99",
 "max", "min", "std", "n"}, "tpot_ms": {...}, "itl_ms": {...}, "e2e_ms": {...},
 "errors": {...}, ..., "samples": [...]}], "saturation": {...} | null, "warnings": [...]}``.
+Each run also carries the field names of ``vllm bench serve --save-result`` for the same
+figures (``request_throughput``, ``mean_ttft_ms``, ...: ``_vllm.VLLM_FIELDS``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import datetime as _dt
 import json
 import os
 import platform
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TextIO
 
 import attrs
 
@@ -25,6 +27,7 @@ from .._version import __version__
 from ._config import BenchConfig
 from ._metrics import RunResult, Saturation
 from ._stats import Summary
+from ._vllm import vllm_fields
 
 __all__ = ["BenchReport", "environment", "report_warnings"]
 
@@ -68,6 +71,22 @@ def report_warnings(runs: Sequence[RunResult]) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def _replace(path: str | os.PathLike[str], write: Callable[[TextIO], None]) -> None:
+    """``write`` into a temporary file beside ``path``, then rename it over ``path``."""
+    # Through a link to the real file; the temporary name is unpredictable (no planted
+    # link can catch it) and gets the mode a plain open would give.
+    target = real_path(os.fspath(path))
+    fd, temporary = temp_beside(target, "tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            write(f)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -106,7 +125,10 @@ class BenchReport:
         return {
             "config": self.config.to_dict(),
             "environment": self.environment,
-            "runs": [r.to_dict(samples=samples) for r in self.runs],
+            # Beside our fields, vLLM's names for the same figures (``_vllm``).
+            "runs": [
+                {**r.to_dict(samples=samples), **vllm_fields(r, self.config)} for r in self.runs
+            ],
             "saturation": None if self.saturation is None else self.saturation.to_dict(),
             "warnings": list(self.warnings),
             "wall_s": self.wall_s,
@@ -118,19 +140,34 @@ class BenchReport:
         Raises:
             OSError: The file cannot be written.
         """
-        # Through a link to the real file; the temporary name is unpredictable (no planted
-        # link can catch it) and gets the mode a plain open would give.
-        target = real_path(os.fspath(path))
-        fd, temporary = temp_beside(target, "tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(samples=samples), f, indent=1, default=str)
-                f.write("\n")
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+
+        def write(f: TextIO) -> None:
+            json.dump(self.to_dict(samples=samples), f, indent=1, default=str)
+            f.write("\n")
+
+        _replace(path, write)
+
+    def request_records(self) -> Iterator[dict[str, Any]]:
+        """One record per measured request, step by step: ``{"step", "concurrency" or
+        "rate", **Sample.to_dict}`` (timings in ms from the step's start, TTFT, TPOT, the
+        ITL list, tokens, ``chunks``, ``finish_reason``, ``error``)."""
+        for number, r in enumerate(self.runs, 1):
+            load: float = int(r.load) if r.load_kind == "concurrency" else r.load
+            for sample in r.samples:
+                yield {"step": number, r.load_kind: load, **sample.to_dict(r.origin)}
+
+    def write_requests(self, path: str | os.PathLike[str]) -> None:
+        """Write `request_records` as JSONL, a request a line (as `write_json` writes).
+
+        Raises:
+            OSError: The file cannot be written.
+        """
+
+        def write(f: TextIO) -> None:
+            for record in self.request_records():
+                f.write(json.dumps(record, default=str) + "\n")
+
+        _replace(path, write)
 
     def table(self) -> str:
         """A readable table of the steps (latencies in milliseconds), then the saturation."""
@@ -138,7 +175,12 @@ class BenchReport:
         mode = "streaming" if config.stream else "non-streaming"
         head = (
             f"{config.model} at {config.base_url or 'the default base URL'} "
-            f"({config.api}, {mode}), {config.num_requests} requests per step"
+            f"({config.api}, {mode}), "
+            + (
+                f"{config.num_requests} requests per step"
+                if config.duration_s is None
+                else f"{config.duration_s:g} s per step"
+            )
         )
         columns: list[tuple[str, list[str]]] = []
 

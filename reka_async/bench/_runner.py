@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
+import math
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -26,7 +28,7 @@ from ._config import BenchConfig
 from ._metrics import RunResult, find_saturation, load_label, summarize_run
 from ._report import BenchReport, environment, report_warnings
 from ._sample import Sample
-from ._workload import BenchRequest, arrival_offsets, build_requests
+from ._workload import BenchRequest, arrival_gaps, arrival_offsets, build_requests
 
 __all__ = ["Progress", "ProgressHook", "run"]
 
@@ -41,7 +43,8 @@ class Progress:
         step: The current step, from 1.
         steps: How many steps.
         label: The step's load, e.g. ``"concurrency 16"``.
-        done, total: Requests finished and to send in this step.
+        done, total: Requests finished and to send in this step (``total`` is None when
+            the step runs for a ``duration_s``).
         ok, failed: Of those finished.
         in_flight: Requests sent and not finished.
         elapsed_s: Since the step started.
@@ -52,7 +55,7 @@ class Progress:
     steps: int
     label: str
     done: int
-    total: int
+    total: int | None
     ok: int
     failed: int
     in_flight: int
@@ -163,7 +166,7 @@ class _Step:
         self.samples: list[Sample] = []
 
     async def send(self, index: int, scheduled: float | None) -> None:
-        request = self.requests[index]
+        request = self.requests[index % len(self.requests)]  # cycled under a duration
         sample = Sample(
             index=index,
             scheduled=time.perf_counter() if scheduled is None else scheduled,
@@ -180,20 +183,41 @@ class _Step:
             counts.failed += not sample.ok
 
     async def closed(self, concurrency: int, origin: float) -> None:
-        indices = iter(range(len(self.requests)))
+        duration = self.config.duration_s
+        deadline = None if duration is None else origin + duration
+        indices: Iterator[int] = (
+            iter(range(len(self.requests))) if deadline is None else itertools.count()
+        )
         ramp = self.config.ramp_up_s
 
         async def slot(k: int) -> None:
             if ramp:
                 await _sleep_until(origin + ramp * k / concurrency)
-            for index in indices:  # shared: each slot takes the next request left
+            while deadline is None or time.perf_counter() < deadline:
+                index = next(indices, None)  # shared: each slot takes the next request left
+                if index is None:
+                    return
                 await self.send(index, None)
 
-        await _all([slot(k) for k in range(min(concurrency, len(self.requests)))])
+        slots = concurrency if deadline is not None else min(concurrency, len(self.requests))
+        await _all([slot(k) for k in range(slots)])
 
     async def open(self, rate: float, origin: float) -> None:
         config = self.config
-        offsets = arrival_offsets(len(self.requests), rate, config.arrivals, config.seed)
+        offsets: Iterable[float]
+        if config.duration_s is None:
+            offsets = arrival_offsets(
+                len(self.requests), rate, config.arrivals, config.seed, config.burstiness
+            )
+        else:  # every arrival due before the end of the step
+            end: float = config.duration_s
+            times: Iterable[float]
+            if config.arrivals == "constant":  # i / rate, as arrival_offsets: no drift
+                times = (i / rate for i in itertools.count())
+            else:
+                gaps = arrival_gaps(rate, config.arrivals, config.seed, config.burstiness)
+                times = itertools.accumulate(gaps, initial=0.0)
+            offsets = itertools.takewhile(lambda t: t < end, times)
         gate = asyncio.Semaphore(config.max_concurrency) if config.max_concurrency else None
 
         async def capped(index: int, due: float) -> None:
@@ -252,7 +276,7 @@ async def _run_step(
                     steps=steps,
                     label=label,
                     done=c.done,
-                    total=len(step.requests),
+                    total=len(step.requests) if config.duration_s is None else None,
                     ok=c.done - c.failed,
                     failed=c.failed,
                     in_flight=c.in_flight,
@@ -300,7 +324,13 @@ async def _run_step(
 
 def _pool_size(config: BenchConfig) -> int:
     if config.rate:
-        return config.max_concurrency or config.num_requests
+        if config.max_concurrency:
+            return config.max_concurrency
+        if config.duration_s is None:
+            return config.num_requests
+        # Under a duration the count is not known before: the expected arrivals of the
+        # fastest step (more may still wait for a connection, timed in their latency).
+        return max(config.num_requests, math.ceil(max(config.loads) * config.duration_s))
     return int(max(config.loads))
 
 

@@ -124,7 +124,8 @@ class Sample:
 
         Keys: ``index``, ``ok``, ``scheduled_ms``, ``sent_ms``, ``lag_ms``, ``ttft_ms``,
         ``ttft_reasoning_ms``, ``tpot_ms``, ``e2e_ms``, ``itl_ms`` (a list), ``input_tokens``,
-        ``usage_input_tokens``, ``output_tokens``, ``finish_reason``, ``error``
+        ``usage_input_tokens``, ``output_tokens``, ``chunks`` (the stream events that
+        carried answer text), ``finish_reason``, ``error``
         (``{"type", "message", "status"}`` or null).
         """
 
@@ -145,6 +146,7 @@ class Sample:
             "input_tokens": self.input_tokens,
             "usage_input_tokens": self.usage_input_tokens,
             "output_tokens": self.generated_tokens,
+            "chunks": self.answer_events,
             "finish_reason": self.finish_reason,
             "error": None
             if self.ok

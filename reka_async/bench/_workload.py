@@ -11,9 +11,10 @@ mock's generation model always runs to it), and the output tokens counted are ``
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 import attrs
@@ -22,7 +23,13 @@ from .._exceptions import InvalidRequestError
 from ..batch import estimate_tokens, prepare_item
 from ._config import Arrivals, BenchConfig
 
-__all__ = ["BenchRequest", "arrival_offsets", "build_requests", "estimate_input_tokens"]
+__all__ = [
+    "BenchRequest",
+    "arrival_gaps",
+    "arrival_offsets",
+    "build_requests",
+    "estimate_input_tokens",
+]
 
 #: Three-letter words: a synthetic prompt of n words is exactly n tokens by the estimate.
 _WORD_LIST: Final = (
@@ -128,17 +135,34 @@ def build_requests(config: BenchConfig) -> list[BenchRequest]:
     return [pool[i % len(pool)] for i in range(config.num_requests)]
 
 
-def arrival_offsets(count: int, rate: float, arrivals: Arrivals, seed: int) -> list[float]:
+def arrival_offsets(
+    count: int, rate: float, arrivals: Arrivals, seed: int, burstiness: float = 1.0
+) -> list[float]:
     """When each request of an open loop is due, in seconds after the step starts.
 
     ``"constant"``: every ``1 / rate`` seconds. ``"poisson"``: gaps drawn from the
     exponential distribution of mean ``1 / rate`` (seeded by ``seed`` and the rate, so a
-    rerun sends on the same schedule). The first request is due at once.
+    rerun sends on the same schedule); with ``burstiness`` other than 1, from the gamma
+    distribution of that shape and the same mean, as vLLM's ``--burstiness`` (below 1:
+    burstier, above 1: more even). The first request is due at once.
     """
     if arrivals == "constant":
         return [i / rate for i in range(count)]
-    rng = random.Random(f"{seed}:arrivals:{rate!r}")
+    gaps = arrival_gaps(rate, arrivals, seed, burstiness)
     offsets = [0.0]
     for _ in range(count - 1):
-        offsets.append(offsets[-1] + rng.expovariate(rate))
-    return offsets
+        offsets.append(offsets[-1] + next(gaps))
+    return offsets[:count]
+
+
+def arrival_gaps(
+    rate: float, arrivals: Arrivals, seed: int, burstiness: float = 1.0
+) -> Iterator[float]:
+    """The gaps between an open loop's arrivals, without end (see `arrival_offsets`)."""
+    if arrivals == "constant":
+        return itertools.repeat(1.0 / rate)
+    rng = random.Random(f"{seed}:arrivals:{rate!r}")
+    if burstiness == 1.0:  # exactly the exponential draws of earlier versions: same schedule
+        return (rng.expovariate(rate) for _ in itertools.count())
+    scale = 1.0 / (rate * burstiness)  # mean shape * scale = 1 / rate
+    return (rng.gammavariate(burstiness, scale) for _ in itertools.count())

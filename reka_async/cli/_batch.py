@@ -23,6 +23,7 @@ from .._exceptions import BatchAbortedError, InvalidRequestError
 from .._files import real_path
 from ..batch import BatchProgress, CacheError, PriceTable, RequestCache
 from ..batch.bound import token_bound
+from ..batch.breaker import ErrorRateExceededError
 from ..batch.collector import GC_CONCURRENCY, GC_THRESHOLD
 from ..batch.cost import BudgetExceededError, UsageAboveBoundError, load_prices
 from ..batch.fds import fit_concurrency
@@ -128,6 +129,8 @@ def _stop_reason(exc: BatchAbortedError) -> StopReason:
         return StopReason.BOUND_EXCEEDED
     if any(isinstance(e, BudgetExceededError) for e in errors):
         return StopReason.BUDGET
+    if isinstance(exc, ErrorRateExceededError):
+        return StopReason.ERROR_RATE
     return StopReason.BREAKER
 
 
@@ -177,6 +180,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         say(f"error: {exc}")
         return ExitCode.USAGE
     except FileExistsError:
+        state["started"] = False  # refused: nothing was sent, no summary to give
         raise UsageError(
             f"{args.output} already exists and is not empty; pass --resume to continue it, "
             f"--overwrite to start afresh, or choose another output path"
@@ -282,6 +286,7 @@ async def _run(args: argparse.Namespace, state: dict[str, Any]) -> ExitCode:
             "tpm": args.tpm,
             "adaptive": not args.no_adaptive,
             "fail_fast": args.fail_fast,
+            "max_error_rate": args.max_error_rate,
             "prices": prices,
             "max_cost": args.max_cost,
             "media_tokens": args.media_tokens,
@@ -410,12 +415,30 @@ def _summary(state: dict[str, Any], args: argparse.Namespace) -> None:
             say(f"error: could not write the summary {args.summary}: {exc.strerror or exc}")
 
 
+#: How many request bodies ``--dry-run`` prints (the first ones): enough to check the
+#: parameters and the messages, few enough to read.
+DRY_RUN_SHOWN: Final = 3
+
+#: A body printed longer than this is cut (an inline image would fill the screen).
+_DRY_RUN_BODY_CHARS: Final = 2000
+
+
+def _show_body(out: Any, number: int, custom_id: str, body: dict[str, Any]) -> None:
+    """One line: the request's number, its custom_id and its body as it would be sent."""
+    text = json.dumps(body, ensure_ascii=False)
+    if len(text) > _DRY_RUN_BODY_CHARS:
+        text = f"{text[:_DRY_RUN_BODY_CHARS]}... ({len(text)} characters)"
+    out.write(f"request {number} (custom_id {custom_id}): {text}\n")
+
+
 def _dry_run(args: argparse.Namespace) -> int:
-    """Read INPUT and print what it would send and the most it could cost: the bound a
-    ``--max-cost`` budget reserves (``batch/bound.py``); nothing is sent or written.
+    """Read INPUT and print the first requests' bodies and what it would send and the most it
+    could cost: the bound a ``--max-cost`` budget reserves (``batch/bound.py``); nothing is
+    sent or written.
 
     The output (stdout), one line each, the optional ones only when they apply::
 
+        request N (custom_id ID): BODY   (the first DRY_RUN_SHOWN, each cut at 2,000 chars)
         dry run: N request(s) to send[, K invalid line(s)]
         bound: input tokens at most I, output tokens at most O[, M media part(s)]
         cost: at most $X[ for the priced models; unknown for MODEL, ... (give prices ...)]
@@ -438,13 +461,16 @@ def _dry_run(args: argparse.Namespace) -> int:
         nonlocal requests, invalid, input_tokens, output_tokens, cost, media_parts, unbounded
         async for item in source.items(fd):
             try:
-                _, body = prepare_line(
-                    item, 0, None, model=args.model, params=params, system=args.system
-                )
+                custom_id, body = prepare_line(
+                    item, requests + invalid, None, model=args.model, params=params,
+                    system=args.system,
+                )  # fmt: skip
             except InvalidRequestError:
                 invalid += 1
                 continue
             requests += 1
+            if requests <= DRY_RUN_SHOWN:
+                _show_body(sys.stdout, requests, custom_id, body)
             bound = token_bound(
                 body, message_overhead=args.message_overhead, media_tokens=media_tokens or 0
             )

@@ -24,6 +24,7 @@ from ..bench import (
 )
 from ._common import UsageError, api_key, say
 from ._exit import ExitCode
+from ._parser import PROG
 
 __all__ = ["cmd_bench"]
 
@@ -41,6 +42,8 @@ def _config(args: argparse.Namespace, base_url: str | None) -> BenchConfig:
             concurrency=args.concurrency or (),
             rate=args.rate or (),
             arrivals=args.arrivals,
+            burstiness=args.burstiness,
+            duration_s=args.duration,
             max_concurrency=args.max_concurrency,
             num_requests=args.num_requests,
             input_tokens=Distribution.parse(args.input_tokens) if args.input_tokens else None,
@@ -57,6 +60,19 @@ def _config(args: argparse.Namespace, base_url: str | None) -> BenchConfig:
         raise UsageError(str(exc).replace("max_concurrency", "--max-concurrency")) from None
 
 
+#: Seconds between progress lines without a terminal (CI, a pipe, nohup), as ``batch``.
+_LINE_INTERVAL_S = 5.0
+
+
+def _progress_text(p: Progress) -> str:
+    rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+    return (
+        f"step {p.step}/{p.steps} {p.label}: {p.done}/{'?' if p.total is None else p.total} "
+        f"done, {p.ok} ok, "
+        f"{p.failed} failed, {p.in_flight} in flight, {rate:.1f} req/s, {p.elapsed_s:.1f} s"
+    )
+
+
 class _ProgressLine:
     """The live progress line on a terminal: one line per step, rewritten in place."""
 
@@ -65,17 +81,41 @@ class _ProgressLine:
         self.width = 0
 
     def __call__(self, p: Progress) -> None:
-        rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
-        text = (
-            f"step {p.step}/{p.steps} {p.label}: {p.done}/{p.total} done, {p.ok} ok, "
-            f"{p.failed} failed, {p.in_flight} in flight, {rate:.1f} req/s, {p.elapsed_s:.1f} s"
-        )
+        text = _progress_text(p)
         self.out.write("\r" + text.ljust(self.width))
         self.width = len(text)
         if p.finished:
             self.out.write("\n")
             self.width = 0
         self.out.flush()
+
+
+class _ProgressLog:
+    """Progress without a terminal: a line when a step starts, every ``interval`` seconds
+    while it runs and when it ends (a log keeps every line; nothing is rewritten)."""
+
+    def __init__(self, out: TextIO, interval: float = _LINE_INTERVAL_S) -> None:
+        self.out = out
+        self.interval = interval
+        self.step = 0
+        self.next_at = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        if p.step != self.step:  # a new step: its first call, at once
+            self.step, self.next_at = p.step, 0.0
+        if not p.finished and p.elapsed_s < self.next_at:
+            return
+        self.next_at = p.elapsed_s + self.interval
+        self.out.write(f"{PROG}: progress {_progress_text(p)}\n")
+        self.out.flush()
+
+
+def _progress(args: argparse.Namespace) -> _ProgressLine | _ProgressLog | None:
+    if args.no_progress:
+        return None
+    if sys.stderr.isatty():
+        return _ProgressLine(sys.stderr)
+    return _ProgressLog(sys.stderr, args.progress_interval or _LINE_INTERVAL_S)
 
 
 @contextlib.contextmanager
@@ -108,11 +148,14 @@ def _write(report: BenchReport, args: argparse.Namespace) -> int:
         if args.json:
             report.write_json(args.json)
             say(f"wrote {args.json}")
+        if args.requests_out:
+            report.write_requests(args.requests_out)
+            say(f"wrote {args.requests_out}")
         if args.plot:
             for path in plot_report(report, args.plot):
                 say(f"wrote {path}")
     except OSError as exc:
-        where = exc.filename or args.json or args.plot
+        where = exc.filename or args.json or args.requests_out or args.plot
         say(f"error: cannot write {where}: {exc.strerror or exc}")
         return ExitCode.IO_ERROR
     return ExitCode.OK
@@ -121,7 +164,7 @@ def _write(report: BenchReport, args: argparse.Namespace) -> int:
 def _check_outputs(args: argparse.Namespace) -> int:
     """``ExitCode.IO_ERROR`` (said) when an output path cannot be written, else OK: a
     sweep can take minutes, and its samples must not be lost to a typo at the end."""
-    for path, directory in ((args.json, False), (args.plot, True)):
+    for path, directory in ((args.json, False), (args.requests_out, False), (args.plot, True)):
         if not path:
             continue
         try:
@@ -146,7 +189,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     status = _check_outputs(args)
     if status != ExitCode.OK:
         return status
-    show_progress = not args.no_progress and sys.stderr.isatty()
     with _target(args) as (base_url, key):
         config = _config(args, base_url)
         try:
@@ -154,7 +196,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 run(
                     config,
                     api_key=key,
-                    on_progress=_ProgressLine(sys.stderr) if show_progress else None,
+                    on_progress=_progress(args),
                     allow_insecure_http=args.allow_insecure_http,
                 )
             )

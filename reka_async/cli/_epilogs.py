@@ -77,9 +77,14 @@ memory: INPUT is streamed and each result is written as it arrives, so memory do
 
 resume: an existing non-empty OUTPUT is never overwritten unless --overwrite is given.
   With --resume, a torn last line (from a crash) is cut off and every custom_id already in
-  OUTPUT is skipped; --retry-failed sends again the failures that can change (connection
-  errors, timeouts, 5xx, 429s, 401/403, credits), keeping input errors (400, 404, 422, bad
-  lines). Records are appended as results arrive (a later record of a custom_id supersedes
+  OUTPUT is skipped; --retry-failed sends again the failures that can change
+  (APIConnectionError, APITimeoutError, InternalServerError 5xx, RequestTimeoutError 408,
+  ConflictError 409, RateLimitError and InsufficientCreditsError 429, AuthenticationError
+  401, PermissionDeniedError 403, APIResponseValidationError, ResponseTooLargeError,
+  StreamError, and under --max-cost UnpricedModelError and MediaTokensNeededError, items
+  refused unsent for a missing price or media bound), keeping input errors (BadRequestError 400, NotFoundError 404,
+  MethodNotAllowedError 405, 413, UnprocessableEntityError 422, bad lines, duplicate
+  custom_ids). Records are appended as results arrive (a later record of a custom_id supersedes
   an earlier one) and superseded records are compacted away atomically at the end, so after
   any number of crashes, kills and resumes OUTPUT holds each input exactly once.
   Each record stores a hash of its request (model, messages, parameters, dialect, host):
@@ -89,6 +94,8 @@ resume: an existing non-empty OUTPUT is never overwritten unless --overwrite is 
   The circuit breaker stops the batch (exit 3) when going on cannot help: the key was
   refused (401/403), the account is out of credits, or the server asks for a wait longer
   than the cap; an unknown model fails the lines naming it without sending them.
+  --max-error-rate R stops it too (exit 3) once more than R of the last 100 finished
+  requests failed, whatever the error (judged once 100 finished; bad lines not counted).
 
 examples:
   reka-async batch examples/prompts.jsonl -o results.jsonl --mock
@@ -97,7 +104,7 @@ examples:
   reka-async batch prompts.jsonl -o results.jsonl --resume --retry-failed   # after an outage
   cat questions.txt | reka-async batch - --format text -o answers.jsonl --max-tokens 256
   reka-async batch prompts.jsonl -o results.csv --cache cache.db --max-cost 5  # CSV at the end
-  reka-async batch prompts.jsonl -o results.jsonl --dry-run        # tokens and cost, unsent
+  reka-async batch prompts.jsonl -o results.jsonl --dry-run   # 3 bodies, tokens, cost
 
 cost: prices per million tokens default to the published ones (reka-flash $0.80/$2.00,
   reka-edge $0.10/$0.10, reka-flash-3 $0.10/$0.20), then /models pricing, then --prices
@@ -136,7 +143,9 @@ load (one step per value, run in ascending order; several values make a sweep):
   --concurrency 1,16,64   closed loop: that many requests in flight, each sent as one ends
   --rate 5,10,20          open loop: requests per second on a schedule (--arrivals poisson
                           or constant), timed from their scheduled start (no coordinated
-                          omission); the report says how far sending fell behind it
+                          omission); the report says how far sending fell behind it;
+                          --burstiness B: gamma-distributed gaps as vLLM's (1.0: Poisson)
+  --duration S            each step sends for S seconds instead of --num-requests requests
 
 metrics per step (latencies in ms: mean, p50, p90, p95, p99, max; TTFT, TPOT, ITL: --stream):
   TTFT  scheduled start to the first answer text (Research: also to the first reasoning)
@@ -147,11 +156,15 @@ metrics per step (latencies in ms: mean, p50, p90, p95, p99, max; TTFT, TPOT, IT
   tokens/s, goodput under --slo, the client's CPU and event-loop lag (a warning says when
   the client, not the server, is the bottleneck)
 
+output: --json FILE (every step with vLLM's --save-result field names beside ours:
+  request_throughput, mean_ttft_ms, p99_itl_ms, ...; the README maps them), --requests-out
+  FILE (a JSON line per request), --plot DIR; without a terminal, progress lines on stderr.
+
 saturation: the load before the first step whose throughput rose less than 5 % while its
   p50 end-to-end latency rose more than 20 % (or where no request succeeded).
 
 examples:
-  reka-async bench --mock --concurrency 1,4,16 --num-requests 64 --stream
+  reka-async bench --mock --concurrency 4,16 --num-requests 160 --output-tokens 16 --stream
   reka-async bench --base-url http://127.0.0.1:8000/v1 --model reka-flash --stream \\
       --concurrency 1,16,64 --num-requests 200 --json bench.json --plot bench-plots/
   reka-async bench --rate 2,4,8 --arrivals constant --num-requests 100 --stream \\

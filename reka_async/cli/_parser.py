@@ -17,6 +17,7 @@ from ._epilogs import (
     MODELS_EPILOG,
 )
 from ._values import (
+    error_rate,
     non_negative_float,
     non_negative_int,
     numbers,
@@ -205,6 +206,13 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         "--fail-fast", action="store_true", help="stop at the first failed request (exit 1)"
     )
     batch.add_argument(
+        "--max-error-rate",
+        type=error_rate,
+        metavar="R",
+        help="stop (exit 3, --resume continues) once more than R of the last 100 finished "
+        "requests failed (bad input lines not counted)",
+    )
+    batch.add_argument(
         "--no-adaptive",
         action="store_true",
         help="keep --concurrency fixed (default: halve it while the API signals overload)",
@@ -244,7 +252,8 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     batch.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the requests, estimated tokens and cost; send nothing, write nothing",
+        help="print the first 3 requests' bodies, the estimated tokens and cost; send "
+        "nothing, write nothing",
     )
     batch.add_argument(
         "--summary", metavar="FILE", help="write the summary (the whole job) as JSON to FILE"
@@ -397,6 +406,21 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
         help="open loop: exponential (seeded) or equal gaps (default: %(default)s)",
     )
     bench.add_argument(
+        "--burstiness",
+        type=positive_float,
+        default=1.0,
+        metavar="B",
+        help="poisson arrivals: gamma-distributed gaps of this shape, as vLLM's (1.0: "
+        "Poisson; below 1 burstier; default: %(default)s)",
+    )
+    bench.add_argument(
+        "--duration",
+        type=positive_float,
+        metavar="S",
+        help="each step sends for S seconds (cycling the --num-requests prompts) instead "
+        "of sending --num-requests",
+    )
+    bench.add_argument(
         "--max-concurrency",
         type=positive_int,
         metavar="N",
@@ -454,9 +478,24 @@ def _bench_options(bench: argparse.ArgumentParser) -> None:
         metavar="N",
         help="retries per request (default: %(default)s: errors are reported, not hidden)",
     )
-    bench.add_argument("--json", metavar="FILE", help="write every sample and the config")
+    bench.add_argument(
+        "--json",
+        metavar="FILE",
+        help="write every sample and the config (with vLLM's result field names)",
+    )
+    bench.add_argument(
+        "--requests-out",
+        metavar="FILE",
+        help="write a JSON line per request: timings, tokens, chunks and error",
+    )
     bench.add_argument("--plot", metavar="DIR", help="write PNG plots (needs reka-async[plot])")
     bench.add_argument("--no-progress", action="store_true", help="no live progress line")
+    bench.add_argument(
+        "--progress-interval",
+        type=positive_float,
+        metavar="S",
+        help="without a terminal: seconds between progress lines on stderr (default: 5)",
+    )
     bench.add_argument(
         "--allow-insecure-http", action="store_true", help="allow http:// to a remote host"
     )

@@ -14,6 +14,7 @@ from .._wire.request import check_range
 __all__ = [
     "non_negative_float",
     "non_negative_int",
+    "error_rate",
     "numbers",
     "positive_float",
     "positive_usd",
@@ -60,6 +61,16 @@ def probability(text: str) -> float:
     value = non_negative_float(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def error_rate(text: str) -> float:
+    """An argparse type: a share from 0 to below 1 (``--max-error-rate``)."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a share from 0 to below 1 (0.5: more than half failed), got {text!r}"
+        )
     return value
 
 

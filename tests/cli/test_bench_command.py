@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reka_async.bench import Progress
-from reka_async.cli._bench import _ProgressLine
+from reka_async.cli._bench import _ProgressLine, _ProgressLog
 from reka_async.testing import MockRekaServer, MockServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,3 +165,66 @@ async def test_unwritable_outputs_are_refused_before_anything_is_sent(
         assert "before sending anything" in stderr
         assert "Traceback" not in stderr
         assert server.requests == []
+
+
+def test_without_a_terminal_progress_lines_go_to_stderr(mock: MockServerProcess) -> None:
+    # stderr is a pipe here, as under CI or nohup: lines, not a line rewritten in place.
+    proc = bench(
+        "--base-url", mock.base_url, "--concurrency", "1,2", "--num-requests", "4",
+        "--warmup", "0",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("reka-async: progress ")]
+    assert any("step 1/2 concurrency 1: 4/4 done, 4 ok" in ln for ln in lines), proc.stderr
+    assert any("step 2/2 concurrency 2: 4/4 done, 4 ok" in ln for ln in lines), proc.stderr
+    assert "\r" not in proc.stderr
+
+
+def test_the_progress_log_writes_a_line_per_interval_and_at_each_step_end() -> None:
+    out = io.StringIO()
+    log = _ProgressLog(out, interval=5.0)
+    common = {"steps": 2, "label": "concurrency 4", "total": 10, "failed": 0, "in_flight": 4}
+
+    def call(step: int, elapsed: float, done: int, finished: bool = False) -> None:
+        log(Progress(step=step, done=done, ok=done, elapsed_s=elapsed, finished=finished, **common))  # type: ignore[arg-type]
+
+    for elapsed in (0.0, 0.25, 4.9, 5.0, 5.25, 9.9, 10.1):
+        call(1, elapsed, int(elapsed))
+    call(1, 10.2, 10, finished=True)
+    call(2, 0.0, 0)  # the next step starts with a line of its own
+    call(2, 0.25, 0)
+    lines = out.getvalue().splitlines()
+    assert [ln.split(", ")[-1] for ln in lines] == ["0.0 s", "5.0 s", "10.1 s", "10.2 s", "0.0 s"]
+    assert all(ln.startswith("reka-async: progress step ") for ln in lines)
+
+
+def test_requests_out_writes_a_line_per_request_with_its_error(tmp_path: Path) -> None:
+    out, result = tmp_path / "requests.jsonl", tmp_path / "bench.json"
+    proc = bench(
+        "--mock", "--mock-args", "--fault-rate 1 --fault-kinds 500", "--warmup", "0",
+        "--num-requests", "3", "--rate", "100", "--burstiness", "0.5",
+        "--requests-out", str(out), "--json", str(result),
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["step"], r["rate"], r["ok"]) for r in lines] == [(1, 100.0, False)] * 3
+    assert {(r["error"]["type"], r["error"]["status"]) for r in lines} == {
+        ("InternalServerError", 500)
+    }
+    step = json.loads(result.read_text())["runs"][0]
+    assert (step["completed"], step["failed"], step["request_rate"], step["burstiness"]) == (
+        0,
+        3,
+        100.0,
+        0.5,
+    )
+
+
+def test_a_duration_step_shows_an_unknown_total_in_its_progress(mock: MockServerProcess) -> None:
+    proc = bench(
+        "--base-url", mock.base_url, "--concurrency", "2", "--num-requests", "2",
+        "--duration", "0.3", "--warmup", "0",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "0.3 s per step" in proc.stdout
+    assert "/? done" in proc.stderr

@@ -155,6 +155,39 @@ def test_dry_run_says_which_media_parts_have_no_bound(tmp_path: Path) -> None:
     assert with_media == inputs + 3000
 
 
+def test_dry_run_prints_the_first_requests_bodies(tmp_path: Path) -> None:
+    proc = run(
+        "batch", str(_prompts(tmp_path / "p.jsonl", 5)), "-o", str(tmp_path / "out.jsonl"),
+        "--dry-run", "--max-tokens", "100", "--system", "Be brief.",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    shown = [ln for ln in proc.stdout.splitlines() if ln.startswith("request ")]
+    assert [ln.split(": ", 1)[0] for ln in shown] == [
+        "request 1 (custom_id q0)",
+        "request 2 (custom_id q1)",
+        "request 3 (custom_id q2)",
+    ]
+    body = json.loads(shown[1].split(": ", 1)[1])
+    assert body["model"] == "reka-flash"
+    assert body["max_tokens"] == 100
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "question 1"},
+    ]
+    assert "dry run: 5 request(s) to send" in proc.stdout  # the count and bound lines stay
+
+
+def test_a_refused_run_prints_its_error_and_no_run_summary(tmp_path: Path) -> None:
+    inp, out = _prompts(tmp_path / "p.jsonl", 2), tmp_path / "out.jsonl"
+    assert run("batch", str(inp), "-o", str(out), "--mock").returncode == 0
+    proc = run("batch", str(inp), "-o", str(out), "--mock")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"reka-async: error: {out} already exists and is not empty; pass --resume to continue "
+        f"it, --overwrite to start afresh, or choose another output path"
+    ]
+
+
 def test_the_cache_answers_a_second_job(tmp_path: Path) -> None:
     inp, cache = _prompts(tmp_path / "p.jsonl", 5), tmp_path / "cache.db"
     first = run("batch", str(inp), "-o", str(tmp_path / "a.jsonl"), "--mock", "--cache", str(cache))
@@ -226,14 +259,6 @@ def test_csv_output_and_export(tmp_path: Path) -> None:
     again = tmp_path / "again.csv"
     assert run("export", str(tmp_path / "out.jsonl"), str(again)).returncode == 0
     assert again.read_text() == out.read_text()
-
-
-def test_parquet_export(tmp_path: Path) -> None:
-    pq = pytest.importorskip("pyarrow.parquet")
-    inp, out = _prompts(tmp_path / "p.jsonl", 2), tmp_path / "out.parquet"
-    proc = run("batch", str(inp), "-o", str(out), "--mock")
-    assert proc.returncode == 0, proc.stderr
-    assert pq.read_table(out).column("custom_id").to_pylist() == ["q0", "q1"]
 
 
 def test_empty_input_is_warned_about(tmp_path: Path) -> None:

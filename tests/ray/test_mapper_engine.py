@@ -91,3 +91,39 @@ async def test_without_the_circuit_breaker_every_row_is_sent(server: MockRekaSer
 def test_the_old_keyword_is_gone() -> None:
     with pytest.raises(Exception, match="stop_on_insufficient_credits"):
         RekaChatMapper(api_key=API_KEY, stop_on_insufficient_credits=True)
+
+
+async def test_ray_s_entry_point_closes_the_client_when_its_last_batch_ends(
+    server: MockRekaServer,
+) -> None:
+    # Ray Data has no dependable hook at an actor's end: the client must be closed by the
+    # batches themselves, or every actor leaves an "Unclosed client session" in its log.
+    mapper = RekaChatMapper(api_key=API_KEY, base_url=server.base_url)
+    gate = asyncio.Event()
+    seen: list[Any] = []
+
+    async def one(prompt: str, wait: bool) -> list[Any]:
+        async def rows() -> list[Any]:
+            return [t async for t in mapper({"prompt": [prompt]})]
+
+        if wait:
+            await gate.wait()
+        return await rows()
+
+    try:
+        first = asyncio.ensure_future(one("a", wait=False))
+        # While a batch is in flight the engine is shared; take it as soon as it exists.
+        while mapper._engine is None:
+            await asyncio.sleep(0)
+        engine = mapper._engine
+        second = asyncio.ensure_future(one("b", wait=True))
+        gate.set()
+        seen = [*(await first), *(await second)]
+        assert engine.client.is_closed  # the last batch out closed it
+        assert mapper._engine is None
+        again = [t async for t in mapper({"prompt": ["c"]})]  # a new client for the next
+        assert again[0].column("ok").to_pylist() == [True]
+        assert mapper._engine is None
+    finally:
+        await mapper.aclose()
+    assert [t.column("ok").to_pylist() for t in seen] == [[True], [True]]

@@ -58,6 +58,7 @@ def test_batch_options_extend_the_chat_params() -> None:
         "gc_tuning",
         "adaptive",
         "fail_fast",
+        "max_error_rate",
         "max_retries",
         "timeout",
         "on_result",

@@ -55,7 +55,9 @@ class RekaChatMapper:
 
     The client, runner and limiter state are built lazily on the first call, on the event
     loop Ray runs the actor's async batches on, and are shared by all batches the actor runs
-    at once: at most ``concurrency_per_actor`` requests are in flight per actor.
+    at once: at most ``concurrency_per_actor`` requests are in flight per actor. Through
+    Ray's entry point (``__call__``) the client is closed whenever the actor's last batch in
+    flight ends; `process` leaves it open until `aclose`.
 
     Args:
         model: model for rows naming none.
@@ -130,6 +132,7 @@ class RekaChatMapper:
         self._keep_input_columns = keep_input_columns
         self._params = dict(params)
         self._engine: Engine | None = None
+        self._calls = 0  # batches in flight through __call__ (the last one closes the client)
 
     def __repr__(self) -> str:
         if self._limiter is not None:
@@ -147,8 +150,21 @@ class RekaChatMapper:
         return self._engine.runner.stats if self._engine is not None else None
 
     async def __call__(self, batch: Any) -> AsyncIterator[Any]:
-        """Ray Data's entry point (an async generator of one output table per batch)."""
-        yield await self.process(batch)
+        """Ray Data's entry point (an async generator of one output table per batch).
+
+        The client is closed when the actor's last batch in flight ends, before the table
+        is handed over: Ray Data has no dependable hook at an actor's end (it drops the UDF
+        from another thread, or not at all), and a finalizer must not close a client on a
+        loop. The next batch opens a new client (and its limit starts afresh).
+        """
+        self._calls += 1
+        try:
+            table = await self.process(batch)
+        finally:
+            self._calls -= 1
+            if self._calls == 0:
+                await self.aclose()
+        yield table
 
     async def process(self, batch: Any) -> Any:
         """Run one batch and return its output as a pyarrow Table (see the class docs)."""

@@ -1,0 +1,74 @@
+"""A job on a real Ray cluster leaves nothing unclosed in its actors' logs: each actor's
+client is closed when its work ends (the logs of a cluster of its own, read after it shut
+down: the actors' stderr never reaches a test otherwise)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray")
+pytest.importorskip("pyarrow")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+
+    import ray
+
+    from reka_async.integrations.ray import map_chat
+    from reka_async.testing import MockServerProcess
+
+    with MockServerProcess("--api-key", "k") as server:
+        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=sys.argv[1])
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        ds = ray.data.from_items(
+            [{"custom_id": f"q{i}", "prompt": f"p{i}"} for i in range(200)],
+            override_num_blocks=4,
+        )
+        answers = map_chat(
+            ds, api_key="k", base_url=server.base_url, num_actors=2, concurrency_per_actor=8,
+            max_tokens=8,
+        )
+        rows = answers.take_all()
+        ray.shutdown()
+    print("rows", len(rows), sum(r["ok"] for r in rows))
+    """
+)
+
+
+def test_a_map_chat_job_leaves_no_unclosed_session_in_the_actor_logs() -> None:
+    temp = tempfile.mkdtemp(prefix="rk", dir="/tmp")  # short: Ray's socket paths live in it
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", SCRIPT, temp],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONWARNINGS": "default"},
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "rows 200 200" in proc.stdout
+        logs = glob.glob(f"{temp}/session_2*/logs/worker-*")
+        texts = {path: Path(path).read_text(errors="replace") for path in logs}
+        actors = [p for p, text in texts.items() if "RekaChatMapper" in text]
+        assert actors, "no actor log found: the check would see nothing"
+        unclosed = {
+            os.path.basename(p): [ln for ln in text.splitlines() if "Unclosed" in ln]
+            for p, text in texts.items()
+            if "Unclosed" in text
+        }
+        assert unclosed == {}
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
