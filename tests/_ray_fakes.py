@@ -31,3 +31,37 @@ class LocalLimiter:
 
     def _acquire(self, requests: float, tokens: float) -> None:
         self.granted += tokens
+
+
+class AsyncRemote:
+    """A Ray async-actor method stand-in: ``.remote(...)`` schedules the coroutine as a task
+    (awaitable, or dropped for fire-and-forget calls: the tasks are kept until done, and run
+    in the order they were submitted, as one caller's actor calls do)."""
+
+    def __init__(self, fn: Any, tasks: set[asyncio.Task[Any]]) -> None:
+        self.fn = fn
+        self.tasks = tasks
+
+    def remote(self, *args: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(self.fn(*args))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+class LocalCostLedger:
+    """The job's cost actor (``reka_async/integrations/ray/_cost.py``), run in-process: the
+    real actor class behind ``.remote`` stand-ins, shared by several mappers ("actors")."""
+
+    def __init__(self, max_cost: float, spent: float = 0.0) -> None:
+        from reka_async.integrations.ray._cost import _CostLedger
+
+        self.actor = _CostLedger(max_cost, spent)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        for name in ("reserve", "settle", "breach", "stopped", "totals"):
+            setattr(self, name, AsyncRemote(getattr(self.actor, name), self.tasks))
+
+    async def drain(self) -> None:
+        """Wait for the fire-and-forget calls (settles) to run."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks))

@@ -370,7 +370,20 @@ class CostBudget:
             UsageAboveBoundError: an earlier answer broke the bound: nothing more is sent.
             BudgetExceededError: it cannot fit even with nothing else in flight.
         """
-        amount = self.check(body or {})
+        return await self.reserve_amount(self.check(body or {}))
+
+    async def reserve_amount(self, amount: float) -> float:
+        """Reserve ``amount`` USD (a bound ``check`` computed), waiting for in-flight
+        attempts to settle if needed: what ``reserve`` does once the body is priced (Ray's
+        shared cost actor reserves amounts its workers priced).
+
+        Returns:
+            ``amount``.
+
+        Raises:
+            UsageAboveBoundError: an earlier answer broke the bound: nothing more is sent.
+            BudgetExceededError: it cannot fit even with nothing else in flight.
+        """
         while True:
             if self.breach is not None:
                 raise self.breach
@@ -400,10 +413,16 @@ class CostBudget:
         if self.breach is None and (
             usage.input_tokens > bound.input or usage.output_tokens > bound.output
         ):
-            self.breach = self._above(usage, bound)
-            self._changed.set()
+            self.set_breach(self._above(usage, bound))
         cost = self.prices.cost(str(body.get("model", "")), usage)
         return 0.0 if cost is None else cost
+
+    def set_breach(self, error: UsageAboveBoundError) -> None:
+        """Record that an answer broke the bound (here, or on another of Ray's actors): every
+        reservation from now on raises ``error``, the waiting ones included."""
+        if self.breach is None:
+            self.breach = error
+        self._changed.set()
 
     def _above(self, usage: Usage, bound: TokenBound) -> UsageAboveBoundError:
         parts = []

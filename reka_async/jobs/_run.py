@@ -29,12 +29,13 @@ import attrs
 from .._exceptions import InvalidRequestError
 from .._wire.hashing import request_hasher_for
 from ..batch import BatchResult, BatchRunner, BatchStats
+from ._carry import compact_carrying, spent_before
 from ._errors import JobIOError
 from ._input import JobInput, input_format, line_preparer, prepare_line
 from ._lock import OutputLock
 from ._output import Writer, record
-from ._resume import Resumed, compact_output, scan_output, start_output
-from ._spend import Carried, job_spend, read_carried, record_spend, remove_carried, write_carried
+from ._resume import Resumed, scan_output, start_output
+from ._spend import record_spend
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -231,33 +232,12 @@ class Job:
         )
 
     def _spent_so_far(self, resumed: Resumed | None) -> float:
-        """The job's spend before this run (``_spend``); settles a sidecar a crash left
-        mid-compaction, and removes one beside an output that starts afresh."""
-        out = self.output_path
-        if resumed is None:
-            remove_carried(out)
-            return 0.0
-        carried = read_carried(out)
-        spent = job_spend(resumed.spent_usd, carried)
-        if carried.pending_usd is not None:
-            write_carried(out, Carried(spent - resumed.spent_usd))
-        return spent
+        """The job's spend before this run (``_carry.spent_before``)."""
+        return spent_before(self.output_path, resumed)
 
     def _compact(self, out: str) -> int:
-        """Compact, carrying the spend of the records it removes into the sidecar first."""
-        total = self.spent_usd
-        carried = read_carried(out)
-        if total > 0:
-            write_carried(out, Carried(carried.carried_usd, pending_usd=total))
-        compacted = compact_output(out)
-        if total > 0:
-            kept = scan_output(out).spent_usd
-            left = total - kept
-            if left > 0:
-                write_carried(out, Carried(left))
-            else:
-                remove_carried(out)
-        return compacted
+        """Compact, carrying the spend of the records it removes (``_carry``)."""
+        return compact_carrying(out, self.spent_usd)
 
 
 async def run_job(

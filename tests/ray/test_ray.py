@@ -384,6 +384,58 @@ def test_out_of_credits_stops_sending_and_resume_finishes(mock_url: str, tmp_pat
 
 
 @pytest.mark.usefixtures("ray_cluster")
+def test_max_cost_holds_across_actors_and_resumed_runs(tmp_path: Path) -> None:
+    """``max_cost`` is the job's, across two actors and three runs, against a server billing
+    exactly the bound (``Billing``: a token per UTF-8 byte plus the per-message overhead,
+    and ``max_tokens`` of output): what the server billed never exceeds the budget."""
+    from reka_async.batch import BudgetExceededError, PriceTable
+    from reka_async.batch.bound import DEFAULT_MESSAGE_OVERHEAD
+    from reka_async.testing import Billing, MockRekaServer
+
+    flash = PriceTable().get("reka-flash")
+    assert flash is not None
+    source = tmp_path / "in.jsonl"
+    with source.open("w", encoding="utf-8") as f:
+        for i in range(200):
+            f.write(json.dumps({"custom_id": f"c{i}", "prompt": f"東京の天気 🙂 {i}"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    billing = Billing(message_overhead=DEFAULT_MESSAGE_OVERHEAD)
+    with MockRekaServer.in_thread(api_key=API_KEY, billing=billing) as server:
+
+        def billed() -> float:
+            return sum(flash.cost(i, o) for _, i, o in list(server.billed))
+
+        options: dict[str, Any] = {
+            "concurrency_per_actor": 4,
+            "num_actors": 2,
+            "model": "reka-flash",
+            "api_key": API_KEY,
+            "base_url": server.base_url,
+            "max_tokens": 200,
+        }
+        with pytest.raises(BudgetExceededError, match=r"max_cost=\$0.01 would be exceeded"):
+            run_ray_job(source, out, max_cost=0.01, **options)
+        first = billed()
+        records = read_jsonl(out)
+        assert 0 < len(records) < 200
+        assert all(r["ok"] for r in records)
+        assert 0.01 - 0.001 < first <= 0.01
+        # Each record's charge is its answer's cost, rounded up to 1e-8 USD.
+        assert first <= sum(r["charged_usd"] for r in records) <= first + 1e-8 * len(records)
+        # The same budget again: the job's spend (its records) leaves no room.
+        with pytest.raises(BudgetExceededError):
+            run_ray_job(source, out, resume=True, max_cost=0.01, **options)
+        assert billed() == first
+        # A higher budget continues the count from what the job spent.
+        with pytest.raises(BudgetExceededError):
+            run_ray_job(source, out, resume=True, max_cost=0.02, **options)
+        assert first < billed() <= 0.02
+    records = read_jsonl(out)
+    assert len({r["custom_id"] for r in records}) == len(records)
+    assert billed() <= sum(r["charged_usd"] for r in records) <= billed() + 1e-8 * len(records)
+
+
+@pytest.mark.usefixtures("ray_cluster")
 def test_shared_limiter_holds_the_global_rpm(mock_url: str) -> None:
     """Two actors draw from one limiter actor: 600 rpm (a burst of 10, then 10 a second) for
     66 rows takes about 5.6 s whichever actor sends them."""

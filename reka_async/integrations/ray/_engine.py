@@ -11,9 +11,10 @@ import attrs
 
 from ..._client import AsyncClient
 from ..._exceptions import BatchAbortedError, InvalidRequestError
-from ...batch import BatchResult, BatchRunner
+from ...batch import BatchResult, BatchRunner, BudgetExceededError
 from ...batch.breaker import fatal_reason
 from ...jobs import prepare_line
+from ._cost import SharedCostBudget
 from ._limiter import SharedBudget
 from ._rows import Row
 
@@ -76,6 +77,10 @@ class Engine:
         client: the client the runner sends through (closed by `aclose`).
         budget: the worker's share of a shared limiter (the client's ``rate_budget``), or
             ``None``; its unused balance goes back on `aclose`.
+        cost: the job's ``max_cost`` budget, shared by every actor (``_cost.py``), or
+            ``None``. When it stops the job (a request does not fit, or an answer broke its
+            bound), the stream ends and every row not answered gets a not-sent
+            ``BatchAbortedError`` (the job's other actors stop at their next reservation).
         circuit_breaker: after an error the runner's breaker stops on (``fatal_reason``),
             send nothing more (the runner itself never stops: a failed row never fails the
             block).
@@ -91,6 +96,7 @@ class Engine:
         circuit_breaker: bool,
         model: str,
         params: Mapping[str, Any],
+        cost: SharedCostBudget | None = None,
         **runner_options: Any,
     ) -> None:
         self.loop = asyncio.get_running_loop()
@@ -105,6 +111,10 @@ class Engine:
             **runner_options,
             **params,
         )
+        if cost is not None:
+            # The runner reserves every attempt from its cost budget (and records what it
+            # charged each item, ``charged_usd``); here that budget is the job's, across actors.
+            self.runner.cost_budget = cost
         self.budget = budget
         self.circuit_breaker = circuit_breaker
         self.queue: asyncio.Queue[_Job | None] = asyncio.Queue()
@@ -113,6 +123,8 @@ class Engine:
         self.failure: BaseException | None = None
         self.aborted: BaseException | None = None
         self.abort_reason = ""
+        #: The cost budget's error that ended the stream (``None``: it did not).
+        self.stopped: BudgetExceededError | None = None
         self.stream = self.runner.stream(self._feed())
         self.task = self.loop.create_task(self._dispatch(), name="reka-ray-dispatch")
 
@@ -122,7 +134,9 @@ class Engine:
             raise RuntimeError("RekaChatMapper: the request stream failed") from self.failure
         ticket = _Ticket(len(rows), self.loop)
         for position, row in enumerate(rows):
-            if row.item is None:
+            if self.stopped is not None and row.item is not None:
+                ticket.put(position, self._not_sent(row.item, position))
+            elif row.item is None:
                 assert row.error is not None
                 custom_id = row.custom_id if row.custom_id is not None else str(position)
                 error = BatchResult(index=-1, custom_id=custom_id, request=None, error=row.error)
@@ -151,12 +165,7 @@ class Engine:
             if job.ticket.cancelled:
                 continue
             if self.aborted is not None:
-                custom_id = str(job.item.get("custom_id", job.position))
-                error = BatchAbortedError(f"{_NOT_SENT}: {self.abort_reason}", cause=self.aborted)
-                job.ticket.put(
-                    job.position,
-                    BatchResult(index=-1, custom_id=custom_id, request=None, error=error),
-                )
+                job.ticket.put(job.position, self._not_sent(job.item, job.position))
                 continue
             # The stream numbers items in the order it pulls them: this one is next_index.
             index = self.next_index
@@ -180,6 +189,15 @@ class Engine:
         except asyncio.CancelledError:
             self._fail_all(failure)
             raise
+        except BudgetExceededError as exc:
+            # The cost budget stopped the stream: nothing more is sent from this actor, and
+            # every row without an answer is a not-sent row (resumed later), not a failure.
+            self.stopped = exc
+            if self.aborted is None:
+                self.aborted = exc
+                self.abort_reason = str(exc).removeprefix("batch stopped: ")
+            self._abort_all()
+            return
         except Exception as exc:  # a bug: every waiting batch fails loudly
             failure = exc
         self.failure = failure
@@ -197,6 +215,22 @@ class Engine:
                 self.aborted = result.error
                 self.abort_reason = reason
         pending.job.ticket.put(pending.job.position, result)
+
+    def _not_sent(self, item: Mapping[str, Any], position: int) -> BatchResult:
+        custom_id = str(item.get("custom_id", position))
+        error = BatchAbortedError(f"{_NOT_SENT}: {self.abort_reason}", cause=self.aborted)
+        return BatchResult(index=-1, custom_id=custom_id, request=None, error=error)
+
+    def _abort_all(self) -> None:
+        """Give every pulled and queued row a not-sent result (the stream has ended)."""
+        for pending in self.pending.values():
+            job = pending.job
+            job.ticket.put(job.position, self._not_sent(job.item, job.position))
+        self.pending.clear()
+        while not self.queue.empty():
+            queued = self.queue.get_nowait()
+            if queued is not None:
+                queued.ticket.put(queued.position, self._not_sent(queued.item, queued.position))
 
     def _fail_all(self, exc: BaseException) -> None:
         for pending in self.pending.values():

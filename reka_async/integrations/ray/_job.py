@@ -10,24 +10,33 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from ..._exceptions import BatchAbortedError
-from ...batch import BatchResult
+from ..._exceptions import BatchAbortedError, InvalidRequestError
+from ...batch import (
+    BatchResult,
+    BudgetExceededError,
+    CostBudget,
+    PriceTable,
+    UsageAboveBoundError,
+)
+from ...batch.bound import DEFAULT_MESSAGE_OVERHEAD
 from ...jobs import (
     BadLine,
     JobInput,
     OutputLock,
     Writer,
-    compact_output,
     input_format,
     record,
     start_output,
 )
+from ...jobs._carry import compact_carrying, spent_before
+from ...jobs._spend import record_spend
 from ._common import check_params, check_positive_int, default_batch_size, require
+from ._cost import create_cost_ledger
 from ._mapper import map_chat
 from ._rows import plain
 from ._secrets import Secret, resolve_key
@@ -49,6 +58,8 @@ class RayJobSummary:
             with ``resume=True`` picks them up).
         skipped: inputs skipped because the output already had them (``resume=True``).
         wall_s: seconds from start to finish.
+        spent_usd: what the whole job was charged, every run and superseded record included
+            (what ``max_cost`` caps; as ``JobReport.spent_usd``).
     """
 
     output_path: str
@@ -57,6 +68,7 @@ class RayJobSummary:
     not_sent: int
     skipped: int
     wall_s: float
+    spent_usd: float = 0.0
 
     @property
     def written(self) -> int:
@@ -145,6 +157,23 @@ async def _load_blocks(
     return refs, bad
 
 
+def _check_cost(
+    model: str,
+    max_cost: float,
+    prices: PriceTable,
+    media_tokens: int | None,
+    message_overhead: int,
+) -> None:
+    """Refuse a ``max_cost`` that cannot be kept, before the output is touched."""
+    CostBudget(max_cost, prices, media_tokens=media_tokens, message_overhead=message_overhead)
+    if prices.get(model) is None:
+        raise InvalidRequestError(
+            f"max_cost: no price is known for model {model!r}, so the budget cannot be kept; "
+            f"give its price (prices={{{model!r}: {{'input': USD, 'output': USD}}}} per "
+            f"million tokens)"
+        )
+
+
 def run_ray_job(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
@@ -164,6 +193,10 @@ def run_ray_job(
     retry_failed: bool = False,
     overwrite: bool = False,
     num_cpus_per_actor: float = 0.5,
+    max_cost: float | None = None,
+    prices: PriceTable | Mapping[str, Any] | None = None,
+    media_tokens: int | None = None,
+    message_overhead: int = DEFAULT_MESSAGE_OVERHEAD,
     **params: Any,
 ) -> RayJobSummary:
     """Run a batch file on Ray: the ``reka-async batch`` job, spread over a pool of actors.
@@ -202,6 +235,16 @@ def run_ray_job(
             no request hash, so an edited input is not detected on resume, unlike the CLI.)
         overwrite: start the output afresh if it exists.
         num_cpus_per_actor: CPUs reserved per actor.
+        max_cost: the job's budget in USD, as ``run_job``'s: every attempt on every actor
+            reserves its bound (``batch/bound.py``) from one cost actor, which starts from
+            the job's spend so far (its records, superseded ones included, plus the
+            ``OUTPUT.spend.json`` sidecar), so the cost billed across all runs stays within
+            it while the server bills no more than the bound. Each record holds what its
+            item was charged (``charged_usd``).
+        prices: the price table under ``max_cost`` (as ``BatchRunner``'s ``prices``).
+        media_tokens: under ``max_cost``, the most tokens a media part may be billed (rows
+            with media parts are refused unsent without it).
+        message_overhead: under ``max_cost``, the tokens per message the bound adds.
         **params: chat parameters for every line (``max_tokens``, ``temperature``, ...).
 
     Returns:
@@ -215,6 +258,10 @@ def run_ray_job(
         BatchAbortedError: the circuit breaker stopped the job (a refused key, an account
             out of credits, a server wait too long); the results so far are in the output and
             ``resume=True`` continues.
+        BudgetExceededError: ``max_cost`` stopped the job before it could be exceeded
+            (raise it and resume).
+        UsageAboveBoundError: an answer was billed above its bound: nothing more was sent
+            (change the setting its message names, then resume).
     """
     started = time.monotonic()
     ray = require("ray")
@@ -234,6 +281,9 @@ def run_ray_job(
     check_positive_int("num_actors", num_actors)
     key = resolve_key(api_key)
     check_params(model, params)
+    table = PriceTable(prices) if not isinstance(prices, PriceTable) else prices
+    if max_cost is not None:
+        _check_cost(model, max_cost, table, media_tokens, message_overhead)
 
     # One writer per output, as the CLI: a second job on it is refused (OutputLocked).
     with OutputLock(out_path):
@@ -268,6 +318,19 @@ def run_ray_job(
             batch_size = default_batch_size(concurrency_per_actor, tasks_per_actor)
         check_positive_int("batch_size", batch_size)
 
+        # The job's spend before this run (its records and sidecar), as run_job counts it.
+        spent = spent_before(out_path, resumed)
+        ledger = create_cost_ledger(max_cost, spent=spent) if max_cost is not None else None
+        cost_options: dict[str, Any] = {}
+        if max_cost is not None:
+            cost_options = {
+                "max_cost": max_cost,
+                "cost_ledger": ledger,
+                "prices": table,
+                "media_tokens": media_tokens,
+                "message_overhead": message_overhead,
+            }
+        stop: BudgetExceededError | None = None
         ok = failed = not_sent = 0
         writer = Writer(out_path)
         try:
@@ -304,6 +367,7 @@ def run_ray_job(
                     circuit_breaker=True,  # as the CLI: stop, resume later
                     num_cpus_per_actor=num_cpus_per_actor,
                     tasks_per_actor=tasks_per_actor,
+                    **cost_options,
                     **params,
                 ).select_columns(["record", "error_type", "ok"])
                 for batch in mapped.iter_batches(batch_format="pyarrow", batch_size=None):
@@ -316,19 +380,23 @@ def run_ray_job(
                         if error_type == BatchAbortedError.__name__:
                             not_sent += 1
                             continue
-                        writer.write(json.loads(record))
+                        line = json.loads(record)
+                        writer.write(line)
+                        spent += record_spend(line)
                         if row_ok:
                             ok += 1
                         else:
                             failed += 1
+            if ledger is not None:
+                stop = ray.get(ledger.stopped.remote())
         finally:
             writer.close()
             if temp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
         superseded = (resumed.superseded if resumed is not None else 0) + source.retried
-        if superseded and not not_sent:
-            compact_output(out_path)
+        if superseded and not not_sent and stop is None:
+            compact_carrying(out_path, spent)
         summary = RayJobSummary(
             output_path=out_path,
             ok=ok,
@@ -336,7 +404,21 @@ def run_ray_job(
             not_sent=not_sent,
             skipped=source.skipped,
             wall_s=time.monotonic() - started,
+            spent_usd=spent,
         )
+        where = (
+            f"; {summary.written} result(s) are in {out_path}, {not_sent} input(s) were not "
+            f"sent (run again with resume=True)"
+        )
+        if isinstance(stop, UsageAboveBoundError):
+            raise UsageAboveBoundError(
+                str(stop) + where,
+                usage_input=stop.usage_input,
+                usage_output=stop.usage_output,
+                bound=stop.bound,
+            )
+        if stop is not None:
+            raise BudgetExceededError(str(stop) + where)
         if not_sent:
             raise BatchAbortedError(
                 f"job stopped by the circuit breaker (a refused key, an account out of "

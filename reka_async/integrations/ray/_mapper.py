@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..._client import AsyncClient
+from ..._exceptions import InvalidRequestError
 from ..._http.options import check_max_retries
-from ...batch import BatchStats
+from ...batch import BatchStats, CostBudget, PriceTable
+from ...batch.bound import DEFAULT_MESSAGE_OVERHEAD
 from ._common import (
     check_params,
     check_positive_int,
@@ -18,6 +20,7 @@ from ._common import (
     default_batch_size,
     require,
 )
+from ._cost import SharedCostBudget, create_cost_ledger
 from ._engine import Engine
 from ._limiter import SharedBudget, create_rate_limiter
 from ._rows import batch_columns, input_table, parse_rows, results_table
@@ -79,6 +82,12 @@ class RekaChatMapper:
         include_record: add a ``record`` column: the row's ``reka-async batch`` output
             record as a JSON string.
         keep_input_columns: append the input columns to the output (ours win on a clash).
+        max_cost: the job's budget in USD, kept across every actor by ``cost_ledger`` (the
+            bound and the guarantee of ``run_job``'s ``max_cost``; `map_chat` makes the
+            ledger). When it stops the job, rows not answered get
+            ``error_type="BatchAbortedError"`` (not sent).
+        cost_ledger: the job's cost actor (required with ``max_cost``).
+        prices, media_tokens, message_overhead: as in ``BatchRunner``, under ``max_cost``.
         **params: chat parameters (``max_tokens``, ``temperature``, ...) for every row; a
             ``request`` row's own values win.
 
@@ -105,6 +114,11 @@ class RekaChatMapper:
         circuit_breaker: bool = False,
         include_record: bool = False,
         keep_input_columns: bool = False,
+        max_cost: float | None = None,
+        cost_ledger: Any = None,
+        prices: PriceTable | Mapping[str, Any] | None = None,
+        media_tokens: int | None = None,
+        message_overhead: int = DEFAULT_MESSAGE_OVERHEAD,
         **params: Any,
     ) -> None:
         check_positive_int("concurrency_per_actor", concurrency_per_actor)
@@ -131,6 +145,28 @@ class RekaChatMapper:
         self._include_record = include_record
         self._keep_input_columns = keep_input_columns
         self._params = dict(params)
+        self._prices = prices if isinstance(prices, PriceTable) else PriceTable(prices)
+        self._cost: tuple[Any, float, int | None, int] | None = None
+        if max_cost is not None:
+            if cost_ledger is None:
+                raise ValueError(
+                    "max_cost is the job's budget across actors: pass cost_ledger= too (or "
+                    "use map_chat, which makes it)"
+                )
+            # Validate here, on the driver: the same checks as BatchRunner's max_cost.
+            CostBudget(
+                max_cost,
+                self._prices,
+                media_tokens=media_tokens,
+                message_overhead=message_overhead,
+            )
+            if self._prices.get(model) is None:
+                raise InvalidRequestError(
+                    f"max_cost: no price is known for model {model!r}, so the budget cannot "
+                    f"be kept; give its price (prices={{{model!r}: {{'input': USD, "
+                    f"'output': USD}}}} per million tokens)"
+                )
+            self._cost = (cost_ledger, float(max_cost), media_tokens, message_overhead)
         self._engine: Engine | None = None
         self._calls = 0  # batches in flight through __call__ (the last one closes the client)
 
@@ -202,9 +238,20 @@ class RekaChatMapper:
             rate_budget=budget,
             **options,
         )
+        cost = None
+        if self._cost is not None:
+            ledger, max_cost, media_tokens, message_overhead = self._cost
+            cost = SharedCostBudget(
+                ledger,
+                max_cost,
+                self._prices,
+                media_tokens=media_tokens,
+                message_overhead=message_overhead,
+            )
         self._engine = Engine(
             client,
             budget=budget,
+            cost=cost,
             circuit_breaker=self._circuit_breaker,
             model=self._model,
             params=self._params,
@@ -212,6 +259,7 @@ class RekaChatMapper:
             rpm=self._rpm,
             tpm=self._tpm,
             adaptive=self._adaptive,
+            prices=self._prices,
         )
         return self._engine
 
@@ -263,6 +311,11 @@ def map_chat(
     circuit_breaker: bool = False,
     num_cpus_per_actor: float = 0.5,
     tasks_per_actor: int = 2,
+    max_cost: float | None = None,
+    cost_ledger: Any = None,
+    prices: PriceTable | Mapping[str, Any] | None = None,
+    media_tokens: int | None = None,
+    message_overhead: int = DEFAULT_MESSAGE_OVERHEAD,
     **params: Any,
 ) -> Any:
     """Add one chat request per row of a Ray dataset; returns the mapped (lazy) Dataset.
@@ -287,6 +340,12 @@ def map_chat(
             circuit_breaker: as in `RekaChatMapper` (``circuit_breaker`` off by default).
         num_cpus_per_actor: CPUs reserved per actor (the work is I/O-bound).
         tasks_per_actor: blocks an actor works on at once (Ray's ``max_concurrency``).
+        max_cost: the job's budget in USD across every actor: each attempt reserves its bound
+            (``run_job``'s ``max_cost``) from one cost actor, so the cost billed stays within
+            it while the server bills no more than the bound.
+        cost_ledger: an existing cost actor (``run_ray_job`` passes one that starts from
+            the job's spend); default: a new one when ``max_cost`` is given.
+        prices, media_tokens, message_overhead: as in ``BatchRunner``, under ``max_cost``.
         **params: chat parameters for every row (``max_tokens``, ``temperature``, ...).
     """
     check_positive_int("num_actors", num_actors)
@@ -298,6 +357,8 @@ def map_chat(
     if limiter is None and shared_limiter and num_actors > 1 and (rpm or tpm):
         limiter = create_rate_limiter(rpm, tpm)
         rpm = tpm = None
+    if max_cost is not None and cost_ledger is None:
+        cost_ledger = create_cost_ledger(max_cost)
     kwargs: dict[str, Any] = {
         "model": model,
         "concurrency_per_actor": concurrency_per_actor,
@@ -314,6 +375,14 @@ def map_chat(
         "keep_input_columns": keep_input_columns,
         **params,
     }
+    if max_cost is not None:
+        kwargs.update(
+            max_cost=max_cost,
+            cost_ledger=cost_ledger,
+            prices=prices,
+            media_tokens=media_tokens,
+            message_overhead=message_overhead,
+        )
     RekaChatMapper(**kwargs)  # validate here, on the driver, before any actor starts
     if batch_size is None:
         batch_size = default_batch_size(concurrency_per_actor, tasks_per_actor)
