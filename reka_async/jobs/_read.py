@@ -26,8 +26,16 @@ async def read_lines(fd: int) -> AsyncGenerator[list[bytes], None]:
     interpreter shutdown), handing batches over through a small queue: the event loop never
     blocks on input, memory stays bounded, and a reader stuck on an idle stdin cannot keep the
     process alive.
+
+    The thread reads its own duplicate of ``fd`` and closes it when it ends: the caller may
+    close ``fd`` as soon as this generator is closed, while the thread is still between two
+    reads, and the number may then be reused by the next ``open`` (a resume's input, in the
+    same process). Reading the caller's number there read the *next* file's lines into a
+    generator nobody consumed any more: a whole resume found its input empty and ended "done".
+    The thread also checks the stop flag before every read.
     """
     loop = asyncio.get_running_loop()
+    own = os.dup(fd)
     queue: asyncio.Queue[list[bytes] | BaseException | None] = asyncio.Queue(maxsize=4)
     stop = threading.Event()
 
@@ -48,8 +56,8 @@ async def read_lines(fd: int) -> AsyncGenerator[list[bytes], None]:
     def reader() -> None:
         try:
             tail = b""
-            while True:
-                data = os.read(fd, _CHUNK_BYTES)
+            while not stop.is_set():
+                data = os.read(own, _CHUNK_BYTES)
                 if not data:
                     if tail:
                         put([tail])
@@ -64,6 +72,8 @@ async def read_lines(fd: int) -> AsyncGenerator[list[bytes], None]:
         except BaseException as exc:  # hand any failure to the consumer; never lose it
             with contextlib.suppress(_ReaderStopped):
                 put(exc)
+        finally:
+            os.close(own)
 
     threading.Thread(target=reader, name="reka-async-input", daemon=True).start()
     try:
