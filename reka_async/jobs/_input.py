@@ -12,8 +12,9 @@ from typing import Any, Final
 from .._exceptions import InvalidRequestError
 from ..batch import prepare_item
 from ._errors import DuplicateCustomId, InputChanged, InvalidInputLine
+from ._index import DigestTable
 from ._read import read_lines
-from ._resume import Entry, Resumed
+from ._resume import Entry, Resumed, id_key, request_digest
 
 __all__ = [
     "INPUT_FORMATS",
@@ -170,7 +171,8 @@ class JobInput:
       raised (with ``dry=True``: every changed line is collected first).
 
     A duplicate ``custom_id`` never marks the original as done: duplicate lines are keyed by
-    line number.
+    line number. The ids seen are kept in a `DigestTable` (about 15 bytes an input when
+    ``expected`` is the line count).
 
     Args:
         resumed: what an existing output already holds (`scan_output`), or ``None``.
@@ -179,6 +181,7 @@ class JobInput:
         rerun_changed: send changed inputs again instead of refusing.
         input_format: ``"jsonl"`` (one JSON object a line; OpenAI Batch API lines too) or
             ``"text"`` (one prompt a line); see `input_format`.
+        expected: the input lines to expect (sizes the table of ids seen; 0: it grows).
     """
 
     def __init__(
@@ -189,6 +192,7 @@ class JobInput:
         hash_line: LineHash | None = None,
         rerun_changed: bool = False,
         input_format: str = "jsonl",
+        expected: int = 0,
     ) -> None:
         if input_format not in INPUT_FORMATS:
             raise ValueError(f"input_format must be 'jsonl' or 'text', got {input_format!r}")
@@ -196,7 +200,7 @@ class JobInput:
         self.retry_failed = retry_failed
         self.hash_line = hash_line
         self.rerun_changed = rerun_changed
-        self.seen: set[str] = set()
+        self.seen = DigestTable(0, expected)
         self.line_of: dict[int, int] = {}
         self.line_hash_of: dict[int, str] = {}
         self.skipped = 0
@@ -246,8 +250,9 @@ class JobInput:
                     if item is None:
                         continue
                     custom_id = str(item["custom_id"])
-                    if custom_id in self.seen:
-                        if lineno in done.dup_lines:
+                    key = id_key(custom_id)
+                    if not self.seen.add(key):
+                        if done.has_dup_line(lineno):
                             self.skipped += 1
                             self.skipped_failed += 1
                             continue
@@ -259,8 +264,7 @@ class JobInput:
                             ),
                         )
                     else:
-                        self.seen.add(custom_id)
-                        entry = done.entries.get(custom_id)
+                        entry = done.entry(key) if len(done) else None
                         if entry is not None and not self._send_again(
                             entry, item, raw, lineno, custom_id, dry=dry
                         ):
@@ -280,11 +284,11 @@ class JobInput:
         self, entry: Entry, item: Any, raw: bytes, lineno: int, custom_id: str, *, dry: bool
     ) -> bool:
         """Whether an input the output already holds must be sent again."""
-        if entry.request_hash is not None and self.hash_line is not None:
+        if entry.request_digest is not None and self.hash_line is not None:
             digest = self.hash_line(item, lineno)
             if digest.startswith(_LINE_PREFIX):
                 digest = raw_line_hash(raw)
-            if digest != entry.request_hash:
+            if request_digest(digest) != entry.request_digest:
                 if self.rerun_changed:
                     self.rerun += 1
                     return True
