@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
 from typing import IO, Any, Final, NamedTuple
 
 import attrs
@@ -44,9 +43,10 @@ __all__ = [
     "count_lines",
     "dup_line_key",
     "id_key",
+    "read_record",
+    "record_line_at",
     "request_digest",
     "retryable_failure",
-    "scan_in_order",
     "scan_output",
     "start_output",
 ]
@@ -364,11 +364,9 @@ def _reread(fd: int, offset: int) -> _Record | None:
 def _scan(
     f: IO[bytes],
     resumed: Resumed,
-    *,
-    on_record: Callable[[Any, int, Any, int], None] | None = None,
 ) -> int:
     """Read records from ``resumed.end`` into ``resumed``; returns the offset to cut a torn
-    tail at (``-1``: none). ``on_record`` sees every record (`scan_in_order`)."""
+    tail at (``-1``: none)."""
     table = resumed.table
     offset = good_end = resumed.end
     f.seek(offset)
@@ -396,13 +394,6 @@ def _scan(
                 if gone is not None:
                     resumed._count(gone, -1)
             resumed._count(rec, 1)
-            if on_record is not None:
-                on_record(
-                    rec.line,
-                    offset,
-                    gone.line if gone is not None else None,
-                    _offset(old) if old is not None else -1,
-                )
         elif raw.strip():
             bad += 1
             trailing_bad += 1
@@ -468,18 +459,22 @@ def start_output(path: str, *, resume: bool, overwrite: bool) -> Resumed | None:
     return scan_output(path)
 
 
+def read_record(raw: bytes) -> tuple[bytes, Any] | None:
+    """``(key, line)`` of a complete record line (its table key, as `id_key` or
+    `dup_line_key` gives it, and its ``line`` field), or ``None`` for any other line."""
+    rec = _read(raw) if raw.endswith(b"\n") else None
+    return None if rec is None else (rec.key, rec.line)
+
+
+def record_line_at(fd: int, offset: int) -> Any:
+    """The ``line`` field of the record at ``offset`` of the file ``fd`` (``None``: none)."""
+    rec = _reread(fd, offset)
+    return None if rec is None else rec.line
+
+
 def count_lines(f: IO[bytes]) -> int:
     """The ``\n`` in ``f`` (read through once, in 1 MiB chunks; left at the start)."""
     return _count_lines(f, 0)
-
-
-def scan_in_order(f: IO[bytes], on_record: Callable[[Any, int, Any, int], None]) -> Resumed:
-    """Scan ``f`` from its start, without cutting anything, telling ``on_record(line,
-    offset, superseded_line, superseded_offset)`` of each record: its ``line`` field, where
-    it starts, and the record of the same input it supersedes (``None, -1``: none)."""
-    resumed = _new(f)
-    _scan(f, resumed, on_record=on_record)
-    return resumed
 
 
 def compact_output(path: str) -> int:
