@@ -113,6 +113,67 @@ def measure(sizes: list[int], work: Path, url: str, root: Path) -> dict[str, Any
     return out
 
 
+def synthesize(n: int, inp: Path, out: Path) -> None:
+    """An input of ``n`` lines and the output a first run against the mock writes for it
+    (the same records, request hashes included), without sending anything."""
+    from reka_async._wire.hashing import request_hasher_for
+    from reka_async.jobs import prepare_line
+
+    hash_body = request_hasher_for("http://127.0.0.1/v1", "native")
+    with inp.open("w") as fi, out.open("w") as fo:
+        for i in range(n):
+            item = {"custom_id": f"id-{i:08d}", "prompt": f"Label item {i}."}
+            fi.write(json.dumps(item) + "\n")
+            _, body = prepare_line(dict(item), i, i + 1, model="reka-flash", params={})
+            text = "Mock reply to: " + item["prompt"]
+            rec = {
+                "custom_id": item["custom_id"],
+                "line": i + 1,
+                "ok": True,
+                "response": {
+                    "id": f"64a95ca9-e7bc-44ed-8703-{i:012d}",
+                    "model": "reka-flash",
+                    "text": text,
+                    "finish_reason": "stop",
+                    "responses": [
+                        {
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                },
+                "usage": {"input_tokens": 5, "output_tokens": 9},
+                "latency_s": 0.0021,
+                "attempts": 1,
+                "cost_usd": 2.2e-05,
+                "request_hash": hash_body(body),
+            }
+            fo.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+def measure_synthesized(n: int, work: Path, url: str, root: Path) -> dict[str, Any]:
+    """The resume and the exports of a synthesized ``n``-record output (no first run)."""
+    base_in, base_out = work / "base.jsonl", work / "base.out.jsonl"
+    _write_input(base_in, 0, 10)
+    startup = _batch(root, url, base_in, base_out)
+    inp, res = work / f"in{n}.jsonl", work / f"out{n}.jsonl"
+    started = time.perf_counter()
+    synthesize(n, inp, res)
+    step: dict[str, Any] = {"synthesized_s": round(time.perf_counter() - started, 1)}
+    _write_input(inp, n, n + 10, mode="a")
+    step["resume"] = _batch(root, url, inp, res, "--resume")
+    step["resume"]["us_per_record"] = round(
+        (step["resume"]["wall_s"] - startup["wall_s"]) / n * 1e6, 2
+    )
+    print(f"jobscale synthesized {n}: {json.dumps(step)}", flush=True)
+    for fmt in ("csv", "parquet"):
+        target = work / f"out{n}.{fmt}"
+        step[f"export_{fmt}"] = _run(_cli("export", str(res), str(target)), root)
+        print(f"jobscale synthesized {n}: {json.dumps(step)}", flush=True)
+        target.unlink()
+    return {"startup": startup, str(n): step}
+
+
 def project(result: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
     """The 10,000,000-line projection from the two largest sizes."""
     if len(sizes) < 2:
@@ -197,6 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, help="a checkout of the previous commit")
     parser.add_argument("--pairs", type=int, default=3, help="baseline pairs (default 3)")
     parser.add_argument("--out", type=Path, help="results directory")
+    parser.add_argument(
+        "--synthesized",
+        type=int,
+        metavar="N",
+        help="by hand: the resume and exports of a synthesized N-record output only "
+        "(writes jobscale-synthesized-N.json)",
+    )
+    parser.add_argument("--work", type=Path, help="where the files go (default: a temp dir)")
     args = parser.parse_args(argv)
     sizes = (
         [int(x) for x in args.sizes.split(",")]
@@ -209,10 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
     with (
-        tempfile.TemporaryDirectory(prefix="jobscale-") as tmp,
+        tempfile.TemporaryDirectory(prefix="jobscale-", dir=args.work) as tmp,
         MockServerProcess("--latency-ms", "0") as server,
     ):
         work = Path(tmp)
+        if args.synthesized:
+            got = measure_synthesized(args.synthesized, work, server.base_url, REPO)
+            got["load"] = [load_start, os.getloadavg()]
+            name = f"jobscale-synthesized-{args.synthesized}.json"
+            (results / name).write_text(json.dumps(got, indent=2) + "\n")
+            return 0
         result = measure(sizes, work, server.base_url, REPO)
         baseline = (
             baseline_pairs(sizes, work, server.base_url, REPO, args.baseline, args.pairs)
