@@ -212,6 +212,20 @@ class JobInput:
         self.changed: list[tuple[int, str]] = []
         self.changed_count = 0
         self.plain_text = input_format == "text"
+        #: After `check`: per input line, 0 skip, 1 send, 2 send as a duplicate's error.
+        self.plan = bytearray()
+        self._planned = False
+
+    def adopt(self, checker: JobInput) -> None:
+        """Take the decisions of ``checker``'s `check` of the same input (made with the same
+        options): this input's read then parses only the lines to send, and keeps no table
+        of ids (the check found the duplicates). Lines beyond the checked ones (appended
+        since) are left for a later resume."""
+        self.plan = checker.plan
+        self._planned = True
+        self.seen = DigestTable(0)
+        self.skipped, self.skipped_failed = checker.skipped, checker.skipped_failed
+        self.retried, self.rerun = checker.retried, checker.rerun
 
     async def check(self, fd: int) -> None:
         """Read every line of ``fd`` without sending anything; raise ``InputChanged`` when
@@ -239,30 +253,52 @@ class JobInput:
             async for item in lines:
                 yield item
 
+    def _duplicate(self, custom_id: str, lineno: int) -> BadLine:
+        return BadLine(
+            custom_id,
+            DuplicateCustomId(
+                f"line {lineno}: duplicate custom_id {custom_id!r} (an earlier "
+                f"line of the input uses it); this line was not sent"
+            ),
+        )
+
     async def _lines(self, fd: int, *, dry: bool) -> AsyncGenerator[dict[str, Any], None]:
         done = self.resumed
+        plan = self.plan
         lineno = 0
         async with contextlib.aclosing(read_lines(fd)) as chunks:
             async for lines in chunks:
                 for raw in lines:
                     lineno += 1
+                    if self._planned:
+                        # The check decided: parse only the lines to send.
+                        if lineno >= len(plan):
+                            break
+                        if not plan[lineno]:
+                            continue
+                        item = self.parse(raw, lineno)
+                        if item is None:  # the line changed since the check
+                            continue
+                        if plan[lineno] == 2:
+                            item = self._duplicate(str(item["custom_id"]), lineno)
+                        self.line_of[self.sent] = lineno
+                        self.line_hash_of[self.sent] = raw_line_hash(raw)
+                        self.sent += 1
+                        yield item
+                        continue
                     item = self.parse(raw, lineno)
                     if item is None:
                         continue
                     custom_id = str(item["custom_id"])
                     key = id_key(custom_id)
+                    dup = False
                     if not self.seen.add(key):
                         if done.has_dup_line(lineno):
                             self.skipped += 1
                             self.skipped_failed += 1
                             continue
-                        item = BadLine(
-                            custom_id,
-                            DuplicateCustomId(
-                                f"line {lineno}: duplicate custom_id {custom_id!r} (an earlier "
-                                f"line of the input uses it); this line was not sent"
-                            ),
-                        )
+                        item = self._duplicate(custom_id, lineno)
+                        dup = True
                     else:
                         entry = done.entry(key) if len(done) else None
                         if entry is not None and not self._send_again(
@@ -273,12 +309,17 @@ class JobInput:
                                 self.skipped_failed += 1
                             continue
                     if dry:
+                        if len(plan) <= lineno:
+                            plan.extend(bytes(lineno + 1 - len(plan) + len(plan) // 2))
+                        plan[lineno] = 2 if dup else 1
                         continue
                     self.line_of[self.sent] = lineno
                     self.line_hash_of[self.sent] = raw_line_hash(raw)
                     self.sent += 1
                     yield item
         self.lines = lineno
+        if dry and len(plan) <= lineno:
+            plan.extend(bytes(lineno + 1 - len(plan)))  # a plan covers every line read
 
     def _send_again(
         self, entry: Entry, item: Any, raw: bytes, lineno: int, custom_id: str, *, dry: bool

@@ -156,31 +156,35 @@ class Job:
         resumed = self.resumed = start_output(out, resume=self.resume, overwrite=self.overwrite)
         from_stdin = self.input_path == "-"
         expected = 0 if from_stdin else _count_lines(self.input_path)
-        checked = False
+        checker: JobInput | None = None
         if resumed is not None and len(resumed) and not from_stdin and not self.rerun_changed:
             # Refuse before anything is sent: one read of the input, hashing only the inputs
             # the output already holds. (Standard input cannot be read twice: there, a
-            # changed input stops the run where it is found.) The run's own read then skips
-            # those inputs without hashing them again.
+            # changed input stops the run where it is found.) The run's own read then
+            # parses only the lines the check found to send.
+            checker = JobInput(
+                resumed,
+                retry_failed=self.retry_failed,
+                hash_line=self.hash_line,
+                input_format=self.input_format,
+                expected=expected,
+            )
             check_fd = _open(self.input_path)
             try:
-                await JobInput(
-                    resumed,
-                    hash_line=self.hash_line,
-                    input_format=self.input_format,
-                    expected=expected,
-                ).check(check_fd)
+                await checker.check(check_fd)
             finally:
                 os.close(check_fd)
-            checked = True
         source = self.source = JobInput(
             resumed,
             retry_failed=self.retry_failed,
-            hash_line=None if checked else self.hash_line,
+            hash_line=self.hash_line,
             rerun_changed=self.rerun_changed,
             input_format=self.input_format,
-            expected=expected,
+            expected=0 if checker is not None else expected,
         )
+        if checker is not None:
+            source.adopt(checker)  # its decisions: the run reads only the lines to send
+            del checker
         runner_options: dict[str, Any] = {
             **self.options,
             **self.params,

@@ -4,8 +4,10 @@ the export's input order."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reka_async.jobs import export_output, retryable_failure, scan_output
+from reka_async.jobs import JobInput, export_output, retryable_failure, scan_output
 from reka_async.jobs._resume import _decoded, _read
 
 _text = st.lists(
@@ -202,3 +204,53 @@ def test_the_streamed_export_keeps_the_input_order(tmp_path: Path) -> None:
         got = [(r["custom_id"], int(r["line"]) if r["line"] else None) for r in csv.DictReader(f)]
     assert got == _old_export_order(records)
     assert rows == len(got)
+
+
+def test_a_read_that_adopts_a_check_sends_what_a_plain_read_sends(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    _write(
+        out,
+        [
+            _ok_record("done", 1, "a"),
+            _failure("flaky", 2, "RateLimitError", 429),
+            _failure("bad", 3, "BadRequestError", 400),
+            _failure("dup", 6, "DuplicateCustomId", None),
+        ],
+    )
+    lines = [
+        {"custom_id": "done", "prompt": "1"},
+        {"custom_id": "flaky", "prompt": "2"},
+        {"custom_id": "bad", "prompt": "3"},
+        {"custom_id": "new", "prompt": "4"},
+        {"custom_id": "done", "prompt": "5"},  # a duplicate of an answered input
+        {"custom_id": "new", "prompt": "6"},  # a duplicate whose error line is written
+        {"custom_id": "new", "prompt": "7"},  # a duplicate not written yet
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines) + "\nnot json\n")
+
+    def read(source: JobInput, *, check: bool = False) -> list[tuple[str, str]]:
+        async def go() -> list[tuple[str, str]]:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                if check:
+                    await source.check(fd)
+                    return []
+                return [
+                    (str(item["custom_id"]), type(item).__name__) async for item in source.items(fd)
+                ]
+            finally:
+                os.close(fd)
+
+        return asyncio.run(go())
+
+    plain = JobInput(scan_output(str(out)), retry_failed=True)
+    expected = read(plain)
+    checker = JobInput(scan_output(str(out)), retry_failed=True)
+    read(checker, check=True)
+    planned = JobInput(scan_output(str(out)), retry_failed=True)
+    planned.adopt(checker)
+    assert read(planned) == expected
+    assert [name for _, name in expected].count("BadLine") == 3  # two duplicates, one bad line
+    assert (planned.skipped, planned.retried) == (plain.skipped, plain.retried) == (3, 1)
+    assert planned.line_of == plain.line_of
