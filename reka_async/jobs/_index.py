@@ -120,15 +120,6 @@ class DigestTable:
         self._insert(key, buf, pos, value)
         return None
 
-    def values(self) -> list[bytes]:
-        """Every value, in no particular order (for small tables and tests)."""
-        out = []
-        for buf in self._bufs:
-            for pos in range(0, len(buf), self._slot):
-                if buf[pos : pos + KEY_BYTES] != _EMPTY:
-                    out.append(bytes(buf[pos + KEY_BYTES : pos + self._slot]))
-        return out
-
     def _insert(self, key: bytes, buf: bytearray, pos: int, value: bytes) -> None:
         buf[pos : pos + self._slot] = key + value
         shard = key[0]
