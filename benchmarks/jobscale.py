@@ -15,8 +15,9 @@ alone). Per step:
 The projection to 10,000,000 lines: the peak at the largest size plus the measured bytes an
 input between the two sizes (``(RSS(big) - RSS(small)) / (big - small)``, temporaries
 included since they are peaks) times the lines beyond. With ``--baseline DIR`` (a checkout of
-the previous commit), the first run at the smallest size is also run with that checkout's
-package, interleaved with this one, for the throughput ratio. Writes
+the previous commit), the first run at the smallest size, and the resume of a synthesized
+output of that size, are also run with that checkout's package, interleaved with this one,
+for the throughput and resume-time ratios. Writes
 ``benchmarks/results/jobscale.json`` and ``jobscale.md``.
 """
 
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -211,11 +213,30 @@ def baseline_pairs(
             walls[name].append(got[name])
             res.unlink()
         ratios.append(got["baseline"] / got["this"])
+    # The resume of a synthesized n-record output with 10 new lines, each run on a copy.
+    res = work / "pair.out.jsonl"
+    synthesize(n, inp, res)
+    _write_input(inp, n, n + 10, mode="a")
+    resume_ratios, resume_walls = [], {"this": [], "baseline": []}
+    for i in range(pairs):
+        order = [("this", root), ("baseline", baseline)]
+        if i % 2:
+            order.reverse()
+        got = {}
+        for name, where in order:
+            copy = work / f"pair-{name}.jsonl"
+            shutil.copyfile(res, copy)
+            got[name] = _batch(where, url, inp, copy, "--resume")
+            resume_walls[name].append(got[name])
+            copy.unlink()
+        resume_ratios.append(got["baseline"]["wall_s"] / got["this"]["wall_s"])
     return {
         "lines": n,
         "walls_s": walls,
         "throughput_ratio_this_over_baseline": [round(r, 3) for r in ratios],
         "median_ratio": round(statistics.median(ratios), 3),
+        "resume_runs": resume_walls,
+        "resume_speedup_baseline_wall_over_this": [round(r, 3) for r in resume_ratios],
     }
 
 
