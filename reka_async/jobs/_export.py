@@ -283,7 +283,10 @@ def export_output(
             # make pyarrow import pandas (about 50 MB) to check for its types.
             parse = paj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
             read = paj.ReadOptions(use_threads=False, block_size=2 * _PARQUET_BATCH_BYTES)
-            with pq.ParquetWriter(temp, schema) as parquet:
+            # Statistics for the numeric columns only: min/max of answer texts would grow the
+            # footer (held in memory until the end) by about 20 bytes a row.
+            stats = [f.name for f in schema if not pa.types.is_string(f.type)]
+            with pq.ParquetWriter(temp, schema, write_statistics=stats) as parquet:
                 for batch in _batches(records):
                     table = paj.read_json(
                         pa.BufferReader(batch), read_options=read, parse_options=parse
