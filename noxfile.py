@@ -141,6 +141,9 @@ def bench(session: nox.Session) -> None:
     the estimate is printed first; ``-- --quick``: every measurement at a tiny scale)."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
+    # The job layer at 100,000 and 1,000,000 lines (about 15 minutes; --quick: tiny sizes).
+    quick = ["--quick"] if "--quick" in session.posargs else []
+    session.run("python", "-m", "benchmarks.jobscale", *quick)
 
 
 @nox.session

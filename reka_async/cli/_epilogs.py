@@ -82,11 +82,12 @@ resume: an existing non-empty OUTPUT is never overwritten unless --overwrite is 
   ConflictError 409, RateLimitError and InsufficientCreditsError 429, AuthenticationError
   401, PermissionDeniedError 403, APIResponseValidationError, ResponseTooLargeError,
   StreamError, and under --max-cost UnpricedModelError and MediaTokensNeededError, items
-  refused unsent for a missing price or media bound), keeping input errors (BadRequestError 400, NotFoundError 404,
-  MethodNotAllowedError 405, 413, UnprocessableEntityError 422, bad lines, duplicate
-  custom_ids). Records are appended as results arrive (a later record of a custom_id supersedes
-  an earlier one) and superseded records are compacted away atomically at the end, so after
-  any number of crashes, kills and resumes OUTPUT holds each input exactly once.
+  refused unsent for a missing price or media bound), keeping input errors
+  (BadRequestError 400, NotFoundError 404, MethodNotAllowedError 405, 413,
+  UnprocessableEntityError 422, bad lines, duplicate custom_ids). Records are appended as
+  results arrive (a later record of a custom_id supersedes an earlier one) and superseded
+  records are compacted away atomically at the end, so after any number of crashes, kills
+  and resumes OUTPUT holds each input exactly once.
   Each record stores a hash of its request (model, messages, parameters, dialect, host):
   if an input already answered changed since, --resume refuses (exit 2) before sending
   anything; --rerun-changed sends such inputs again instead.

@@ -4,7 +4,9 @@ The data flow of a job, one module a step: input lines are read from a file desc
 thread (`_read`), parsed into batch items or `BadLine` errors with duplicate ``custom_id``
 detection and resume skips (`_input`), prepared for the runner with errors that name their
 line (`prepare_line`), and each result is appended to the output as one record (`_output`);
-an existing output is scanned, and a torn last line cut off, to resume (`_resume`).
+an existing output is scanned, and a torn last line cut off, to resume (`_resume`). What is kept
+per input (the ids seen, the last record of each) lives in digest tables (`_index`), never in
+a Python object an input, so memory stays flat with the job's size.
 
 ``run_job`` is the public entry point (``reka_async.jobs.run_job``); its module docstring
 states the guarantees. Imported by ``reka_async.cli`` and ``reka_async.integrations``, never
@@ -31,6 +33,7 @@ from ._resume import (
     Entry,
     Resumed,
     compact_output,
+    count_lines,
     retryable_failure,
     scan_output,
     start_output,
@@ -53,6 +56,7 @@ __all__ = [
     "Resumed",
     "Writer",
     "compact_output",
+    "count_lines",
     "export_format",
     "export_output",
     "input_format",

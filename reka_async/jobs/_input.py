@@ -12,8 +12,9 @@ from typing import Any, Final
 from .._exceptions import InvalidRequestError
 from ..batch import prepare_item
 from ._errors import DuplicateCustomId, InputChanged, InvalidInputLine
+from ._index import DigestTable
 from ._read import read_lines
-from ._resume import Entry, Resumed
+from ._resume import Entry, Resumed, id_key, request_digest
 
 __all__ = [
     "INPUT_FORMATS",
@@ -170,7 +171,8 @@ class JobInput:
       raised (with ``dry=True``: every changed line is collected first).
 
     A duplicate ``custom_id`` never marks the original as done: duplicate lines are keyed by
-    line number.
+    line number. The ids seen are kept in a `DigestTable` (about 15 bytes an input when
+    ``expected`` is the line count).
 
     Args:
         resumed: what an existing output already holds (`scan_output`), or ``None``.
@@ -179,6 +181,7 @@ class JobInput:
         rerun_changed: send changed inputs again instead of refusing.
         input_format: ``"jsonl"`` (one JSON object a line; OpenAI Batch API lines too) or
             ``"text"`` (one prompt a line); see `input_format`.
+        expected: the input lines to expect (sizes the table of ids seen; 0: it grows).
     """
 
     def __init__(
@@ -189,6 +192,7 @@ class JobInput:
         hash_line: LineHash | None = None,
         rerun_changed: bool = False,
         input_format: str = "jsonl",
+        expected: int = 0,
     ) -> None:
         if input_format not in INPUT_FORMATS:
             raise ValueError(f"input_format must be 'jsonl' or 'text', got {input_format!r}")
@@ -196,7 +200,7 @@ class JobInput:
         self.retry_failed = retry_failed
         self.hash_line = hash_line
         self.rerun_changed = rerun_changed
-        self.seen: set[str] = set()
+        self.seen = DigestTable(0, expected)
         self.line_of: dict[int, int] = {}
         self.line_hash_of: dict[int, str] = {}
         self.skipped = 0
@@ -208,6 +212,20 @@ class JobInput:
         self.changed: list[tuple[int, str]] = []
         self.changed_count = 0
         self.plain_text = input_format == "text"
+        #: After `check`: per input line, 0 skip, 1 send, 2 send as a duplicate's error.
+        self.plan = bytearray()
+        self._planned = False
+
+    def adopt(self, checker: JobInput) -> None:
+        """Take the decisions of ``checker``'s `check` of the same input (made with the same
+        options): this input's read then parses only the lines to send, and keeps no table
+        of ids (the check found the duplicates). Lines beyond the checked ones (appended
+        since) are left for a later resume."""
+        self.plan = checker.plan
+        self._planned = True
+        self.seen = DigestTable(0)
+        self.skipped, self.skipped_failed = checker.skipped, checker.skipped_failed
+        self.retried, self.rerun = checker.retried, checker.rerun
 
     async def check(self, fd: int) -> None:
         """Read every line of ``fd`` without sending anything; raise ``InputChanged`` when
@@ -235,32 +253,54 @@ class JobInput:
             async for item in lines:
                 yield item
 
+    def _duplicate(self, custom_id: str, lineno: int) -> BadLine:
+        return BadLine(
+            custom_id,
+            DuplicateCustomId(
+                f"line {lineno}: duplicate custom_id {custom_id!r} (an earlier "
+                f"line of the input uses it); this line was not sent"
+            ),
+        )
+
     async def _lines(self, fd: int, *, dry: bool) -> AsyncGenerator[dict[str, Any], None]:
         done = self.resumed
+        plan = self.plan
         lineno = 0
         async with contextlib.aclosing(read_lines(fd)) as chunks:
             async for lines in chunks:
                 for raw in lines:
                     lineno += 1
+                    if self._planned:
+                        # The check decided: parse only the lines to send.
+                        if lineno >= len(plan):
+                            break
+                        if not plan[lineno]:
+                            continue
+                        item = self.parse(raw, lineno)
+                        if item is None:  # the line changed since the check
+                            continue
+                        if plan[lineno] == 2:
+                            item = self._duplicate(str(item["custom_id"]), lineno)
+                        self.line_of[self.sent] = lineno
+                        self.line_hash_of[self.sent] = raw_line_hash(raw)
+                        self.sent += 1
+                        yield item
+                        continue
                     item = self.parse(raw, lineno)
                     if item is None:
                         continue
                     custom_id = str(item["custom_id"])
-                    if custom_id in self.seen:
-                        if lineno in done.dup_lines:
+                    key = id_key(custom_id)
+                    dup = False
+                    if not self.seen.add(key):
+                        if done.has_dup_line(lineno):
                             self.skipped += 1
                             self.skipped_failed += 1
                             continue
-                        item = BadLine(
-                            custom_id,
-                            DuplicateCustomId(
-                                f"line {lineno}: duplicate custom_id {custom_id!r} (an earlier "
-                                f"line of the input uses it); this line was not sent"
-                            ),
-                        )
+                        item = self._duplicate(custom_id, lineno)
+                        dup = True
                     else:
-                        self.seen.add(custom_id)
-                        entry = done.entries.get(custom_id)
+                        entry = done.entry(key) if len(done) else None
                         if entry is not None and not self._send_again(
                             entry, item, raw, lineno, custom_id, dry=dry
                         ):
@@ -269,22 +309,27 @@ class JobInput:
                                 self.skipped_failed += 1
                             continue
                     if dry:
+                        if len(plan) <= lineno:
+                            plan.extend(bytes(lineno + 1 - len(plan) + len(plan) // 2))
+                        plan[lineno] = 2 if dup else 1
                         continue
                     self.line_of[self.sent] = lineno
                     self.line_hash_of[self.sent] = raw_line_hash(raw)
                     self.sent += 1
                     yield item
         self.lines = lineno
+        if dry and len(plan) <= lineno:
+            plan.extend(bytes(lineno + 1 - len(plan)))  # a plan covers every line read
 
     def _send_again(
         self, entry: Entry, item: Any, raw: bytes, lineno: int, custom_id: str, *, dry: bool
     ) -> bool:
         """Whether an input the output already holds must be sent again."""
-        if entry.request_hash is not None and self.hash_line is not None:
+        if entry.request_digest is not None and self.hash_line is not None:
             digest = self.hash_line(item, lineno)
             if digest.startswith(_LINE_PREFIX):
                 digest = raw_line_hash(raw)
-            if digest != entry.request_hash:
+            if request_digest(digest) != entry.request_digest:
                 if self.rerun_changed:
                     self.rerun += 1
                     return True

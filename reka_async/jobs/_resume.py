@@ -7,6 +7,13 @@ record of each id. At the end of a run that superseded records, the output is co
 record per input: rewritten beside itself, flushed to disk, and renamed over it (atomic on
 POSIX), so a crash leaves either the old file or the new one, both complete for ``--resume``.
 
+What a resume keeps per input is one slot of a `DigestTable` (``_index``): the id's 96-bit
+key, 8 bytes of its request hash and the offset of its last record (about 33 bytes an input);
+the job's totals are running sums, and a superseded record's share is taken back by reading
+it again at its offset (superseded records are few: compaction removes them). A record is read
+from its head (``custom_id``, ``line``, ``ok``) and its tail (usage, cost, request hash), where
+`record` puts them, without decoding the answer between; any other line is decoded whole.
+
 Which failures ``retry_failed`` sends again (``retryable_failure``): those that can change on
 another try: connection errors and timeouts, 5xx, 408/409, 429s (rate limit and credits),
 401/403 (a key fixed since), an unreadable response. Input errors are kept: an invalid line,
@@ -16,26 +23,36 @@ a duplicate ``custom_id``, 400, 404 (unknown model), 405, 413 and 422.
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
 import json
+import math
 import os
-from typing import Any, Final
+import re
+from typing import IO, Any, Final, NamedTuple
 
 import attrs
 
 from .._files import real_path, temp_beside
 from ._errors import DuplicateCustomId, JobIOError
+from ._index import DigestTable, digest_key
 from ._spend import record_spend
 
 __all__ = [
     "Entry",
     "Resumed",
     "compact_output",
+    "count_lines",
+    "dup_line_key",
+    "id_key",
+    "read_record",
+    "record_line_at",
+    "request_digest",
     "retryable_failure",
     "scan_output",
     "start_output",
 ]
 
-_TORN: Final = object()
 _INPUT_ERROR_TYPES: Final = frozenset(
     (
         "InvalidRequestError",
@@ -49,6 +66,16 @@ _INPUT_ERROR_TYPES: Final = frozenset(
 )
 _INPUT_ERROR_STATUSES: Final = frozenset((400, 404, 405, 413, 422))
 
+# A slot's value: 8 bytes of the request hash's digest, then 6 bytes holding the offset of
+# the last record (shifted by 3) and three flags.
+_DIGEST_BYTES: Final = 8
+_VALUE_BYTES: Final = _DIGEST_BYTES + 6
+_OK: Final = 1
+_RETRYABLE: Final = 2
+_HAS_HASH: Final = 4
+_MAX_OFFSET: Final = 1 << 45  # 32 TiB of output
+_DUP: Final = DuplicateCustomId.__name__
+
 
 def retryable_failure(error: Any) -> bool:
     """Whether a failed record's ``error`` can change on another try (module docstring)."""
@@ -59,173 +86,370 @@ def retryable_failure(error: Any) -> bool:
     return error.get("status") not in _INPUT_ERROR_STATUSES
 
 
+def id_key(custom_id: str) -> bytes:
+    """The table key of a ``custom_id``."""
+    return digest_key(custom_id.encode("utf-8", "surrogatepass"), b"custom_id")
+
+
+def dup_line_key(line: int) -> bytes:
+    """The table key of a duplicate's error line (keyed by its line, never by its id)."""
+    return digest_key(str(line).encode(), b"dup_line")
+
+
+def request_digest(request_hash: str) -> bytes:
+    """The 8 bytes of a request hash a resume compares: an edited input keeps the digest of
+    its old request with probability ``2**-64``."""
+    return hashlib.blake2b(request_hash.encode(), digest_size=_DIGEST_BYTES).digest()
+
+
 @attrs.frozen
 class Entry:
-    """The last record of one ``custom_id`` in the output.
+    """The last record of one ``custom_id`` in the output, as a resume needs it.
 
     Attributes:
         ok: it has a response.
         retryable: it failed in a way another try can change (``retryable_failure``).
-        request_hash: the hash of the request it answered (``None`` in older records).
-        error_type: the error's type when it failed.
-        input_tokens, output_tokens: the usage of its response.
-        cost_usd: what its response cost (``None``: unknown, or it failed).
-        cached: its response came from the request cache.
+        request_digest: `request_digest` of the hash of the request it answered (``None`` in
+            older records, which hold no hash).
+        offset: where the record starts in the output.
     """
 
     ok: bool
     retryable: bool
+    request_digest: bytes | None
+    offset: int = 0
+
+
+class _Record(NamedTuple):
+    """What a scan reads of one record."""
+
+    key: bytes
+    line: Any
+    ok: bool
+    retryable: bool
+    error_type: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    cached: bool
     request_hash: str | None
-    error_type: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float | None = None
-    cached: bool = False
+    spend: float  # what the job's budget counts for it (`_spend.record_spend`)
 
 
-@attrs.frozen(kw_only=True)
-class Resumed:
-    """What an existing output holds, as `scan_output` found it.
-
-    Attributes:
-        entries: the last record of each custom_id.
-        dup_lines: input line numbers of ``DuplicateCustomId`` error lines (they never mark
-            their custom_id done: the original line's own record does).
-        records: result lines read.
-        superseded: records a later record of the same custom_id (or line) replaces.
-        torn_removed: a torn last line (from a crash) was cut off the file.
-        unreadable: other lines that are not result records (ignored).
-        spent_usd: what every record says its item was charged, superseded records
-            included (``_spend.record_spend``; the job's spend adds the sidecar's).
-    """
-
-    entries: dict[str, Entry] = attrs.field(factory=dict)
-    dup_lines: set[int] = attrs.field(factory=set)
-    records: int = 0
-    superseded: int = 0
-    torn_removed: bool = False
-    unreadable: int = 0
-    spent_usd: float = 0.0
-
-    @property
-    def ok(self) -> set[str]:
-        """custom_ids answered."""
-        return {k for k, e in self.entries.items() if e.ok}
-
-    @property
-    def failed(self) -> set[str]:
-        """custom_ids whose last record is an error."""
-        return {k for k, e in self.entries.items() if not e.ok}
-
-    def totals(self) -> dict[str, Any]:
-        """The whole job as its output says, across every run: ``ok``, ``failed``,
-        ``errors`` (by type), ``input_tokens``, ``output_tokens``, ``cost_usd`` (``None``
-        when a response's cost is unknown), ``cached``."""
-        entries = self.entries.values()
-        errors: dict[str, int] = {}
-        for entry in entries:
-            if not entry.ok:
-                name = entry.error_type or "unknown"
-                errors[name] = errors.get(name, 0) + 1
-        if self.dup_lines:
-            errors[DuplicateCustomId.__name__] = len(self.dup_lines)
-        billed = [e for e in entries if e.ok and not e.cached]
-        unknown = sum(e.cost_usd is None for e in billed)
-        known = sum(e.cost_usd or 0.0 for e in billed)
-        return {
-            "ok": sum(e.ok for e in entries),
-            "failed": sum(not e.ok for e in entries) + len(self.dup_lines),
-            "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
-            "input_tokens": sum(e.input_tokens for e in billed),
-            "output_tokens": sum(e.output_tokens for e in billed),
-            "cost_usd": None if unknown else round(known, 6),
-            "cost_usd_known": round(known, 6),
-            "unpriced": unknown,
-            "cached": sum(e.ok and e.cached for e in entries),
-        }
+# The head and tail `record` writes for an answer without metadata; anything else (an error,
+# metadata, escapes in the custom_id, a foreign writer) is decoded whole. A quote inside a
+# JSON string is always escaped, so these unescaped key sequences only occur as keys; the tail
+# matched to the end of the line is the top level's.
+_HEAD: Final = re.compile(rb'\{"custom_id": "([^"\\]*)", "line": (\d+|null), "ok": true, ')
+_TAIL_START: Final = b', "usage": {"input_tokens": '
+_TAIL: Final = re.compile(
+    rb', "usage": \{"input_tokens": (\d+), "output_tokens": (\d+)\}, "latency_s": [-+.eE0-9]+, '
+    rb'"attempts": \d+(, "cached": true)?(?:, "cost_usd": ([-+.eE0-9]+|null))?'
+    rb'(?:, "charged_usd": ([-+.eE0-9]+))?(?:, "request_hash": "([^"\\]*)")?\}\r?\n'
+)
 
 
-def _dup_line(record: dict[str, Any]) -> int | None:
-    error = record.get("error")
-    line = record.get("line")
-    if isinstance(error, dict) and error.get("type") == DuplicateCustomId.__name__:
-        return line if isinstance(line, int) else -1
-    return None
+def _read(raw: bytes) -> _Record | None:
+    """The record of a complete line (ending in ``\\n``), or ``None`` if it is none of ours."""
+    head = _HEAD.match(raw)
+    if head is not None:
+        start = raw.rfind(_TAIL_START)
+        tail = _TAIL.fullmatch(raw, start) if start > head.end() else None
+        if tail is not None:
+            custom_id, line = head.groups()
+            input_tokens, output_tokens, cached, cost, charged, digest = tail.groups()
+            cost_usd = None if cost is None or cost == b"null" else float(cost)
+            return _Record(
+                digest_key(custom_id, b"custom_id"),
+                None if line == b"null" else int(line),
+                True,
+                False,
+                None,
+                int(input_tokens),
+                int(output_tokens),
+                cost_usd,
+                cached is not None,
+                None if digest is None else digest.decode(),
+                _spend(None if charged is None else float(charged), cost_usd),
+            )
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("custom_id"), str):
+        return None
+    return _decoded(record)
 
 
-def _entry(record: dict[str, Any]) -> Entry:
+def _decoded(record: dict[str, Any]) -> _Record:
     ok = record.get("ok") is True
-    digest = record.get("request_hash")
     error = record.get("error")
+    error = error if isinstance(error, dict) else None
+    line = record.get("line")
+    if error is not None and error.get("type") == _DUP:
+        key = dup_line_key(line if isinstance(line, int) else -1)
+    else:
+        key = id_key(record["custom_id"])
     usage = record.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     cost = record.get("cost_usd")
-    return Entry(
-        ok=ok,
-        retryable=not ok and retryable_failure(error),
-        request_hash=digest if isinstance(digest, str) else None,
-        error_type=str(error.get("type")) if isinstance(error, dict) and not ok else None,
-        input_tokens=_int(usage.get("input_tokens")),
-        output_tokens=_int(usage.get("output_tokens")),
-        cost_usd=float(cost) if isinstance(cost, (int, float)) and ok else None,
-        cached=record.get("cached") is True,
+    digest = record.get("request_hash")
+    return _Record(
+        key,
+        line,
+        ok,
+        not ok and retryable_failure(record.get("error")),
+        str(error.get("type")) if error is not None and not ok else None,
+        _int(usage.get("input_tokens")),
+        _int(usage.get("output_tokens")),
+        float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
+        record.get("cached") is True,
+        digest if isinstance(digest, str) else None,
+        record_spend(record),
     )
+
+
+def _spend(charged: float | None, cost: float | None) -> float:
+    """`record_spend` of a record read by its head and tail: ``charged_usd`` when it has one
+    (0 when not positive), else a positive ``cost_usd``, else 0."""
+    value = charged if charged is not None else cost
+    return value if value is not None and math.isfinite(value) and value > 0 else 0.0
 
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def scan_output(path: str) -> Resumed:
-    """Read an existing output for a resume; cut off a torn last line."""
-    entries: dict[str, Entry] = {}
-    dup_lines: set[int] = set()
-    records = superseded = bad = trailing_bad = foreign = 0
-    spent = 0.0
-    with open(path, "r+b") as f:
-        offset = good_end = 0  # good_end: the end of the last complete, valid record
-        for raw in f:
-            end = offset + len(raw)
-            record: Any = _TORN
-            if raw.endswith(b"\n") and raw.strip():
-                with contextlib.suppress(ValueError):
-                    record = json.loads(raw)
-            if record is not _TORN:
-                # A complete line: kept, and counted when it is one of our records.
-                good_end = end
-                trailing_bad = 0
-                if isinstance(record, dict) and isinstance(record.get("custom_id"), str):
-                    records += 1
-                    spent += record_spend(record)  # superseded ones too: they were paid
-                    dup = _dup_line(record)
-                    if dup is not None:
-                        superseded += dup in dup_lines
-                        dup_lines.add(dup)
-                    else:
-                        custom_id = record["custom_id"]
-                        superseded += custom_id in entries
-                        entries[custom_id] = _entry(record)
+def _pack(rec: _Record, offset: int) -> bytes:
+    if offset >= _MAX_OFFSET:
+        raise JobIOError(
+            f"the output is larger than {_MAX_OFFSET} bytes: split the job", path="", written=0
+        )
+    flags = (_OK if rec.ok else 0) | (_RETRYABLE if rec.retryable else 0)
+    digest = bytes(_DIGEST_BYTES)
+    if rec.request_hash is not None:
+        flags |= _HAS_HASH
+        digest = request_digest(rec.request_hash)
+    return digest + ((offset << 3) | flags).to_bytes(6, "little")
+
+
+def _offset(value: bytes) -> int:
+    return int.from_bytes(value[_DIGEST_BYTES:], "little") >> 3
+
+
+@attrs.define(kw_only=True)
+class Resumed:
+    """What an existing output holds, as `scan_output` found it: the last record of each
+    input (in a `DigestTable`) and the job's totals.
+
+    Attributes:
+        records: result lines read.
+        superseded: records a later record of the same custom_id (or line) replaces.
+        torn_removed: a torn last line (from a crash) was cut off the file.
+        unreadable: other lines that are not result records (ignored).
+        end: the offset the scan read up to (the file's end).
+        spent_usd: the cost of every record read, superseded ones included (what the job
+            has paid for, as a per-job budget counts it).
+        table: the last record of each input (``None``: a scan that only counted records,
+            `scan_output` with ``keyed=False``).
+    """
+
+    records: int = 0
+    superseded: int = 0
+    torn_removed: bool = False
+    unreadable: int = 0
+    end: int = 0
+    spent_usd: float = 0.0
+    table: DigestTable | None = attrs.field(factory=lambda: DigestTable(_VALUE_BYTES), repr=False)
+    _ok: int = attrs.field(default=0, init=False)
+    _failed: int = attrs.field(default=0, init=False)
+    _errors: dict[str, int] = attrs.field(factory=dict, init=False)
+    _input_tokens: int = attrs.field(default=0, init=False)
+    _output_tokens: int = attrs.field(default=0, init=False)
+    _cost_known: float = attrs.field(default=0.0, init=False)
+    _unpriced: int = attrs.field(default=0, init=False)
+    _cached: int = attrs.field(default=0, init=False)
+
+    def __len__(self) -> int:
+        """The inputs (and duplicate lines) the output holds a record of."""
+        return self._ok + self._failed
+
+    def fork(self) -> Resumed:
+        """A copy with its own counts, sharing the table (which a later scan ``after`` the
+        copy updates: the last record of each input is then the copy's)."""
+        twin = copy.copy(self)
+        twin._errors = dict(self._errors)
+        return twin
+
+    def get(self, custom_id: str) -> Entry | None:
+        """The last record of ``custom_id``, or ``None``."""
+        return self.entry(id_key(custom_id))
+
+    def has_dup_line(self, line: int) -> bool:
+        """Whether the output holds the ``DuplicateCustomId`` error line of input ``line``."""
+        return self.entry(dup_line_key(line)) is not None
+
+    def entry(self, key: bytes) -> Entry | None:
+        """The last record of the input whose table key (`id_key`) is ``key``, or ``None``."""
+        value = self.table.get(key) if self.table is not None else None
+        if value is None:
+            return None
+        bits = int.from_bytes(value[_DIGEST_BYTES:], "little")
+        return Entry(
+            ok=bool(bits & _OK),
+            retryable=bool(bits & _RETRYABLE),
+            request_digest=value[:_DIGEST_BYTES] if bits & _HAS_HASH else None,
+            offset=bits >> 3,
+        )
+
+    @property
+    def ok_count(self) -> int:
+        """Inputs whose last record is a response."""
+        return self._ok
+
+    @property
+    def failed_count(self) -> int:
+        """Inputs whose last record is an error, duplicate lines included."""
+        return self._failed
+
+    def _count(self, rec: _Record, sign: int) -> None:
+        if rec.ok:
+            self._ok += sign
+            if rec.cached:
+                self._cached += sign
+            else:
+                self._input_tokens += sign * rec.input_tokens
+                self._output_tokens += sign * rec.output_tokens
+                if rec.cost_usd is None:
+                    self._unpriced += sign
                 else:
-                    foreign += 1
-            elif raw.strip():
-                bad += 1
-                trailing_bad += 1
-            elif not trailing_bad:
-                good_end = end
+                    self._cost_known += sign * rec.cost_usd
+        else:
+            self._failed += sign
+            name = rec.error_type or "unknown"
+            self._errors[name] = self._errors.get(name, 0) + sign
+            if not self._errors[name]:
+                del self._errors[name]
+
+    def totals(self) -> dict[str, Any]:
+        """The whole job as its output says, across every run: ``ok``, ``failed``,
+        ``errors`` (by type), ``input_tokens``, ``output_tokens``, ``cost_usd`` (``None``
+        when a response's cost is unknown), ``cached``, ``spent_usd`` (every record's cost,
+        superseded ones included)."""
+        known = round(self._cost_known, 6) + 0.0  # no -0.0 after a record is taken back
+        return {
+            "ok": self._ok,
+            "failed": self._failed,
+            "errors": dict(sorted(self._errors.items(), key=lambda kv: -kv[1])),
+            "input_tokens": self._input_tokens,
+            "output_tokens": self._output_tokens,
+            "cost_usd": None if self._unpriced else known,
+            "cost_usd_known": known,
+            "unpriced": self._unpriced,
+            "cached": self._cached,
+            "spent_usd": round(self.spent_usd, 6),
+        }
+
+
+def _count_lines(f: IO[bytes], start: int) -> int:
+    f.seek(start)
+    lines = 0
+    while chunk := f.read(1 << 20):
+        lines += chunk.count(b"\n")
+    f.seek(start)
+    return lines
+
+
+def _reread(fd: int, offset: int) -> _Record | None:
+    """The record at ``offset`` (a superseded one, read again to take its share back);
+    ``pread`` leaves the scan's position alone."""
+    raw = b""
+    while True:
+        chunk = os.pread(fd, 65536, offset + len(raw))
+        end = chunk.find(b"\n")
+        if end >= 0 or not chunk:
+            raw += chunk[: end + 1] if end >= 0 else chunk
+            break
+        raw += chunk
+    return _read(raw) if raw.endswith(b"\n") else None
+
+
+def _scan(
+    f: IO[bytes],
+    resumed: Resumed,
+) -> int:
+    """Read records from ``resumed.end`` into ``resumed``; returns the offset to cut a torn
+    tail at (``-1``: none)."""
+    table = resumed.table
+    offset = good_end = resumed.end
+    f.seek(offset)
+    trailing_bad = bad = foreign = 0
+    for raw in f:
+        end = offset + len(raw)
+        rec = _read(raw) if raw.endswith(b"\n") else None
+        if rec is None and raw.endswith(b"\n") and raw.strip() and _is_json(raw):
+            foreign += 1  # valid JSON, not one of our records: kept, ignored
+            good_end = end
+            trailing_bad = 0
             offset = end
-        if trailing_bad:
+            continue
+        if rec is not None:
+            good_end = end
+            trailing_bad = 0
+            resumed.records += 1
+            resumed.spent_usd += rec.spend  # superseded ones too: they were paid
+            old = table.put(rec.key, _pack(rec, offset)) if table is not None else None
+            gone = None
+            if old is not None:
+                resumed.superseded += 1
+                gone = _reread(f.fileno(), _offset(old))
+                if gone is not None:
+                    resumed._count(gone, -1)
+            resumed._count(rec, 1)
+        elif raw.strip():
+            bad += 1
+            trailing_bad += 1
+        elif not trailing_bad:
+            good_end = end
+        offset = end
+    resumed.unreadable += bad - trailing_bad + foreign
+    resumed.end = good_end if trailing_bad else offset
+    return good_end if trailing_bad else -1
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def _new(f: IO[bytes], *, keyed: bool = True) -> Resumed:
+    if not keyed:
+        return Resumed(table=None)
+    return Resumed(table=DigestTable(_VALUE_BYTES, expected=_count_lines(f, 0)))
+
+
+def scan_output(path: str, *, after: Resumed | None = None, keyed: bool = True) -> Resumed:
+    """Read an existing output for a resume; cut off a torn last line.
+
+    Args:
+        path: the output.
+        after: a scan of the start of this same file (nothing but appends since): the
+            records from its ``end`` on are added to it, and it is returned.
+        keyed: ``False`` only counts: for an output whose records are all of different
+            inputs (a first run's), the totals without the table (``get`` finds nothing).
+    """
+    with open(path, "r+b") as f:
+        resumed = after if after is not None else _new(f, keyed=keyed)
+        cut = _scan(f, resumed)
+        if cut >= 0:
             # A crash mid-write left a torn last line: cut the file back to the end of the
             # last complete record, so that the rerun appends cleanly and redoes that item.
-            f.truncate(good_end)
-    return Resumed(
-        entries=entries,
-        dup_lines=dup_lines,
-        records=records,
-        superseded=superseded,
-        torn_removed=bool(trailing_bad),
-        unreadable=bad - trailing_bad + foreign,
-        spent_usd=spent,
-    )
+            f.truncate(cut)
+            resumed.torn_removed = True
+    return resumed
 
 
 def start_output(path: str, *, resume: bool, overwrite: bool) -> Resumed | None:
@@ -247,6 +471,24 @@ def start_output(path: str, *, resume: bool, overwrite: bool) -> Resumed | None:
     return scan_output(path)
 
 
+def read_record(raw: bytes) -> tuple[bytes, Any] | None:
+    """``(key, line)`` of a complete record line (its table key, as `id_key` or
+    `dup_line_key` gives it, and its ``line`` field), or ``None`` for any other line."""
+    rec = _read(raw) if raw.endswith(b"\n") else None
+    return None if rec is None else (rec.key, rec.line)
+
+
+def record_line_at(fd: int, offset: int) -> Any:
+    """The ``line`` field of the record at ``offset`` of the file ``fd`` (``None``: none)."""
+    rec = _reread(fd, offset)
+    return None if rec is None else rec.line
+
+
+def count_lines(f: IO[bytes]) -> int:
+    """The ``\n`` in ``f`` (read through once, in 1 MiB chunks; left at the start)."""
+    return _count_lines(f, 0)
+
+
 def compact_output(path: str) -> int:
     """Rewrite ``path`` with only the last record of each custom_id (and of each duplicate
     line), atomically; returns the records dropped (0: the file was left untouched).
@@ -256,28 +498,29 @@ def compact_output(path: str) -> int:
     Raises:
         JobIOError: the rewrite failed; the original file is intact.
     """
-    last: dict[Any, int] = {}
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f):
-            with contextlib.suppress(ValueError):
-                record = json.loads(raw)
-                if isinstance(record, dict) and isinstance(record.get("custom_id"), str):
-                    dup = _dup_line(record)
-                    last[("dup", dup) if dup is not None else record["custom_id"]] = number
-    keep = set(last.values())
     # Beside the real file (a linked output is rewritten through its link), under a name
     # nobody can predict and plant a link at.
     target = real_path(path)
     temp = ""
-    dropped = 0
+    dropped = kept = 0
     try:
+        with open(path, "rb") as f:
+            resumed = _new(f)
+            _scan(f, resumed)
+        table = resumed.table
+        assert table is not None
         fd, temp = temp_beside(target, "compact")
         with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
-            for number, raw in enumerate(src):
-                if number in keep or not _is_record(raw):
+            offset = 0
+            for raw in src:
+                rec = _read(raw) if raw.endswith(b"\n") else None
+                value = table.get(rec.key) if rec is not None else None
+                if rec is None or (value is not None and _offset(value) == offset):
                     dst.write(raw)
+                    kept += rec is not None
                 else:
                     dropped += 1
+                offset += len(raw)
             if not dropped:
                 return 0
             dst.flush()
@@ -289,21 +532,13 @@ def compact_output(path: str) -> int:
             f"could not compact {path}: {exc.strerror or exc}; it is still complete "
             f"(later records win), and --resume reads it as it is",
             path=path,
-            written=len(keep),
+            written=kept,
         ) from exc
     finally:
         if temp:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
     return dropped
-
-
-def _is_record(raw: bytes) -> bool:
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and isinstance(record.get("custom_id"), str)
 
 
 def _fsync_dir(path: str) -> None:

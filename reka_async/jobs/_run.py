@@ -20,6 +20,7 @@ This is what ``reka-async batch`` runs (and what ``run_ray_job`` mirrors). The g
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -163,25 +164,37 @@ class Job:
     async def _run_locked(self) -> JobReport:
         out = self.output_path
         resumed = self.resumed = start_output(out, resume=self.resume, overwrite=self.overwrite)
+        from_stdin = self.input_path == "-"
+        expected = 0 if from_stdin else _count_lines(self.input_path)
+        checker: JobInput | None = None
+        if resumed is not None and len(resumed) and not from_stdin and not self.rerun_changed:
+            # Refuse before anything is sent: one read of the input, hashing only the inputs
+            # the output already holds. (Standard input cannot be read twice: there, a
+            # changed input stops the run where it is found.) The run's own read then
+            # parses only the lines the check found to send.
+            checker = JobInput(
+                resumed,
+                retry_failed=self.retry_failed,
+                hash_line=self.hash_line,
+                input_format=self.input_format,
+                expected=expected,
+            )
+            check_fd = _open(self.input_path)
+            try:
+                await checker.check(check_fd)
+            finally:
+                os.close(check_fd)
         source = self.source = JobInput(
             resumed,
             retry_failed=self.retry_failed,
             hash_line=self.hash_line,
             rerun_changed=self.rerun_changed,
             input_format=self.input_format,
+            expected=0 if checker is not None else expected,
         )
-        from_stdin = self.input_path == "-"
-        if resumed is not None and resumed.entries and not from_stdin and not self.rerun_changed:
-            # Refuse before anything is sent: one read of the input, hashing only the inputs
-            # the output already holds. (Standard input cannot be read twice: there, a
-            # changed input stops the run where it is found.)
-            check_fd = _open(self.input_path)
-            try:
-                await JobInput(
-                    resumed, hash_line=self.hash_line, input_format=self.input_format
-                ).check(check_fd)
-            finally:
-                os.close(check_fd)
+        if checker is not None:
+            source.adopt(checker)  # its decisions: the run reads only the lines to send
+            del checker
         spent = self.spent_usd = self._spent_so_far(resumed)
         runner_options: dict[str, Any] = {
             **self.options,
@@ -215,7 +228,11 @@ class Job:
         superseded = (resumed.superseded if resumed else 0) + source.retried + source.rerun
         if completed and superseded:
             compacted = self._compact(out)
-        final = scan_output(out)
+        if compacted or resumed is None:
+            # A first run's records are all of different inputs: counting them is the total.
+            final = scan_output(out, keyed=resumed is not None)
+        else:
+            final = scan_output(out, after=resumed.fork())  # only this run's records
         return JobReport(
             output_path=out,
             stats=runner.stats,
@@ -224,8 +241,8 @@ class Job:
             retried=source.retried,
             rerun=source.rerun,
             compacted=compacted,
-            total_ok=len(final.ok),
-            total_failed=len(final.failed) + len(final.dup_lines),
+            total_ok=final.ok_count,
+            total_failed=final.failed_count,
             resumed=resumed,
             final=final,
             spent_usd=self.spent_usd,
@@ -305,6 +322,15 @@ def _input_format(path: str, given: str | None) -> str:
         return input_format(path, given)
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
+
+
+def _count_lines(path: str) -> int:
+    """The lines of the input file ``path`` (0 if it cannot be read: the run says why)."""
+    lines = 0
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return lines
 
 
 def _open(path: str) -> int:

@@ -17,7 +17,6 @@ from reka_async.jobs import (
     Entry,
     InvalidInputLine,
     JobInput,
-    Resumed,
     Writer,
     line_preparer,
     prepare_line,
@@ -106,7 +105,9 @@ async def test_items_skip_blank_lines_name_duplicates_and_skip_resumed(tmp_path:
         + "\n\n"
         + "\n".join(json.dumps(x) for x in lines[2:])
     )
-    source = JobInput(Resumed(entries={"done": Entry(ok=True, retryable=False, request_hash=None)}))
+    done = tmp_path / "out.jsonl"
+    done.write_text(json.dumps({"custom_id": "done", "line": 2, "ok": True}) + "\n")
+    source = JobInput(scan_output(str(done)))
     fd = os.open(path, os.O_RDONLY)
     try:
         items = [item async for item in source.items(fd)]
@@ -147,7 +148,8 @@ def test_scan_output_cuts_a_torn_last_line(tmp_path: Path) -> None:
     path.write_text(text + "not json\n" + json.dumps(["foreign"]) + "\n" + '{"custom_id": "c"')
     resumed = scan_output(str(path))
     # A duplicate's error line is keyed by its line: it never marks its custom_id done.
-    assert (resumed.ok, resumed.failed, resumed.dup_lines) == ({"a"}, set(), {2})
+    assert resumed.get("a") == Entry(ok=True, retryable=False, request_digest=None, offset=0)
+    assert (resumed.get("b"), resumed.has_dup_line(2), resumed.failed_count) == (None, True, 1)
     assert (resumed.records, resumed.torn_removed, resumed.unreadable) == (2, True, 2)
     assert path.read_text().endswith(json.dumps(["foreign"]) + "\n")
 
@@ -160,6 +162,7 @@ def test_start_output_refuses_a_non_empty_output(tmp_path: Path) -> None:
         start_output(str(path), resume=False, overwrite=False)
     resumed = start_output(str(path), resume=True, overwrite=False)
     assert resumed is not None
-    assert resumed.ok == {"a"}
+    assert (resumed.ok_count, resumed.failed_count) == (1, 0)
+    assert resumed.get("a") is not None
     assert start_output(str(path), resume=False, overwrite=True) is None
     assert path.read_text() == ""
