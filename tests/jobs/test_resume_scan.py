@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from reka_async.jobs import JobInput, export_output, retryable_failure, scan_output
 from reka_async.jobs._resume import _decoded, _read
+from reka_async.jobs._spend import record_spend
 
 _text = st.lists(
     st.sampled_from(['"', "\\", "{", "}", ",", " ", ":", "a", "é", "\n", "\u2028"])
@@ -46,6 +47,7 @@ def _ok_record(custom_id: str, line: int | None, text: str, **extra: Any) -> dic
     text=_text,
     cached=st.booleans(),
     cost=st.none() | st.floats(min_value=0, max_value=1, allow_nan=False),
+    charged=st.none() | st.floats(min_value=0, max_value=1, allow_nan=False),
     digest=st.none() | _text,
     metadata=st.none() | st.dictionaries(_text, _text, max_size=2),
     ascii_only=st.booleans(),
@@ -56,6 +58,7 @@ def test_the_fast_read_of_a_record_equals_its_full_decoding(
     text: str,
     cached: bool,
     cost: float | None,
+    charged: float | None,
     digest: str | None,
     metadata: dict[str, str] | None,
     ascii_only: bool,
@@ -64,6 +67,8 @@ def test_the_fast_read_of_a_record_equals_its_full_decoding(
     if cached:
         extra["cached"] = True
     extra["cost_usd"] = cost
+    if charged is not None:  # what a budget charged it (issue 28), written after cost_usd
+        extra["charged_usd"] = charged
     if metadata is not None:
         extra["metadata"] = metadata
     if digest is not None:
@@ -71,6 +76,7 @@ def test_the_fast_read_of_a_record_equals_its_full_decoding(
     rec = _ok_record(custom_id, line, text, **extra)
     raw = (json.dumps(rec, ensure_ascii=ascii_only) + "\n").encode()
     assert _read(raw) == _decoded(json.loads(raw))
+    assert _read(raw).spend == record_spend(json.loads(raw))  # type: ignore[union-attr]
 
 
 def _write(path: Path, records: list[dict[str, Any]]) -> None:
