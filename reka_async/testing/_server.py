@@ -13,18 +13,20 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from ._bookkeeping import Ids, RateWindow, RecordedRequest, record
+from ._bookkeeping import Ids, RecordedRequest, record
 from ._catalogue import ModelsShape, accepted_models, listed_models, models_body
 from ._fault_responses import fault_response
 from ._faults import (
     AUTH_BODY,
     DEFAULT_FAULT_KINDS,
     METHOD_NOT_ALLOWED_BODY,
+    RATE_LIMIT_BODY,
     FaultPicker,
     error_body,
 )
 from ._generation import GenerationModel, Generator
 from ._json import loads
+from ._limiters import Limiter, limiter_of
 from ._native import Dialect, NativeDialect, NativeStream, fault_material
 from ._openai import OpenAIDialect
 from ._replies import Reply, last_text
@@ -69,6 +71,11 @@ class MockRekaServer(Serving):
         rate_limit: A fixed-window limiter of any window, e.g. ``"50/s"``, ``"600/min"`` or
             ``"10/5s"`` (instead of ``rpm_limit``); its ``x-ratelimit-*`` headers tell the
             truth about the window on every answer, and its 429s say the quota is spent.
+        rate_limit_kind: The kind of limiter behind ``rate_limit`` or ``rpm_limit``:
+            ``"fixed"`` (the default: windows aligned to the clock), ``"sliding"`` (at most N
+            in any trailing window), ``"bucket"`` (a burst of N refilled continuously, headers
+            in OpenAI's model) or ``"bare"`` (that bucket with no ``x-ratelimit-*`` headers,
+            only ``retry-after`` on its 429s); see `_limiters`.
         record_requests: Whether to keep every request in `requests`.
         sse_done: Append ``data: [DONE]`` after the last event of a stream.
         sse_crlf: Use CRLF line endings in streams.
@@ -116,6 +123,7 @@ class MockRekaServer(Serving):
         slow_first_byte_s: float = 30.0,
         rpm_limit: int | None = None,
         rate_limit: str | None = None,
+        rate_limit_kind: str = "fixed",
         record_requests: bool = True,
         sse_done: bool = False,
         sse_crlf: bool = False,
@@ -132,7 +140,7 @@ class MockRekaServer(Serving):
         self._faults = FaultPicker(rate=fault_rate, kinds=fault_kinds, seed=seed)
         if stream_chunks is not None and stream_chunks < 1:
             raise ValueError("stream_chunks must be at least 1")
-        self._window = RateWindow.of(rpm_limit, rate_limit, clock)
+        self._window = limiter_of(rpm_limit, rate_limit, rate_limit_kind, clock)
         if latency_s < 0 or chunk_latency_s < 0 or retry_after_s < 0 or slow_first_byte_s < 0:
             raise ValueError("delays must not be negative")
 
@@ -169,6 +177,11 @@ class MockRekaServer(Serving):
         self._app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
 
     # ---------------------------------------------------------------- public surface
+
+    @property
+    def limiter(self) -> Limiter:
+        """The rate limiter (its kind, and its ``admitted`` and ``refused`` counters)."""
+        return self._window
 
     @property
     def generation(self) -> Generator | None:
@@ -413,6 +426,10 @@ class MockRekaServer(Serving):
         done: bool | None = None,
     ) -> web.StreamResponse:
         """Answer with a fault (``events`` is None for non-streams; ``done`` as in ``send``)."""
+        if fault == "rpm_limit":  # the limiter's own 429: its headers tell its state
+            return web.Response(
+                status=429, body=RATE_LIMIT_BODY, headers=self._window.refusal(request_id)
+            )
         return await fault_response(
             request,
             fault,
@@ -421,7 +438,6 @@ class MockRekaServer(Serving):
             events,
             writer=self._writer,
             done=done,
-            window_end=self._window.end,
             now=self._window.clock(),
             retry_after_s=self._retry_after_s,
         )
