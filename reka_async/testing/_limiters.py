@@ -119,13 +119,19 @@ class Limiter:
         """The headers of every answer: JSON content, request id and the limiter's state."""
         return {"Content-Type": _JSON, "x-request-id": request_id, **self._state(self.clock())}
 
-    def refusal(self, request_id: str) -> dict[str, str]:
-        """The headers of the limiter's 429: the state, and ``retry-after`` until the next
-        admission."""
+    def refusal(self, request_id: str, state: dict[str, str] | None = None) -> dict[str, str]:
+        """The headers of the limiter's 429: its state (``state``, as read when the request
+        was refused, or now), and ``retry-after`` from now until the next admission."""
         now = self.clock()
         headers = self.headers(request_id)
+        if state is not None:
+            headers.update(state)
         headers["retry-after"] = _seconds(self._retry_in(now))
         return headers
+
+    def state(self) -> dict[str, str]:
+        """The ``x-ratelimit-*`` headers of the limiter's state now (none for ``bare``)."""
+        return self._state(self.clock())
 
     def _take(self, now: float) -> bool:
         raise NotImplementedError

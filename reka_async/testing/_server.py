@@ -141,6 +141,9 @@ class MockRekaServer(Serving):
         if stream_chunks is not None and stream_chunks < 1:
             raise ValueError("stream_chunks must be at least 1")
         self._window = limiter_of(rpm_limit, rate_limit, rate_limit_kind, clock)
+        #: The limiter's headers when it refused a request, by the request's id, until the
+        #: 429 is answered a latency later.
+        self._refused_state: dict[int, dict[str, str]] = {}
         if latency_s < 0 or chunk_latency_s < 0 or retry_after_s < 0 or slow_first_byte_s < 0:
             raise ValueError("delays must not be negative")
 
@@ -267,6 +270,9 @@ class MockRekaServer(Serving):
         fault, latency = self._faults.pick(text)
         if fault is None and not self._window.admit():
             fault = "rpm_limit"  # internal name: a rate_limit answered by the limiter
+            # Why it was refused, as the limiter saw it then (the answer leaves a latency
+            # later, when a window may have rolled: its headers must still say "spent").
+            self._refused_state[id(request)] = self._window.state()
         if self._record:
             recorded = "rate_limit" if fault == "rpm_limit" else fault
             self.requests.append(record(request, body, received_at, recorded))
@@ -427,9 +433,8 @@ class MockRekaServer(Serving):
     ) -> web.StreamResponse:
         """Answer with a fault (``events`` is None for non-streams; ``done`` as in ``send``)."""
         if fault == "rpm_limit":  # the limiter's own 429: its headers tell its state
-            return web.Response(
-                status=429, body=RATE_LIMIT_BODY, headers=self._window.refusal(request_id)
-            )
+            refusal = self._window.refusal(request_id, self._refused_state.pop(id(request), None))
+            return web.Response(status=429, body=RATE_LIMIT_BODY, headers=refusal)
         return await fault_response(
             request,
             fault,
