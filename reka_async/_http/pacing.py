@@ -111,12 +111,15 @@ class Pacer:
         if cooldown.deadline:
             await cooldown.wait()
         quota = self.quota
-        if quota.active:
+        rate = self.rate
+        # The window's countdown, unless its reset moves from answer to answer within a
+        # window (a sliding window or a bucket, not windows of the clock): once a rate is
+        # learned, the send slots pace those.
+        if quota.active and (rate is None or not quota.moving):
             pause = quota.before_send()
             if pause:
                 cooldown.trip(pause)
                 await cooldown.wait()
-        rate = self.rate
         if rate is None:
             return
         # One slot per request, 1/rate apart: requests released together (after a pause, or

@@ -215,6 +215,7 @@ class Quota:
         "high",
         "limit",
         "max_wait",
+        "moving",
         "paused_s",
         "remaining",
         "reset_at",
@@ -234,6 +235,9 @@ class Quota:
         self.reset_at = 0.0
         #: Seconds between two window resets, once two have been seen (0.0: unknown).
         self.window_s = 0.0
+        #: Whether the reset moved within one window (a sliding window or a bucket, whose
+        #: reset follows each request, rather than windows of the clock).
+        self.moving = False
         #: Total seconds of pauses the headers asked for.
         self.paused_s = 0.0
         self._previous_reset = 0.0
@@ -279,6 +283,8 @@ class Quota:
         elif abs(reset - self.reset_at) < max(1e-3, self.window_s / 4):
             # The same window: the lower count wins, and the server's reset time replaces
             # a predicted one (a prediction drifts by the header's rounding every window).
+            if not self._counting and abs(reset - self.reset_at) > 2e-3:
+                self.moving = True
             self.remaining = min(self.remaining, remaining)
             self.reset_at = reset
         elif reset > self.reset_at:  # a later window than the one we count
