@@ -49,6 +49,7 @@ from ._http.options import (
     check_max_retries,
     resolve_api_key,
 )
+from ._http.pacing import Pacer
 from ._http.quota import Quota, RateLimit
 from ._listing import AsyncModels
 from ._logging import configure_from_env, debug_enabled
@@ -477,6 +478,12 @@ class AsyncClient:
     def quota(self) -> Quota:
         """The key's rate-limit window as the server's ``x-ratelimit-*`` headers describe it."""
         return self._transport.pacer.quota
+
+    @property
+    def pacer(self) -> Pacer:
+        """The client's pacing (shared by its ``with_options`` copies): the shared cooldown,
+        the key's window and the learned send rate (``_http/quota.py`` has the rule)."""
+        return self._transport.pacer
 
     @property
     def max_retries(self) -> int:

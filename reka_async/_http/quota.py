@@ -1,37 +1,87 @@
-"""``Quota``: pacing from the server's ``x-ratelimit-*`` headers, so a key's window is used
-to the full without being overrun.
+"""The one rule for rate limits: how the server's headers and its 429s pace a client, and
+``Quota``, the key's window as the ``x-ratelimit-*`` headers describe it.
 
-Every response (a success or a 429) may carry ``x-ratelimit-limit`` (requests per window),
-``x-ratelimit-remaining`` and ``x-ratelimit-reset`` (when the window ends: Unix time, or
-seconds from now when the number is small). While plenty remains, reading the headers costs
-one lookup and one ``int()``. Once the remaining count is within ``slack`` requests of zero
-the quota becomes *active*: each request sent counts down a local copy of the remaining
-count (the server's answers lag behind the requests in flight), each answer corrects it
-(the lower of the two wins, so other users of the key are accounted for), and when it reaches
-zero the client pauses (the shared ``Cooldown``) until the window resets, instead of sending
-requests the server would refuse. After a reset the window's ``limit`` is available again;
-the next reset is predicted from the window length seen between two resets.
+The header shapes (``/work/shared/reka-chat-api.md``, "Errors and rate limits"), all read here:
+``x-ratelimit-limit|remaining|reset`` (reset a Unix time, maybe fractional, or seconds from
+now when small); OpenAI's ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` (resets
+as durations: ``"1s"``, ``"6m0s"``, ``"20ms"``); Anthropic's
+``anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}``
+(resets as RFC 3339 times); ``retry-after`` (seconds or an HTTP date) and ``retry-after-ms``.
+A missing or unparsable header is no information, never a zero.
 
-Two kinds of 429 (decided here and in the request loop, ``Transport._retry_wait``): one
-whose headers say the quota is spent (``x-ratelimit-remaining: 0``) pauses every request of
-the client until the server's delay has passed; one that does not (an overload answer with
-only ``retry-after``) delays that request alone.
+The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
+
+1. **Three kinds of rate-limit 429** (the out-of-credits 429 is not one of them: it is never
+   retried). A *quota* 429 has a ``remaining`` of 0 in some shape: the key's window is
+   spent, so the whole client pauses (the shared ``Cooldown``) for the server's delay. An
+   *unlabelled* 429 carries no ``x-ratelimit-*``/``anthropic-ratelimit-*`` header at all,
+   only ``retry-after``: a spent quota behind a header-less limiter and an overload answer
+   look the same on the wire, so it delays its own request and counts in the share below.
+   An *overload* 429 carries rate-limit headers that say quota remains: it delays its own
+   request. 5xx, 408 and 409 are retried as before and play no part in pacing.
+2. **Rate limiting alone never fails a request.** A quota or unlabelled 429 spends none of
+   the request's ``max_retries``; instead its waits add up, per request, to at most
+   ``RetryPolicy.max_rate_limit_wait`` seconds (default 300; each wait is still capped by
+   ``max_server_wait``, ``max_retry_wait=`` on the client). ``max_retries=0`` still means
+   no retry at all. An overload 429 spends a retry as any other retryable error does.
+3. **A learned send rate.** The pacer sends at most ``rate`` requests a second, each at its
+   own slot ``1/rate`` after the previous one, so requests released after a pause are spread
+   over the interval, never released together. The rate is unknown (no pacing) until one of:
+
+   * the headers declare it: OpenAI's and Anthropic's request limits are per minute
+     (``rate = limit / 60``); the pacer then sends at ``MARGIN`` (97 %) of it and never
+     probes above it (a bare ``x-ratelimit-limit`` is a window's allowance, the window's
+     length unknown: it declares no rate, and ``Quota`` below paces against it);
+   * the share of rate-limit 429s (of any kind) among the answers of the last
+     ``SHARE_WINDOW_S`` (2 s), once at least ``MIN_ANSWERS`` (50) are in, exceeds
+     ``CUT_SHARE`` (10 %) while the client is not paced yet, or ``PACED_CUT_SHARE`` (3 %)
+     once it is: the rate becomes the send rate times ``1 - share`` (what the server
+     admitted; unpaced, the answers per second over the window, taken as at least a second
+     long) times ``MARGIN``, at most once per ``SHARE_WINDOW_S``. A single 429 never cuts
+     the rate; 1 % of random overload 429s never does either.
+
+   A paced client probes upward, 2 % at a time, after ``SHARE_WINDOW_S`` without a
+   rate-limit 429 and without a ``remaining`` of 0, as long as requests are queued at the
+   rate (a rate that is not the bottleneck is not raised). The first 429 after a probe
+   undoes it, and no probe follows for 10 s: the limit is about there.
+4. ``Quota``: a window that the headers say is nearly spent is counted down locally and
+   paused at its end (below), before the send slot of rule 3 is taken.
 
 Clocks: the reset time is the server's; a client clock that is behind waits a little longer,
 one that is ahead may see a 429, which is then honoured as above.
+
+``Quota`` in detail: while plenty remains, reading the headers costs one lookup and one
+``int()``. Once the remaining count is within ``slack`` requests of zero the quota becomes
+*active*: each request sent counts down a local copy of the remaining count (the server's
+answers lag behind the requests in flight), each answer corrects it (the lower of the two
+wins, so other users of the key are accounted for), and when it reaches zero the client
+pauses (the shared ``Cooldown``) until the window resets. After a reset the window's
+``limit`` is available again; the next reset is predicted from the window length seen
+between two resets.
 """
 
 from __future__ import annotations
 
+import datetime
 import random
+import re
 import time
 from collections.abc import Mapping
+from typing import Final
 
 import attrs
 
 from .._serial import Serializable
 
-__all__ = ["Quota", "RateLimit", "quota_spent"]
+__all__ = [
+    "Quota",
+    "RateLimit",
+    "declared_rate",
+    "has_rate_headers",
+    "parse_duration",
+    "quota_spent",
+    "spent_reset",
+]
 
 _EPOCH_THRESHOLD = 1e9  # an x-ratelimit-reset above this is Unix time, else seconds from now
 
@@ -46,10 +96,106 @@ def _number(value: str | None) -> float | None:
     return number if number == number and number not in (float("inf"), float("-inf")) else None
 
 
+#: (remaining, reset, reset format) of every shape; a ``remaining`` of 0 in any says spent.
+_SHAPES: Final = (
+    ("x-ratelimit-remaining", "x-ratelimit-reset", "unix"),
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", "duration"),
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", "duration"),
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset", "rfc3339"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset", "rfc3339"),
+    (
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-reset",
+        "rfc3339",
+    ),
+    (
+        "anthropic-ratelimit-output-tokens-remaining",
+        "anthropic-ratelimit-output-tokens-reset",
+        "rfc3339",
+    ),
+)
+#: Request limits documented per minute (OpenAI's and Anthropic's shapes).
+_PER_MINUTE: Final = ("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit")
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str | None) -> float | None:
+    """A Go-style duration (``"1s"``, ``"6m0s"``, ``"20ms"``, ``"1h2m3.5s"``) in seconds; a
+    bare number is seconds; ``None`` for anything else."""
+    if not value:
+        return None
+    text = value.strip()
+    number = _number(text)
+    if number is not None:
+        return number if number >= 0 else None
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _UNIT_S[u] for n, u in parts)
+
+
+def _rfc3339(value: str | None, now: float) -> float | None:
+    """Seconds from ``now`` until an RFC 3339 time (``None`` if unparsable)."""
+    if not value:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - now)
+
+
+def _reset_in(value: str | None, form: str, now: float) -> float | None:
+    if form == "duration":
+        return parse_duration(value)
+    if form == "rfc3339":
+        return _rfc3339(value, now)
+    reset = _number(value)
+    if reset is None or reset < 0:
+        return None
+    return max(0.0, reset - now) if reset >= _EPOCH_THRESHOLD else reset
+
+
 def quota_spent(headers: Mapping[str, str]) -> bool:
-    """Whether an answer's headers say the key's window is spent (``remaining`` 0)."""
-    remaining = _number(headers.get("x-ratelimit-remaining"))
-    return remaining is not None and remaining <= 0
+    """Whether an answer's headers say the key's window is spent: a ``remaining`` of 0 (or
+    less) in any shape, for requests or for tokens."""
+    for remaining, _, _ in _SHAPES:
+        value = _number(headers.get(remaining))
+        if value is not None and value <= 0:
+            return True
+    return False
+
+
+def spent_reset(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds until a spent window resets, by the reset header of the shape that is spent
+    (the longest, when several are); ``None`` when none is spent or says when."""
+    longest = None
+    for remaining, reset, form in _SHAPES:
+        value = _number(headers.get(remaining))
+        if value is not None and value <= 0:
+            wait = _reset_in(headers.get(reset), form, now)
+            if wait is not None and (longest is None or wait > longest):
+                longest = wait
+    return longest
+
+
+def has_rate_headers(headers: Mapping[str, str]) -> bool:
+    """Whether an answer carries any rate-limit header (``x-ratelimit-*`` or
+    ``anthropic-ratelimit-*``): without one, a 429 is unlabelled (see the module docstring)."""
+    return any(k.lower().startswith(("x-ratelimit-", "anthropic-ratelimit-")) for k in headers)
+
+
+def declared_rate(headers: Mapping[str, str]) -> float | None:
+    """Requests per second a per-minute request limit of OpenAI's or Anthropic's shape
+    declares (``None`` when neither is there, or either is unparsable or not positive)."""
+    for name in _PER_MINUTE:
+        limit = _number(headers.get(name))
+        if limit is not None and limit > 0:
+            return limit / 60.0
+    return None
 
 
 class Quota:
@@ -66,11 +212,14 @@ class Quota:
         "_counting",
         "_previous_reset",
         "active",
+        "high",
         "limit",
         "max_wait",
+        "moving",
         "paused_s",
         "remaining",
         "reset_at",
+        "seen",
         "slack",
         "window_s",
     )
@@ -86,6 +235,9 @@ class Quota:
         self.reset_at = 0.0
         #: Seconds between two window resets, once two have been seen (0.0: unknown).
         self.window_s = 0.0
+        #: Whether the reset moved within one window (a sliding window or a bucket, whose
+        #: reset follows each request, rather than windows of the clock).
+        self.moving = False
         #: Total seconds of pauses the headers asked for.
         self.paused_s = 0.0
         self._previous_reset = 0.0
@@ -131,6 +283,8 @@ class Quota:
         elif abs(reset - self.reset_at) < max(1e-3, self.window_s / 4):
             # The same window: the lower count wins, and the server's reset time replaces
             # a predicted one (a prediction drifts by the header's rounding every window).
+            if not self._counting and abs(reset - self.reset_at) > 2e-3:
+                self.moving = True
             self.remaining = min(self.remaining, remaining)
             self.reset_at = reset
         elif reset > self.reset_at:  # a later window than the one we count

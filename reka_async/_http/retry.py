@@ -44,6 +44,7 @@ import attrs
 
 from .._exceptions import APIConnectionError, APIError, APIStatusError, InsufficientCreditsError
 from .options import check_max_retries
+from .quota import spent_reset
 
 __all__ = ["Cooldown", "RetryEvent", "RetryHook", "RetryPolicy", "parse_retry_after"]
 
@@ -63,6 +64,10 @@ class RetryEvent:
             pauses (the shared cooldown); false for an overload 429 about this request.
         may_bill_twice: true when the failed attempt may have reached the server, so this
             retry may be generated and billed twice (see the module docstring).
+        rate_limit_kind: ``"quota"``, ``"unlabelled"`` or ``"overload"`` for a rate-limit
+            429 (``_http/quota.py``), else ``None``.
+        counted: whether this retry spends one of ``max_retries`` (quota and unlabelled
+            429s do not: ``RetryPolicy.max_rate_limit_wait`` bounds them instead).
     """
 
     method: str
@@ -73,6 +78,8 @@ class RetryEvent:
     rate_limited: bool
     quota_spent: bool = False
     may_bill_twice: bool = False
+    rate_limit_kind: str | None = None
+    counted: bool = True
 
 
 RetryHook = Callable[[RetryEvent], None]
@@ -92,6 +99,9 @@ class RetryPolicy:
             one is raised at once with ``retry_after`` on the error instead of sleeping silently.
         may_bill_twice: allow retries that may bill twice (default); ``False`` raises such a
             failure at once (see the module docstring).
+        max_rate_limit_wait: the most seconds one request waits, in total, after quota and
+            unlabelled 429s, which spend none of ``max_retries`` (``_http/quota.py``); the
+            429 that would go past it is raised.
     """
 
     max_retries: int = attrs.field(default=2)
@@ -99,6 +109,7 @@ class RetryPolicy:
     cap: float = 8.0
     max_server_wait: float = 120.0
     may_bill_twice: bool = True
+    max_rate_limit_wait: float = 300.0
 
     @max_retries.validator
     def _check_max_retries(self, _: attrs.Attribute[int], value: int) -> None:
@@ -173,20 +184,6 @@ class Cooldown:
             await asyncio.sleep(left)
 
 
-def _quota_exhausted(remaining: str | None) -> bool:
-    """Whether ``x-ratelimit-remaining`` allows reading ``x-ratelimit-reset`` as a wait.
-
-    The reset time is sent on every response; while requests remain in the window it is only
-    when the window rolls over, not a delay to honour (a 500 must not wait for it).
-    """
-    if remaining is None:
-        return True
-    try:
-        return float(remaining) <= 0
-    except ValueError:
-        return True
-
-
 def _seconds(value: str) -> float | None:
     """A delay header's value in seconds; ``None`` for garbage, negatives, NaN or infinity."""
     try:
@@ -199,10 +196,11 @@ def _seconds(value: str) -> float | None:
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     """The delay the server asks for, in seconds, from the documented headers.
 
-    ``retry-after-ms``, then ``retry-after`` (seconds or an HTTP date), then
-    ``x-ratelimit-reset`` while the quota is spent. A value that is not a finite,
-    non-negative number (``-5``, ``nan``) is ignored, so the next header or the computed
-    backoff decides instead of a retry at once.
+    ``retry-after-ms``, then ``retry-after`` (seconds or an HTTP date), then the reset of a
+    spent window in any shape (``_http/quota.py``: ``x-ratelimit-reset``, OpenAI's
+    ``-reset-requests``/``-reset-tokens`` durations, Anthropic's RFC 3339 resets). A
+    value that is not a finite, non-negative number (``-5``, ``nan``) is ignored, so the
+    next header or the computed backoff decides instead of a retry at once.
     """
     value = headers.get("retry-after-ms")
     if value and (ms := _seconds(value)) is not None:
@@ -217,11 +215,6 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
             return max(0.0, parsed.timestamp() - now)
         except (TypeError, ValueError, IndexError, OverflowError):
             pass
-    value = headers.get("x-ratelimit-reset")
-    if value and _quota_exhausted(headers.get("x-ratelimit-remaining")):
-        reset = _seconds(value)
-        if reset is None:
-            return None
-        # Epoch seconds per the contract; a small number is taken as "seconds from now".
-        return max(0.0, reset - now) if reset > 1e9 else reset
-    return None
+    # A spent window's reset, in whichever shape is spent (a reset sent while requests
+    # remain is only when the window rolls over, not a delay to honour).
+    return spent_reset(headers, now)

@@ -73,6 +73,7 @@ class Call(Generic[T]):
         "parse",
         "path",
         "payload",
+        "rate_limit_wait",
         "retries",
         "stale_retry",
         "stream",
@@ -110,6 +111,9 @@ class Call(Generic[T]):
         #: retry the policy does not count (the stale connection's, below) is an attempt
         #: all the same.
         self.retries = 0
+        #: Seconds waited after quota and unlabelled 429s, which spend no retry: bounded by
+        #: ``RetryPolicy.max_rate_limit_wait`` instead (``_http/quota.py``, rule 2).
+        self.rate_limit_wait = 0.0
         #: Whether the transparent retry of a stale connection is still allowed.
         self.stale_retry = stale_retry
 
@@ -376,15 +380,13 @@ class Transport:
         pool = self._pool
         sender = pool.sender
         pacer = self.pacer
-        cooldown = pacer.cooldown
-        quota = pacer.quota
         errors = call.errors
         if failed is not None:
             await self._retry_wait(call, failed)
         while True:
             if pool.state is not ClientState.OPEN or self._closed:
                 self.open()
-            if cooldown.deadline or quota.active:
+            if pacer.active:
                 await pacer.before_attempt()
             ledger = await Ledger.reserve(budgets, call.payload) if budgets else None
             request = TransportRequest(
@@ -428,10 +430,9 @@ class Transport:
                 raise
             else:
                 pool.last_headers = received = resp.headers
-                remaining = received.get("x-ratelimit-remaining")
-                if remaining is not None:
-                    quota.observe(remaining, received)
+                pacer.observe(received)
                 if status < 300:
+                    pacer.answered(False)
                     if call.stream:
                         if hooks is not None:
                             hooks.answered(event, status=status, headers=received)
@@ -458,6 +459,10 @@ class Transport:
                         )
                     return result
                 error = status_error(status, received, raw)
+                kind = pacer.kind(error) if status == 429 else None
+                if kind is not None:
+                    pacer.kinds[kind] += 1
+                pacer.answered(kind is not None)
                 if ledger is not None:
                     ledger.close(Outcome.REFUSED)
                 if hooks is not None:
@@ -468,16 +473,26 @@ class Transport:
         """The retry decision and its wait: sleep before the next attempt, or raise ``error``
         when it must not be retried.
 
-        Two kinds of rate-limit 429 (``_http/quota.py``): one whose headers say the key's
-        quota is spent (``x-ratelimit-remaining: 0``) trips the client's shared cooldown, so
-        every other request of this client waits too; one that does not (an overload answer)
-        delays this request alone.
+        The rule for rate-limit 429s is ``_http/quota.py``'s: a quota 429 (a ``remaining``
+        of 0) trips the client's shared cooldown, so every other request of this client
+        waits too; an unlabelled or overload 429 delays this request alone. Quota and
+        unlabelled 429s spend none of ``max_retries`` (unless it is 0): their waits are
+        bounded per request by ``RetryPolicy.max_rate_limit_wait``.
         """
         opts = call.opts
         policy = self.retry_policy
         pacer = self.pacer
-        delay = policy.delay_for(error, call.retries, opts.max_retries)
-        spent = pacer.spent(error)
+        kind = pacer.kind(error)
+        free = kind is not None and kind != "overload" and opts.max_retries > 0
+        if free:
+            # Retryable once more whatever the count; the server's wait (or the first
+            # backoff step) as for any retry, within the per-request total.
+            delay = policy.delay_for(error, 0, 1)
+            if delay is not None and call.rate_limit_wait + delay > policy.max_rate_limit_wait:
+                delay = None
+        else:
+            delay = policy.delay_for(error, call.retries, opts.max_retries)
+        spent = kind == "quota"
         if spent:
             pacer.refused(error, delay, policy.max_server_wait)
         if delay is None:
@@ -503,14 +518,19 @@ class Transport:
                     attempt=call.attempt,
                     error=error,
                     delay=delay,
-                    rate_limited=pacer.rate_limited(error),
+                    rate_limited=kind is not None,
                     quota_spent=spent,
                     may_bill_twice=may_bill_twice,
+                    rate_limit_kind=kind,
+                    counted=not free,
                 )
             )
         await pacer.wait_retry(delay, spent)
         call.attempt += 1
-        call.retries += 1
+        if free:
+            call.rate_limit_wait += delay
+        else:
+            call.retries += 1
 
     def _report_stale_retry(self, call: Call[Any], error: APIError) -> None:
         """Report the transparent retry of a stale keep-alive connection: it may bill twice

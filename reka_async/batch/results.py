@@ -126,8 +126,18 @@ class BatchStats(Serializable):
     concurrency_limit: float = 0.0
     #: Rate-limit 429s that said the key's quota was spent (each paused the whole client).
     quota_pauses: int = 0
-    #: Requests per second the server's rate-limit window allows, once the headers told.
+    #: The client's learned send rate, requests per second (``None``: not paced), from the
+    #: headers or the share of 429s (``_http/quota.py``).
     pacing_rate: float | None = None
+    #: Rate-limit 429s with no rate-limit header, only ``retry-after`` (no retry spent).
+    unlabelled_429s: int = 0
+    #: Rate-limit 429s whose headers say quota remains (an overload answer; a retry spent).
+    overload_429s: int = 0
+    #: Times the client's send rate was set or cut from the share of 429s (the client's
+    #: count, over every run through it).
+    rate_cuts: int = 0
+    #: Seconds requests of the client waited for their send slot (the client's total).
+    paced_s: float = 0.0
     #: Items answered from the request cache (not sent, not billed).
     cache_hits: int = 0
     #: The cost of the priced responses, USD (``cost_usd`` is ``None`` when some are unpriced).
@@ -256,6 +266,10 @@ class BatchStats(Serializable):
             "quota_pauses": self.quota_pauses,
             "concurrency_limit": round(self.concurrency_limit, 1),
             "pacing_rate": None if self.pacing_rate is None else round(self.pacing_rate, 2),
+            "unlabelled_429s": self.unlabelled_429s,
+            "overload_429s": self.overload_429s,
+            "rate_cuts": self.rate_cuts,
+            "paced_s": round(self.paced_s, 3),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cache_hits": self.cache_hits,

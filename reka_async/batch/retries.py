@@ -83,9 +83,15 @@ class ItemRetries:
             stats.may_bill_twice += 1
         if event.rate_limited:
             stats.rate_limited += 1
-            if event.quota_spent:
+            kind = event.rate_limit_kind
+            if kind == "quota" or event.quota_spent:
                 stats.quota_pauses += 1
+            elif kind == "unlabelled":
+                # Ambiguous on the wire: the client's send rate answers the share of them
+                # (``_http/quota.py``), the concurrency does not halve on them too.
+                stats.unlabelled_429s += 1
             else:
+                stats.overload_429s += 1
                 stream._overload()
         elif isinstance(event.error, APITimeoutError) or fd_exhausted(event.error):
             stream._overload()

@@ -20,13 +20,12 @@ from .._exceptions import (
     APIStatusError,
     APITimeoutError,
     BatchAbortedError,
-    InsufficientCreditsError,
     InvalidRequestError,
     NotFoundError,
     RateLimitError,
 )
 from .._http.budget import RateBudget, TokenBucket
-from .._http.quota import quota_spent
+from .._http.pacing import Pacer
 from .._models import ChatResponse
 from .breaker import ErrorRate, ErrorRateExceededError, fatal_reason, unknown_model
 from .cache import CacheError
@@ -262,7 +261,7 @@ class BatchStream:
     async def _worker(self) -> None:
         runner = self._runner
         retries = ItemRetries(self)  # this worker's retry hook and options, for every item
-        quota = runner.client.quota
+        pacer = runner.client.pacer
         try:
             while not self._closed:
                 await self._window.acquire()
@@ -283,7 +282,7 @@ class BatchStream:
                     self._window.release()
                     return
                 runner.stats.record(result)
-                runner.stats.pacing_rate = quota.rate
+                pacer.report(runner.stats)
                 hook = runner.on_result
                 if hook is not None and not self._hook_failed:
                     try:
@@ -439,10 +438,14 @@ class BatchStream:
             error = exc
             # The last attempt's 429 (retries exhausted, or a wait too long to honour) is an
             # overload signal too; on_retry only saw the ones that were retried.
-            if isinstance(exc, RateLimitError) and not isinstance(exc, InsufficientCreditsError):
+            kind = Pacer.kind(exc) if isinstance(exc, RateLimitError) else None
+            if kind is not None:
                 stats.rate_limited += 1
-                if not quota_spent(exc.headers):
+                if kind == "overload":
+                    stats.overload_429s += 1
                     self._overload()
+                elif kind == "unlabelled":
+                    stats.unlabelled_429s += 1
             elif isinstance(exc, APITimeoutError) or fd_exhausted(exc):
                 self._overload()
             elif isinstance(exc, NotFoundError) and unknown_model(exc, body.get("model")):

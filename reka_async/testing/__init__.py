@@ -33,8 +33,10 @@ match wins:
 2. the queue filled by `MockRekaServer.inject` (FIFO, one fault per request);
 3. a random fault with probability ``fault_rate`` drawn from ``fault_kinds``
    (seeded, hence reproducible);
-4. the optional ``rpm_limit`` fixed-window limiter, which answers rate-limit 429s (its
-   windows follow the clock's minutes; ``clock=window_start_clock()`` starts one now).
+4. the optional limiter (``rpm_limit`` or ``rate_limit``, of ``rate_limit_kind``: fixed
+   windows, a sliding window, a token bucket, or a bucket without ``x-ratelimit-*``
+   headers), which answers rate-limit 429s (fixed windows follow the clock;
+   ``clock=window_start_clock()`` starts one now).
 
 A directive ``[[latency_ms:N]]`` overrides the response latency for that request, and
 ``[[pieces:["ha", "ha", "ha!"]]]`` makes the reply those pieces joined, streamed one content
@@ -66,7 +68,8 @@ validation shared by both), ``_replies`` (deterministic replies and the native b
 validator), ``_catalogue`` (the models and the ``/models`` shapes), ``_faults`` (the fault
 catalogue, canned bodies, directives and the per-request pick), ``_fault_responses`` (what
 each fault answers), ``_sse`` (stream framing and sending), ``_bookkeeping`` (request
-records, ids and the rate-limit window), ``_thread`` (`MockRekaServer.in_thread`),
+records, ids), ``_limiters`` (the four rate-limiter kinds and their headers), ``_thread``
+(`MockRekaServer.in_thread`),
 ``_generation`` (the generation model), ``_process`` (`MockServerProcess`), ``_main`` (the
 command line, `main`), ``_json`` (compact JSON, orjson when installed) and ``_transport``
 (`MockTransport`: no server at all, a client's attempts answered in-process from a function

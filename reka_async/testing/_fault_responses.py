@@ -73,16 +73,15 @@ async def fault_response(
     *,
     writer: StreamWriter,
     done: bool | None = None,
-    window_end: float,
     now: float,
     retry_after_s: float,
 ) -> web.StreamResponse:
     """Build the response for a fault (``stream_events`` is None for non-streams).
 
-    ``headers`` are the response's usual headers, ``window_end`` is the end of the
-    rate-limit window (for the limiter's own 429s, fault ``rpm_limit``), ``now`` the time
-    on the window's clock, ``retry_after_s`` the delay advertised by ``rate_limit`` 429s,
-    and ``done`` the dialect's ``[DONE]`` choice for streams.
+    ``headers`` are the response's usual headers (the limiter's own 429s are answered by
+    the server, from the limiter's state), ``now`` the time on the limiter's clock,
+    ``retry_after_s`` the delay advertised by ``rate_limit`` 429s, and ``done`` the
+    dialect's ``[DONE]`` choice for streams.
     """
     if fault == "drop":
         transport = request.transport
@@ -90,13 +89,9 @@ async def fault_response(
             transport.abort()
         # aiohttp's attempt to send this finds the transport closed and gives up.
         return web.Response(status=500)
-    if fault == "rate_limit" or fault == "rpm_limit":
-        if fault == "rpm_limit":
-            delay = max(window_end - now, 0.0)
-            reset = window_end
-        else:
-            delay = retry_after_s
-            reset = now + delay
+    if fault == "rate_limit":
+        delay = retry_after_s
+        reset = now + delay
         headers["retry-after"] = format_seconds(round(delay, 3))
         headers["x-ratelimit-remaining"] = "0"
         headers["x-ratelimit-reset"] = f"{reset:.3f}"

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from ._catalogue import MODELS_SHAPES
 from ._faults import DEFAULT_FAULT_KINDS, FAULTS
 from ._generation import GenerationModel
+from ._limiters import LIMITER_KINDS
 from ._process import ANNOUNCE_PREFIX
 from ._server import MockRekaServer
 
@@ -47,7 +48,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rate-limit",
         default=None,
         metavar="N/WINDOW",
-        help="fixed-window limiter with truthful x-ratelimit-* headers, e.g. 50/s or 10/5s",
+        help="a limiter with truthful x-ratelimit-* headers, e.g. 50/s or 10/5s",
+    )
+    parser.add_argument(
+        "--rate-limit-kind",
+        choices=LIMITER_KINDS,
+        default="fixed",
+        help="the limiter behind --rate-limit/--rpm-limit: fixed windows aligned to the clock, "
+        "a sliding window, a token bucket (OpenAI's headers) or a bucket with no "
+        "x-ratelimit-* headers (bare); default: fixed",
     )
     parser.add_argument(
         "--retry-after", type=float, default=1.0, help="retry-after of rate-limit 429s (s)"
@@ -149,6 +158,7 @@ async def _serve(args: argparse.Namespace, announce: Callable[[str], None]) -> N
         retry_after_s=args.retry_after,
         rpm_limit=args.rpm_limit,
         rate_limit=args.rate_limit,
+        rate_limit_kind=args.rate_limit_kind,
         # A long-running server must not grow without bound.
         record_requests=False,
         sse_done=args.sse_done,

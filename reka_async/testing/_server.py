@@ -15,7 +15,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from ._billing import Billing
-from ._bookkeeping import Ids, RateWindow, RecordedRequest, record
+from ._bookkeeping import Ids, RecordedRequest, record
 from ._catalogue import (
     MODELS_SHAPES,
     ModelsShape,
@@ -30,11 +30,13 @@ from ._faults import (
     AUTH_BODY,
     DEFAULT_FAULT_KINDS,
     METHOD_NOT_ALLOWED_BODY,
+    RATE_LIMIT_BODY,
     FaultPicker,
     error_body,
 )
 from ._generation import GenerationModel, Generator
 from ._json import loads
+from ._limiters import Limiter, limiter_of
 from ._native import Dialect, NativeDialect, NativeStream, fault_material
 from ._openai import OpenAIDialect
 from ._replies import Reply, last_text
@@ -79,6 +81,11 @@ class MockRekaServer(Serving):
         rate_limit: A fixed-window limiter of any window, e.g. ``"50/s"``, ``"600/min"`` or
             ``"10/5s"`` (instead of ``rpm_limit``); its ``x-ratelimit-*`` headers tell the
             truth about the window on every answer, and its 429s say the quota is spent.
+        rate_limit_kind: The kind of limiter behind ``rate_limit`` or ``rpm_limit``:
+            ``"fixed"`` (the default: windows aligned to the clock), ``"sliding"`` (at most N
+            in any trailing window), ``"bucket"`` (a burst of N refilled continuously, headers
+            in OpenAI's model) or ``"bare"`` (that bucket with no ``x-ratelimit-*`` headers,
+            only ``retry-after`` on its 429s); see `_limiters`.
         record_requests: Whether to keep every request in `requests`.
         sse_done: Append ``data: [DONE]`` after the last event of a stream.
         sse_crlf: Use CRLF line endings in streams.
@@ -134,6 +141,7 @@ class MockRekaServer(Serving):
         slow_first_byte_s: float = 30.0,
         rpm_limit: int | None = None,
         rate_limit: str | None = None,
+        rate_limit_kind: str = "fixed",
         record_requests: bool = True,
         sse_done: bool = False,
         sse_crlf: bool = False,
@@ -151,7 +159,10 @@ class MockRekaServer(Serving):
         self._faults = FaultPicker(rate=fault_rate, kinds=fault_kinds, seed=seed)
         if stream_chunks is not None and stream_chunks < 1:
             raise ValueError("stream_chunks must be at least 1")
-        self._window = RateWindow.of(rpm_limit, rate_limit, clock)
+        self._window = limiter_of(rpm_limit, rate_limit, rate_limit_kind, clock)
+        #: The limiter's headers when it refused a request, by the request's id, until the
+        #: 429 is answered a latency later.
+        self._refused_state: dict[int, dict[str, str]] = {}
         if latency_s < 0 or chunk_latency_s < 0 or retry_after_s < 0 or slow_first_byte_s < 0:
             raise ValueError("delays must not be negative")
 
@@ -196,6 +207,11 @@ class MockRekaServer(Serving):
         self._app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
 
     # ---------------------------------------------------------------- public surface
+
+    @property
+    def limiter(self) -> Limiter:
+        """The rate limiter (its kind, and its ``admitted`` and ``refused`` counters)."""
+        return self._window
 
     @property
     def generation(self) -> Generator | None:
@@ -281,6 +297,9 @@ class MockRekaServer(Serving):
         fault, latency = self._faults.pick(text)
         if fault is None and not self._window.admit():
             fault = "rpm_limit"  # internal name: a rate_limit answered by the limiter
+            # Why it was refused, as the limiter saw it then (the answer leaves a latency
+            # later, when a window may have rolled: its headers must still say "spent").
+            self._refused_state[id(request)] = self._window.state()
         if self._record:
             recorded = "rate_limit" if fault == "rpm_limit" else fault
             self.requests.append(record(request, body, received_at, recorded))
@@ -463,6 +482,9 @@ class MockRekaServer(Serving):
         done: bool | None = None,
     ) -> web.StreamResponse:
         """Answer with a fault (``events`` is None for non-streams; ``done`` as in ``send``)."""
+        if fault == "rpm_limit":  # the limiter's own 429: its headers tell its state
+            refusal = self._window.refusal(request_id, self._refused_state.pop(id(request), None))
+            return web.Response(status=429, body=RATE_LIMIT_BODY, headers=refusal)
         return await fault_response(
             request,
             fault,
@@ -471,7 +493,6 @@ class MockRekaServer(Serving):
             events,
             writer=self._writer,
             done=done,
-            window_end=self._window.end,
             now=self._window.clock(),
             retry_after_s=self._retry_after_s,
         )

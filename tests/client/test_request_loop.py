@@ -20,6 +20,7 @@ from reka_async import (
     RequestEvent,
     ResponseEvent,
     RetryEvent,
+    RetryPolicy,
     StreamError,
     Usage,
 )
@@ -244,19 +245,61 @@ async def test_a_quota_429_trips_the_shared_cooldown() -> None:
     assert retries[0].quota_spent
 
 
-async def test_a_429_out_of_retries_is_raised() -> None:
+async def test_an_overload_429_out_of_retries_is_raised() -> None:
+    # Headers that say quota remains: an overload answer about this request, which spends a
+    # retry as any retryable error does.
+    overload = {"retry-after": "0", "x-ratelimit-remaining": "5"}
     transport = answers(
-        *[
-            MockResponse(
-                429, json={"error": {"type": "rate_limit_error"}}, headers={"retry-after": "0"}
-            )
-        ]
-        * 2
+        *[MockResponse(429, json={"error": {"type": "rate_limit_error"}}, headers=overload)] * 2
     )
     async with client_over(transport, max_retries=1) as client:
         with pytest.raises(RateLimitError):
             await client.chat.create(model="reka-flash", messages=HI)
     assert len(transport.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after": "0.001"},  # unlabelled: no rate-limit header at all
+        {"retry-after": "0.001", "x-ratelimit-remaining": "0"},  # quota
+        {"retry-after-ms": "1", "x-ratelimit-remaining-requests": "0"},  # OpenAI's quota
+        {"anthropic-ratelimit-requests-remaining": "0", "retry-after": "0.001"},
+    ],
+    ids=["unlabelled", "quota", "openai-quota", "anthropic-quota"],
+)
+async def test_rate_limit_429s_spend_no_retries(headers: dict[str, str]) -> None:
+    refused = MockResponse(429, json={"error": {"type": "rate_limit_error"}}, headers=headers)
+    transport = answers(*[refused] * 5, MockResponse(json=native()))
+    events: list[RetryEvent] = []
+    async with client_over(transport, max_retries=1, on_retry=events.append) as client:
+        await client.chat.create(model="reka-flash", messages=HI)
+    assert len(transport.requests) == 6
+    assert [e.counted for e in events] == [False] * 5
+
+
+async def test_rate_limit_429s_are_raised_past_the_total_wait_per_request() -> None:
+    refused = MockResponse(
+        429, json={"error": {"type": "rate_limit_error"}}, headers={"retry-after": "0.02"}
+    )
+    transport = answers(*[refused] * 10)
+    policy = RetryPolicy(base=0.001, max_rate_limit_wait=0.1)
+    async with client_over(transport, retry_policy=policy) as client:
+        with pytest.raises(RateLimitError):
+            await client.chat.create(model="reka-flash", messages=HI)
+    # Each wait is 0.02 s plus up to 0.052 s of jitter: 2 to 5 of them fit in 0.1 s.
+    assert 2 <= len(transport.requests) <= 6
+
+
+async def test_max_retries_zero_still_means_no_retry_on_a_rate_limit_429() -> None:
+    refused = MockResponse(
+        429, json={"error": {"type": "rate_limit_error"}}, headers={"retry-after": "0"}
+    )
+    transport = answers(refused)
+    async with client_over(transport, max_retries=0) as client:
+        with pytest.raises(RateLimitError):
+            await client.chat.create(model="reka-flash", messages=HI)
+    assert len(transport.requests) == 1
 
 
 # --- streams through the same loop ---------------------------------------------------------

@@ -90,7 +90,9 @@ def assert_clean_logs(caplog: pytest.LogCaptureFixture) -> None:
         assert KEY not in repr(record.args)
 
 
-FAST_POLICY = RetryPolicy(base=0.001, cap=0.01)
+#: A rate-limit 429 spends no retry: its waits are bounded by ``max_rate_limit_wait`` instead,
+#: kept short so an item refused on every attempt fails quickly.
+FAST_POLICY = RetryPolicy(base=0.001, cap=0.01, max_rate_limit_wait=0.5)
 
 
 @pytest.fixture

@@ -1,0 +1,41 @@
+"""A default ``BatchRunner`` (no ``rpm``) against each kind of limiter, over real sockets:
+every item ends ok and refusals stay under a generous bound, read from the mock's own
+counters (the goodput benchmark measures the shares; this checks the invariants)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reka_async import AsyncClient, BatchRunner
+from reka_async.testing import MockRekaServer
+from reka_async.testing._limiters import LIMITER_KINDS
+
+
+@pytest.mark.parametrize("kind", LIMITER_KINDS)
+async def test_rate_limiting_alone_never_fails_an_item(kind: str) -> None:
+    # 50 a second (25 per half second), 20 ms latency: unpaced, C=16 would send ~800 a second.
+    async with (
+        MockRekaServer(rate_limit="25/0.5s", rate_limit_kind=kind, latency_s=0.02) as server,
+        AsyncClient("k", server.base_url) as client,
+    ):
+        runner = BatchRunner(client, concurrency=16)
+        results = await runner.run([f"item {i}" for i in range(150)])
+    assert [r.error for r in results if not r.ok] == []
+    limiter = server.limiter
+    assert limiter.admitted == 150
+    # Unpaced, the refusals would be many times the admissions; paced, a first wave and
+    # the odd edge.
+    assert limiter.refused <= 60, (kind, limiter.refused)
+    assert runner.stats.rate_limited == limiter.refused
+
+
+async def test_one_percent_of_overload_429s_never_paces_the_client() -> None:
+    async with (
+        MockRekaServer(fault_rate=0.01, fault_kinds=["overloaded"], retry_after_s=0.01) as server,
+        AsyncClient("k", server.base_url) as client,
+    ):
+        runner = BatchRunner(client, concurrency=16)
+        results = await runner.run([f"item {i}" for i in range(400)])
+    assert all(r.ok for r in results)
+    assert client.pacer.rate is None
+    assert runner.stats.rate_cuts == 0

@@ -1,0 +1,221 @@
+"""The rate-limit rule of ``_http/quota.py`` on a fake clock: every header shape, the three
+kinds of 429, the learned send rate (cut by the share of 429s, never by one), and the
+spreading of requests released together. No test waits for real time."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from typing import Any
+
+import pytest
+
+from reka_async import RateLimitError
+from reka_async._http import pacing as _pacing
+from reka_async._http.pacing import MARGIN, Pacer
+from reka_async._http.quota import (
+    Quota,
+    declared_rate,
+    has_rate_headers,
+    parse_duration,
+    quota_spent,
+    spent_reset,
+)
+from reka_async._http.retry import parse_retry_after
+
+NOW = 1_800_000_000.0
+
+
+class FakeTime:
+    """``time`` as ``pacing`` sees it: ``monotonic`` only moves when told (or slept)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class FakeAsyncio:
+    def __init__(self, clock: FakeTime) -> None:
+        self.clock = clock
+        self.sleeps: list[float] = []
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(round(delay, 6))
+        await asyncio.sleep(0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    fake = FakeTime()
+    monkeypatch.setattr(_pacing, "time", fake)
+    return fake
+
+
+def pacer() -> Pacer:
+    return Pacer(Quota(slack=64, max_wait=120.0))
+
+
+def error_429(headers: dict[str, str]) -> RateLimitError:
+    return RateLimitError("429", status_code=429, headers=headers, body="{}", request_id=None)
+
+
+# --- the header shapes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("0.5", 0.5)],
+)
+def test_openai_durations_parse(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", [None, "", "soon", "5x", "1s garbage", "-3", "nan"])
+def test_an_unparsable_duration_is_no_information(text: str | None) -> None:
+    assert parse_duration(text) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "reset"),
+    [
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": f"{NOW + 1.25:.3f}"}, 1.25),
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "3"}, 3.0),  # seconds from now
+        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}, 360.0),
+        ({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "20ms"}, 0.02),
+        (
+            {
+                "anthropic-ratelimit-requests-remaining": "0",
+                "anthropic-ratelimit-requests-reset": "2027-01-15T08:00:02Z",
+            },
+            None,  # computed below from the RFC 3339 time
+        ),
+    ],
+    ids=["unix", "seconds", "openai-requests", "openai-tokens", "anthropic"],
+)
+def test_a_spent_window_in_any_shape_is_a_quota_and_says_when_it_resets(
+    headers: dict[str, str], reset: float | None
+) -> None:
+    assert quota_spent(headers)
+    assert has_rate_headers(headers)
+    now = NOW
+    if reset is None:
+        now = email.utils.parsedate_to_datetime("Fri, 15 Jan 2027 08:00:00 GMT").timestamp()
+        reset = 2.0
+    assert spent_reset(headers, now) == pytest.approx(reset)
+    assert parse_retry_after(headers, now) == pytest.approx(reset)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"x-ratelimit-remaining": "lots"},
+        {"x-ratelimit-remaining": ""},
+        {"x-ratelimit-remaining-requests": "nan"},
+        {"anthropic-ratelimit-requests-remaining": "12"},
+    ],
+)
+def test_a_missing_or_unparsable_remaining_is_never_a_zero(headers: dict[str, str]) -> None:
+    assert not quota_spent(headers)
+    assert spent_reset(headers, NOW) is None
+
+
+def test_retry_after_ms_and_an_http_date_are_read() -> None:
+    assert parse_retry_after({"retry-after-ms": "250"}, NOW) == pytest.approx(0.25)
+    date = email.utils.formatdate(NOW + 7, usegmt=True)
+    assert parse_retry_after({"retry-after": date}, NOW) == pytest.approx(7, abs=1)
+
+
+def test_per_minute_request_limits_declare_a_rate() -> None:
+    assert declared_rate({"x-ratelimit-limit-requests": "3000"}) == pytest.approx(50.0)
+    assert declared_rate({"anthropic-ratelimit-requests-limit": "600"}) == pytest.approx(10.0)
+    assert declared_rate({"x-ratelimit-limit-requests": "many"}) is None
+    assert declared_rate({"x-ratelimit-limit-requests": "0"}) is None
+    assert declared_rate({"x-ratelimit-limit": "50"}) is None  # a window's, of unknown length
+
+
+# --- the three kinds of 429 -------------------------------------------------------------------
+
+
+def test_the_three_kinds_of_rate_limit_429() -> None:
+    assert Pacer.kind(error_429({"x-ratelimit-remaining": "0"})) == "quota"
+    assert Pacer.kind(error_429({"x-ratelimit-remaining-tokens": "0"})) == "quota"
+    assert Pacer.kind(error_429({"retry-after": "1"})) == "unlabelled"
+    assert Pacer.kind(error_429({"retry-after": "1", "x-ratelimit-remaining": "9"})) == "overload"
+
+
+# --- the learned send rate --------------------------------------------------------------------
+
+
+def feed(p: Pacer, clock: FakeTime, answers: int, every: int, step: float) -> None:
+    """``answers`` answers ``step`` s apart, one in ``every`` a rate-limit 429."""
+    for i in range(answers):
+        clock.now += step
+        p.answered(i % every == every - 1)
+
+
+def test_a_single_429_or_one_percent_of_them_never_paces(clock: FakeTime) -> None:
+    p = pacer()
+    feed(p, clock, 1, 1, 0.01)  # the very first answer is a 429
+    feed(p, clock, 4000, 100, 0.005)  # then 1 % of 4,000 at 200 answers a second
+    assert p.rate is None
+    assert p.cuts == 0
+
+
+def test_a_share_of_429s_above_the_threshold_sets_the_rate_in_proportion(
+    clock: FakeTime,
+) -> None:
+    # An unpaced client's first wave: 64 answers together, 50 admitted, 14 refused. The
+    # rate is what the server admitted over the window, taken as at least a second long.
+    p = pacer()
+    for i in range(64):
+        p.answered(i >= 50)
+    assert p.rate == pytest.approx(50 * MARGIN)
+    assert p.cuts == 1
+
+
+def test_a_paced_client_cuts_again_above_the_paced_share_and_probes_when_quiet(
+    clock: FakeTime,
+) -> None:
+    p = pacer()
+    p._set(100.0, clock.now)  # paced at 100/s, the server admitting 90 % of it
+    feed(p, clock, 300, 10, 0.01)
+    assert p.rate == pytest.approx(100 * 0.9 * MARGIN, rel=0.01)
+    cut = p.rate
+    p._queued = True  # requests wait for their slots: the rate is the bottleneck
+    feed(p, clock, 300, 10**9, 0.01)  # 3 s without a 429
+    assert cut < p.rate <= cut * 1.02 + 1e-9
+
+
+async def test_requests_released_together_leave_one_by_one(
+    clock: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeAsyncio(clock)
+    monkeypatch.setattr(_pacing, "asyncio", fake)
+    p = pacer()
+    p._set(10.0, clock.now)
+    await asyncio.gather(*(p.before_attempt() for _ in range(5)))
+    assert sorted(fake.sleeps) == [0.1, 0.2, 0.3, 0.4]  # the first goes at once
+
+
+def test_a_quota_pause_starts_the_send_slots_at_its_end(clock: FakeTime) -> None:
+    p = pacer()
+    p._set(10.0, clock.now)
+    error = error_429({"x-ratelimit-remaining": "0", "retry-after": "2"})
+    p.refused(error, 2.0, 120.0)
+    assert p._next >= time.monotonic() + 1.9  # the cooldown's own clock
+
+
+def test_openai_headers_declare_the_rate_and_cap_probing(clock: FakeTime) -> None:
+    p = pacer()
+    p.observe({"x-ratelimit-limit-requests": "3000", "x-ratelimit-remaining-requests": "40"})
+    assert p.rate == pytest.approx(50 * MARGIN)
+    p._queued = True
+    feed(p, clock, 1000, 10**9, 0.01)
+    assert p.rate == pytest.approx(50 * MARGIN)  # never probed above the declared rate
