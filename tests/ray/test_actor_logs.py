@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent(
     """
+    import inspect
     import sys
 
     import ray
@@ -32,9 +33,11 @@ SCRIPT = textwrap.dedent(
     with MockServerProcess("--api-key", "k") as server:
         ray.init(num_cpus=2, include_dashboard=False, _temp_dir=sys.argv[1])
         ray.data.DataContext.get_current().enable_progress_bars = False
+        # Ray before 2.10 calls the block count parallelism=.
+        blocks = inspect.signature(ray.data.from_items).parameters
+        kw = "override_num_blocks" if "override_num_blocks" in blocks else "parallelism"
         ds = ray.data.from_items(
-            [{"custom_id": f"q{i}", "prompt": f"p{i}"} for i in range(200)],
-            override_num_blocks=4,
+            [{"custom_id": f"q{i}", "prompt": f"p{i}"} for i in range(200)], **{kw: 4}
         )
         answers = map_chat(
             ds, api_key="k", base_url=server.base_url, num_actors=2, concurrency_per_actor=8,
