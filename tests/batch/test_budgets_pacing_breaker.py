@@ -213,7 +213,10 @@ async def test_pacing_from_the_headers_uses_the_window_without_overrunning_it() 
     assert faults[len(faults) // 2 :].count("rate_limit") <= 5
     assert client.quota.limit == 10
     assert client.quota.window_s == pytest.approx(0.4, abs=0.01)
-    assert runner.stats.pacing_rate == pytest.approx(25.0, rel=0.05)
+    # The rate starts at the window's 25 req/s; the pacer then probes above it a step at a
+    # time while the queue waits, and a 429 undoes the probe (issue 27): the refusals above
+    # are what it may cost, so the rate stays near the window's, never far above it.
+    assert 25.0 * 0.95 <= (runner.stats.pacing_rate or 0.0) <= 25.0 * 1.25
     assert runner.stats.quota_pauses == refused  # each refusal paused the client, none failed
 
 

@@ -106,7 +106,9 @@ async def test_a_cancelled_run_keeps_every_finished_result_at_random_points(
             if not finished <= kept:
                 lost.append((point, len(finished), len(kept)))
     assert lost == []  # (point, finished, kept) of each run that lost finished results
-    assert cancelled >= points // 2  # most points fell inside a run
+    # Enough points fell inside a run for the check to mean something (how many depends on
+    # the machine's scheduling: 31 of 100 on a loaded 3.13, most on a quiet one).
+    assert cancelled >= points // 10
 
 
 def raising(kind: str, calls: list[str]) -> Callable[[Any], None]:

@@ -12,7 +12,8 @@ import textwrap
 from pathlib import Path
 
 SNIPPET = """
-from reka_async import AsyncClient, Client, MessageParam
+from reka_async import AsyncClient, Client
+from reka_async.types import MessageParam
 
 M: list[MessageParam] = [{"role": "user", "content": "hi"}]
 
