@@ -106,31 +106,34 @@ class Pacer:
         return bool(self.cooldown.deadline or self.quota.active or self.rate)
 
     async def before_attempt(self) -> None:
-        """Wait for the shared cooldown, the key's window and the attempt's send slot."""
+        """Wait for the shared cooldown, the attempt's send slot and the key's window."""
         cooldown = self.cooldown
         if cooldown.deadline:
             await cooldown.wait()
-        quota = self.quota
         rate = self.rate
-        # The window's countdown, unless its reset moves from answer to answer within a
-        # window (a sliding window or a bucket, not windows of the clock): once a rate is
-        # learned, the send slots pace those.
+        if rate is not None:
+            # One slot per request, 1/rate apart: requests released together (after a
+            # pause, or a burst of retries) leave one by one.
+            now = time.monotonic()
+            slot = self._next if self._next > now else now
+            self._next = slot + 1.0 / rate
+            if slot > now:
+                self._queued = True
+                self.paced_s += slot - now
+                await asyncio.sleep(slot - now)
+                if cooldown.deadline:  # tripped while this one waited for its slot
+                    await cooldown.wait()
+        # The window's countdown, at the moment of sending (a request counted before its
+        # slot's wait would land, uncounted, in the next window), unless its reset moves
+        # from answer to answer within a window (a sliding window or a bucket, not windows
+        # of the clock): once a rate is learned, the send slots pace those.
+        quota = self.quota
         if quota.active and (rate is None or not quota.moving):
             pause = quota.before_send()
             if pause:
                 cooldown.trip(pause)
+                self._next = max(self._next, cooldown.deadline)
                 await cooldown.wait()
-        if rate is None:
-            return
-        # One slot per request, 1/rate apart: requests released together (after a pause, or
-        # a burst of retries) leave one by one.
-        now = time.monotonic()
-        slot = self._next if self._next > now else now
-        self._next = slot + 1.0 / rate
-        if slot > now:
-            self._queued = True
-            self.paced_s += slot - now
-            await asyncio.sleep(slot - now)
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Read an answer's rate-limit headers (any status); the loop calls it for each."""
@@ -190,7 +193,14 @@ class Pacer:
                 # unpaced client arrive together, and a burst is admitted at once).
                 span = max(now - answers[0][0], 1.0)
                 sent = rate if rate is not None else count / span
-                self._set(sent * (1.0 - share) * MARGIN, now)
+                cut = sent * (1.0 - share) * MARGIN
+                # Answers counted over a second can span three short windows of the clock
+                # and so exceed what the window admits: a cut never sets a rate above the
+                # window's own (limit / length, once both are known and fixed).
+                window_rate = self.quota.rate
+                if window_rate is not None and not self.quota.moving:
+                    cut = min(cut, window_rate * MARGIN)
+                self._set(cut, now)
                 self.cuts += 1
         elif (
             rate is not None

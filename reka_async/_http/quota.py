@@ -37,8 +37,9 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
      ``CUT_SHARE`` (10 %) while the client is not paced yet, or ``PACED_CUT_SHARE`` (3 %)
      once it is: the rate becomes the send rate times ``1 - share`` (what the server
      admitted; unpaced, the answers per second over the window, taken as at least a second
-     long) times ``MARGIN``, at most once per ``SHARE_WINDOW_S``. A single 429 never cuts
-     the rate; 1 % of random overload 429s never does either.
+     long) times ``MARGIN``, at most once per ``SHARE_WINDOW_S``, and never above
+     ``MARGIN`` of a fixed window's rate the headers describe (``Quota.rate``). A single
+     429 never cuts the rate; 1 % of random overload 429s never does either.
 
    A paced client probes upward, 2 % at a time, after ``SHARE_WINDOW_S`` without a
    rate-limit 429 and without a ``remaining`` of 0, as long as requests are queued at the
@@ -294,7 +295,16 @@ class Quota:
             self.reset_at = reset
             self.remaining = remaining
         else:
-            return  # an answer from an earlier window, arriving late
+            # An answer from an earlier window, arriving late. One from the window just
+            # before the counted one (which a pause rolled over to on a prediction) says
+            # where that window really ended: the prediction of the counted one's end moves
+            # by as much, or it would drift by the header's rounding every window until
+            # requests go out before the server's window has turned.
+            previous = self._previous_reset
+            if previous and not self.moving and abs(reset - previous) < self.window_s / 4:
+                self.reset_at += reset - previous
+                self._previous_reset = reset
+            return
         self._counting = False
         self.active = self.remaining <= self.slack
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from reka_async import RateLimitError
 from reka_async._http import pacing as _pacing
+from reka_async._http import quota as _quota
 from reka_async._http.pacing import MARGIN, Pacer
 from reka_async._http.quota import (
     Quota,
@@ -219,3 +221,67 @@ def test_openai_headers_declare_the_rate_and_cap_probing(clock: FakeTime) -> Non
     p._queued = True
     feed(p, clock, 1000, 10**9, 0.01)
     assert p.rate == pytest.approx(50 * MARGIN)  # never probed above the declared rate
+
+
+def test_a_cut_never_sets_a_rate_above_a_fixed_windows_own(clock: FakeTime) -> None:
+    # Answers counted over a second can cover three 0.4 s windows of 10 and so look like
+    # 30 admitted a second; the window itself admits 25 a second, and the cut says so.
+    p = pacer()
+    p.quota.limit, p.quota.window_s = 10, 0.4
+    for i in range(64):
+        p.answered(i >= 30)
+    assert p.cuts == 1
+    assert p.rate == pytest.approx(25.0 * MARGIN)
+    q = pacer()
+    q.quota.limit, q.quota.window_s, q.quota.moving = 10, 0.4, True  # a sliding window
+    for i in range(64):
+        q.answered(i >= 30)
+    assert q.rate == pytest.approx(30 * MARGIN)  # a moving window's rate is not capped
+
+
+class FakeUnixTime:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_the_predicted_window_end_follows_the_servers_and_never_drifts_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fixed windows of 10 per 0.4 s; the first reset header is rounded up a millisecond (as
+    # a float's error, rounded never early, gives), so the window's length is learned as
+    # 0.399 s. Each window's answers arrive while the next request waits for its end: the
+    # client has already rolled over to a predicted window by then. Predictions summed
+    # from 0.399 would be a millisecond earlier every window, and after ten windows the
+    # requests released at the predicted end would reach the server before its turn.
+    clock = FakeUnixTime(NOW + 0.05)
+    monkeypatch.setattr(_quota, "time", clock)
+    quota = Quota(slack=64, max_wait=120.0)
+    admitted: dict[int, int] = {}
+
+    def send() -> tuple[str, dict[str, str]]:
+        window = math.floor(clock.now / 0.4)
+        admitted[window] = admitted.get(window, 0) + 1
+        end = (window + 1) * 0.4 + (0.001 if not admitted.keys() - {window} else 0.0)
+        remaining = max(10 - admitted[window], 0)
+        return str(remaining), {"x-ratelimit-limit": "10", "x-ratelimit-reset": f"{end:.3f}"}
+
+    answers: list[tuple[float, tuple[str, dict[str, str]]]] = []  # (arrival, answer)
+
+    def arrive(until: float) -> None:
+        while answers and answers[0][0] <= until:
+            quota.observe(*answers.pop(0)[1])
+
+    quota.observe(*send())
+    for _ in range(400):  # 40 windows
+        arrive(clock.now)
+        pause = quota.before_send()
+        arrive(clock.now + pause)  # the window's answers come in while this one waits
+        clock.now += pause
+        answers.append((clock.now + 0.002, send()))
+        clock.now += 0.0001
+    windows = sorted(admitted)
+    assert max(admitted[w] for w in windows[2:]) <= 10, admitted
+    assert len(windows) >= 38
