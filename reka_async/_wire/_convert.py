@@ -7,7 +7,7 @@ One converter, built once with ``cattrs.Converter``; never the global ``cattrs.s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
@@ -26,7 +26,7 @@ from .._models import (
     VideoPart,
 )
 from .._types import Role
-from ._build import new_stream_event, new_usage
+from ._build import new_message, new_stream_event, new_usage
 from .events import ChoicePiece, StreamEvent, TextEvent
 
 __all__ = [
@@ -125,14 +125,22 @@ def content_text(content: Any) -> str:
 
 def structure_message(data: Any, _: Any = None) -> Message:
     """A ``Message`` from a wire dict (tolerant: unknown keys ignored, role defaulted)."""
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise TypeError(f"message must be an object, got {type(data).__name__}")
     tool_calls = data.get("tool_calls")
+    content = data.get("content")
+    content = content if type(content) is str else structure_content(content)
+    # A role this version does not know is kept as the server sent it (no ``cast()``: a
+    # call per response).
+    role: Role = data.get("role", "assistant")
+    if type(role) is not str:
+        role = str(role)  # type: ignore[assignment]
+    if not tool_calls:
+        return new_message(role, content)
     return Message(
-        # A role this version does not know is kept as the server sent it.
-        role=cast(Role, str(data.get("role", "assistant"))),
-        content=structure_content(data.get("content")),
-        tool_calls=[converter.structure(tc, ToolCall) for tc in tool_calls] if tool_calls else None,
+        role=role,
+        content=content,
+        tool_calls=[converter.structure(tc, ToolCall) for tc in tool_calls],
     )
 
 

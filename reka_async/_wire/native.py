@@ -64,7 +64,7 @@ def parse_chat_response(data: Any, request_id: str | None = None) -> ChatRespons
     return new_chat_response(
         id_ if type(id_) is str else str(id_),
         model if type(model) is str else str(model),
-        [_message_response(r) for r in responses],
+        list(map(_message_response, responses)),
         structure_usage(data.get("usage")),
         request_id,
     )

@@ -253,20 +253,23 @@ def _annotations(value: Any) -> list[Annotation] | None:
 
 
 def _message(data: Any) -> Message:
-    data = _obj(data, "message")
-    role = data.get("role", "assistant")
+    if type(data) is not dict:
+        data = _obj(data, "message")
+    role: Role = data.get("role", "assistant")  # no ``cast()``: a call per response
+    if type(role) is not str:
+        role = str(role)  # type: ignore[assignment]
     content = data.get("content")
     content = content if content is None or type(content) is str else structure_content(content)
-    if not (  # the common shape, inlined: text only
+    if not (  # the common shape: text only
         data.get("tool_calls")
         or data.get("reasoning_content")
         or data.get("reasoning_steps")
         or data.get("annotations")
     ):
-        return new_message(cast(Role, as_str(role)), content)
+        return new_message(role, content)
     calls = data.get("tool_calls")
     return Message(
-        role=cast(Role, as_str(role)),
+        role=role,
         content=content,
         tool_calls=[_tool_call(c) for c in _list(calls, "tool_calls")] if calls else None,
         reasoning_content=opt_str(data.get("reasoning_content")),
@@ -276,8 +279,12 @@ def _message(data: Any) -> Message:
 
 
 def _choice(data: Any) -> MessageResponse:
-    data = _obj(data, "a choice")
-    return new_message_response(_message(data["message"]), opt_str(data.get("finish_reason")))
+    if type(data) is not dict:
+        data = _obj(data, "a choice")
+    reason = data.get("finish_reason")
+    return new_message_response(
+        _message(data["message"]), reason if reason is None or type(reason) is str else str(reason)
+    )
 
 
 def parse_completion(data: Any, request_id: str | None = None) -> ChatResponse:
@@ -287,12 +294,18 @@ def parse_completion(data: Any, request_id: str | None = None) -> ChatResponse:
     Raises:
         TypeError, KeyError, ValueError: a body of the wrong shape.
     """
-    data = _obj(data, "the body")
-    choices = _list(data["choices"], "choices")
+    # The type checks are inline, their error paths in ``_obj``/``_list``: this runs per
+    # response.
+    if type(data) is not dict:
+        data = _obj(data, "the body")
+    choices = data["choices"]
+    if type(choices) is not list:
+        choices = _list(choices, "choices")
+    id_, model = data["id"], data["model"]
     return new_chat_response(
-        as_str(data["id"]),
-        as_str(data["model"]),
-        [_choice(c) for c in choices],
+        id_ if type(id_) is str else str(id_),
+        model if type(model) is str else str(model),
+        list(map(_choice, choices)),
         structure_usage(data.get("usage")),
         request_id,
     )

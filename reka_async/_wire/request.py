@@ -129,40 +129,54 @@ def _tool_result(msg: Mapping[str, Any], path: str) -> dict[str, Any]:
     return {"role": "tool_output", "content": [{"tool_call_id": call_id, "output": content}]}
 
 
-def _wire_message(msg: Any, path: str) -> Any:
+def _message_path(index: int) -> str:
+    return f"messages[{index}]"
+
+
+def _wire_message(msg: Any, index: int) -> Any:
+    # ``messages[index]`` in errors: formatted only when one is raised (this runs per message).
     role: Any
     content: Any
     tool_calls: Any
-    if isinstance(msg, Message):
+    source: Mapping[str, Any] | None
+    if type(msg) is not dict and isinstance(msg, Message):
         role, content, tool_calls = msg.role, msg.content, msg.tool_calls
-        source: Mapping[str, Any] | None = None
-    elif isinstance(msg, Mapping):
+        source = None
+    elif type(msg) is dict or isinstance(msg, Mapping):
         source = msg
         role, content, tool_calls = msg.get("role"), msg.get("content"), msg.get("tool_calls")
         if role == "tool":
-            return _tool_result(msg, path)
+            return _tool_result(msg, _message_path(index))
     else:
-        raise _fail(path, f"a message must be a dict or a Message, got {type(msg).__name__}")
+        raise _fail(
+            _message_path(index), f"a message must be a dict or a Message, got {type(msg).__name__}"
+        )
     if not isinstance(role, str) or role not in ROLES:  # an unhashable role must not TypeError
         raise _fail(
-            f"{path}.role",
+            f"{_message_path(index)}.role",
             f"{role!r} is not a valid role; use 'user', 'assistant', 'system' or 'tool_output'"
             " (or 'tool' with a tool_call_id)",
         )
     if content is not None and not isinstance(content, (str, list)):
         raise _fail(
-            f"{path}.content", f"must be a string or a list of parts, got {type(content).__name__}"
+            f"{_message_path(index)}.content",
+            f"must be a string or a list of parts, got {type(content).__name__}",
         )
     if content is None and not tool_calls:
-        raise _fail(f"{path}.content", "a message needs content (or tool_calls)")
+        raise _fail(f"{_message_path(index)}.content", "a message needs content (or tool_calls)")
     if isinstance(content, list):
         if not content:
-            raise _fail(f"{path}.content", "an empty list of parts; give at least one part")
-        parts = [_wire_part(p, f"{path}.content[{i}]", role) for i, p in enumerate(content)]
+            raise _fail(
+                f"{_message_path(index)}.content", "an empty list of parts; give at least one part"
+            )
+        parts = [
+            _wire_part(p, f"{_message_path(index)}.content[{i}]", role)
+            for i, p in enumerate(content)
+        ]
     else:
         parts = None
     if tool_calls is not None and not isinstance(tool_calls, list):
-        raise _fail(f"{path}.tool_calls", "must be a list")
+        raise _fail(f"{_message_path(index)}.tool_calls", "must be a list")
     if source is not None and parts is None and tool_calls is None and source.keys() <= _PLAIN:
         # The common case (plain-string content in a dict): send the caller's dict as it is.
         return source
@@ -171,20 +185,23 @@ def _wire_message(msg: Any, path: str) -> Any:
         out["content"] = parts if parts is not None else content
     if tool_calls:
         out["tool_calls"] = [
-            _wire_tool_call(tc, f"{path}.tool_calls[{i}]") for i, tc in enumerate(tool_calls)
+            _wire_tool_call(tc, f"{_message_path(index)}.tool_calls[{i}]")
+            for i, tc in enumerate(tool_calls)
         ]
     return out
 
 
 def wire_messages(messages: Any) -> list[Any]:
     """Validate messages (models or dicts) and return their wire form."""
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+    if type(messages) is not list and (
+        isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence)
+    ):
         raise InvalidRequestError(
             "messages: must be a list of messages, e.g. [{'role': 'user', 'content': 'Hi'}]"
         )
     if not messages:
         raise InvalidRequestError("messages: the list is empty; give at least one message")
-    return [_wire_message(m, f"messages[{i}]") for i, m in enumerate(messages)]
+    return list(map(_wire_message, messages, range(len(messages))))
 
 
 def _as_list(value: Any) -> Any:
@@ -342,6 +359,7 @@ def request_body(
 
 
 _CALL_KEYS: Final = frozenset((*PARAM_NAMES, *OPTION_NAMES, "messages", "model"))
+_PARAM_ORDER: Final = {name: i for i, name in enumerate(PARAM_NAMES)}
 
 
 def chat_body(args: Mapping[str, Any], *, stream: bool, what: str) -> dict[str, Any]:
@@ -362,9 +380,14 @@ def chat_body(args: Mapping[str, Any], *, stream: bool, what: str) -> dict[str, 
     if "messages" not in args or "model" not in args:
         missing = "messages" if "messages" not in args else "model"
         raise TypeError(f"{what}() missing required keyword argument: {missing!r}")
+    # The parameters the caller gave, in declared order (the body's key order): a call
+    # passes few of the many declared, so the caller's keywords are the ones looked at.
+    names = [*filter(_PARAM_ORDER.__contains__, args)]
+    if len(names) > 1:
+        names.sort(key=_PARAM_ORDER.__getitem__)
     params = {}
-    for name in PARAM_NAMES:  # declared order (the body's key order)
-        value = args.get(name)
+    for name in names:
+        value = args[name]
         if value is not None:
             params[name] = value
     return request_body(
