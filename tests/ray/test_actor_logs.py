@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,19 +51,37 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def run_job(temp: str) -> tuple[int, str, str]:
+    """Run SCRIPT; a job still running after 300 s fails the test with its stderr.
+
+    The script runs in a process group of its own, which a hung job loses whole: its Ray
+    processes and its mock server would otherwise outlive it (Ray 2.32 to 2.39 hung here
+    until the integration refused them).
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, temp],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONWARNINGS": "default"},
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"the job did not end within 300 s; its stderr ends:\n{stderr[-3000:]}")
+    return proc.returncode, stdout, stderr
+
+
 def test_a_map_chat_job_leaves_no_unclosed_session_in_the_actor_logs() -> None:
     temp = tempfile.mkdtemp(prefix="rk", dir="/tmp")  # short: Ray's socket paths live in it
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", SCRIPT, temp],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONWARNINGS": "default"},
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "rows 200 200" in proc.stdout
+        returncode, stdout, stderr = run_job(temp)
+        assert returncode == 0, stderr[-3000:]
+        assert "rows 200 200" in stdout
         logs = glob.glob(f"{temp}/session_2*/logs/worker-*")
         texts = {path: Path(path).read_text(errors="replace") for path in logs}
         actors = [p for p, text in texts.items() if "RekaChatMapper" in text]

@@ -5,16 +5,20 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import re
 from collections.abc import Mapping
+from importlib import metadata
 from typing import Any, Final
 
 from ..._wire import request_body
 
 __all__ = [
     "INSTALL_HINT",
+    "MIN_RAY",
     "check_params",
     "check_positive_int",
     "check_positive_or_none",
+    "check_ray_version",
     "default_batch_size",
     "require",
 ]
@@ -36,6 +40,38 @@ def require(module: str) -> Any:
             f"reka_async.integrations.ray needs Ray Data, and {module!r} is not installed: "
             f"{INSTALL_HINT}"
         ) from exc
+
+
+#: The oldest Ray whose ``map_batches`` runs `RekaChatMapper` (the ``ray`` extra's floor).
+#: Before 2.32 it refuses an async generator ``__call__``; from 2.32 to 2.39 an actor's task
+#: can wait forever after its last batch (fixed by ray-project/ray#48861, in 2.40).
+MIN_RAY: Final = (2, 40)
+
+
+def check_ray_version(version: str | None = None) -> None:
+    """Raise ``ImportError`` if Ray is older than `MIN_RAY` (a job on it would hang).
+
+    Args:
+        version: the version to check; default the installed ``ray`` distribution's. No
+            check without Ray, or for a version that does not start with ``X.Y``.
+
+    Raises:
+        ImportError: the version is older than `MIN_RAY`.
+    """
+    if version is None:
+        try:
+            version = metadata.version("ray")
+        except metadata.PackageNotFoundError:
+            return
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None or (int(match[1]), int(match[2])) >= MIN_RAY:
+        return
+    floor = ".".join(map(str, MIN_RAY))
+    raise ImportError(
+        f"reka_async.integrations.ray needs Ray {floor} or newer, and Ray {version} is "
+        f"installed: its map_batches refuses or can hang on RekaChatMapper's async "
+        f"generator; pip install 'ray[data]>={floor}'"
+    )
 
 
 def check_positive_int(label: str, value: Any) -> None:

@@ -17,6 +17,7 @@ from ._common import (
     check_params,
     check_positive_int,
     check_positive_or_none,
+    check_ray_version,
     default_batch_size,
     require,
 )
@@ -95,6 +96,8 @@ class RekaChatMapper:
         MissingAPIKeyError: no key given and ``REKA_API_KEY`` unset.
         InvalidRequestError: invalid ``params`` or ``model``.
         ValueError: invalid sizes or limits.
+        ImportError: Ray older than 2.40 is installed (its ``map_batches`` refuses or can
+            hang on this class's async generator ``__call__``).
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class RekaChatMapper:
         message_overhead: int = DEFAULT_MESSAGE_OVERHEAD,
         **params: Any,
     ) -> None:
+        check_ray_version()
         check_positive_int("concurrency_per_actor", concurrency_per_actor)
         check_positive_int("num_actors", num_actors)
         check_positive_or_none(rpm=rpm, tpm=tpm, timeout_s=timeout_s)
@@ -347,7 +351,12 @@ def map_chat(
             the job's spend); default: a new one when ``max_cost`` is given.
         prices, media_tokens, message_overhead: as in ``BatchRunner``, under ``max_cost``.
         **params: chat parameters for every row (``max_tokens``, ``temperature``, ...).
+
+    Raises:
+        ImportError: Ray is not installed, or is older than 2.40.
+        ValueError, InvalidRequestError, MissingAPIKeyError: as `RekaChatMapper`.
     """
+    check_ray_version()  # before the limiter and cost actors start
     check_positive_int("num_actors", num_actors)
     check_positive_int("concurrency_per_actor", concurrency_per_actor)
     check_positive_int("tasks_per_actor", tasks_per_actor)
