@@ -194,10 +194,9 @@ def litellm(session: nox.Session) -> None:
 RAY_OLDEST = ("ray[data]==2.40.0", "pandas<3")
 
 
-def _run_ray_tests(session: nox.Session) -> None:
+def _run_ray_tests(session: nox.Session, *default: str) -> None:
     session.run(
         "pytest",
-        "tests/ray",
         "-o",
         "addopts=",
         "-ra",
@@ -205,7 +204,7 @@ def _run_ray_tests(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         "-s",
-        *session.posargs,
+        *(session.posargs or default),
     )
 
 
@@ -219,12 +218,24 @@ def ray(session: nox.Session) -> None:
     # Precompiled bytecode: each Ray worker imports ray, pyarrow and pandas afresh, which
     # takes seconds per actor when PYTHONDONTWRITEBYTECODE is set and uv skipped compiling.
     session.install("-e", ".[test,ray]", env={"UV_COMPILE_BYTECODE": "1"})
-    _run_ray_tests(session)
+    _run_ray_tests(session, "tests/ray")
+
+
+#: What ``ray_oldest`` runs by default: what depends on Ray's version (the mapper under
+#: ``map_batches`` with the actors' logs checked for ``Unclosed``, the version check, the
+#: engine). The whole of ``tests/ray`` passed on 2.40.0 (25 passed, 157 s, issue 33's note):
+#: ``nox -s ray_oldest -- tests/ray`` runs it again; in CI it would add about two minutes.
+RAY_OLDEST_TESTS = (
+    "tests/ray/test_actor_logs.py",
+    "tests/ray/test_ray_version.py",
+    "tests/ray/test_mapper_engine.py",
+)
 
 
 @nox.session
 def ray_oldest(session: nox.Session) -> None:
-    """``tests/ray`` on the oldest supported Ray (`RAY_OLDEST`; the ``ray`` session runs the
-    newest). Like ``ray``, outside plain ``nox`` and in ``.ci/run`` (about 2 min 15 s here)."""
+    """The Ray tests that depend on Ray's version, on the oldest supported Ray
+    (`RAY_OLDEST`; the ``ray`` session runs all of them on the newest). Like ``ray``,
+    outside plain ``nox`` and in ``.ci/run``; ``-- tests/ray`` runs the whole folder."""
     session.install("-e", ".[test]", *RAY_OLDEST, env={"UV_COMPILE_BYTECODE": "1"})
-    _run_ray_tests(session)
+    _run_ray_tests(session, *RAY_OLDEST_TESTS)
