@@ -13,6 +13,15 @@ alternate in short rounds, the order flipping every round, so a machine whose sp
 (a VM, other work) moves both alike; each round gives an after/before ratio, and the median
 ratio is printed with the quartiles and the range of the rounds. Only public API is used, so
 any checkout can be measured. No figure here is asserted anywhere.
+
+On a machine shared with other work, CPU time moves by more than a budget of 5 %. ``--instructions``
+counts instead: each side runs in a child process under valgrind's callgrind (Debian's
+``valgrind``), once with few requests and once with many, and the difference of the two
+instruction counts over the difference of the requests is the instructions one request (or
+chunk) costs, whatever else the machine runs; repeated ``--repeat`` times (the rounds differ
+only by how the event loop happens to batch the answers):
+
+    python -m benchmarks.budget --before /tmp/before --instructions --repeat 3
 """
 
 from __future__ import annotations
@@ -20,8 +29,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -146,12 +157,108 @@ def load_before(checkout: str) -> Any:
     return importlib.import_module("reka_async_before")
 
 
+async def _run_requests(pkg: Any, url: str, api: str, total: int, concurrency: int) -> None:
+    async with pkg.AsyncClient(api_key="k", base_url=url, api=api) as client:  # type: ignore[arg-type]
+        left = total
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await client.chat.create(messages=MESSAGES, model="reka-flash")  # type: ignore[arg-type]
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _run_streams(pkg: Any, url: str, streams: int) -> None:
+    prompt = " ".join(f"w{i}" for i in range(CHUNKS))
+    async with pkg.AsyncClient(api_key="k", base_url=url) as client:
+        for _ in range(streams):
+            async with client.chat.create_stream(
+                messages=[{"role": "user", "content": prompt}], model="reka-flash"
+            ) as stream:
+                async for _ in stream:
+                    pass
+
+
+def drive(side: str, url: str, api: str, count: int) -> None:
+    """The child of ``--instructions``: ``count`` requests (or streams, for ``chunk``) of
+    one side, nothing else."""
+    pkg = load_before(side) if side != "after" else importlib.import_module("reka_async")
+    if api == "chunk":
+        asyncio.run(_run_streams(pkg, url, count))
+    else:
+        asyncio.run(_run_requests(pkg, url, api, count, 64))
+
+
+def _instructions(side: str, url: str, api: str, count: int) -> int:
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-m",
+            "benchmarks.budget",
+            "--drive",
+            side,
+            url,
+            api,
+            str(count),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"valgrind printed no count:\n{done.stderr[-2000:]}")
+    return int(found[1])
+
+
+def instructions(before: str, repeat: int) -> int:
+    """``--instructions``: instructions per request (native, OpenAI) and per chunk."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    from reka_async.testing import MockServerProcess
+
+    # (api, few, many, units per count): a stream is CHUNKS chunks.
+    plan = (("native", 200, 1200, 1), ("openai", 200, 1200, 1), ("chunk", 5, 35, CHUNKS))
+    server = MockServerProcess()
+    url = server.start()
+    try:
+        for api, few, many, units in plan:
+            per: dict[str, list[float]] = {"before": [], "after": []}
+            for _ in range(repeat):
+                for side, path in (("before", before), ("after", "after")):
+                    low = _instructions(path, url, api, few)
+                    high = _instructions(path, url, api, many)
+                    per[side].append((high - low) / ((many - few) * units))
+            b, a = statistics.median(per["before"]), statistics.median(per["after"])
+            unit = "chunk" if api == "chunk" else "request"
+            print(
+                f"{api:>6}: before {b:9.0f} instructions per {unit}, after {a:9.0f};"
+                f" after/before {a / b:.3f} (rounds: before {min(per['before']):.0f}-"
+                f"{max(per['before']):.0f}, after {min(per['after']):.0f}-"
+                f"{max(per['after']):.0f}; {repeat} rounds)"
+            )
+    finally:
+        server.stop()
+    return 0
+
+
 def _quartiles(values: list[float]) -> tuple[float, float]:
     q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
     return q[0], q[2]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--drive"]:  # the child of --instructions
+        side, url, api, count = argv[1:5]
+        drive(side, url, api, int(count))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m benchmarks.budget")
     parser.add_argument("--before", required=True, help="the checkout before the change")
     parser.add_argument("--repeat", type=int, default=15, help="paired rounds (>= 5)")
@@ -162,7 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="the wire work alone instead (body, encode, decode; a stream's events decoded)",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions under valgrind instead of timing (see the module docstring)",
+    )
     args = parser.parse_args(argv)
+    if args.instructions:
+        return instructions(args.before, args.repeat)
     import reka_async
     from reka_async.testing import MockServerProcess
 
