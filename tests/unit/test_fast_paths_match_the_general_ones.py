@@ -5,7 +5,9 @@ the general path gives, for any input of their shape (property tests):
 * the usual stream event (a dialect's ``text_event`` + ``Assembler.feed_text``) assembles as
   the fully decoded event (``decode_event`` + ``Assembler.feed``);
 * a plain request's timeout (``Timeout.to_aiohttp_plain``, one deadline) bounds a body that
-  arrives whole as the stream's (``to_aiohttp``, a read timer) does.
+  arrives whole as the stream's (``to_aiohttp``, a read timer) does;
+* the SSE decoder's usual event (one ``data: `` line and its blank line, read whole) decodes
+  as the general line rules decode it byte by byte, with and without a size limit.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reka_async import ChatChunk, Message, MessageResponse, Timeout, Usage
+from reka_async import ChatChunk, Message, MessageResponse, ResponseTooLargeError, Timeout, Usage
 from reka_async._assemble import Assembler
 from reka_async._models import ChunkResponse
+from reka_async._sse import SSEDecoder
 from reka_async._wire import _build, native, openai
 from reka_async._wire._convert import decode_event
 
@@ -186,3 +189,41 @@ def test_a_plain_requests_deadline_is_the_streams_bound_for_a_whole_body(
     # the read timer and the total, which is the plain path's one deadline.
     bounds = [t for t in (general.sock_read, general.total) if t is not None]
     assert plain.total == (min(bounds) if bounds else None)
+
+
+sse_values = st.text(
+    st.characters(exclude_characters="\r\n", exclude_categories=("Cs",)), max_size=8
+)
+sse_fields = st.one_of(
+    sse_values.map(lambda v: f"data: {v}"),
+    sse_values.map(lambda v: f"data:{v}"),
+    sse_values.map(lambda v: f"event: {v}"),
+    sse_values.map(lambda v: f"id: {v}"),
+    st.integers(0, 99).map(lambda n: f"retry: {n}"),
+    sse_values.map(lambda v: f": {v}"),
+)
+# Events: a few field lines each, ended by a blank line (sometimes two), so that the usual
+# event comes right after fields of another one, as well as alone.
+sse_events = st.lists(sse_fields, max_size=3).flatmap(
+    lambda fields: st.sampled_from([[*fields, ""], [*fields, "", ""]])
+)
+
+
+def _sse_decode(chunks: list[bytes], limit: int | None) -> list[Any] | str:
+    decoder = SSEDecoder(max_event_bytes=limit)
+    events: list[Any] = []
+    try:
+        for chunk in chunks:
+            events += decoder.feed(chunk)
+    except ResponseTooLargeError:
+        return "too large"
+    return events + decoder.flush()
+
+
+@given(events=st.lists(sse_events, max_size=8), limit=st.none() | st.integers(1, 40))
+def test_sse_usual_events_decode_whole_as_byte_by_byte(
+    events: list[list[str]], limit: int | None
+) -> None:
+    payload = "".join(f"{line}\n" for event in events for line in event).encode()
+    whole = _sse_decode([b"", payload], limit)  # the stream's start (no BOM) behind it
+    assert whole == _sse_decode([payload[i : i + 1] for i in range(len(payload))], limit)
