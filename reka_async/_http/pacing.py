@@ -70,6 +70,7 @@ class Pacer:
         "_changed_at",
         "_checked_at",
         "_counts",
+        "_epoch",
         "_first_at",
         "_last_429",
         "_last_spent",
@@ -109,6 +110,7 @@ class Pacer:
         self.paced_s = 0.0
         self._ceiling: float | None = None  # a declared rate: never probed above
         self._next = 0.0  # monotonic time of the next free send slot
+        self._epoch = 0  # counts rate decreases: a slot taken before one is taken again
         # Answers of the last SHARE_WINDOW_S, in a ring of _BUCKETS counts (answers, and
         # rate-limit 429s among them) indexed by the bucket number of their time.
         self._counts = [0] * _BUCKETS
@@ -168,13 +170,18 @@ class Pacer:
                 break
             self._queued = True
             self.paced_s += slot - now
+            epoch = self._epoch
             await asyncio.sleep(slot - now)
-            if cooldown.deadline <= time.monotonic():
+            if cooldown.deadline > time.monotonic():
+                # Tripped while this one waited for its slot: after the pause, a new slot
+                # (the slots after a pause start at its end), or every request that was
+                # waiting would leave together at its end.
+                await cooldown.wait()
+            elif epoch == self._epoch:
                 break
-            # Tripped while this one waited for its slot: after the pause, a new slot (the
-            # slots after a pause start at its end), or every request that was waiting
-            # would leave together at its end.
-            await cooldown.wait()
+            # Or the rate was lowered while it waited: slots taken at the old rate reach
+            # as far ahead as the requests queued (C / rate), and would keep sending at the
+            # old rate that long; a new slot at the new one.
             rate = self.rate
         # The window's countdown, at the moment of sending (a request counted before its
         # slot's wait would land, uncounted, in the next window). Once a rate is learned,
@@ -239,6 +246,7 @@ class Pacer:
             self._set(rate * MARGIN, time.monotonic())
 
     def _set(self, rate: float, now: float) -> None:
+        self._lowered(rate, now)
         self.rate = max(rate, _MIN_RATE)
         self._probed_from = self._streak_from = None
         self._changed_at = now
@@ -251,6 +259,13 @@ class Pacer:
         quota.low, quota.seen_n, quota.seen_sum = math.inf, 0, 0.0
         self._prev_mean = -math.inf
         self._checked_at = now
+
+    def _lowered(self, rate: float | None, now: float) -> None:
+        """Before the rate becomes ``rate``: when lower, the queued requests take new slots
+        from now (or the pause's end) at it (``before_attempt``)."""
+        if rate is not None and self.rate is not None and rate < self.rate:
+            self._epoch += 1
+            self._next = max(now, self.cooldown.deadline)
 
     def answered(self, refused: bool) -> None:
         """Count one answer (``refused``: a rate-limit 429), and cut or probe the rate by
@@ -288,7 +303,9 @@ class Pacer:
                 # back to the rate before the probes in a row began: a bucket's burst hides
                 # a rate above its refill for many probes, until it is drained.
                 moving = self.quota.moving
-                self.rate = self._probed_from if moving else self._streak_from
+                back = self._probed_from if moving else self._streak_from
+                self._lowered(back, now)
+                self.rate = back
                 self._probed_from = self._streak_from = None
                 # Against a moving window the headers say where its edge is (``_probe``):
                 # a pause of two probe intervals, not of _QUIET_S.
@@ -346,6 +363,7 @@ class Pacer:
             self._prev_mean = mean
             if mean < previous - 1.0:
                 if self._probed_from is not None:
+                    self._lowered(self._probed_from, now)
                     self.rate = self._probed_from
                     self._probed_from = self._streak_from = None
                     self._quiet_until = now + _QUIET_S

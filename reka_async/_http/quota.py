@@ -27,7 +27,9 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
 3. **A learned send rate.** The pacer sends at most ``rate`` requests a second, each at its
    own slot ``1/rate`` after the previous one, so requests released after a pause are spread
    over the interval, never released together (a request whose slot falls inside a pause
-   takes a new one after it). The rate is unknown (no pacing) until one of:
+   takes a new one after it, and so does one queued when the rate is lowered: slots taken
+   at the old rate reach as far ahead as requests are queued). The rate is unknown (no
+   pacing) until one of:
 
    * the headers declare it: OpenAI's and Anthropic's request limits are per minute
      (``rate = limit / 60``); the pacer then sends at ``MARGIN`` (97 %) of it and never
@@ -52,7 +54,9 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
    **Probes.** A paced client whose requests are queued at the rate (a rate that is not
    the bottleneck is not raised) probes upward, 2 % at a time, after ``SHARE_WINDOW_S``
    without a rate-limit 429. The first 429 after a probe undoes it, and no probe follows
-   for 10 s: the limit is about there. Against a window of the clock, a ``remaining`` of 0
+   for 10 s: the limit is about there. Without a moving window's headers it undoes every
+   probe of the streak it ends (a bucket's burst hides a rate above its refill for probe
+   after probe, until it is drained). Against a window of the clock, a ``remaining`` of 0
    also holds probes off for ``SHARE_WINDOW_S``. Against a *moving* window (a sliding
    window or a bucket: its reset moves from answer to answer), the pacer reads
    ``remaining`` over each probe interval instead, its lowest and its mean: a mean that
@@ -60,7 +64,9 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
    bucket drained by a rate above its refill falls long before it refuses) and starts the
    10 s without probes; a lowest of 2 or more allows a probe; a sliding window at its edge
    (``remaining = limit - rate * window``) is raised toward a mean of one left,
-   ``rate * (limit - 1) / (limit - mean)``, at most 2 % a step.
+   ``rate * (limit - 1) / (limit - mean)``, at most 2 % a step; a 429 after such a raise
+   undoes it and holds probes off for two intervals (not 10 s: the headers say where the
+   edge is).
 4. ``Quota``: a window that the headers say is nearly spent is counted down locally and
    paused at its end (below), before the send slot of rule 3 is taken. Once a rate is
    learned, the countdown serves windows of the clock only (``Quota.fixed``: a window that

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import heapq
+import itertools
 import math
 import time
 from typing import Any
@@ -539,3 +540,31 @@ def test_without_headers_a_429_after_probes_in_a_row_undoes_them_all(clock: Fake
     assert p.rate > 48.5 * 1.02**3
     p.answered(True)
     assert p.rate == pytest.approx(48.5)
+
+
+async def test_requests_queued_at_a_rate_take_new_slots_when_it_is_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Five queued at 10/s hold slots up to 0.4 s ahead; the rate is then cut to 2/s. Slots
+    # kept from before would go on sending at 10/s for as long as requests were queued (a
+    # second wave of cuts at C=256, each against the old rate still in the queue).
+    virtual = VirtualClock()
+    for module in (_pacing, _retry):
+        monkeypatch.setattr(module, "time", virtual)
+        monkeypatch.setattr(module, "asyncio", virtual)
+    p = pacer()
+    p._set(10.0, virtual.now)
+    sent: list[float] = []
+
+    async def attempt() -> None:
+        await p.before_attempt()
+        sent.append(virtual.now)
+
+    async def cut() -> None:
+        await asyncio.sleep(0)  # once the five have taken their slots
+        p._set(2.0, virtual.now)
+
+    await virtual.run(*(attempt() for _ in range(5)), cut())
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(sent[1:])]
+    assert sent[0] == pytest.approx(100.0)
+    assert gaps == [0.5, 0.5, 0.5]
