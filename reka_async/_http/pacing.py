@@ -10,8 +10,9 @@ its copies made by ``with_options`` share it, and ``BatchStats`` reads it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
-from collections import deque
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -40,8 +41,16 @@ PACED_CUT_SHARE: Final = 0.03
 #: The share of a declared or measured rate the pacer sends at.
 MARGIN: Final = 0.97
 _PROBE: Final = 1.02  # a quiet, queued client raises its rate by this factor
+_BUCKET_S: Final = 0.25  # answers are counted in buckets this long (no per-answer objects)
+_BUCKETS: Final = int(SHARE_WINDOW_S / _BUCKET_S)
+#: A moving window (sliding or bucket) must show at least this many ``remaining`` at its
+#: lowest over a probe's interval, and no fall from the interval before, to be probed.
+_PROBE_ROOM: Final = 2.0
 _MIN_RATE: Final = 0.1
 _QUIET_S: Final = 10.0  # no probe for this long after a probe met a 429
+#: The first wave's stragglers are awaited at most this share of its first answer's time.
+_WAVE_WAIT: Final = 0.5
+_COLLECTING, _GATED, _OVER = 0, 1, 2  # the first wave: being sent, being answered, over
 
 #: The kind of a rate-limit 429 (``_http/quota.py``).
 RateLimitKind = Literal["quota", "unlabelled", "overload"]
@@ -56,16 +65,30 @@ class Pacer:
     """
 
     __slots__ = (
-        "_answers",
+        "_bucket",
         "_ceiling",
         "_changed_at",
+        "_checked_at",
+        "_counts",
+        "_epoch",
+        "_first_at",
         "_last_429",
         "_last_spent",
         "_next",
+        "_prev_mean",
         "_probed_from",
         "_queued",
         "_quiet_until",
+        "_refusals",
         "_refused",
+        "_streak_from",
+        "_total",
+        "_wave",
+        "_wave_answered",
+        "_wave_at",
+        "_wave_open",
+        "_wave_sent",
+        "_wave_took",
         "cooldown",
         "cuts",
         "kinds",
@@ -87,13 +110,32 @@ class Pacer:
         self.paced_s = 0.0
         self._ceiling: float | None = None  # a declared rate: never probed above
         self._next = 0.0  # monotonic time of the next free send slot
-        self._answers: deque[tuple[float, bool]] = deque()  # (time, a rate-limit 429)
-        self._refused = 0  # rate-limit 429s in _answers
+        self._epoch = 0  # counts rate decreases: a slot taken before one is taken again
+        # Answers of the last SHARE_WINDOW_S, in a ring of _BUCKETS counts (answers, and
+        # rate-limit 429s among them) indexed by the bucket number of their time.
+        self._counts = [0] * _BUCKETS
+        self._refusals = [0] * _BUCKETS
+        self._bucket = 0  # the bucket number (monotonic time / _BUCKET_S) of the latest
+        self._total = 0  # answers in the ring
+        self._refused = 0  # rate-limit 429s in the ring
+        self._first_at = 0.0  # the time of the ring's oldest answer (0.0: empty)
+        self._prev_mean = -math.inf  # the mean remaining of the probe interval before
+        self._checked_at = -float("inf")  # the end of the latest probe interval
+        # The first wave (requests sent before any answer): once its first answer is in,
+        # no request goes out until the rest are (or a while has passed), so that the share
+        # of its 429s can set the rate before a second wave goes out unpaced.
+        self._wave = _COLLECTING
+        self._wave_sent = 0
+        self._wave_answered = 0
+        self._wave_at = 0.0  # its first send, then its first answer (monotonic)
+        self._wave_took = 0.0  # from its first send to its first answer
+        self._wave_open: asyncio.Event | None = None
         self._changed_at = -float("inf")
         self._last_429 = -float("inf")
         self._last_spent = -float("inf")
         self._queued = False  # a request waited for its slot since the last probe
         self._probed_from: float | None = None  # the rate before the latest probe
+        self._streak_from: float | None = None  # the rate before the probes in a row began
         self._quiet_until = -float("inf")  # no probe before this (a probe was undone)
 
     def __repr__(self) -> str:
@@ -103,37 +145,85 @@ class Pacer:
     @property
     def active(self) -> bool:
         """Whether an attempt must go through ``before_attempt`` (the loop's one check)."""
-        return bool(self.cooldown.deadline or self.quota.active or self.rate)
+        return bool(self.cooldown.deadline or self.quota.active or self.rate or self._wave != _OVER)
 
     async def before_attempt(self) -> None:
         """Wait for the shared cooldown, the attempt's send slot and the key's window."""
+        if self._wave != _OVER:
+            if self._wave == _COLLECTING:
+                if not self._wave_sent:
+                    self._wave_at = time.monotonic()
+                self._wave_sent += 1
+            else:
+                await self._wave_gate()
         cooldown = self.cooldown
         if cooldown.deadline:
             await cooldown.wait()
         rate = self.rate
-        if rate is not None:
+        while rate is not None:
             # One slot per request, 1/rate apart: requests released together (after a
             # pause, or a burst of retries) leave one by one.
             now = time.monotonic()
             slot = self._next if self._next > now else now
             self._next = slot + 1.0 / rate
-            if slot > now:
-                self._queued = True
-                self.paced_s += slot - now
-                await asyncio.sleep(slot - now)
-                if cooldown.deadline:  # tripped while this one waited for its slot
-                    await cooldown.wait()
+            if slot <= now:
+                break
+            self._queued = True
+            self.paced_s += slot - now
+            epoch = self._epoch
+            await asyncio.sleep(slot - now)
+            if cooldown.deadline > time.monotonic():
+                # Tripped while this one waited for its slot: after the pause, a new slot
+                # (the slots after a pause start at its end), or every request that was
+                # waiting would leave together at its end.
+                await cooldown.wait()
+            elif epoch == self._epoch:
+                break
+            # Or the rate was lowered while it waited: slots taken at the old rate reach
+            # as far ahead as the requests queued (C / rate), and would keep sending at the
+            # old rate that long; a new slot at the new one.
+            rate = self.rate
         # The window's countdown, at the moment of sending (a request counted before its
-        # slot's wait would land, uncounted, in the next window), unless its reset moves
-        # from answer to answer within a window (a sliding window or a bucket, not windows
-        # of the clock): once a rate is learned, the send slots pace those.
+        # slot's wait would land, uncounted, in the next window). Once a rate is learned,
+        # only for windows of the clock (``Quota.fixed``, and no reset that moved within a
+        # window): a sliding window released in a burst looks like one for a window or
+        # two, and a countdown that expects its whole limit back at each "reset" pauses
+        # the client for nothing; the send slots pace sliding windows and buckets.
         quota = self.quota
-        if quota.active and (rate is None or not quota.moving):
+        if quota.active and (rate is None or (quota.fixed and not quota.moving)):
             pause = quota.before_send()
             if pause:
                 cooldown.trip(pause)
                 self._next = max(self._next, cooldown.deadline)
                 await cooldown.wait()
+
+    async def _wave_gate(self) -> None:
+        """Wait until the first wave is answered, at most ``_WAVE_WAIT`` of the time its
+        first answer took (a request that never answers does not hold the client)."""
+        opened = self._wave_open
+        if opened is None:
+            opened = self._wave_open = asyncio.Event()
+        left = self._wave_at + self._wave_took * _WAVE_WAIT - time.monotonic()
+        if left > 0:
+            # asyncio.TimeoutError: TimeoutError itself from 3.11 on.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(opened.wait(), left)
+        self._end_wave()
+
+    def _end_wave(self) -> None:
+        self._wave = _OVER
+        if self._wave_open is not None:
+            self._wave_open.set()
+            self._wave_open = None
+
+    def _wave_answer(self, now: float) -> None:
+        if self._wave == _COLLECTING:
+            self._wave = _GATED
+            self._wave_took = now - self._wave_at
+            self._wave_at = now
+        self._wave_answered += 1
+        if self._wave_answered >= self._wave_sent:
+            self._end_wave()
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Read an answer's rate-limit headers (any status); the loop calls it for each."""
@@ -156,68 +246,154 @@ class Pacer:
             self._set(rate * MARGIN, time.monotonic())
 
     def _set(self, rate: float, now: float) -> None:
+        self._lowered(rate, now)
         self.rate = max(rate, _MIN_RATE)
-        self._probed_from = None
+        self._probed_from = self._streak_from = None
         self._changed_at = now
-        self._answers.clear()
-        self._refused = 0
+        counts, refusals = self._counts, self._refusals
+        for i in range(_BUCKETS):
+            counts[i] = refusals[i] = 0
+        self._total = self._refused = 0
+        self._first_at = 0.0
+        quota = self.quota
+        quota.low, quota.seen_n, quota.seen_sum = math.inf, 0, 0.0
+        self._prev_mean = -math.inf
+        self._checked_at = now
+
+    def _lowered(self, rate: float | None, now: float) -> None:
+        """Before the rate becomes ``rate``: when lower, the queued requests take new slots
+        from now (or the pause's end) at it (``before_attempt``)."""
+        if rate is not None and self.rate is not None and rate < self.rate:
+            self._epoch += 1
+            self._next = max(now, self.cooldown.deadline)
 
     def answered(self, refused: bool) -> None:
         """Count one answer (``refused``: a rate-limit 429), and cut or probe the rate by
         the share of 429s (``_http/quota.py``, rule 3)."""
         now = time.monotonic()
-        answers = self._answers
-        answers.append((now, refused))
+        if self._wave != _OVER:
+            self._wave_answer(now)
+        bucket = int(now / _BUCKET_S)
+        counts = self._counts
+        if bucket != self._bucket:
+            # Empty the buckets that fell out of the window (at most all of them).
+            refusals = self._refusals
+            for number in range(max(self._bucket + 1, bucket - _BUCKETS + 1), bucket + 1):
+                i = number % _BUCKETS
+                self._total -= counts[i]
+                self._refused -= refusals[i]
+                counts[i] = refusals[i] = 0
+            self._bucket = bucket
+            if not self._total:
+                self._first_at = 0.0
+            elif self._first_at < (bucket - _BUCKETS + 1) * _BUCKET_S:
+                self._first_at = (bucket - _BUCKETS + 1) * _BUCKET_S
+        i = bucket % _BUCKETS
+        counts[i] += 1
+        self._total += 1
+        if not self._first_at:
+            self._first_at = now
         if refused:
+            self._refusals[i] += 1
             self._refused += 1
             self._last_429 = now
             if self._probed_from is not None:
                 # The probe went past the limit: back to the rate before it, and no probe
-                # for a while (the limit is about here).
-                self.rate = self._probed_from
-                self._probed_from = None
-                self._quiet_until = now + _QUIET_S
-        horizon = now - SHARE_WINDOW_S
-        while answers and answers[0][0] < horizon:
-            if answers.popleft()[1]:
-                self._refused -= 1
+                # for a while (the limit is about here). Without a moving window's headers,
+                # back to the rate before the probes in a row began: a bucket's burst hides
+                # a rate above its refill for many probes, until it is drained.
+                moving = self.quota.moving
+                back = self._probed_from if moving else self._streak_from
+                self._lowered(back, now)
+                self.rate = back
+                self._probed_from = self._streak_from = None
+                # Against a moving window the headers say where its edge is (``_probe``):
+                # a pause of two probe intervals, not of _QUIET_S.
+                self._quiet_until = now + (2 * SHARE_WINDOW_S if moving else _QUIET_S)
         if now - self._changed_at < SHARE_WINDOW_S:
             return
         rate = self.rate
-        count = len(answers)
         if refused:
+            count = self._total
             share = self._refused / count
             if count >= MIN_ANSWERS and share > (CUT_SHARE if rate is None else PACED_CUT_SHARE):
-                # The send rate times the share the server admitted of it; unpaced, the
-                # answers over the window (at least a second: the first answers of an
-                # unpaced client arrive together, and a burst is admitted at once).
-                span = max(now - answers[0][0], 1.0)
-                sent = rate if rate is not None else count / span
-                cut = sent * (1.0 - share) * MARGIN
-                # Answers counted over a second can span three short windows of the clock
-                # and so exceed what the window admits: a cut never sets a rate above the
-                # window's own (limit / length, once both are known and fixed).
-                window_rate = self.quota.rate
-                if window_rate is not None and not self.quota.moving:
-                    cut = min(cut, window_rate * MARGIN)
-                self._set(cut, now)
-                self.cuts += 1
-        elif (
-            rate is not None
-            and self._queued
-            and now >= self._quiet_until
-            and now - self._last_429 >= SHARE_WINDOW_S
-            and now - self._last_spent >= SHARE_WINDOW_S
-        ):
+                self._cut(rate, share, count, now)
+        elif rate is not None and (self._queued or self.quota.moving):
+            self._probe(rate, now)
+
+    def _cut(self, rate: float | None, share: float, count: int, now: float) -> None:
+        # The send rate times the share the server admitted of it; unpaced, the answers
+        # over the window (at least a second: the first answers of an unpaced client
+        # arrive together, and a burst is admitted at once).
+        span = max(now - self._first_at, 1.0)
+        sent = rate if rate is not None else count / span
+        cut = sent * (1.0 - share)
+        if rate is None or not self.quota.moving:
+            # A moving window's headers lead a paced rate back to its edge (``_probe``):
+            # no margin on top of the share there, or cuts at its edge compound.
+            cut *= MARGIN
+        # Answers counted over a second can span three short windows of the clock and so
+        # exceed what the window admits: a cut never sets a rate above the window's own
+        # (limit / length, once both are known and fixed).
+        window_rate = self.quota.rate
+        if window_rate is not None and not self.quota.moving:
+            cut = min(cut, window_rate * MARGIN)
+        self._set(cut, now)
+        self.cuts += 1
+
+    def _probe(self, rate: float, now: float) -> None:
+        quota = self.quota
+        moving = quota.moving
+        if moving:
+            # A sliding window or a bucket tells its state in ``remaining``, read over each
+            # probe interval (its lowest and its mean): a mean fallen by more than a request
+            # since the interval before (a bucket drained by a rate above its refill falls
+            # long before it refuses) undoes the probe that caused it, and none follows.
+            # With room (a lowest of _PROBE_ROOM or more), a probe; a sliding window at its
+            # edge, where remaining = limit - rate * window, is raised toward a mean of one
+            # left: rate * (limit - 1) / (limit - mean).
+            if now - self._checked_at < SHARE_WINDOW_S:
+                return
+            self._checked_at = now
+            low, count, total = quota.low, quota.seen_n, quota.seen_sum
+            quota.low, quota.seen_n, quota.seen_sum = math.inf, 0, 0.0
+            if not count:
+                return
+            mean, previous = total / count, self._prev_mean
+            self._prev_mean = mean
+            if mean < previous - 1.0:
+                if self._probed_from is not None:
+                    self._lowered(self._probed_from, now)
+                    self.rate = self._probed_from
+                    self._probed_from = self._streak_from = None
+                    self._quiet_until = now + _QUIET_S
+                return
+            limit = quota.limit
+            if low >= _PROBE_ROOM:
+                raised = rate * _PROBE
+            elif limit is not None and mean < limit - 1.0:
+                raised = min(rate * (limit - 1.0) / (limit - mean), rate * _PROBE)
+            else:
+                return
+        else:
             raised = rate * _PROBE
-            ceiling = self._ceiling
-            if ceiling is not None:
-                raised = min(raised, ceiling * MARGIN)
-            if raised > rate:
-                self._probed_from = rate
-                self.rate = raised
-                self._changed_at = now
-                self._queued = False
+        if (
+            not self._queued  # the rate is not the bottleneck: nothing to learn by raising it
+            or now < self._quiet_until
+            or now - self._last_429 < SHARE_WINDOW_S
+            or (not moving and now - self._last_spent < SHARE_WINDOW_S)
+        ):
+            return
+        ceiling = self._ceiling
+        if ceiling is not None:
+            raised = min(raised, ceiling * MARGIN)
+        if raised > rate:
+            self._probed_from = rate
+            if self._streak_from is None:
+                self._streak_from = rate
+            self.rate = raised
+            self._changed_at = now
+            self._queued = False
 
     def report(self, stats: Any) -> None:
         """Copy what pacing did onto a ``BatchStats``: the learned rate (or, before one, the

@@ -26,27 +26,55 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
    no retry at all. An overload 429 spends a retry as any other retryable error does.
 3. **A learned send rate.** The pacer sends at most ``rate`` requests a second, each at its
    own slot ``1/rate`` after the previous one, so requests released after a pause are spread
-   over the interval, never released together. The rate is unknown (no pacing) until one of:
+   over the interval, never released together (a request whose slot falls inside a pause
+   takes a new one after it, and so does one queued when the rate is lowered: slots taken
+   at the old rate reach as far ahead as requests are queued). The rate is unknown (no
+   pacing) until one of:
 
    * the headers declare it: OpenAI's and Anthropic's request limits are per minute
      (``rate = limit / 60``); the pacer then sends at ``MARGIN`` (97 %) of it and never
      probes above it (a bare ``x-ratelimit-limit`` is a window's allowance, the window's
      length unknown: it declares no rate, and ``Quota`` below paces against it);
    * the share of rate-limit 429s (of any kind) among the answers of the last
-     ``SHARE_WINDOW_S`` (2 s), once at least ``MIN_ANSWERS`` (50) are in, exceeds
-     ``CUT_SHARE`` (10 %) while the client is not paced yet, or ``PACED_CUT_SHARE`` (3 %)
-     once it is: the rate becomes the send rate times ``1 - share`` (what the server
-     admitted; unpaced, the answers per second over the window, taken as at least a second
-     long) times ``MARGIN``, at most once per ``SHARE_WINDOW_S``, and never above
-     ``MARGIN`` of a fixed window's rate the headers describe (``Quota.rate``). A single
-     429 never cuts the rate; 1 % of random overload 429s never does either.
+     ``SHARE_WINDOW_S`` (2 s, counted in quarter-second buckets), once at least
+     ``MIN_ANSWERS`` (50) are in, exceeds ``CUT_SHARE`` (10 %) while the client is not
+     paced yet, or ``PACED_CUT_SHARE`` (3 %) once it is: the rate becomes the send rate
+     times ``1 - share`` (what the server admitted; unpaced, the answers per second over
+     the window, taken as at least a second long) times ``MARGIN`` (not for a paced client
+     against a moving window, rule 3's probes, whose headers lead it back), at most once per
+     ``SHARE_WINDOW_S``, and never above ``MARGIN`` of a fixed window's rate the headers
+     describe (``Quota.rate``). A single 429 never cuts the rate; 1 % of random overload
+     429s never does either.
 
-   A paced client probes upward, 2 % at a time, after ``SHARE_WINDOW_S`` without a
-   rate-limit 429 and without a ``remaining`` of 0, as long as requests are queued at the
-   rate (a rate that is not the bottleneck is not raised). The first 429 after a probe
-   undoes it, and no probe follows for 10 s: the limit is about there.
+   **The first wave.** Against a limit not known yet, the requests sent before the first
+   answer are a wave: once its first answer is in, no request is sent until the rest of
+   the wave has answered (at most half the time its first answer took), so its share of
+   429s sets the rate before a second wave goes out unpaced into a spent limiter.
+
+   **Probes.** A paced client whose requests are queued at the rate (a rate that is not
+   the bottleneck is not raised) probes upward, 2 % at a time, after ``SHARE_WINDOW_S``
+   without a rate-limit 429. The first 429 after a probe undoes it, and no probe follows
+   for 10 s: the limit is about there. Without a moving window's headers it undoes every
+   probe of the streak it ends (a bucket's burst hides a rate above its refill for probe
+   after probe, until it is drained). Against a window of the clock, a ``remaining`` of 0
+   also holds probes off for ``SHARE_WINDOW_S``. Against a *moving* window (a sliding
+   window or a bucket: its reset moves from answer to answer), the pacer reads
+   ``remaining`` over each probe interval instead, its lowest and its mean: a mean that
+   fell by more than one request since the interval before undoes the probe before it (a
+   bucket drained by a rate above its refill falls long before it refuses) and starts the
+   10 s without probes; a lowest of 2 or more allows a probe; a sliding window at its edge
+   (``remaining = limit - rate * window``) is raised toward a mean of one left,
+   ``rate * (limit - 1) / (limit - mean)``, at most 2 % a step; a 429 after such a raise
+   undoes it and holds probes off for two intervals (not 10 s: the headers say where the
+   edge is).
 4. ``Quota``: a window that the headers say is nearly spent is counted down locally and
-   paused at its end (below), before the send slot of rule 3 is taken.
+   paused at its end (below), before the send slot of rule 3 is taken. Once a rate is
+   learned, the countdown serves windows of the clock only (``Quota.fixed``: a window that
+   followed the one before by the known window length, and no reset that moved within a
+   window). A sliding window whose requests went out together reports one reset for all
+   of them, as a fixed window does, for a window or two; a countdown that expects the whole
+   limit back at each such "reset" would pause the client for nothing, so it stands aside
+   and the send slots pace sliding windows and buckets.
 
 Clocks: the reset time is the server's; a client clock that is behind waits a little longer,
 one that is ahead may see a 429, which is then honoured as above.
@@ -64,6 +92,7 @@ between two resets.
 from __future__ import annotations
 
 import datetime
+import math
 import random
 import re
 import time
@@ -213,14 +242,18 @@ class Quota:
         "_counting",
         "_previous_reset",
         "active",
+        "fixed",
         "high",
         "limit",
+        "low",
         "max_wait",
         "moving",
         "paused_s",
         "remaining",
         "reset_at",
         "seen",
+        "seen_n",
+        "seen_sum",
         "slack",
         "window_s",
     )
@@ -239,8 +272,16 @@ class Quota:
         #: Whether the reset moved within one window (a sliding window or a bucket, whose
         #: reset follows each request, rather than windows of the clock).
         self.moving = False
+        #: Whether a window rolled over a known window's length after the one before (to
+        #: the header's rounding): windows of the clock, whose countdown can be trusted.
+        self.fixed = False
         #: Total seconds of pauses the headers asked for.
         self.paused_s = 0.0
+        #: The lowest ``remaining`` the headers said since the pacer last looked, their
+        #: number and their sum (the pacer reads a moving window's state from them).
+        self.low = math.inf
+        self.seen_n = 0
+        self.seen_sum = 0.0
         self._previous_reset = 0.0
         self._counting = False  # remaining is our own count (a window whose end is unknown)
 
@@ -264,6 +305,10 @@ class Quota:
             if parsed is None:
                 return
             remaining = parsed
+        if remaining < self.low:
+            self.low = remaining
+        self.seen_n += 1
+        self.seen_sum += remaining
         if remaining > self.slack and not self.active:
             return  # the common case: plenty left, nothing to track
         now = time.time()
@@ -290,7 +335,18 @@ class Quota:
             self.reset_at = reset
         elif reset > self.reset_at:  # a later window than the one we count
             if now >= self.reset_at - 1e-3:
-                self.window_s = reset - self.reset_at  # a fixed window rolled over
+                # A fixed window rolled over. Windows of the clock follow each other a
+                # window's length apart, and the prediction follows the server's: one
+                # more than the header's rounding off a known length is no fixed window,
+                # but a sliding one whose oldest request left (its requests went out
+                # together, as released at the end of a pause, so its reset did not move
+                # within the window).
+                if self.window_s:
+                    if abs(reset - self.reset_at - self.window_s) > 2e-3:
+                        self.moving = True
+                    else:
+                        self.fixed = True
+                self.window_s = reset - self.reset_at
             self._previous_reset = self.reset_at
             self.reset_at = reset
             self.remaining = remaining

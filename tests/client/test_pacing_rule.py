@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import heapq
+import itertools
 import math
 import time
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 from reka_async import RateLimitError
 from reka_async._http import pacing as _pacing
 from reka_async._http import quota as _quota
+from reka_async._http import retry as _retry
 from reka_async._http.pacing import MARGIN, Pacer
 from reka_async._http.quota import (
     Quota,
@@ -285,3 +288,283 @@ def test_the_predicted_window_end_follows_the_servers_and_never_drifts_early(
     windows = sorted(admitted)
     assert max(admitted[w] for w in windows[2:]) <= 10, admitted
     assert len(windows) >= 38
+
+
+# --- issue 27, every limiter kind: the first wave, pauses, moving windows ---------------------
+
+
+def test_answers_older_than_the_share_window_fall_out_of_the_share(clock: FakeTime) -> None:
+    # 40 refusals, then 3 s of admissions only: the refusals are out of the window when the
+    # 60th answer comes, so the share is 0 and nothing is cut.
+    p = pacer()
+    feed(p, clock, 40, 1, 0.001)
+    clock.now += 3.0
+    feed(p, clock, 60, 10**9, 0.001)
+    assert p.rate is None
+    assert p._total == 60
+    assert p._refused == 0
+
+
+class VirtualClock:
+    """``time`` and ``asyncio`` for ``pacing`` and ``retry``: ``sleep`` waits until ``run``
+    moves the clock to its end, the earliest first (a loop's virtual time)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + max(delay, 0.0), id(future), future))
+        await future
+
+    async def wait_for(self, awaitable: Any, timeout: float) -> Any:
+        task = asyncio.ensure_future(awaitable)
+        timer = asyncio.ensure_future(self.sleep(timeout))
+        done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+        timer.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        raise asyncio.TimeoutError
+
+    async def run(self, *coros: Any) -> list[Any]:
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        while not all(t.done() for t in tasks):
+            for _ in range(10):
+                await asyncio.sleep(0)
+            if self._sleepers:
+                end, _, future = heapq.heappop(self._sleepers)
+                self.now = max(self.now, end)
+                if not future.done():
+                    future.set_result(None)
+            elif not all(t.done() for t in tasks):
+                for t in tasks:
+                    t.cancel()
+                raise AssertionError("blocked with no sleeper: nothing would wake it")
+        return [t.result() for t in tasks]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time if hasattr(time, name) else asyncio, name)
+
+
+async def test_requests_waiting_for_their_slots_through_a_pause_leave_one_by_one_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    virtual = VirtualClock()
+    for module in (_pacing, _retry):
+        monkeypatch.setattr(module, "time", virtual)
+        monkeypatch.setattr(module, "asyncio", virtual)
+    p = pacer()
+    p._set(10.0, virtual.now)
+    sent: list[float] = []
+
+    async def attempt() -> None:
+        await p.before_attempt()
+        sent.append(virtual.now)
+
+    async def quota_429() -> None:
+        await asyncio.sleep(0)  # once the five have taken their slots
+        p.refused(error_429({"x-ratelimit-remaining": "0"}), 1.0, 120.0)
+
+    await virtual.run(*(attempt() for _ in range(5)), quota_429())
+    # The first went before the pause; the four that waited for slots inside it leave a
+    # slot apart from its end, not together at it.
+    assert sent[0] == pytest.approx(100.0)
+    assert sent[1:] == pytest.approx([101.0, 101.1, 101.2, 101.3])
+
+
+def moving_answers(
+    p: Pacer, clock: FakeTime, remaining: list[int | tuple[int, int]], limit: int = 3000
+) -> None:
+    """Answers of a bucket or a sliding window (its reset moves with each), one per 10 ms,
+    one ``remaining`` (or a pair, alternating) a probe interval (2.1 s) each."""
+    p.quota.moving = True
+    for value in remaining:
+        pair = value if isinstance(value, tuple) else (value, value)
+        for i in range(210):
+            clock.now += 0.01
+            headers = {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(pair[i % 2])}
+            p.observe(headers)
+            p.answered(False)
+
+
+def test_a_moving_window_is_not_probed_while_its_remaining_falls(clock: FakeTime) -> None:
+    # A bucket drained by a rate above its refill: no 429 yet, but remaining falls from
+    # interval to interval. The probe that began the fall is undone, and none follows.
+    p = pacer()
+    p._set(48.0, clock.now)
+    p._queued = True
+    moving_answers(p, clock, [40, 40])
+    probed = p.rate
+    assert probed == pytest.approx(48.0 * 1.02)  # room, and no fall: probed
+    p._queued = True
+    moving_answers(p, clock, [40, 30, 20, 10])
+    assert p.rate is not None
+    assert p.rate < probed * 1.02  # the fall undid the next probe
+    p._queued = True
+    moving_answers(p, clock, [10, 10])
+    assert p.rate is not None
+    assert p.rate < probed * 1.02  # and none followed for a while
+
+
+def test_a_moving_window_without_room_is_not_probed(clock: FakeTime) -> None:
+    # A sliding window at its edge: remaining stays at 1 (no 429, no fall): not raised.
+    p = pacer()
+    p._set(48.0, clock.now)
+    p._queued = True
+    moving_answers(p, clock, [1, 1, 1, 1])
+    assert p.rate == pytest.approx(48.0)
+
+
+def test_a_sliding_window_at_its_edge_is_raised_toward_one_left_and_held_there(
+    clock: FakeTime,
+) -> None:
+    # 50 in any second, paced at 48.5/s: the log holds 48.5, remaining is 1 or 2 (mean
+    # 1.5). A sliding window's remaining is limit - rate * window, so the rate that leaves
+    # one is rate * 49 / 48.5 = 49; there it is held (a probe would meet the limit).
+    p = pacer()
+    p._set(48.5, clock.now)
+    p._queued = True
+    moving_answers(p, clock, [(1, 2)], limit=50)
+    assert p.rate == pytest.approx(49.0)
+    for _ in range(3):
+        p._queued = True
+        moving_answers(p, clock, [1, 1], limit=50)
+        assert p.rate == pytest.approx(49.0, rel=0.005)
+
+
+def test_a_sliding_window_released_in_bursts_is_told_from_a_fixed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A sliding log whose requests went out together (released at a pause's end) reports
+    # one reset for the whole burst, as a fixed window does; but its next "window" starts
+    # when the next burst is admitted, not a window's length after the last: the quota
+    # sees that and stops predicting resets for it.
+    clock = FakeUnixTime(NOW)
+    monkeypatch.setattr(_quota, "time", clock)
+    quota = Quota(slack=64, max_wait=120.0)
+
+    def answer(remaining: int, reset: float) -> None:
+        quota.observe(
+            str(remaining), {"x-ratelimit-limit": "50", "x-ratelimit-reset": f"{reset:.3f}"}
+        )
+
+    admitted_at = NOW
+    for burst in range(4):
+        clock.now = admitted_at + 0.3
+        answer(0, admitted_at + 1.0)
+        admitted_at += 1.0 + 0.05 * (burst + 1)  # each burst a little after the reset
+    assert quota.moving
+    assert not quota.fixed
+    fixed = Quota(slack=64, max_wait=120.0)
+    for window in range(4):  # windows of the clock: a window's length apart
+        clock.now = NOW + window + 0.3
+        fixed.observe(
+            "0", {"x-ratelimit-limit": "50", "x-ratelimit-reset": f"{NOW + window + 1:.3f}"}
+        )
+    assert fixed.fixed
+    assert not fixed.moving
+
+
+async def test_the_first_waves_429s_set_the_rate_before_a_second_wave_goes_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 64 requests before any answer; 50 admitted, 14 refused, the refusals answered last
+    # (the server refused the last to arrive). The workers freed by the first 50 answers
+    # must not send unpaced before the 429s are in: they would meet an empty bucket.
+    virtual = VirtualClock()
+    for module in (_pacing, _retry):
+        monkeypatch.setattr(module, "time", virtual)
+        monkeypatch.setattr(module, "asyncio", virtual)
+    p = pacer()
+    for _ in range(64):
+        await p.before_attempt()
+    rates: list[float | None] = []
+
+    async def second_wave() -> None:
+        await p.before_attempt()
+        rates.append(p.rate)
+
+    async def answers() -> None:
+        virtual.now += 0.3
+        workers = []
+        for i in range(64):
+            p.answered(i >= 50)
+            if i < 50:  # a worker freed by an admission sends its next request
+                workers.append(asyncio.ensure_future(second_wave()))
+            await virtual.sleep(0)  # the worker runs before the next answer
+        await asyncio.gather(*workers)
+
+    await virtual.run(answers())
+    assert rates == [pytest.approx(50 * MARGIN)] * 50
+    assert not p.active or p.rate is not None
+
+
+async def test_a_first_wave_that_never_finishes_holds_the_client_only_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    virtual = VirtualClock()
+    for module in (_pacing, _retry):
+        monkeypatch.setattr(module, "time", virtual)
+        monkeypatch.setattr(module, "asyncio", virtual)
+    p = pacer()
+    for _ in range(4):
+        await p.before_attempt()
+    virtual.now += 0.4
+    p.answered(False)  # one answer in 0.4 s; three never come (their connections broke)
+    sent: list[float] = []
+
+    async def next_request() -> None:
+        await p.before_attempt()
+        sent.append(virtual.now)
+
+    await virtual.run(next_request(), next_request())
+    assert sent == [pytest.approx(100.6)] * 2  # half the first answer's time, then on
+    assert not p.active
+
+
+def test_without_headers_a_429_after_probes_in_a_row_undoes_them_all(clock: FakeTime) -> None:
+    # A bucket behind a gateway (no headers): its burst hides a rate above its refill for
+    # probe after probe, until it is drained. The 429 that ends the streak takes the rate
+    # back to where the streak began, not one probe down.
+    p = pacer()
+    p._set(48.5, clock.now)
+    for _ in range(5):
+        p._queued = True
+        feed(p, clock, 210, 10**9, 0.01)
+    assert p.rate is not None
+    assert p.rate > 48.5 * 1.02**3
+    p.answered(True)
+    assert p.rate == pytest.approx(48.5)
+
+
+async def test_requests_queued_at_a_rate_take_new_slots_when_it_is_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Five queued at 10/s hold slots up to 0.4 s ahead; the rate is then cut to 2/s. Slots
+    # kept from before would go on sending at 10/s for as long as requests were queued (a
+    # second wave of cuts at C=256, each against the old rate still in the queue).
+    virtual = VirtualClock()
+    for module in (_pacing, _retry):
+        monkeypatch.setattr(module, "time", virtual)
+        monkeypatch.setattr(module, "asyncio", virtual)
+    p = pacer()
+    p._set(10.0, virtual.now)
+    sent: list[float] = []
+
+    async def attempt() -> None:
+        await p.before_attempt()
+        sent.append(virtual.now)
+
+    async def cut() -> None:
+        await asyncio.sleep(0)  # once the five have taken their slots
+        p._set(2.0, virtual.now)
+
+    await virtual.run(*(attempt() for _ in range(5)), cut())
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(sent[1:])]
+    assert sent[0] == pytest.approx(100.0)
+    assert gaps == [0.5, 0.5, 0.5]
