@@ -255,6 +255,7 @@ class Pacer:
             counts[i] = refusals[i] = 0
         self._total = self._refused = 0
         self._first_at = 0.0
+        self._bucket = -1  # the next answer starts the ring again (and sets _first_at)
         quota = self.quota
         quota.low, quota.seen_n, quota.seen_sum = math.inf, 0, 0.0
         self._prev_mean = -math.inf
@@ -269,57 +270,65 @@ class Pacer:
 
     def answered(self, refused: bool) -> None:
         """Count one answer (``refused``: a rate-limit 429), and cut or probe the rate by
-        the share of 429s (``_http/quota.py``, rule 3)."""
+        the share of 429s (``_http/quota.py``, rule 3). It runs for every answer: an answer
+        that is not a 429 costs a clock read and two increments, unless a probe is due."""
         now = time.monotonic()
         if self._wave != _OVER:
             self._wave_answer(now)
         bucket = int(now / _BUCKET_S)
-        counts = self._counts
         if bucket != self._bucket:
-            # Empty the buckets that fell out of the window (at most all of them).
-            refusals = self._refusals
-            for number in range(max(self._bucket + 1, bucket - _BUCKETS + 1), bucket + 1):
-                i = number % _BUCKETS
-                self._total -= counts[i]
-                self._refused -= refusals[i]
-                counts[i] = refusals[i] = 0
-            self._bucket = bucket
-            if not self._total:
-                self._first_at = 0.0
-            elif self._first_at < (bucket - _BUCKETS + 1) * _BUCKET_S:
-                self._first_at = (bucket - _BUCKETS + 1) * _BUCKET_S
+            self._roll(bucket, now)
         i = bucket % _BUCKETS
-        counts[i] += 1
+        self._counts[i] += 1
         self._total += 1
-        if not self._first_at:
-            self._first_at = now
         if refused:
-            self._refusals[i] += 1
-            self._refused += 1
-            self._last_429 = now
-            if self._probed_from is not None:
-                # The probe went past the limit: back to the rate before it, and no probe
-                # for a while (the limit is about here). Without a moving window's headers,
-                # back to the rate before the probes in a row began: a bucket's burst hides
-                # a rate above its refill for many probes, until it is drained.
-                moving = self.quota.moving
-                back = self._probed_from if moving else self._streak_from
-                self._lowered(back, now)
-                self.rate = back
-                self._probed_from = self._streak_from = None
-                # Against a moving window the headers say where its edge is (``_probe``):
-                # a pause of two probe intervals, not of _QUIET_S.
-                self._quiet_until = now + (2 * SHARE_WINDOW_S if moving else _QUIET_S)
+            self._refusal(i, now)
+        elif (
+            self.rate is not None
+            and now - self._changed_at >= SHARE_WINDOW_S
+            and (self._queued or self.quota.moving)
+        ):
+            self._probe(self.rate, now)
+
+    def _roll(self, bucket: int, now: float) -> None:
+        """A new bucket: empty those that fell out of the window (at most all of them)."""
+        counts, refusals = self._counts, self._refusals
+        for number in range(max(self._bucket + 1, bucket - _BUCKETS + 1), bucket + 1):
+            i = number % _BUCKETS
+            self._total -= counts[i]
+            self._refused -= refusals[i]
+            counts[i] = refusals[i] = 0
+        self._bucket = bucket
+        if not self._total:
+            self._first_at = now  # the answer being counted is the window's first
+        elif self._first_at < (bucket - _BUCKETS + 1) * _BUCKET_S:
+            self._first_at = (bucket - _BUCKETS + 1) * _BUCKET_S
+
+    def _refusal(self, i: int, now: float) -> None:
+        """A rate-limit 429 counted in bucket ``i``: undo a probe it answers, cut by the share."""
+        self._refusals[i] += 1
+        self._refused += 1
+        self._last_429 = now
+        if self._probed_from is not None:
+            # The probe went past the limit: back to the rate before it, and no probe
+            # for a while (the limit is about here). Without a moving window's headers,
+            # back to the rate before the probes in a row began: a bucket's burst hides
+            # a rate above its refill for many probes, until it is drained.
+            moving = self.quota.moving
+            back = self._probed_from if moving else self._streak_from
+            self._lowered(back, now)
+            self.rate = back
+            self._probed_from = self._streak_from = None
+            # Against a moving window the headers say where its edge is (``_probe``):
+            # a pause of two probe intervals, not of _QUIET_S.
+            self._quiet_until = now + (2 * SHARE_WINDOW_S if moving else _QUIET_S)
         if now - self._changed_at < SHARE_WINDOW_S:
             return
         rate = self.rate
-        if refused:
-            count = self._total
-            share = self._refused / count
-            if count >= MIN_ANSWERS and share > (CUT_SHARE if rate is None else PACED_CUT_SHARE):
-                self._cut(rate, share, count, now)
-        elif rate is not None and (self._queued or self.quota.moving):
-            self._probe(rate, now)
+        count = self._total
+        share = self._refused / count
+        if count >= MIN_ANSWERS and share > (CUT_SHARE if rate is None else PACED_CUT_SHARE):
+            self._cut(rate, share, count, now)
 
     def _cut(self, rate: float | None, share: float, count: int, now: float) -> None:
         # The send rate times the share the server admitted of it; unpaced, the answers

@@ -222,9 +222,11 @@ def declared_rate(headers: Mapping[str, str]) -> float | None:
     """Requests per second a per-minute request limit of OpenAI's or Anthropic's shape
     declares (``None`` when neither is there, or either is unparsable or not positive)."""
     for name in _PER_MINUTE:
-        limit = _number(headers.get(name))
-        if limit is not None and limit > 0:
-            return limit / 60.0
+        value = headers.get(name)
+        if value is not None:  # (most answers carry neither: no parse, no call)
+            limit = _number(value)
+            if limit is not None and limit > 0:
+                return limit / 60.0
     return None
 
 
