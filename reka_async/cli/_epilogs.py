@@ -22,7 +22,7 @@ examples:
   reka-async batch prompts.jsonl -o results.jsonl --concurrency 32
   reka-async batch examples/prompts.jsonl -o results.jsonl --mock   # no key, no network
   reka-async models
-  reka-async bench --concurrency 1,16,64 --num-requests 200 --stream --json bench.json
+  reka-async bench --concurrency 1,4,16 --num-requests 200 --stream --json bench.json
   reka-async mock-server --port 8000
 
 The API key is read from the REKA_API_KEY environment variable (preferred over --api-key,
@@ -167,7 +167,7 @@ saturation: the load before the first step whose throughput rose less than 5 % w
 examples:
   reka-async bench --mock --concurrency 4,16 --num-requests 160 --output-tokens 16 --stream
   reka-async bench --base-url http://127.0.0.1:8000/v1 --model reka-flash --stream \\
-      --concurrency 1,16,64 --num-requests 200 --json bench.json --plot bench-plots/
+      --concurrency 1,16,64 --num-requests 640 --json bench.json --plot bench-plots/
   reka-async bench --rate 2,4,8 --arrivals constant --num-requests 100 --stream \\
       --input-tokens normal:512,128 --output-tokens 256 --slo ttft=500ms,e2e=5s
 
