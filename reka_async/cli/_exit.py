@@ -23,8 +23,9 @@ status  meaning
 Every way a ``batch`` run stops has a ``StopReason``; ``continue_line`` writes its "to
 continue" line (the one place that does): the advice of the reason and the command that
 continues the job, with ``--resume``, never the key, and ``--retry-failed`` whenever items
-failed for a reason the user is told to fix (``FIXABLE_ERRORS``). A run that ends with such
-failures (exit 1) gets the line too.
+failed for a reason the user is told to fix (``FIXABLE_ERRORS``), and after an error-rate
+stop (its failures are what it stopped for). A run that ends with such failures (exit 1)
+gets the line too.
 
 On platforms without POSIX signals or ``fcntl`` locks (Windows), SIGTERM cannot be caught
 and the output lock is not taken; the other statuses hold.
@@ -153,7 +154,9 @@ def continue_line(
     if reason is StopReason.FAILED and not fixable:
         return None
     advice = _ADVICE[reason]
-    command = continue_command(argv, retry_failed=fixable)
+    # An error-rate stop is about its failures (mostly 5xx and timeouts, which can change):
+    # the command that continues it sends them again (input errors stay failed).
+    command = continue_command(argv, retry_failed=fixable or reason is StopReason.ERROR_RATE)
     return f"to continue: {advice + ' ' if advice else ''}{command}"
 
 

@@ -37,13 +37,16 @@ def test_each_stop_has_its_advice_status_and_a_command_without_the_key(
     assert "sk-secret" not in line
     assert "--api-key" not in line
     assert "--overwrite" not in line
-    assert line.endswith("reka-async batch in.jsonl -o out.jsonl --resume")
+    # An error-rate stop sends its failures again (those that can change); the others only
+    # when a failure is one the user is told to fix.
+    again = " --retry-failed" if reason is StopReason.ERROR_RATE else ""
+    assert line.endswith(f"reka-async batch in.jsonl -o out.jsonl --resume{again}")
     fixed = continue_line(reason, ARGV, failed_types=["AuthenticationError"])
     assert fixed is not None
     assert fixed.endswith("--resume --retry-failed")
     kept = continue_line(reason, ARGV, failed_types=["BadRequestError"])  # an input error
     assert kept is not None
-    assert not kept.endswith("--retry-failed")
+    assert kept.endswith(f"--resume{again}")
 
 
 def test_failures_to_fix_get_a_line_and_other_failures_none() -> None:

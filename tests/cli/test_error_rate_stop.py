@@ -25,6 +25,7 @@ def test_a_run_that_mostly_fails_stops_with_exit_3_and_says_how_to_continue(
     assert last.startswith("reka-async: to continue: look at the failures"), last
     assert "reka-async batch" in last
     assert "--resume" in last
+    assert "--retry-failed" in last  # the failures it stopped for are sent again
     assert len(records(out)) == 100  # the other 20 were not sent
     again = run("batch", str(inp), "-o", str(out), "--mock", "--resume", "--no-progress")
     assert again.returncode == 1, again.stderr  # finished: every input failed
