@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import re
 import shutil
 import statistics
@@ -157,8 +158,31 @@ def load_before(checkout: str) -> Any:
     return importlib.import_module("reka_async_before")
 
 
+IN_PROCESS = "in-process"  # the ``url`` of a child that answers through ``MockTransport``
+
+
+def _client(pkg: Any, url: str, api: str) -> Any:
+    """A client of ``pkg`` for the mock at ``url``, or (``IN_PROCESS``) one answered in the
+    process by the package's own ``MockTransport``: the client's code alone, no sockets."""
+    if url != IN_PROCESS:
+        return pkg.AsyncClient(api_key="k", base_url=url, api="native" if api == "chunk" else api)
+    testing = importlib.import_module(f"{pkg.__name__}.testing")
+    if api == "chunk":
+        frames = [f"{event}\n\n".encode() for event in _stream_raw().decode().split("\n\n")[:-1]]
+        answer = testing.MockResponse(chunks=frames)
+    else:
+        raw = _OPENAI_RAW if api == "openai" else _NATIVE_RAW
+        answer = testing.MockResponse(content=raw, headers={"content-type": "application/json"})
+    return pkg.AsyncClient(
+        api_key="k",
+        base_url="https://api.example/v1",
+        api="native" if api == "chunk" else api,
+        transport=testing.MockTransport(lambda request: answer),
+    )
+
+
 async def _run_requests(pkg: Any, url: str, api: str, total: int, concurrency: int) -> None:
-    async with pkg.AsyncClient(api_key="k", base_url=url, api=api) as client:  # type: ignore[arg-type]
+    async with _client(pkg, url, api) as client:
         left = total
 
         async def worker() -> None:
@@ -172,7 +196,7 @@ async def _run_requests(pkg: Any, url: str, api: str, total: int, concurrency: i
 
 async def _run_streams(pkg: Any, url: str, streams: int) -> None:
     prompt = " ".join(f"w{i}" for i in range(CHUNKS))
-    async with pkg.AsyncClient(api_key="k", base_url=url) as client:
+    async with _client(pkg, url, "chunk") as client:
         for _ in range(streams):
             async with client.chat.create_stream(
                 messages=[{"role": "user", "content": prompt}], model="reka-flash"
@@ -210,6 +234,9 @@ def _instructions(side: str, url: str, api: str, count: int) -> int:
         text=True,
         check=True,
         cwd=Path(__file__).resolve().parent.parent,
+        # One string hash for every run: a random seed moves dict and set work by about
+        # 2,000 instructions a request from run to run (measured in-process).
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
@@ -217,8 +244,14 @@ def _instructions(side: str, url: str, api: str, count: int) -> int:
     return int(found[1])
 
 
-def instructions(before: str, repeat: int) -> int:
-    """``--instructions``: instructions per request (native, OpenAI) and per chunk."""
+def instructions(
+    before: str,
+    repeat: int,
+    only: Sequence[str] = ("native", "openai", "chunk"),
+    in_process: bool = False,
+) -> int:
+    """``--instructions``: instructions per request (native, OpenAI) and per chunk (``only``:
+    the measures to take)."""
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
     from reka_async.testing import MockServerProcess
@@ -226,9 +259,11 @@ def instructions(before: str, repeat: int) -> int:
     # (api, few, many, units per count): a stream is CHUNKS chunks.
     plan = (("native", 200, 1200, 1), ("openai", 200, 1200, 1), ("chunk", 5, 35, CHUNKS))
     server = MockServerProcess()
-    url = server.start()
+    url = IN_PROCESS if in_process else server.start()
     try:
         for api, few, many, units in plan:
+            if api not in only:
+                continue
             per: dict[str, list[float]] = {"before": [], "after": []}
             for _ in range(repeat):
                 for side, path in (("before", before), ("after", "after")):
@@ -274,9 +309,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="count instructions under valgrind instead of timing (see the module docstring)",
     )
+    parser.add_argument(
+        "--only",
+        default="native,openai,chunk",
+        help="with --instructions: the measures to take (comma-separated)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="with --instructions: answer through MockTransport, no sockets (the client's code)",
+    )
     args = parser.parse_args(argv)
     if args.instructions:
-        return instructions(args.before, args.repeat)
+        return instructions(args.before, args.repeat, args.only.split(","), args.in_process)
     import reka_async
     from reka_async.testing import MockServerProcess
 

@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 from .._exceptions import APIError, APIStatusError, InsufficientCreditsError, RateLimitError
-from .quota import Quota, declared_rate, has_rate_headers, quota_spent
+from .quota import PER_MINUTE, Quota, declared_rate, has_rate_headers, quota_spent
 from .retry import Cooldown
+
+_OPENAI_LIMIT, _ANTHROPIC_LIMIT = PER_MINUTE  # (observe() looks both up before a call)
 
 __all__ = [
     "CUT_SHARE",
@@ -81,6 +83,7 @@ class Pacer:
         "_quiet_until",
         "_refusals",
         "_refused",
+        "_slot",
         "_streak_from",
         "_total",
         "_wave",
@@ -117,6 +120,7 @@ class Pacer:
         self._refusals = [0] * _BUCKETS
         self._bucket = 0  # the bucket number (monotonic time / _BUCKET_S) of the latest
         self._total = 0  # answers in the ring
+        self._slot = 0  # its place in the ring (_bucket % _BUCKETS)
         self._refused = 0  # rate-limit 429s in the ring
         self._first_at = 0.0  # the time of the ring's oldest answer (0.0: empty)
         self._prev_mean = -math.inf  # the mean remaining of the probe interval before
@@ -234,9 +238,11 @@ class Pacer:
             if remaining == "0":
                 self._last_spent = time.monotonic()
         elif self._ceiling is None:
-            declared = declared_rate(headers)
-            if declared is not None:
-                self._declare(declared)
+            # (most answers carry no per-minute limit: two lookups, no call)
+            if headers.get(_OPENAI_LIMIT) is not None or headers.get(_ANTHROPIC_LIMIT) is not None:
+                declared = declared_rate(headers)
+                if declared is not None:
+                    self._declare(declared)
         elif quota_spent(headers):  # another shape, seen declaring its rate
             self._last_spent = time.monotonic()
 
@@ -278,11 +284,10 @@ class Pacer:
         bucket = int(now / _BUCKET_S)
         if bucket != self._bucket:
             self._roll(bucket, now)
-        i = bucket % _BUCKETS
-        self._counts[i] += 1
+        self._counts[self._slot] += 1
         self._total += 1
         if refused:
-            self._refusal(i, now)
+            self._refusal(self._slot, now)
         elif (
             self.rate is not None
             and now - self._changed_at >= SHARE_WINDOW_S
@@ -299,6 +304,7 @@ class Pacer:
             self._refused -= refusals[i]
             counts[i] = refusals[i] = 0
         self._bucket = bucket
+        self._slot = bucket % _BUCKETS
         if not self._total:
             self._first_at = now  # the answer being counted is the window's first
         elif self._first_at < (bucket - _BUCKETS + 1) * _BUCKET_S:

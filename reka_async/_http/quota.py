@@ -145,7 +145,7 @@ _SHAPES: Final = (
     ),
 )
 #: Request limits documented per minute (OpenAI's and Anthropic's shapes).
-_PER_MINUTE: Final = ("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit")
+PER_MINUTE: Final = ("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit")
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -221,12 +221,10 @@ def has_rate_headers(headers: Mapping[str, str]) -> bool:
 def declared_rate(headers: Mapping[str, str]) -> float | None:
     """Requests per second a per-minute request limit of OpenAI's or Anthropic's shape
     declares (``None`` when neither is there, or either is unparsable or not positive)."""
-    for name in _PER_MINUTE:
-        value = headers.get(name)
-        if value is not None:  # (most answers carry neither: no parse, no call)
-            limit = _number(value)
-            if limit is not None and limit > 0:
-                return limit / 60.0
+    for name in PER_MINUTE:
+        limit = _number(headers.get(name))
+        if limit is not None and limit > 0:
+            return limit / 60.0
     return None
 
 

@@ -7,7 +7,10 @@ the general path gives, for any input of their shape (property tests):
 * a plain request's timeout (``Timeout.to_aiohttp_plain``, one deadline) bounds a body that
   arrives whole as the stream's (``to_aiohttp``, a read timer) does;
 * the SSE decoder's usual event (one ``data: `` line and its blank line, read whole) decodes
-  as the general line rules decode it byte by byte, with and without a size limit.
+  as the general line rules decode it byte by byte, with and without a size limit;
+* the usual request messages (plain dicts of a role and text, ``wire_messages``'s first check)
+  go on the wire as the general path (``_wire_message`` each) sends them, and are refused
+  with the same error when the general path refuses them.
 """
 
 from __future__ import annotations
@@ -17,11 +20,20 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reka_async import ChatChunk, Message, MessageResponse, ResponseTooLargeError, Timeout, Usage
+from reka_async import (
+    ChatChunk,
+    InvalidRequestError,
+    Message,
+    MessageResponse,
+    ResponseTooLargeError,
+    Timeout,
+    Usage,
+)
 from reka_async._assemble import Assembler
 from reka_async._models import ChunkResponse
 from reka_async._sse import SSEDecoder
 from reka_async._wire import _build, native, openai
+from reka_async._wire import request as wire_request
 from reka_async._wire._convert import decode_event
 
 texts = st.text(max_size=12)
@@ -227,3 +239,41 @@ def test_sse_usual_events_decode_whole_as_byte_by_byte(
     payload = "".join(f"{line}\n" for event in events for line in event).encode()
     whole = _sse_decode([b"", payload], limit)  # the stream's start (no BOM) behind it
     assert whole == _sse_decode([payload[i : i + 1] for i in range(len(payload))], limit)
+
+
+# Message dicts near the usual shape: valid and invalid roles (an unhashable one too), text,
+# other content, and now and then a third key, so both sides of each condition are drawn.
+message_values = (
+    st.sampled_from(["user", "assistant", "system", "tool_output", "tool", "robot", ""])
+    | st.text(max_size=3)
+    | st.none()
+    | st.integers()
+    | st.lists(st.just({"type": "text", "text": "hi"}), max_size=1)
+)
+message_dicts = st.dictionaries(
+    st.sampled_from(["role", "content", "name", "tool_calls"]), message_values, max_size=3
+) | st.fixed_dictionaries({"role": message_values, "content": texts | st.integers()})
+
+
+def _general_messages(messages: list[Any]) -> list[Any] | str:
+    try:
+        return [wire_request._wire_message(m, i) for i, m in enumerate(messages)]
+    except (InvalidRequestError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _messages(messages: list[Any]) -> list[Any] | str:
+    try:
+        return wire_request.wire_messages(messages)
+    except (InvalidRequestError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@given(messages=st.lists(message_dicts, min_size=1, max_size=3))
+def test_usual_messages_go_on_the_wire_as_the_general_path_sends_them(
+    messages: list[dict[str, Any]],
+) -> None:
+    sent = _messages(messages)
+    assert sent == _general_messages(messages)
+    if isinstance(sent, list):
+        assert sent is not messages  # the caller's list is never the body's
