@@ -167,8 +167,10 @@ class AsyncClient:
         max_retries: retries per request (408, 409, rate-limit 429, 5xx, connection errors and
             timeouts); 0 disables them. Default: ``retry_policy.max_retries`` (2).
         timeout: a ``Timeout`` (connect/read/total), seconds (the total of one attempt, also
-            capping connect and read), or ``None`` for none.
+            capping connect and read), or ``None`` for none. Default: connect 10 s, read
+            120 s, total 600 s per attempt.
         max_connections: size of the connection pool (the most requests in flight at once).
+            Default 1024.
         max_retry_wait: the longest server-requested wait (``retry-after``) slept through;
             a longer one is raised at once with ``retry_after`` on the error. Default:
             ``retry_policy.max_server_wait`` (120 s).
