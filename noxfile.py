@@ -1,4 +1,5 @@
-"""Developer tasks. ``nox`` alone runs what CI runs: lint, typecheck, tests.
+"""Developer tasks. ``nox`` alone runs lint, typecheck and tests; CI (``.ci/run``) adds docs, ray
+and ray_oldest.
 
 Sessions use uv to build their virtualenvs when it is available (``pip install nox uv``).
 
