@@ -1,4 +1,5 @@
-"""Developer tasks. ``nox`` alone runs what CI runs: lint, typecheck, tests.
+"""Developer tasks. ``nox`` alone runs lint, typecheck and tests; CI (``.ci/run``) adds docs, ray
+and ray_oldest.
 
 Sessions use uv to build their virtualenvs when it is available (``pip install nox uv``).
 
@@ -160,6 +161,39 @@ def soak(session: nox.Session) -> None:
     session.env["REKA_SOAK_N"] = os.environ.get("REKA_SOAK_N", "50000")
     session.env["REKA_SOAK_STREAMS"] = os.environ.get("REKA_SOAK_STREAMS", "5000")
     session.run("pytest", "tests/slow/test_soak.py", "-m", "", "-q", "-s", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site and every snippet in it, once (not per Python, unlike ``tests``).
+
+    ``mkdocs build --strict`` builds ``site/`` from ``docs/`` and ``mkdocs.yml`` (a broken link,
+    anchor or reference fails it), with the tools pinned in ``docs/requirements.txt`` (not a
+    dependency of the package). Then ``tests/docs``: every Python block of ``docs/`` and the
+    README run against the mock server, and every public name of the snapshot found in the
+    built site's inventory. ``addopts`` is overridden because the default one ignores
+    tests/docs. Open ``site/index.html`` to read the result.
+    """
+    session.install(
+        "-r", "docs/requirements.txt", "-e", ".[test]", env={"UV_COMPILE_BYTECODE": "1"}
+    )
+    # Material's banner about MkDocs 2.0 on every build; the pins above are what we build with.
+    session.env["NO_MKDOCS_2_WARNING"] = "1"
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+    session.run(
+        "pytest",
+        "tests/docs",
+        "-o",
+        "addopts=",
+        "-ra",
+        "--strict-markers",
+        "-p",
+        "no:cacheprovider",
+        "--numprocesses=auto",
+        "--maxprocesses=4",
+        *session.posargs,
+        env={"REKA_DOCS_SITE": "site"},
+    )
 
 
 #: The LiteLLM release ``nox -s litellm`` checks the mock against (pinned: LiteLLM moves fast,

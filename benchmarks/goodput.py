@@ -1,6 +1,6 @@
 """Goodput under rate limits: how much of a server's allowance a batch uses against every
 kind of limiter, and what random overload 429s cost. Numbers, not assertions (issue 27's
-targets are in the README).
+targets are on docs/performance.md).
 
 Run: ``python -m benchmarks.goodput`` (a few minutes; ``--quick`` for a smoke run,
 ``--kinds bucket,bare`` for some kinds only).

@@ -54,7 +54,7 @@ class AsyncChatWithRawResponse:
         """``chat.create`` with the HTTP answer: ``raw.parse()`` is the ``ChatResponse``.
 
         Raises:
-            As ``chat.create``.
+            RekaError: as ``chat.create`` raises.
         """
         body = chat_body(args, stream=False, what="create")
         capture = Capture()
@@ -114,13 +114,34 @@ class AsyncChat:
         Args:
             stream: ``True`` returns the ``AsyncChatStream`` of ``create_stream(...)``
                 instead (openai-python's spelling; ``create_stream`` is the same call).
-            **args: ``messages`` and ``model`` (required), the generation parameters
-                (``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``, ``seed``,
-                ``presence_penalty``, ``frequency_penalty``, ``tools``, ``tool_choice``,
-                ``use_search_engine``, ``research``, ``response_format``; ``None`` leaves
-                the server default) and the per-call options ``api``, ``timeout``,
-                ``max_retries``, ``extra_headers``, ``extra_body``. Every key is documented
-                on ``reka_async.ChatArgs``.
+            **args: the keys of ``reka_async.types.ChatArgs``, below; ``None``, or leaving
+                a key out, keeps the server's default.
+
+        Keyword Args:
+            messages: the conversation, as ``Message`` models or dicts
+                (``{"role": "user", "content": "..."}``); required.
+            model: e.g. ``"reka-flash"``, ``"reka-core"``; required.
+            max_tokens: the most tokens to generate (at least 1).
+            temperature: sampling temperature (at least 0).
+            top_p: nucleus sampling mass, in (0, 1].
+            top_k: sample from the k most likely tokens.
+            stop: a stop string or a list of them.
+            seed: for reproducible sampling.
+            presence_penalty: penalty for tokens already present.
+            frequency_penalty: penalty by how often a token appeared.
+            tools: functions the model may call (``Tool`` models or dicts, ours or OpenAI's).
+            tool_choice: ``"auto"``, ``"none"`` or ``"tool"`` (OpenAI's ``"required"``).
+            use_search_engine: let the model search the web (native dialect).
+            research: ``Research`` options or a dict (OpenAI dialect only).
+            response_format: ``JsonSchemaFormat`` or a dict (OpenAI dialect only).
+            api: ``"native"`` or ``"openai"``, this call's dialect (default: the client's).
+            timeout: a ``Timeout``, seconds (total), or ``None`` for none (default: the
+                client's).
+            max_retries: retries for this call (default: the client's).
+            extra_headers: headers added to this request.
+            extra_body: fields merged into the JSON body as they are.
+            stream_mode: ``"auto"``, ``"cumulative"`` or ``"delta"``: how a native stream's
+                content is read (streams only; default: the client's).
 
         Returns:
             The ``ChatResponse``, the same on both dialects; ``response.text`` is the first
@@ -316,7 +337,10 @@ class AsyncChat:
 
         Args:
             body: the JSON body, e.g. from ``BatchRunner.prepare``.
-            api, timeout, max_retries, extra_headers: as in ``create``.
+            api: as in ``create``.
+            timeout: as in ``create``.
+            max_retries: as in ``create``.
+            extra_headers: as in ``create``.
             on_retry: called with a ``RetryEvent`` before each retry's wait (after the
                 client's own ``on_retry``).
             on_response: called with the ``ResponseEvent`` of each attempt of this request

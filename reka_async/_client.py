@@ -167,8 +167,10 @@ class AsyncClient:
         max_retries: retries per request (408, 409, rate-limit 429, 5xx, connection errors and
             timeouts); 0 disables them. Default: ``retry_policy.max_retries`` (2).
         timeout: a ``Timeout`` (connect/read/total), seconds (the total of one attempt, also
-            capping connect and read), or ``None`` for none.
+            capping connect and read), or ``None`` for none. Default: connect 10 s, read
+            120 s, total 600 s per attempt.
         max_connections: size of the connection pool (the most requests in flight at once).
+            Default 1024.
         max_retry_wait: the longest server-requested wait (``retry-after``) slept through;
             a longer one is raised at once with ``retry_after`` on the error. Default:
             ``retry_policy.max_server_wait`` (120 s).
@@ -186,7 +188,7 @@ class AsyncClient:
             each attempt and settled by its outcome, as a ``RateBudget`` is).
 
         on_request: called with a ``RequestEvent`` as each HTTP attempt starts (a callable
-            or a list of them): the place for metrics and tracing (README: Hooks).
+            or a list of them): the place for metrics and tracing (docs/guides/client.md: Hooks).
         on_response: called with a ``ResponseEvent`` as each attempt ends: status, headers,
             request id, duration, the parsed response, or the error.
         on_retry: called with a ``RetryEvent`` before each retry's wait.
@@ -367,10 +369,16 @@ class AsyncClient:
         Args:
             api_key: another API key (surrounding whitespace stripped).
             base_url: another base URL (``allow_insecure_http`` as this client was made).
-            api, max_retries, timeout, max_retry_wait, retry_policy: as for ``AsyncClient``
-                (a number ``timeout`` caps this client's connect and read timeouts).
+            api: as for ``AsyncClient``.
+            max_retries: as for ``AsyncClient``.
+            timeout: as for ``AsyncClient`` (a number caps this client's connect and read
+                timeouts).
+            max_retry_wait: as for ``AsyncClient``.
+            retry_policy: as for ``AsyncClient``.
             default_headers: headers added to this client's (a name given again replaces it).
-            on_request, on_response, on_retry: hooks run after this client's own.
+            on_request: a hook run after this client's own.
+            on_response: a hook run after this client's own.
+            on_retry: a hook run after this client's own.
 
         Returns:
             The new ``AsyncClient``.

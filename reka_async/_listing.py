@@ -44,7 +44,9 @@ class AsyncModels:
         """List the available models.
 
         Args:
-            timeout, max_retries, extra_headers: as in ``chat.create``.
+            timeout: as in ``chat.create``.
+            max_retries: as in ``chat.create``.
+            extra_headers: as in ``chat.create``.
 
         Returns:
             ``Model`` entries; ``model.id`` is the name to pass as ``model=``.

@@ -25,8 +25,7 @@ SLOW: dict[str, str] = {
     "tests/slow/test_soak.py": "the fault soak: 10,000 batch requests and 500 streams",
     "tests/slow/test_benchmark_harness.py": "a whole quick benchmark run, in subprocesses",
     "tests/slow/test_bench_accuracy.py": "a timed benchmark against a mock in its own process",
-    "tests/slow/test_examples.py": "every example in both dialects and every README block, "
-    "each a Python subprocess",
+    "tests/slow/test_examples.py": "every example in both dialects, each a Python subprocess",
     "tests/slow/test_typed_dicts_with_mypy.py": "real mypy runs",
     "tests/slow/test_stream_overloads_with_mypy.py": "a real mypy run",
     "tests/jobs/test_exactly_once.py::test_kills_at_random_points_then_resume_end_with_each"

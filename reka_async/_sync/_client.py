@@ -54,7 +54,7 @@ class ChatWithRawResponse:
         ``raw.parse()`` is the ``ChatResponse``.
 
         Raises:
-            As ``chat.create``.
+            RekaError: as ``chat.create`` raises.
         """
         return self._loop.run(self._raw.create(**args))
 
@@ -91,8 +91,35 @@ class Chat:
         Args:
             stream: ``True`` returns the ``ChatStream`` of ``create_stream(...)`` instead
                 (openai-python's spelling).
-            **args: as in ``AsyncClient.chat.create``; every key is documented on
-                ``reka_async.ChatArgs``.
+            **args: the keys of ``reka_async.types.ChatArgs``, below (as in
+                ``AsyncClient.chat.create``); ``None``, or leaving a key out, keeps the
+                server's default.
+
+        Keyword Args:
+            messages: the conversation, as ``Message`` models or dicts
+                (``{"role": "user", "content": "..."}``); required.
+            model: e.g. ``"reka-flash"``, ``"reka-core"``; required.
+            max_tokens: the most tokens to generate (at least 1).
+            temperature: sampling temperature (at least 0).
+            top_p: nucleus sampling mass, in (0, 1].
+            top_k: sample from the k most likely tokens.
+            stop: a stop string or a list of them.
+            seed: for reproducible sampling.
+            presence_penalty: penalty for tokens already present.
+            frequency_penalty: penalty by how often a token appeared.
+            tools: functions the model may call (``Tool`` models or dicts, ours or OpenAI's).
+            tool_choice: ``"auto"``, ``"none"`` or ``"tool"`` (OpenAI's ``"required"``).
+            use_search_engine: let the model search the web (native dialect).
+            research: ``Research`` options or a dict (OpenAI dialect only).
+            response_format: ``JsonSchemaFormat`` or a dict (OpenAI dialect only).
+            api: ``"native"`` or ``"openai"``, this call's dialect (default: the client's).
+            timeout: a ``Timeout``, seconds (total), or ``None`` for none (default: the
+                client's).
+            max_retries: retries for this call (default: the client's).
+            extra_headers: headers added to this request.
+            extra_body: fields merged into the JSON body as they are.
+            stream_mode: ``"auto"``, ``"cumulative"`` or ``"delta"``: how a native stream's
+                content is read (streams only; default: the client's).
 
         Returns:
             The ``ChatResponse``; ``response.text`` is the first answer's text. With
@@ -432,7 +459,8 @@ class Client:
         the block early cancels the requests in flight.
 
         Args:
-            items, **options: as in ``batch``.
+            items: as in ``batch``.
+            **options: as in ``batch``.
             ordered: yield in input order (a bounded reorder window) instead of as completed.
 
         Returns:

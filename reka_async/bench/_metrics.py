@@ -198,7 +198,9 @@ def summarize_run(
 
     Args:
         samples: Every request of the step, finished.
-        load_kind, load, arrivals: What the step ran.
+        load_kind: What the step ran: a closed or an open loop.
+        load: The step's concurrency or rate.
+        arrivals: The open loop's arrival process.
         origin: The step's start, in the samples' clock.
         slo: Counts goodput when given.
         client: The client's load during the step (default: none measured).

@@ -2,7 +2,8 @@
 
 Each run of the ``--json`` file carries, beside its own fields, the fields of vLLM's result
 file that mean the same thing, so a dashboard that plots vLLM's (or a script that reads
-them) reads ours too. `VLLM_FIELDS` is the mapping, in words; the README shows it as a table.
+them) reads ours too. `VLLM_FIELDS` is the mapping, in words; docs/guides/bench.md shows it
+as a table.
 Where a definition differs from vLLM's the note says how:
 
 - Latencies run from the request's *scheduled* start (vLLM: from when it was sent); in a

@@ -158,7 +158,7 @@ metrics per step (latencies in ms: mean, p50, p90, p95, p99, max; TTFT, TPOT, IT
   the client, not the server, is the bottleneck)
 
 output: --json FILE (every step with vLLM's --save-result field names beside ours:
-  request_throughput, mean_ttft_ms, p99_itl_ms, ...; the README maps them), --requests-out
+  request_throughput, mean_ttft_ms, p99_itl_ms, ...; docs/guides/bench.md maps them), --requests-out
   FILE (a JSON line per request), --plot DIR; without a terminal, progress lines on stderr.
 
 saturation: the load before the first step whose throughput rose less than 5 % while its

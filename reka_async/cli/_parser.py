@@ -233,7 +233,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
         metavar="USD",
         help="stop (exit 3) before the job's cost could exceed USD (every run of the output "
         "counts); needs the model's price; holds while the server bills at most the bound "
-        "(README: Cost budget)",
+        "(docs/guides/cli.md: Cost budget)",
     )
     batch.add_argument(
         "--media-tokens",

@@ -112,7 +112,8 @@ def prepare_line(
         item: the batch item (a `BadLine` raises its stored error).
         index: the item's ``BatchResult.index``.
         line: its 1-based input line number; ``None`` leaves the error as it is.
-        model, params: as in ``prepare_item``.
+        model: as in ``prepare_item``.
+        params: as in ``prepare_item``.
         system: a system message put first, unless the messages start with their own.
 
     Raises:

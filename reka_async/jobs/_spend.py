@@ -16,7 +16,7 @@ after, with the carried amount that makes the records' sum equal that total. Eit
 leaves a resume counting the right total, never less.
 
 After a crash (a kill mid-run), the attempts then in flight have no record: the job's spend
-misses at most their reservations, the overspend bound the README states.
+misses at most their reservations, the overspend bound docs/guides/cli.md states.
 """
 
 from __future__ import annotations

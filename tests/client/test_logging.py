@@ -134,7 +134,7 @@ async def test_a_client_made_before_debug_is_switched_on_logs_no_request_lines(
     server: MockRekaServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The debug line is decided when the client is made, so a request costs nothing extra
-    # when it is off (documented in the README).
+    # when it is off (documented in docs/guides/client.md).
     client = AsyncClient(API_KEY, server.base_url)
     caplog.set_level(logging.DEBUG, logger="reka_async")
     async with client:

@@ -117,7 +117,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.usefixtures("ray_cluster")
 def test_5000_prompts_give_one_row_each_and_failures_are_rows(mock_url: str) -> None:
     """5,000 prompts (or REKA_RAY_N) on 2 actors: exactly one row per input; [[fault:422]]
-    rows are error rows, not block failures. Prints the throughput (the README quotes it)."""
+    rows are error rows, not block failures. Prints the throughput (docs/performance.md
+    quotes it)."""
     faulty = {f"q{i}" for i in range(0, N_PROMPTS, 97)}
     items = [
         {

@@ -1,17 +1,13 @@
-"""Every example script and every Python block of the README runs against the mock server."""
+"""Every example script runs against the mock server, in both dialects. (The Python blocks of
+the README and of ``docs/`` are ``tests/docs/test_snippets.py``, run by ``nox -s docs``.)"""
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from reka_async.testing import MockRekaServer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
@@ -33,14 +29,13 @@ EXPECTED = {
 }
 
 
-def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=ROOT,
-        env=env,
         check=False,
     )
 
@@ -62,28 +57,3 @@ def test_prefill_example_stops_after_the_code_block() -> None:
     assert proc.returncode == 0, proc.stderr
     # The stop sequence itself is not part of the answer.
     assert proc.stdout.count("```") == 1
-
-
-@pytest.fixture(scope="module")
-def mock_env() -> Iterator[dict[str, str]]:
-    with MockRekaServer.in_thread(api_key="readme-key") as server:
-        env = dict(os.environ)
-        env["REKA_API_KEY"] = "readme-key"
-        env["REKA_BASE_URL"] = server.base_url
-        yield env
-
-
-def _readme_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
-
-
-def test_readme_has_python_examples() -> None:
-    assert len(_readme_blocks()) >= 3
-
-
-@pytest.mark.parametrize("index", range(len(_readme_blocks())))
-def test_readme_python_block_runs(index: int, mock_env: dict[str, str]) -> None:
-    code = _readme_blocks()[index]
-    proc = _run(["-c", code], env=mock_env)
-    assert proc.returncode == 0, f"README block {index} failed:\n{code}\n{proc.stderr}"

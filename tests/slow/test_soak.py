@@ -99,7 +99,7 @@ async def test_batch_soak_every_input_ends_exactly_once() -> None:
         assert runner.stats.ok + runner.stats.failed == N_BATCH
         assert runner.stats.retried > 0
         _assert_pool_released(client)
-        # The figures quoted in the README's Reliability section (visible with ``-s``).
+        # The figures quoted in docs/reliability.md (visible with ``-s``).
         print(
             f"\nsoak batch: {N_BATCH} items, {len(server.requests)} requests, "
             f"{sum(faults.values())} faults {dict(sorted(faults.items()))}; "

@@ -1,5 +1,6 @@
-"""The README's error tree is the exception hierarchy: every public exception class appears
-once, under the class it derives from, and no name is drawn that the package does not raise."""
+"""The error tree of ``docs/guides/errors.md`` is the exception hierarchy: every public
+exception class appears once, under the class it derives from, and no name is drawn that the
+package does not raise."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 _NAME = re.compile(r"\b([A-Z][A-Za-z]*Error)\b")
 
 
-def _readme_tree() -> dict[str, str | None]:
-    """``{class name: parent name}`` from the README's tree under "Errors, retries and timeouts"."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Errors, retries and timeouts") :]
+def _drawn_tree() -> dict[str, str | None]:
+    """``{class name: parent name}`` from the tree of "Errors, retries and timeouts"."""
+    text = (ROOT / "docs" / "guides" / "errors.md").read_text(encoding="utf-8")
+    section = text[text.index("# Errors, retries and timeouts") :]
     block = section[section.index("```\n") + 4 : section.index("\n```", section.index("```\n"))]
     lines = block.splitlines()
     assert lines[0].strip() == "RekaError"
@@ -47,12 +48,12 @@ def _public_exceptions() -> dict[str, str | None]:
     return found
 
 
-def test_the_readme_error_tree_matches_the_exception_classes() -> None:
-    drawn, actual = _readme_tree(), _public_exceptions()
-    assert sorted(set(actual) - set(drawn)) == [], "public exceptions missing from the README"
-    assert sorted(set(drawn) - set(actual)) == [], "README names that are no public exception"
+def test_the_drawn_error_tree_matches_the_exception_classes() -> None:
+    drawn, actual = _drawn_tree(), _public_exceptions()
+    assert sorted(set(actual) - set(drawn)) == [], "public exceptions missing from the tree"
+    assert sorted(set(drawn) - set(actual)) == [], "names drawn that are no public exception"
     wrong = {n: (drawn[n], actual[n]) for n in actual if drawn[n] != actual[n]}
-    assert wrong == {}, "drawn under the wrong parent: {name: (README, code)}"
+    assert wrong == {}, "drawn under the wrong parent: {name: (page, code)}"
 
 
 #: A status each status class is raised with (the record's ``error.status``).
@@ -100,12 +101,12 @@ def test_the_retry_failed_lists_match_what_resume_sends_again() -> None:
         n for n in classes + unsent if retryable_failure({"type": n, "status": _STATUS.get(n)})
     }
     kept = set(classes) - retried
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    page = (ROOT / "docs" / "guides" / "cli.md").read_text(encoding="utf-8")
     from reka_async.cli._epilogs import BATCH_EPILOG
 
     documented = {
-        "README": _retry_failed_lists(
-            readme,
+        "docs/guides/cli.md": _retry_failed_lists(
+            page,
             "--retry-failed` also sends again the failures that can change (",
             "keeps input errors (",
         ),

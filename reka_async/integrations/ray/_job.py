@@ -221,7 +221,8 @@ def run_ray_job(
         concurrency_per_actor: most requests in flight per actor.
         num_actors: size of the actor pool.
         model: model for lines naming none.
-        rpm, tpm: the job's budget (shared by a limiter actor; see `map_chat`).
+        rpm: the job's requests per minute (shared by a limiter actor; see `map_chat`).
+        tpm: the job's tokens per minute (likewise).
         api_key: the key (default ``REKA_API_KEY``); never written into the dataset.
         base_url: API base URL.
         shared_limiter: ``False`` splits ``rpm``/``tpm`` evenly across actors instead.

@@ -68,7 +68,9 @@ class RekaChatMapper:
         concurrency_per_actor: most requests in flight per actor (all its batches together).
         api_key: the key (a `Secret` or a string); default ``REKA_API_KEY`` in the actor.
         base_url: API base URL (default ``REKA_BASE_URL``, else the public API).
-        rpm, tpm: the job's budget, split evenly: each actor allows ``rpm / num_actors``.
+        rpm: the job's requests per minute, split evenly: each actor allows
+            ``rpm / num_actors``.
+        tpm: the job's tokens per minute, split the same way.
         num_actors: how many actors share ``rpm``/``tpm``.
         limiter: a shared limiter from `create_rate_limiter` (instead of ``rpm``/``tpm``).
         max_retries: retries per request.
@@ -88,7 +90,9 @@ class RekaChatMapper:
             ledger). When it stops the job, rows not answered get
             ``error_type="BatchAbortedError"`` (not sent).
         cost_ledger: the job's cost actor (required with ``max_cost``).
-        prices, media_tokens, message_overhead: as in ``BatchRunner``, under ``max_cost``.
+        prices: as in ``BatchRunner``, under ``max_cost``.
+        media_tokens: as in ``BatchRunner``, under ``max_cost``.
+        message_overhead: as in ``BatchRunner``, under ``max_cost``.
         **params: chat parameters (``max_tokens``, ``temperature``, ...) for every row; a
             ``request`` row's own values win.
 
@@ -334,14 +338,20 @@ def map_chat(
         concurrency_per_actor: most requests in flight per actor.
         batch_size: rows per batch (default: enough batches in flight to keep
             ``concurrency_per_actor`` requests busy).
-        rpm, tpm: the job's budget. With ``shared_limiter`` (and more than one actor) a
-            limiter actor shares it; otherwise each actor gets ``1 / num_actors`` of it.
+        rpm: the job's requests per minute. With ``shared_limiter`` (and more than one
+            actor) a limiter actor shares it; otherwise each actor gets ``1 / num_actors``
+            of it.
+        tpm: the job's tokens per minute, shared or split the same way.
         shared_limiter: use a shared limiter actor for ``rpm``/``tpm``.
         limiter: an existing limiter from `create_rate_limiter` (then no ``rpm``/``tpm``).
         api_key: the key; default ``REKA_API_KEY`` of the driver. It reaches the actors as a
             `Secret` constructor argument, never through the dataset or the environment.
-        base_url, max_retries, timeout_s, include_record, keep_input_columns,
-            circuit_breaker: as in `RekaChatMapper` (``circuit_breaker`` off by default).
+        base_url: as in `RekaChatMapper`.
+        max_retries: as in `RekaChatMapper`.
+        timeout_s: as in `RekaChatMapper`.
+        include_record: as in `RekaChatMapper`.
+        keep_input_columns: as in `RekaChatMapper`.
+        circuit_breaker: as in `RekaChatMapper` (off by default).
         num_cpus_per_actor: CPUs reserved per actor (the work is I/O-bound).
         tasks_per_actor: blocks an actor works on at once (Ray's ``max_concurrency``).
         max_cost: the job's budget in USD across every actor: each attempt reserves its bound
@@ -349,7 +359,9 @@ def map_chat(
             it while the server bills no more than the bound.
         cost_ledger: an existing cost actor (``run_ray_job`` passes one that starts from
             the job's spend); default: a new one when ``max_cost`` is given.
-        prices, media_tokens, message_overhead: as in ``BatchRunner``, under ``max_cost``.
+        prices: as in ``BatchRunner``, under ``max_cost``.
+        media_tokens: as in ``BatchRunner``, under ``max_cost``.
+        message_overhead: as in ``BatchRunner``, under ``max_cost``.
         **params: chat parameters for every row (``max_tokens``, ``temperature``, ...).
 
     Raises:

@@ -1,8 +1,8 @@
-"""The README's "Coming from openai-python" table, row by row: each row's right-hand column is
-run here against the mock (or in a subprocess where it sets the environment). The rows are read
-from the README, so a row added without a check here fails ``test_every_row_has_a_check``. The
-pydantic half of the ``parse`` row is ``tests/client/test_parse_pydantic.py`` (a third-party
-test)."""
+"""The "Coming from openai-python" table (``docs/guides/from-openai.md``), row by row: each
+row's right-hand column is run here against the mock (or in a subprocess where it sets the
+environment). The rows are read from the page, so a row added without a check here fails
+``test_every_row_has_a_check``. The pydantic half of the ``parse`` row is
+``tests/client/test_parse_pydantic.py`` (a third-party test)."""
 
 from __future__ import annotations
 
@@ -27,14 +27,14 @@ import reka_async.types
 from reka_async import AsyncChatStream, AsyncClient, Client
 from reka_async.testing import MockRekaServer
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "from-openai.md"
 MSGS: Any = [{"role": "user", "content": "hi"}]
 Check = Callable[[MockRekaServer, Path, pytest.MonkeyPatch], Awaitable[None]]
 
 
 def table_rows() -> list[str]:
     """The left-hand cells of the table, in order."""
-    lines = README.read_text().splitlines()
+    lines = PAGE.read_text(encoding="utf-8").splitlines()
     start = lines.index("| openai-python (or anthropic) | reka_async |") + 2
     rows = []
     for line in lines[start:]:
