@@ -208,22 +208,31 @@ class Job:
         runner = BatchRunner(self.client, **runner_options)  # its errors come before OUTPUT
         fd = 0 if from_stdin else _open(self.input_path)
         writer = Writer(out)
-        completed = False
+        completed = writable = False
         try:
-            async with runner.stream(source.items(fd)) as results:
+            stream = runner.stream(source.items(fd))
+            writable = True
+            async with stream as results:
                 self.stats = runner.stats
                 async for result in results:
-                    line = _record(result, source, self._hash_body)
-                    writer.write(line)
-                    self.written = writer.written
-                    self.spent_usd += record_spend(line)
+                    writable = False  # until the write returns: a failed one stops writing
+                    self._write(writer, result, source)
+                    writable = True
             completed = True
         finally:
-            self.stats = runner.stats
-            self.written = writer.written
-            writer.close()
-            if not from_stdin:
-                os.close(fd)
+            try:
+                if writable:
+                    # Answers that came back but were not handed out when the stream stopped
+                    # (a cancel, Ctrl-C, a stop by the breaker): they were paid for, so they
+                    # are written; otherwise a resume would ask for them again.
+                    for result in stream.unclaimed():
+                        self._write(writer, result, source)
+            finally:
+                self.stats = runner.stats
+                self.written = writer.written
+                writer.close()
+                if not from_stdin:
+                    os.close(fd)
         compacted = 0
         superseded = (resumed.superseded if resumed else 0) + source.retried + source.rerun
         if completed and superseded:
@@ -247,6 +256,12 @@ class Job:
             final=final,
             spent_usd=self.spent_usd,
         )
+
+    def _write(self, writer: Writer, result: BatchResult, source: JobInput) -> None:
+        line = _record(result, source, self._hash_body)
+        writer.write(line)
+        self.written = writer.written
+        self.spent_usd += record_spend(line)
 
     def _spent_so_far(self, resumed: Resumed | None) -> float:
         """The job's spend before this run (``_carry.spent_before``)."""
