@@ -8,7 +8,8 @@ This is what ``reka-async batch`` runs (and what ``run_ray_job`` mirrors). The g
   earlier one (``_resume``); superseded records are compacted away atomically at the end;
 * one writer per output (``OutputLock``): a second run on the same output is refused;
 * a resume never pairs an old answer with a new request: each record stores its request's
-  hash, and an input whose request changed is refused (``InputChanged``) or, with
+  hash (and its input line's, with the options, which a resume compares first), and an
+  input whose request changed is refused (``InputChanged``) or, with
   ``rerun_changed=True``, sent again;
 * ``retry_failed=True`` sends again the failures that can change (``retryable_failure``);
 * a duplicate ``custom_id`` is an error line of its own and never marks the original done;
@@ -32,7 +33,7 @@ from .._wire.hashing import request_hasher_for
 from ..batch import BatchResult, BatchRunner, BatchStats
 from ._carry import compact_carrying, spent_before
 from ._errors import JobIOError
-from ._input import JobInput, input_format, line_preparer, prepare_line
+from ._input import JobInput, input_format, input_hasher, line_preparer, prepare_line
 from ._lock import OutputLock
 from ._output import Writer, record
 from ._resume import Resumed, scan_output, start_output
@@ -145,6 +146,14 @@ class Job:
         #: What the whole job was charged so far (updated as records are written).
         self.spent_usd = 0.0
         self._hash_body = request_hasher(client)
+        self._hash_input = input_hasher(
+            model=self.model,
+            params=self.params,
+            system=system,
+            input_format=self.input_format,
+            base_url=client.base_url,
+            api=client.api,
+        )
 
     def hash_line(self, item: Any, lineno: int) -> str:
         """The request identity of an input line (``"line:"`` when it is no request)."""
@@ -178,6 +187,7 @@ class Job:
                 hash_line=self.hash_line,
                 input_format=self.input_format,
                 expected=expected,
+                hash_input=self._hash_input,
             )
             check_fd = _open(self.input_path)
             try:
@@ -191,6 +201,7 @@ class Job:
             rerun_changed=self.rerun_changed,
             input_format=self.input_format,
             expected=0 if checker is not None else expected,
+            hash_input=self._hash_input,
         )
         if checker is not None:
             source.adopt(checker)  # its decisions: the run reads only the lines to send
@@ -363,4 +374,4 @@ def _record(
     line = source.line_of.pop(result.index, None)
     raw_hash = source.line_hash_of.pop(result.index, None)
     digest = hash_body(result.request) if result.request is not None else raw_hash
-    return record(result, line, digest)
+    return record(result, line, digest, source.input_hash_of.pop(result.index, None))
