@@ -348,7 +348,7 @@ def fast_paths(n: int, work: Path, rounds: int) -> dict[str, Any]:
             source = JobInput(
                 done[which],
                 hash_line=the_job.hash_line,
-                hash_input=the_job._hash_input,
+                hash_input=the_job.hash_input,
                 expected=n,
             )
             if not skip:

@@ -461,12 +461,12 @@ class JobInput:
         it, because the output's last record of its custom_id has its very input hash;
         false sends the line down the general path, with nothing counted or marked.
 
-        What it buys: the check of a line the output answered in 3.2 µs of CPU instead of
-        6.7 (the general path parses the line's JSON; both compare input hashes, where older
-        records make it build and hash the request, 14.6 µs): medians of five interleaved
-        rounds on 200,000 lines, ``python -m benchmarks.jobscale --fast-paths 200000 --pairs
-        5``, load average 3. ``tests/jobs/test_resume_fast_paths.py`` pins it to the general
-        path.
+        What it buys: the check of a line the output answered in 3.7 µs of CPU instead of
+        7.4 (rounds 3.7-3.9 against 7.2-7.6; the general path parses the line's JSON; both
+        compare input hashes, where older records make it build and hash the request, 19.2
+        µs): medians of five interleaved rounds on 200,000 lines, ``python -m
+        benchmarks.jobscale --fast-paths 200000 --pairs 5``, load average 3.
+        ``tests/jobs/test_resume_fast_paths.py`` pins it to the general path.
         """
         hasher = self.hash_input
         if hasher is None or self.hash_line is None or met is None:

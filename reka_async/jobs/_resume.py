@@ -13,10 +13,11 @@ totals are running sums, and a superseded record's share is taken back by readin
 its offset (superseded records are few: compaction removes them). The digest is the record's
 ``input_hash`` (the input line's bytes and the job's options: `input_digest`) when it has one,
 so that the check of a resume compares it with a hash of the line as read, without parsing the
-line or building its request; else its ``request_hash`` (records written before it, or by
-``run_ray_job``), which the check compares with the request built again. A record with an
-``input_hash`` whose line differs is read again at its offset for its ``request_hash``
-(`stored_request_digest`): only a changed request refuses the resume.
+line or building its request; else its ``request_hash`` (records written before input
+hashes), which the check compares with the request built again (records of ``run_ray_job``
+hold neither, and are not checked). A record with an ``input_hash`` whose line differs is
+read again at its offset for its ``request_hash`` (`stored_request_digest`): only a changed
+request refuses the resume.
 
 A record is read from its head (``custom_id``, ``line``, ``ok``) and its tail (usage, cost,
 the hashes), where `record` puts them, without decoding the answer between; any other line is
@@ -470,9 +471,9 @@ def _scan(f: IO[bytes], resumed: Resumed, *, fast: bool = True) -> int:
 
     With ``fast``, a line `_RECORD` matches (nearly every line a run against a server
     writes) is taken in place, without a `_Record`: the key, the slot's value and the sums
-    straight from the match. What it buys: 5.1 µs of CPU a record instead of 6.2 (medians of
+    straight from the match. What it buys: 5.9 µs of CPU a record instead of 7.5 (medians of
     five interleaved rounds on 200,000 records, ``python -m benchmarks.jobscale --fast-paths
-    200000 --pairs 5``, rounds 4.9-5.1 against 6.1-6.5, load average 3);
+    200000 --pairs 5``, rounds 5.8-6.1 against 6.8-7.5, load average 3);
     ``tests/jobs/test_resume_fast_paths.py`` pins it to the general path (``fast=False``).
     """
     table = resumed.table

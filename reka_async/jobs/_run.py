@@ -146,7 +146,8 @@ class Job:
         #: What the whole job was charged so far (updated as records are written).
         self.spent_usd = 0.0
         self._hash_body = request_hasher(client)
-        self._hash_input = input_hasher(
+        #: The ``input_hash`` of the job's lines (``None``: its parameters are not JSON).
+        self.hash_input = input_hasher(
             model=self.model,
             params=self.params,
             system=system,
@@ -187,7 +188,7 @@ class Job:
                 hash_line=self.hash_line,
                 input_format=self.input_format,
                 expected=expected,
-                hash_input=self._hash_input,
+                hash_input=self.hash_input,
             )
             check_fd = _open(self.input_path)
             try:
@@ -201,7 +202,7 @@ class Job:
             rerun_changed=self.rerun_changed,
             input_format=self.input_format,
             expected=0 if checker is not None else expected,
-            hash_input=self._hash_input,
+            hash_input=self.hash_input,
         )
         if checker is not None:
             source.adopt(checker)  # its decisions: the run reads only the lines to send

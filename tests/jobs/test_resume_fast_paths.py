@@ -209,7 +209,7 @@ def _record_of(job: Job, raw: bytes, lineno: int, *, ok: bool, hashed: bool) -> 
         rec["cost_usd"] = None
     rec["request_hash"] = job.hash_line(item, lineno)
     if hashed:
-        rec["input_hash"] = job._hash_input(raw)  # type: ignore[misc]
+        rec["input_hash"] = job.hash_input(raw)
     return rec
 
 
@@ -222,7 +222,7 @@ def _plan(
             retry_failed=retry_failed,
             rerun_changed=rerun,
             hash_line=job.hash_line,
-            hash_input=job._hash_input,
+            hash_input=job.hash_input,
         )
         if not fast:
             source._skipper = lambda met: None  # type: ignore[method-assign]
