@@ -7,9 +7,11 @@ latency; each CLI run is a fresh process whose peak RSS comes from ``wait4`` (th
 alone). Per step:
 
 * first run: INPUT of N lines -> an empty OUTPUT, concurrency 64;
-* resume: 10 new lines appended to INPUT, ``--resume`` (change detection on: the input's
-  requests are hashed and compared); the per-record time is (wall - the wall of a 10-line
-  first run) / N, the process start and those 10 requests taken out;
+* resume: 10 new lines appended to INPUT, ``--resume`` (change detection on: each input
+  line is compared with its record); the per-record time is (wall - the wall of a 10-line
+  first run) / N, the process start and those 10 requests taken out, and the same of the
+  CPU time (user + system, from ``wait4``: the CLI process alone), which the other work on
+  a shared machine moves far less than the wall;
 * export: OUTPUT -> CSV and -> Parquet.
 
 The projection to 10,000,000 lines: the peak at the largest size plus the measured bytes an
@@ -19,11 +21,17 @@ the previous commit), the first run at the smallest size, and the resume of a sy
 output of that size, are also run with that checkout's package, interleaved with this one,
 for the throughput and resume-time ratios. Writes
 ``benchmarks/results/jobscale.json`` and ``jobscale.md``.
+
+By hand: ``--resume-pairs N --baseline DIR`` (only the paired resume of an N-record output,
+each checkout resuming the output its own first run would write: ``jobscale-resume-pairs.json``),
+``--fast-paths N`` (in this process, interleaved, CPU a record of the resume's fast paths
+against its general ones: ``jobscale-fast-paths.json``) and ``--synthesized N``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -33,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +71,7 @@ def _write_input(path: Path, start: int, stop: int, mode: str = "w") -> None:
 
 
 def _run(argv: list[str], cwd: Path) -> dict[str, Any]:
-    """Run one CLI process; its wall time, exit status and peak RSS (``wait4``: it alone)."""
+    """Run one CLI process; its wall and CPU time and peak RSS (``wait4``: it alone)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -75,7 +84,17 @@ def _run(argv: list[str], cwd: Path) -> dict[str, Any]:
     peak_kb = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss
     if proc.returncode not in (0,):
         raise RuntimeError(f"{argv} exited {proc.returncode}: {err[-2000:]}")
-    return {"wall_s": round(wall, 3), "peak_rss_mb": round(peak_kb / 1024, 1)}
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+    }
+
+
+def _per_record(run: dict[str, Any], startup: dict[str, Any], n: int) -> None:
+    """Add the microseconds a record of a resume, wall and CPU, the 10-line run taken out."""
+    run["us_per_record"] = round((run["wall_s"] - startup["wall_s"]) / n * 1e6, 2)
+    run["cpu_us_per_record"] = round((run["cpu_s"] - startup["cpu_s"]) / n * 1e6, 2)
 
 
 def _cli(*args: str) -> list[str]:
@@ -101,9 +120,7 @@ def measure(sizes: list[int], work: Path, url: str, root: Path) -> dict[str, Any
         step["first_run"]["req_per_s"] = round(n / step["first_run"]["wall_s"], 1)
         _write_input(inp, n, n + 10, mode="a")
         step["resume"] = _batch(root, url, inp, res, "--resume")
-        step["resume"]["us_per_record"] = round(
-            (step["resume"]["wall_s"] - out["startup"]["wall_s"]) / n * 1e6, 2
-        )
+        _per_record(step["resume"], out["startup"], n)
         for fmt in ("csv", "parquet"):
             target = work / f"out{n}.{fmt}"
             step[f"export_{fmt}"] = _run(_cli("export", str(res), str(target)), root)
@@ -115,17 +132,24 @@ def measure(sizes: list[int], work: Path, url: str, root: Path) -> dict[str, Any
     return out
 
 
-def synthesize(n: int, inp: Path, out: Path) -> None:
+def synthesize(n: int, inp: Path, out: Path, *, input_hashes: bool = True) -> None:
     """An input of ``n`` lines and the output a first run against the mock writes for it
-    (the same records, request hashes included), without sending anything."""
+    (the same records, request and input hashes included), without sending anything.
+    ``input_hashes=False``: records as written before they stored the input's hash."""
     from reka_async._wire.hashing import request_hasher_for
-    from reka_async.jobs import prepare_line
+    from reka_async.jobs import input_hasher, prepare_line
 
-    hash_body = request_hasher_for("http://127.0.0.1/v1", "native")
+    url = "http://127.0.0.1/v1"
+    hash_body = request_hasher_for(url, "native")
+    hash_input = input_hasher(
+        model="reka-flash", params={}, system=None, input_format="jsonl", base_url=url, api="native"
+    )
+    assert hash_input is not None
     with inp.open("w") as fi, out.open("w") as fo:
         for i in range(n):
             item = {"custom_id": f"id-{i:08d}", "prompt": f"Label item {i}."}
-            fi.write(json.dumps(item) + "\n")
+            line = json.dumps(item)
+            fi.write(line + "\n")
             _, body = prepare_line(dict(item), i, i + 1, model="reka-flash", params={})
             text = "Mock reply to: " + item["prompt"]
             rec = {
@@ -150,6 +174,8 @@ def synthesize(n: int, inp: Path, out: Path) -> None:
                 "cost_usd": 2.2e-05,
                 "request_hash": hash_body(body),
             }
+            if input_hashes:
+                rec["input_hash"] = hash_input(line.encode())
             fo.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
@@ -164,9 +190,7 @@ def measure_synthesized(n: int, work: Path, url: str, root: Path) -> dict[str, A
     step: dict[str, Any] = {"synthesized_s": round(time.perf_counter() - started, 1)}
     _write_input(inp, n, n + 10, mode="a")
     step["resume"] = _batch(root, url, inp, res, "--resume")
-    step["resume"]["us_per_record"] = round(
-        (step["resume"]["wall_s"] - startup["wall_s"]) / n * 1e6, 2
-    )
+    _per_record(step["resume"], startup, n)
     print(f"jobscale synthesized {n}: {json.dumps(step)}", flush=True)
     for fmt in ("csv", "parquet"):
         target = work / f"out{n}.{fmt}"
@@ -194,14 +218,72 @@ def project(result: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
     return proj
 
 
+def _synthesize_in(where: Path, n: int, inp: Path, out: Path) -> None:
+    """`synthesize` as the checkout ``where`` does it: the output its own first run writes."""
+    code = (
+        "import sys; from pathlib import Path; from benchmarks.jobscale import synthesize; "
+        "synthesize(int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(n), str(inp), str(out)], cwd=where, check=True)
+
+
+def resume_pairs(
+    n: int, work: Path, url: str, root: Path, baseline: Path, pairs: int
+) -> dict[str, Any]:
+    """The resume of an ``n``-record output with 10 new lines, this checkout and
+    ``baseline`` alternately (the order flips every pair), each on a copy of the output its
+    own first run writes; the ratios of their wall and CPU times."""
+    outputs = {}
+    inputs = {}
+    for name, where in (("this", root), ("baseline", baseline)):
+        inputs[name], outputs[name] = work / f"rp-{name}.jsonl", work / f"rp-{name}.out.jsonl"
+        _synthesize_in(where, n, inputs[name], outputs[name])
+        _write_input(inputs[name], n, n + 10, mode="a")
+    startup = {}
+    base_in = work / "rp-base.jsonl"
+    _write_input(base_in, 0, 10)
+    for name, where in (("this", root), ("baseline", baseline)):
+        startup[name] = _batch(where, url, base_in, work / f"rp-base-{name}.out.jsonl")
+    runs: dict[str, list[dict[str, Any]]] = {"this": [], "baseline": []}
+    wall_ratios, cpu_ratios = [], []
+    for i in range(pairs):
+        order = [("this", root), ("baseline", baseline)]
+        if i % 2:
+            order.reverse()
+        got = {}
+        for name, where in order:
+            copy = work / f"rp-{name}-copy.jsonl"
+            shutil.copyfile(outputs[name], copy)
+            got[name] = _batch(where, url, inputs[name], copy, "--resume")
+            _per_record(got[name], startup[name], n)
+            runs[name].append(got[name])
+            copy.unlink()
+        wall_ratios.append(got["baseline"]["wall_s"] / got["this"]["wall_s"])
+        cpu_ratios.append(got["baseline"]["cpu_s"] / got["this"]["cpu_s"])
+    for name in outputs:
+        outputs[name].unlink()
+        inputs[name].unlink()
+    return {
+        "lines": n,
+        "startup": startup,
+        "runs": runs,
+        "baseline_over_this_wall": [round(r, 3) for r in wall_ratios],
+        "baseline_over_this_cpu": [round(r, 3) for r in cpu_ratios],
+        "median_wall": round(statistics.median(wall_ratios), 3),
+        "median_cpu": round(statistics.median(cpu_ratios), 3),
+    }
+
+
 def baseline_pairs(
     sizes: list[int], work: Path, url: str, root: Path, baseline: Path, pairs: int
 ) -> dict[str, Any]:
-    """First runs at the smallest size with this checkout and ``baseline``, interleaved."""
+    """First runs at the smallest size with this checkout and ``baseline``, interleaved,
+    then their resumes (`resume_pairs`)."""
     n = sizes[0]
     inp = work / "pair.jsonl"
     _write_input(inp, 0, n)
-    ratios, walls = [], {"this": [], "baseline": []}
+    ratios, cpu_ratios = [], []
+    runs: dict[str, list[dict[str, Any]]] = {"this": [], "baseline": []}
     for i in range(pairs):
         order = [("this", root), ("baseline", baseline)]
         if i % 2:
@@ -209,35 +291,124 @@ def baseline_pairs(
         got = {}
         for name, where in order:
             res = work / f"pair-{name}.jsonl"
-            got[name] = _batch(where, url, inp, res)["wall_s"]
-            walls[name].append(got[name])
+            got[name] = _batch(where, url, inp, res)
+            runs[name].append(got[name])
             res.unlink()
-        ratios.append(got["baseline"] / got["this"])
-    # The resume of a synthesized n-record output with 10 new lines, each run on a copy.
-    res = work / "pair.out.jsonl"
-    synthesize(n, inp, res)
-    _write_input(inp, n, n + 10, mode="a")
-    resume_ratios, resume_walls = [], {"this": [], "baseline": []}
-    for i in range(pairs):
-        order = [("this", root), ("baseline", baseline)]
-        if i % 2:
-            order.reverse()
-        got = {}
-        for name, where in order:
-            copy = work / f"pair-{name}.jsonl"
-            shutil.copyfile(res, copy)
-            got[name] = _batch(where, url, inp, copy, "--resume")
-            resume_walls[name].append(got[name])
-            copy.unlink()
-        resume_ratios.append(got["baseline"]["wall_s"] / got["this"]["wall_s"])
+        ratios.append(got["baseline"]["wall_s"] / got["this"]["wall_s"])
+        cpu_ratios.append(got["baseline"]["cpu_s"] / got["this"]["cpu_s"])
+    inp.unlink()
     return {
         "lines": n,
-        "walls_s": walls,
+        "runs": runs,
         "throughput_ratio_this_over_baseline": [round(r, 3) for r in ratios],
         "median_ratio": round(statistics.median(ratios), 3),
-        "resume_runs": resume_walls,
-        "resume_speedup_baseline_wall_over_this": [round(r, 3) for r in resume_ratios],
+        "cpu_ratio_baseline_over_this": [round(r, 3) for r in cpu_ratios],
+        "resume": resume_pairs(n, work, url, root, baseline, pairs),
     }
+
+
+def fast_paths(n: int, work: Path, rounds: int) -> dict[str, Any]:
+    """CPU a record, in this process, of each of the resume's steps with its fast path and
+    with its general path, interleaved (``rounds`` rounds, the order rotating each round):
+
+    * the scan of the output: ``_scan`` with and without the whole-line match;
+    * the check of the input: the skip by input hash (no parse), the general path comparing
+      input hashes (each line parsed), and the general path on records written without
+      input hashes (each line parsed, its request built and hashed: the fallback, and what
+      every resume did before).
+    """
+    from reka_async import AsyncClient
+    from reka_async.jobs import JobInput, scan_output
+    from reka_async.jobs._resume import _new, _scan
+    from reka_async.jobs._run import Job
+
+    inp, out = work / "fp.jsonl", work / "fp.out.jsonl"
+    old_in, old_out = work / "fp-old.jsonl", work / "fp-old.out.jsonl"
+    synthesize(n, inp, out)
+    synthesize(n, old_in, old_out, input_hashes=False)
+
+    def scan(fast: bool) -> Callable[[], None]:
+        def run() -> None:
+            with out.open("r+b") as f:
+                resumed = _new(f)
+                _scan(f, resumed, fast=fast)
+            assert resumed.ok_count == n
+
+        return run
+
+    async def job() -> Job:
+        async with AsyncClient("k", "http://127.0.0.1/v1") as client:
+            return Job(client, str(inp), str(out), resume=True)
+
+    the_job = asyncio.run(job())
+    done = {"new": scan_output(str(out)), "old": scan_output(str(old_out))}
+
+    def check(which: str, path: Path, *, skip: bool) -> Callable[[], None]:
+        def run() -> None:
+            source = JobInput(
+                done[which],
+                hash_line=the_job.hash_line,
+                hash_input=the_job.hash_input,
+                expected=n,
+            )
+            if not skip:
+                source._skipper = lambda met: None  # type: ignore[method-assign]
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                asyncio.run(source.check(fd))
+            finally:
+                os.close(fd)
+            assert source.skipped == n
+
+        return run
+
+    cases = {
+        "scan, whole-line match": scan(True),
+        "scan, each line by _read": scan(False),
+        "check, skip by input hash": check("new", inp, skip=True),
+        "check, parse and compare input hashes": check("new", inp, skip=False),
+        "check, older records: build and hash each request": check("old", old_in, skip=False),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            started = time.process_time()
+            cases[name]()
+            times[name].append((time.process_time() - started) / n * 1e6)
+    for path in (inp, out, old_in, old_out):
+        path.unlink()
+    return {
+        "records": n,
+        "rounds": rounds,
+        "cpu_us_per_record": {name: [round(t, 3) for t in ts] for name, ts in times.items()},
+        "median": {name: round(statistics.median(ts), 3) for name, ts in times.items()},
+    }
+
+
+def _verdicts(data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Each target of the issue, its goal and what this run measured."""
+    sizes = data["sizes"]
+    big = data["result"][str(sizes[-1])]
+    out = [
+        ("first run, peak RSS", "<= 150 MB", f"{big['first_run']['peak_rss_mb']} MB"),
+        ("`--resume`, peak RSS", "<= 150 MB", f"{big['resume']['peak_rss_mb']} MB"),
+        (
+            "`--resume`, time a record",
+            "<= 20 µs",
+            f"{big['resume']['cpu_us_per_record']} µs CPU, {big['resume']['us_per_record']} "
+            f"µs wall",
+        ),
+        (
+            "export CSV / Parquet, peak RSS",
+            "<= 150 MB",
+            f"{big['export_csv']['peak_rss_mb']} / {big['export_parquet']['peak_rss_mb']} MB",
+        ),
+    ]
+    if len(sizes) > 1:
+        growth = data["projection"]["first_run"]["growth_mb"]
+        out.insert(1, ("first run, RSS(big) - RSS(small)", "<= 32 MB", f"{growth} MB"))
+    return out
 
 
 def _markdown(data: dict[str, Any]) -> str:
@@ -247,26 +418,39 @@ def _markdown(data: dict[str, Any]) -> str:
         f"Machine: {data['machine']}; load average at start {data['load_start']}, "
         f"at end {data['load_end']}.",
         "",
-        "| lines | step | peak RSS MB | wall s | other |",
-        "|---|---|---|---|---|",
+        f"Targets at {data['sizes'][-1]:,} lines:",
+        "",
+        "| target | goal | measured |",
+        "|---|---|---|",
+        *(f"| {a} | {b} | {c} |" for a, b, c in _verdicts(data)),
+        "",
+        "| lines | step | peak RSS MB | wall s | CPU s | other |",
+        "|---|---|---|---|---|---|",
     ]
     for n in data["sizes"]:
         for step, row in data["result"][str(n)].items():
             other = ", ".join(
-                f"{k} {v}" for k, v in row.items() if k not in ("wall_s", "peak_rss_mb")
+                f"{k} {v}" for k, v in row.items() if k not in ("wall_s", "cpu_s", "peak_rss_mb")
             )
-            lines.append(f"| {n:,} | {step} | {row['peak_rss_mb']} | {row['wall_s']} | {other} |")
+            lines.append(
+                f"| {n:,} | {step} | {row['peak_rss_mb']} | {row['wall_s']} | "
+                f"{row.get('cpu_s', '')} | {other} |"
+            )
     if data["projection"]:
         lines += ["", "| step | bytes an input | projected 10,000,000 lines, MB |", "|---|---|---|"]
         for step, row in data["projection"].items():
             lines.append(f"| {step} | {row['bytes_per_input']} | {row['projected_10m_mb']} |")
     if data.get("baseline"):
         b = data["baseline"]
+        r = b["resume"]
         lines += [
             "",
-            f"Throughput against the previous commit, first run of {b['lines']:,} lines, "
-            f"interleaved: this/baseline ratios {b['throughput_ratio_this_over_baseline']} "
-            f"(median {b['median_ratio']}).",
+            f"Against the previous commit, interleaved: first run of {b['lines']:,} lines, "
+            f"this/baseline throughput {b['throughput_ratio_this_over_baseline']} (median "
+            f"{b['median_ratio']}); baseline/this CPU {b['cpu_ratio_baseline_over_this']}. "
+            f"Resume of {r['lines']:,} records: baseline/this wall {r['baseline_over_this_wall']} "
+            f"(median {r['median_wall']}), CPU {r['baseline_over_this_cpu']} (median "
+            f"{r['median_cpu']}).",
         ]
     return "\n".join(lines) + "\n"
 
@@ -286,8 +470,24 @@ def main(argv: list[str] | None = None) -> int:
         help="by hand: the resume and exports of a synthesized N-record output only "
         "(writes jobscale-synthesized-N.json)",
     )
+    parser.add_argument(
+        "--resume-pairs",
+        type=int,
+        metavar="N",
+        help="by hand, with --baseline: only the paired resume of an N-record output "
+        "(--pairs pairs; writes jobscale-resume-pairs.json)",
+    )
+    parser.add_argument(
+        "--fast-paths",
+        type=int,
+        metavar="N",
+        help="by hand: CPU a record of the resume's fast and general paths on N records, in "
+        "this process (--pairs rounds; writes jobscale-fast-paths.json)",
+    )
     parser.add_argument("--work", type=Path, help="where the files go (default: a temp dir)")
     args = parser.parse_args(argv)
+    if args.resume_pairs and args.baseline is None:
+        parser.error("--resume-pairs needs --baseline DIR")
     sizes = (
         [int(x) for x in args.sizes.split(",")]
         if args.sizes
@@ -298,26 +498,40 @@ def main(argv: list[str] | None = None) -> int:
     results = args.out or (RESULTS / "quick" if args.quick else RESULTS)
     results.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
-    with (
-        tempfile.TemporaryDirectory(prefix="jobscale-", dir=args.work) as tmp,
-        MockServerProcess("--latency-ms", "0") as server,
-    ):
+    machine = f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    with tempfile.TemporaryDirectory(prefix="jobscale-", dir=args.work) as tmp:
         work = Path(tmp)
-        if args.synthesized:
-            got = measure_synthesized(args.synthesized, work, server.base_url, REPO)
-            got["load"] = [load_start, os.getloadavg()]
-            name = f"jobscale-synthesized-{args.synthesized}.json"
-            (results / name).write_text(json.dumps(got, indent=2) + "\n")
+        if args.fast_paths:
+            got = fast_paths(args.fast_paths, work, args.pairs)
+            got.update(machine=machine, load=[load_start, os.getloadavg()])
+            (results / "jobscale-fast-paths.json").write_text(json.dumps(got, indent=2) + "\n")
+            print(json.dumps(got["median"], indent=2))
             return 0
-        result = measure(sizes, work, server.base_url, REPO)
-        baseline = (
-            baseline_pairs(sizes, work, server.base_url, REPO, args.baseline, args.pairs)
-            if args.baseline
-            else None
-        )
+        with MockServerProcess("--latency-ms", "0") as server:
+            if args.synthesized:
+                got = measure_synthesized(args.synthesized, work, server.base_url, REPO)
+                got.update(machine=machine, load=[load_start, os.getloadavg()])
+                name = f"jobscale-synthesized-{args.synthesized}.json"
+                (results / name).write_text(json.dumps(got, indent=2) + "\n")
+                return 0
+            if args.resume_pairs:
+                got = resume_pairs(
+                    args.resume_pairs, work, server.base_url, REPO, args.baseline, args.pairs
+                )
+                got.update(machine=machine, load=[load_start, os.getloadavg()])
+                (results / "jobscale-resume-pairs.json").write_text(
+                    json.dumps(got, indent=2) + "\n"
+                )
+                print({k: got[k] for k in ("baseline_over_this_wall", "baseline_over_this_cpu")})
+                return 0
+            result = measure(sizes, work, server.base_url, REPO)
+            baseline = (
+                baseline_pairs(sizes, work, server.base_url, REPO, args.baseline, args.pairs)
+                if args.baseline
+                else None
+            )
     data = {
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}",
+        "machine": machine,
         "load_start": [round(x, 1) for x in load_start],
         "load_end": [round(x, 1) for x in os.getloadavg()],
         "sizes": sizes,

@@ -41,6 +41,8 @@ SLOW: dict[str, str] = {
     "_external_mock_ends_every_item_ok": "600 one-second requests in a subprocess under ulimit -n",
     "tests/cli/test_commands.py::test_sigkill_and_resume_gives_each_input_exactly_once": "a "
     "CLI subprocess killed with SIGKILL, then resumed",
+    "tests/jobs/test_interrupted_job.py::test_ctrl_c_on_the_cli_writes_every_answer_it"
+    "_counted": "CLI subprocesses interrupted with SIGINT, then resumed (3,000 requests each)",
     "tests/cli/test_error_rate_stop.py::test_a_run_that_mostly_fails_stops_with_exit_3_and_says"
     "_how_to_continue": "two CLI subprocesses, a stop after 100 failed requests, then a resume",
 }

@@ -44,12 +44,15 @@ def digest_key(data: bytes, person: bytes = b"") -> bytes:
 class DigestTable:
     """A map from 12-byte keys (`digest_key`) to values of ``value_size`` bytes.
 
+    Each key has a slot number (`slot`), under ``slots``, for a caller's own side table (a
+    bitmap, one bit a slot): numbers stay put until a shard grows, which ``grown`` counts.
+
     Args:
         value_size: the bytes of each value (0: a set).
         expected: the entries to size for (more still fit: a shard grows when it fills).
     """
 
-    __slots__ = ("_bufs", "_caps", "_counts", "_slot", "_value_size", "size")
+    __slots__ = ("_bufs", "_caps", "_counts", "_slot", "_value_size", "grown", "size")
 
     def __init__(self, value_size: int = 0, expected: int = 0) -> None:
         if value_size < 0:
@@ -62,6 +65,8 @@ class DigestTable:
         self._counts = [0] * _SHARDS
         self._bufs = [bytearray(cap * self._slot) for _ in range(_SHARDS)]
         self.size = 0
+        #: How many times a shard grew (which renumbers its slots).
+        self.grown = 0
 
     def __len__(self) -> int:
         return self.size
@@ -71,58 +76,101 @@ class DigestTable:
         """The bytes the table's slots take (the per-table overhead aside)."""
         return sum(len(buf) for buf in self._bufs)
 
-    def _find(self, key: bytes) -> tuple[bytearray, int, bool]:
-        """The shard, the slot's offset in it, and whether ``key`` is there (else: the empty
-        slot where it would go)."""
+    @property
+    def slots(self) -> int:
+        """An upper bound of the slot numbers (`slot`)."""
+        return max(self._caps) * _SHARDS
+
+    # The probes below are written out in each method: a shared finder's call and tuple were
+    # a tenth of a lookup (``get`` of 200,000 keys: 1.15 µs against 1.03 inline, in one run),
+    # and a resume makes a few lookups a record. ``startswith`` compares in place (a slice a
+    # probe would allocate); the home slot is the key as a big-endian number modulo the
+    # shard's size (so mostly its last bytes, which the shard's own first byte does not bias).
+
+    def slot(self, key: bytes) -> int:
+        """The number of ``key``'s slot, or -1 if it is not in the table."""
         shard = key[0]
         buf = self._bufs[shard]
         cap = self._caps[shard]
         slot = self._slot
-        i = int.from_bytes(key[1:9], "little") % cap
-        # startswith compares in place: a slice per probe would allocate.
+        i = int.from_bytes(key, "big") % cap
         while True:
             pos = i * slot
             if buf.startswith(key, pos):
-                return buf, pos, True
+                return i * _SHARDS + shard
             if buf.startswith(_EMPTY, pos):
-                return buf, pos, False
+                return -1
             i += 1
             if i == cap:
                 i = 0
 
+    def value_at(self, number: int) -> bytes:
+        """The value in slot ``number`` (from `slot`)."""
+        pos = (number // _SHARDS) * self._slot + KEY_BYTES
+        return bytes(self._bufs[number % _SHARDS][pos : pos + self._value_size])
+
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, bytes) and self._find(key)[2]
+        return isinstance(key, bytes) and self.slot(key) >= 0
 
     def get(self, key: bytes) -> bytes | None:
         """The value of ``key`` (``b""`` in a set), or ``None``."""
-        buf, pos, found = self._find(key)
-        if not found:
-            return None
-        return bytes(buf[pos + KEY_BYTES : pos + self._slot])
+        shard = key[0]
+        buf = self._bufs[shard]
+        cap = self._caps[shard]
+        slot = self._slot
+        i = int.from_bytes(key, "big") % cap
+        while True:
+            pos = i * slot
+            if buf.startswith(key, pos):
+                return bytes(buf[pos + KEY_BYTES : pos + slot])
+            if buf.startswith(_EMPTY, pos):
+                return None
+            i += 1
+            if i == cap:
+                i = 0
 
     def add(self, key: bytes) -> bool:
         """Put ``key`` in with an all-zero value if it is not there; whether it was new."""
-        buf, pos, found = self._find(key)
-        if found:
-            return False
-        self._insert(key, buf, pos, bytes(self._value_size))
-        return True
+        shard = key[0]
+        buf = self._bufs[shard]
+        cap = self._caps[shard]
+        slot = self._slot
+        i = int.from_bytes(key, "big") % cap
+        while True:
+            pos = i * slot
+            if buf.startswith(key, pos):
+                return False
+            if buf.startswith(_EMPTY, pos):
+                self._insert(shard, pos, key + bytes(self._value_size))
+                return True
+            i += 1
+            if i == cap:
+                i = 0
 
     def put(self, key: bytes, value: bytes) -> bytes | None:
         """Set the value of ``key``; returns the value it replaces (``None``: a new key)."""
         if len(value) != self._value_size:
             raise ValueError(f"a value is {self._value_size} bytes, got {len(value)}")
-        buf, pos, found = self._find(key)
-        if found:
-            old = bytes(buf[pos + KEY_BYTES : pos + self._slot])
-            buf[pos + KEY_BYTES : pos + self._slot] = value
-            return old
-        self._insert(key, buf, pos, value)
-        return None
-
-    def _insert(self, key: bytes, buf: bytearray, pos: int, value: bytes) -> None:
-        buf[pos : pos + self._slot] = key + value
         shard = key[0]
+        buf = self._bufs[shard]
+        cap = self._caps[shard]
+        slot = self._slot
+        i = int.from_bytes(key, "big") % cap
+        while True:
+            pos = i * slot
+            if buf.startswith(key, pos):
+                old = bytes(buf[pos + KEY_BYTES : pos + slot])
+                buf[pos + KEY_BYTES : pos + slot] = value
+                return old
+            if buf.startswith(_EMPTY, pos):
+                self._insert(shard, pos, key + value)
+                return None
+            i += 1
+            if i == cap:
+                i = 0
+
+    def _insert(self, shard: int, pos: int, entry: bytes) -> None:
+        self._bufs[shard][pos : pos + self._slot] = entry
         self._counts[shard] += 1
         self.size += 1
         if self._counts[shard] > self._caps[shard] * _MAX_LOAD:
@@ -137,9 +185,10 @@ class DigestTable:
             key = bytes(old[start : start + KEY_BYTES])
             if key == _EMPTY:
                 continue
-            i = int.from_bytes(key[1:9], "little") % cap
-            while new[i * slot : i * slot + KEY_BYTES] != _EMPTY:
+            i = int.from_bytes(key, "big") % cap
+            while not new.startswith(_EMPTY, i * slot):
                 i = i + 1 if i + 1 < cap else 0
             new[i * slot : (i + 1) * slot] = old[start : start + slot]
         self._bufs[shard] = new
         self._caps[shard] = cap
+        self.grown += 1

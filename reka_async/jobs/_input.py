@@ -6,23 +6,37 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, Final
+
+import attrs
 
 from .._exceptions import InvalidRequestError
 from ..batch import prepare_item
 from ._errors import DuplicateCustomId, InputChanged, InvalidInputLine
-from ._index import DigestTable
+from ._index import DigestTable, digest_key
 from ._read import read_lines
-from ._resume import Entry, Resumed, id_key, request_digest
+from ._resume import (
+    ANSWERED,
+    FAILED_RETRYABLE,
+    Entry,
+    Resumed,
+    id_key,
+    request_digest,
+    stored_request_digest,
+)
 
 __all__ = [
     "INPUT_FORMATS",
     "BadLine",
+    "InputHasher",
     "JobInput",
     "LineHash",
-    "line_preparer",
     "input_format",
+    "input_hasher",
+    "line_preparer",
     "prepare_line",
     "raw_line_hash",
 ]
@@ -87,6 +101,84 @@ _LINE_PREFIX: Final = "line:"
 def raw_line_hash(raw: bytes) -> str:
     """The identity of an input line that never became a request (``"line:"`` + 32 hex)."""
     return _LINE_PREFIX + hashlib.sha256(raw.rstrip(b"\r")).hexdigest()[:32]
+
+
+#: The BLAKE2b personalisation of input hashes. Its version goes up whenever the request
+#: built from the same line and options changes (``prepare_line``, ``request_body``): older
+#: input hashes then match no line, and a resume compares the requests themselves.
+_INPUT_PERSON: Final = b"reka-input-v1"
+_INPUT_HASH_BYTES: Final = 16
+
+
+@attrs.frozen
+class InputHasher:
+    """The ``input_hash`` of an input line: BLAKE2b of the line's bytes, salted by the job's
+    options (`input_hasher`).
+
+    Equal input hashes mean the same bytes read with the same options, so the same request
+    (prepare is a function of the two); a line whose bytes changed but whose request did not
+    (whitespace, key order) differs here, and a resume then compares the requests. A resume
+    compares 8 bytes of it: an edited line keeps them with probability ``2**-64``, as it
+    would keep its request hash's 8 bytes.
+
+    Attributes:
+        salt: 16 bytes of BLAKE2b of the options.
+    """
+
+    salt: bytes
+
+    def __call__(self, raw: bytes) -> str:
+        """The ``input_hash`` of the line ``raw`` (``"b2:"`` and 32 hex digits)."""
+        return "b2:" + self._hash(raw).hexdigest()
+
+    def digest(self, raw: bytes) -> bytes:
+        """The 8 bytes of its input hash a resume compares (``_resume.input_digest``)."""
+        return self._hash(raw).digest()[:8]
+
+    def _hash(self, raw: bytes) -> hashlib.blake2b:
+        return hashlib.blake2b(
+            raw, digest_size=_INPUT_HASH_BYTES, salt=self.salt, person=_INPUT_PERSON
+        )
+
+
+def input_hasher(
+    *,
+    model: str,
+    params: Mapping[str, Any],
+    system: str | None,
+    input_format: str,
+    base_url: str,
+    api: str,
+) -> InputHasher | None:
+    """The `InputHasher` of a job's lines: every option that shapes a request from a line
+    (the default model, the parameters, the system message, the input format, and the host
+    and dialect ``request_hash`` names) goes into its salt.
+
+    Returns:
+        ``None`` when the parameters are not JSON (such a job stores no input hashes, and a
+        resume compares requests).
+    """
+    options = {
+        "model": model,
+        "params": params,
+        "system": system,
+        "format": input_format,
+        "host": (urllib.parse.urlsplit(base_url).hostname or "").lower(),
+        "api": api,
+    }
+    try:
+        text = json.dumps(options, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    salt = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return InputHasher(salt)
+
+
+# The head of an input line as json.dumps writes it, or compact: its custom_id is a key to
+# look up without parsing the line. Only a line whose input hash then matches its record's is
+# skipped this way, so the guess is checked: a record's input hash is of the very bytes that
+# produced it, so the same bytes have that record's custom_id.
+_ID_HEAD: Final = re.compile(rb'\{\s*"custom_id"\s*:\s*"([^"\\]*)"')
 
 
 class BadLine(dict[str, Any]):
@@ -160,20 +252,24 @@ class JobInput:
     """Turns input lines into batch items, tracking line numbers, duplicates and resume skips.
 
     Items are numbered in the order the runner pulls them, which is the ``BatchResult.index``;
-    ``line_of`` maps that index to the input line number until the result is written, and
-    ``line_hash_of`` to the hash of the raw line (the identity of an item that never becomes
-    a request).
+    ``line_of`` maps that index to the input line number until the result is written; with
+    ``hash_line``, ``line_hash_of`` maps it to the hash of the raw line (the identity of an
+    item that never becomes a request), and with ``hash_input``, ``input_hash_of`` to the
+    line's input hash.
 
     On a resume an input whose custom_id the output already holds is skipped, unless:
 
     * its last record failed in a way that can change and ``retry_failed`` is set: sent again;
     * its request changed since (``hash_line`` differs from the stored ``request_hash``):
       sent again with ``rerun_changed`` (counted in ``rerun``), else ``InputChanged`` is
-      raised (with ``dry=True``: every changed line is collected first).
+      raised (with ``dry=True``: every changed line is collected first). A record with an
+      ``input_hash`` equal to ``hash_input`` of the line has the same request, and nothing
+      is built to know it; one that differs is compared by its ``request_hash``.
 
     A duplicate ``custom_id`` never marks the original as done: duplicate lines are keyed by
-    line number. The ids seen are kept in a `DigestTable` (about 15 bytes an input when
-    ``expected`` is the line count).
+    line number. The ids seen are kept in a `DigestTable`, ``seen`` (about 15 bytes an input
+    when ``expected`` is the line count), but for those the output holds: a bit a slot of its
+    table marks those.
 
     Args:
         resumed: what an existing output already holds (`scan_output`), or ``None``.
@@ -183,6 +279,7 @@ class JobInput:
         input_format: ``"jsonl"`` (one JSON object a line; OpenAI Batch API lines too) or
             ``"text"`` (one prompt a line); see `input_format`.
         expected: the input lines to expect (sizes the table of ids seen; 0: it grows).
+        hash_input: the job's `InputHasher` (`input_hasher`), or ``None``.
     """
 
     def __init__(
@@ -194,16 +291,19 @@ class JobInput:
         rerun_changed: bool = False,
         input_format: str = "jsonl",
         expected: int = 0,
+        hash_input: InputHasher | None = None,
     ) -> None:
         if input_format not in INPUT_FORMATS:
             raise ValueError(f"input_format must be 'jsonl' or 'text', got {input_format!r}")
         self.resumed = resumed if resumed is not None else Resumed()
         self.retry_failed = retry_failed
         self.hash_line = hash_line
+        self.hash_input = hash_input
         self.rerun_changed = rerun_changed
-        self.seen = DigestTable(0, expected)
+        self.seen = DigestTable(0, max(expected - len(self.resumed), 0))
         self.line_of: dict[int, int] = {}
         self.line_hash_of: dict[int, str] = {}
+        self.input_hash_of: dict[int, str] = {}
         self.skipped = 0
         self.skipped_failed = 0
         self.retried = 0
@@ -216,6 +316,7 @@ class JobInput:
         #: After `check`: per input line, 0 skip, 1 send, 2 send as a duplicate's error.
         self.plan = bytearray()
         self._planned = False
+        self._output_fd = -1  # the output, open while lines are read, for stored hashes
 
     def adopt(self, checker: JobInput) -> None:
         """Take the decisions of ``checker``'s `check` of the same input (made with the same
@@ -263,12 +364,40 @@ class JobInput:
             ),
         )
 
+    def _sending(self, raw: bytes, lineno: int) -> None:
+        """Note what the record of the line about to be yielded needs."""
+        self.line_of[self.sent] = lineno
+        if self.hash_line is not None:
+            self.line_hash_of[self.sent] = raw_line_hash(raw)
+        if self.hash_input is not None:
+            self.input_hash_of[self.sent] = self.hash_input(raw)
+        self.sent += 1
+
     async def _lines(self, fd: int, *, dry: bool) -> AsyncGenerator[dict[str, Any], None]:
+        try:
+            async with contextlib.aclosing(self._read(fd, dry=dry)) as items:
+                async for item in items:
+                    yield item
+        finally:
+            if self._output_fd >= 0:
+                os.close(self._output_fd)
+                self._output_fd = -1
+
+    async def _read(self, fd: int, *, dry: bool) -> AsyncGenerator[dict[str, Any], None]:
         done = self.resumed
         plan = self.plan
+        # The inputs met that the output holds: one bit a slot of its table (the ids seen
+        # that it does not hold go in `seen`). Slot numbers hold while the table does not
+        # grow, and nothing adds to it while its input is read.
+        table = done.table if len(done) and not self._planned else None
+        met = bytearray(table.slots // 8 + 1) if table is not None else None
+        grown = table.grown if table is not None else 0
+        skip = self._skipper(met)
         lineno = 0
         async with contextlib.aclosing(read_lines(fd)) as chunks:
             async for lines in chunks:
+                if table is not None and table.grown != grown:
+                    raise RuntimeError("the output's table grew while its input was read")
                 for raw in lines:
                     lineno += 1
                     if self._planned:
@@ -282,10 +411,10 @@ class JobInput:
                             continue
                         if plan[lineno] == 2:
                             item = self._duplicate(str(item["custom_id"]), lineno)
-                        self.line_of[self.sent] = lineno
-                        self.line_hash_of[self.sent] = raw_line_hash(raw)
-                        self.sent += 1
+                        self._sending(raw, lineno)
                         yield item
+                        continue
+                    if skip is not None and skip(raw, lineno):
                         continue
                     item = self.parse(raw, lineno)
                     if item is None:
@@ -293,7 +422,14 @@ class JobInput:
                     custom_id = str(item["custom_id"])
                     key = id_key(custom_id)
                     dup = False
-                    if not self.seen.add(key):
+                    slot = done.slot(key) if met is not None else -1
+                    if met is not None and slot >= 0:
+                        bit = 1 << (slot & 7)
+                        new = not met[slot >> 3] & bit
+                        met[slot >> 3] |= bit
+                    else:
+                        new = self.seen.add(key)
+                    if not new:
                         if done.has_dup_line(lineno):
                             self.skipped += 1
                             self.skipped_failed += 1
@@ -301,7 +437,7 @@ class JobInput:
                         item = self._duplicate(custom_id, lineno)
                         dup = True
                     else:
-                        entry = done.entry(key) if len(done) else None
+                        entry = done.entry_at(slot) if slot >= 0 else None
                         if entry is not None and not self._send_again(
                             entry, item, raw, lineno, custom_id, dry=dry
                         ):
@@ -314,32 +450,99 @@ class JobInput:
                             plan.extend(bytes(lineno + 1 - len(plan) + len(plan) // 2))
                         plan[lineno] = 2 if dup else 1
                         continue
-                    self.line_of[self.sent] = lineno
-                    self.line_hash_of[self.sent] = raw_line_hash(raw)
-                    self.sent += 1
+                    self._sending(raw, lineno)
                     yield item
         self.lines = lineno
         if dry and len(plan) <= lineno:
             plan.extend(bytes(lineno + 1 - len(plan)))  # a plan covers every line read
 
+    def _skipper(self, met: bytearray | None) -> Callable[[bytes, int], bool] | None:
+        """The fast skip of a resume (``None``: none applies): ``skip(raw, lineno)`` is true
+        for a line skipped (counted, and marked in ``met``) as the general path would skip
+        it, because the output's last record of its custom_id has its very input hash;
+        false sends the line down the general path, with nothing counted or marked.
+
+        What it buys: the check of a line the output answered in 3.7 µs of CPU instead of
+        7.4 (rounds 3.7-3.9 against 7.2-7.6; the general path parses the line's JSON; both
+        compare input hashes, where older records make it build and hash the request, 19.2
+        µs): medians of five interleaved rounds on 200,000 lines, ``python -m
+        benchmarks.jobscale --fast-paths 200000 --pairs 5``, load average 3.
+        ``tests/jobs/test_resume_fast_paths.py`` pins it to the general path.
+        """
+        hasher = self.hash_input
+        if hasher is None or self.hash_line is None or met is None:
+            return None
+        if not self.resumed.input_hashed:
+            return None  # an older output: no line would be skipped by it
+        slot_of = self.resumed.slot
+        same = self.resumed.same_input
+        input_digest = hasher.digest
+        match = _ID_HEAD.match
+        retry_failed = self.retry_failed
+        plain_text = self.plain_text
+
+        def skip(raw: bytes, lineno: int) -> bool:
+            if plain_text:
+                custom_id = b"line-%d" % lineno
+            else:
+                head = match(raw)
+                if head is None:
+                    return False
+                custom_id = head.group(1)
+            slot = slot_of(digest_key(custom_id, b"custom_id"))
+            if slot < 0:
+                return False
+            held = same(slot, input_digest(raw))
+            bit = 1 << (slot & 7)
+            if not held or (held == FAILED_RETRYABLE and retry_failed) or met[slot >> 3] & bit:
+                return False  # not held as this line, sent again, or a duplicate line
+            met[slot >> 3] |= bit
+            self.skipped += 1
+            if held != ANSWERED:
+                self.skipped_failed += 1
+            return True
+
+        return skip
+
+    def _changed(self, entry: Entry, item: Any, raw: bytes, lineno: int) -> bool:
+        """Whether the request of an input the output holds changed (``False`` when its
+        record holds no hash to compare)."""
+        assert self.hash_line is not None
+        stored = entry.request_digest
+        if entry.input_digest is not None:
+            hasher = self.hash_input
+            if hasher is not None and hasher.digest(raw) == entry.input_digest:
+                return False  # the same bytes, read with the same options
+            stored = self._stored_request_digest(entry.offset)
+        if stored is None:
+            return False
+        digest = self.hash_line(item, lineno)
+        if digest.startswith(_LINE_PREFIX):
+            digest = raw_line_hash(raw)
+        return request_digest(digest) != stored
+
+    def _stored_request_digest(self, offset: int) -> bytes | None:
+        """The request digest of the output's record at ``offset``."""
+        if self._output_fd < 0:
+            if not self.resumed.path:
+                return None
+            self._output_fd = os.open(self.resumed.path, os.O_RDONLY)
+        return stored_request_digest(self._output_fd, offset)
+
     def _send_again(
         self, entry: Entry, item: Any, raw: bytes, lineno: int, custom_id: str, *, dry: bool
     ) -> bool:
         """Whether an input the output already holds must be sent again."""
-        if entry.request_digest is not None and self.hash_line is not None:
-            digest = self.hash_line(item, lineno)
-            if digest.startswith(_LINE_PREFIX):
-                digest = raw_line_hash(raw)
-            if request_digest(digest) != entry.request_digest:
-                if self.rerun_changed:
-                    self.rerun += 1
-                    return True
-                self.changed_count += 1
-                if len(self.changed) < 20:
-                    self.changed.append((lineno, custom_id))
-                if not dry:
-                    raise self._changed_error()
-                return False
+        if self.hash_line is not None and self._changed(entry, item, raw, lineno):
+            if self.rerun_changed:
+                self.rerun += 1
+                return True
+            self.changed_count += 1
+            if len(self.changed) < 20:
+                self.changed.append((lineno, custom_id))
+            if not dry:
+                raise self._changed_error()
+            return False
         if not entry.ok and entry.retryable and self.retry_failed:
             self.retried += 1
             return True

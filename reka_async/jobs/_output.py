@@ -16,7 +16,10 @@ __all__ = ["Writer", "record"]
 
 
 def record(
-    result: BatchResult, line: int | None, request_hash: str | None = None
+    result: BatchResult,
+    line: int | None,
+    request_hash: str | None = None,
+    input_hash: str | None = None,
 ) -> dict[str, Any]:
     """The output record of one result.
 
@@ -26,6 +29,9 @@ def record(
         request_hash: the identity of its request (``_wire.hashing.request_hash``, or the
             input line's hash when it never became a request), stored so that a resume can
             tell when the input changed.
+        input_hash: the hash of its input line's bytes and the job's options
+            (``_input.input_hasher``): what a resume compares first, without building the
+            request again.
     """
     out: dict[str, Any] = {"custom_id": result.custom_id, "line": line, "ok": result.ok}
     response = result.response
@@ -62,6 +68,8 @@ def record(
         out["metadata"] = result.metadata
     if request_hash is not None:
         out["request_hash"] = request_hash
+    if input_hash is not None:
+        out["input_hash"] = input_hash
     return out
 
 

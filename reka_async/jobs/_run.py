@@ -8,7 +8,8 @@ This is what ``reka-async batch`` runs (and what ``run_ray_job`` mirrors). The g
   earlier one (``_resume``); superseded records are compacted away atomically at the end;
 * one writer per output (``OutputLock``): a second run on the same output is refused;
 * a resume never pairs an old answer with a new request: each record stores its request's
-  hash, and an input whose request changed is refused (``InputChanged``) or, with
+  hash (and its input line's, with the options, which a resume compares first), and an
+  input whose request changed is refused (``InputChanged``) or, with
   ``rerun_changed=True``, sent again;
 * ``retry_failed=True`` sends again the failures that can change (``retryable_failure``);
 * a duplicate ``custom_id`` is an error line of its own and never marks the original done;
@@ -32,7 +33,7 @@ from .._wire.hashing import request_hasher_for
 from ..batch import BatchResult, BatchRunner, BatchStats
 from ._carry import compact_carrying, spent_before
 from ._errors import JobIOError
-from ._input import JobInput, input_format, line_preparer, prepare_line
+from ._input import JobInput, input_format, input_hasher, line_preparer, prepare_line
 from ._lock import OutputLock
 from ._output import Writer, record
 from ._resume import Resumed, scan_output, start_output
@@ -145,6 +146,15 @@ class Job:
         #: What the whole job was charged so far (updated as records are written).
         self.spent_usd = 0.0
         self._hash_body = request_hasher(client)
+        #: The ``input_hash`` of the job's lines (``None``: its parameters are not JSON).
+        self.hash_input = input_hasher(
+            model=self.model,
+            params=self.params,
+            system=system,
+            input_format=self.input_format,
+            base_url=client.base_url,
+            api=client.api,
+        )
 
     def hash_line(self, item: Any, lineno: int) -> str:
         """The request identity of an input line (``"line:"`` when it is no request)."""
@@ -178,6 +188,7 @@ class Job:
                 hash_line=self.hash_line,
                 input_format=self.input_format,
                 expected=expected,
+                hash_input=self.hash_input,
             )
             check_fd = _open(self.input_path)
             try:
@@ -191,6 +202,7 @@ class Job:
             rerun_changed=self.rerun_changed,
             input_format=self.input_format,
             expected=0 if checker is not None else expected,
+            hash_input=self.hash_input,
         )
         if checker is not None:
             source.adopt(checker)  # its decisions: the run reads only the lines to send
@@ -208,22 +220,31 @@ class Job:
         runner = BatchRunner(self.client, **runner_options)  # its errors come before OUTPUT
         fd = 0 if from_stdin else _open(self.input_path)
         writer = Writer(out)
-        completed = False
+        completed = writable = False
         try:
-            async with runner.stream(source.items(fd)) as results:
+            stream = runner.stream(source.items(fd))
+            writable = True
+            async with stream as results:
                 self.stats = runner.stats
                 async for result in results:
-                    line = _record(result, source, self._hash_body)
-                    writer.write(line)
-                    self.written = writer.written
-                    self.spent_usd += record_spend(line)
+                    writable = False  # until the write returns: a failed one stops writing
+                    self._write(writer, result, source)
+                    writable = True
             completed = True
         finally:
-            self.stats = runner.stats
-            self.written = writer.written
-            writer.close()
-            if not from_stdin:
-                os.close(fd)
+            try:
+                if writable:
+                    # Answers that came back but were not handed out when the stream stopped
+                    # (a cancel, Ctrl-C, a stop by the breaker): they were paid for, so they
+                    # are written; otherwise a resume would ask for them again.
+                    for result in stream.unclaimed():
+                        self._write(writer, result, source)
+            finally:
+                self.stats = runner.stats
+                self.written = writer.written
+                writer.close()
+                if not from_stdin:
+                    os.close(fd)
         compacted = 0
         superseded = (resumed.superseded if resumed else 0) + source.retried + source.rerun
         if completed and superseded:
@@ -247,6 +268,12 @@ class Job:
             final=final,
             spent_usd=self.spent_usd,
         )
+
+    def _write(self, writer: Writer, result: BatchResult, source: JobInput) -> None:
+        line = _record(result, source, self._hash_body)
+        writer.write(line)
+        self.written = writer.written
+        self.spent_usd += record_spend(line)
 
     def _spent_so_far(self, resumed: Resumed | None) -> float:
         """The job's spend before this run (``_carry.spent_before``)."""
@@ -348,4 +375,4 @@ def _record(
     line = source.line_of.pop(result.index, None)
     raw_hash = source.line_hash_of.pop(result.index, None)
     digest = hash_body(result.request) if result.request is not None else raw_hash
-    return record(result, line, digest)
+    return record(result, line, digest, source.input_hash_of.pop(result.index, None))
