@@ -86,7 +86,9 @@ answers lag behind the requests in flight), each answer corrects it (the lower o
 wins, so other users of the key are accounted for), and when it reaches zero the client
 pauses (the shared ``Cooldown``) until the window resets. After a reset the window's
 ``limit`` is available again; the next reset is predicted from the window length seen
-between two resets.
+between two resets. Two resets with idle windows between them are a whole number of windows
+apart: that number of a known length is no new length (and no moving window), and a length
+learned from such a pair is put right by the next window that ends before its prediction.
 """
 
 from __future__ import annotations
@@ -325,7 +327,7 @@ class Quota:
         if not self.reset_at:  # the current window's end is not known yet: now it is
             previous = self._previous_reset
             if previous and reset > previous + 1e-3:
-                self.window_s = reset - previous
+                self._learn(reset - previous)
             self.reset_at = reset
             self.remaining = min(self.remaining, remaining) if self._counting else remaining
         elif abs(reset - self.reset_at) < max(1e-3, self.window_s / 4):
@@ -337,18 +339,7 @@ class Quota:
             self.reset_at = reset
         elif reset > self.reset_at:  # a later window than the one we count
             if now >= self.reset_at - 1e-3:
-                # A fixed window rolled over. Windows of the clock follow each other a
-                # window's length apart, and the prediction follows the server's: one
-                # more than the header's rounding off a known length is no fixed window,
-                # but a sliding one whose oldest request left (its requests went out
-                # together, as released at the end of a pause, so its reset did not move
-                # within the window).
-                if self.window_s:
-                    if abs(reset - self.reset_at - self.window_s) > 2e-3:
-                        self.moving = True
-                    else:
-                        self.fixed = True
-                self.window_s = reset - self.reset_at
+                self._learn(reset - self.reset_at)  # a window rolled over
             self._previous_reset = self.reset_at
             self.reset_at = reset
             self.remaining = remaining
@@ -359,12 +350,52 @@ class Quota:
             # by as much, or it would drift by the header's rounding every window until
             # requests go out before the server's window has turned.
             previous = self._previous_reset
-            if previous and not self.moving and abs(reset - previous) < self.window_s / 4:
+            if not previous or self.moving:
+                return
+            if abs(reset - previous) < self.window_s / 4:
                 self.reset_at += reset - previous
                 self._previous_reset = reset
-            return
+                return
+            if reset < previous:
+                return
+            # Or the server's window ends before the predicted one: the length learned was
+            # several windows (idle ones between the two resets it came from). This is the
+            # window being counted, its length the gap from the one before.
+            self._learn(reset - previous)
+            self.reset_at = reset
+            self.remaining = min(self.remaining, remaining)
         self._counting = False
         self.active = self.remaining <= self.slack
+
+    def _learn(self, gap: float) -> None:
+        """A window rolled over ``gap`` seconds after the one before: learn the window's
+        length from it (``window_s``), and whether windows follow the clock (``fixed``) or
+        move (``moving``).
+
+        Windows of the clock follow each other a whole number of windows apart (idle windows
+        between two answers), to the header's rounding; a gap that is a whole fraction of
+        the length learned says that length spanned idle windows, and puts it right. A gap
+        that is neither is no fixed window but a sliding one whose oldest request left (its
+        requests went out together, as released at the end of a pause, so its reset did not
+        move within the window). The length follows the latest gap of one window (the
+        prediction follows the server's rounding).
+        """
+        known = self.window_s
+        if not known:
+            self.window_s = gap
+            return
+        windows = round(gap / known)
+        if windows >= 1 and abs(gap - windows * known) <= 2e-3 * windows:
+            self.fixed = True
+            if windows == 1:
+                self.window_s = gap
+            return
+        fraction = round(known / gap)
+        if 2 <= fraction <= 16 and abs(known - fraction * gap) <= 2e-3 * fraction:
+            self.fixed = True
+        else:
+            self.moving = True
+        self.window_s = gap
 
     def before_send(self) -> float:
         """Count one request about to be sent; returns the seconds to pause first (or 0.0)."""

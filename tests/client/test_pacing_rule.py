@@ -290,6 +290,61 @@ def test_the_predicted_window_end_follows_the_servers_and_never_drifts_early(
     assert len(windows) >= 38
 
 
+def sent_per_window(
+    monkeypatch: pytest.MonkeyPatch, quota: Quota, busy: list[tuple[float, float]]
+) -> dict[int, int]:
+    """Requests a client sends, one every 20 ms through ``busy`` spans (seconds from a
+    window edge), against fixed windows of 10 per second whose answers carry only
+    ``x-ratelimit-limit``/``reset`` beside ``remaining`` (answered at once). The quota is
+    asked before each request while it is active, as the pacer does. Returns the requests
+    sent in each window."""
+    clock = FakeUnixTime(NOW)
+    monkeypatch.setattr(_quota, "time", clock)
+    sent: dict[int, int] = {}
+    for start, end in busy:
+        clock.now = NOW + start
+        while clock.now < NOW + end:
+            if quota.active:
+                clock.now += quota.before_send()
+            window = math.floor(clock.now - NOW)
+            sent[window] = sent.get(window, 0) + 1
+            reset = f"{NOW + window + 1:.3f}"
+            quota.observe(
+                str(max(10 - sent[window], 0)),
+                {"x-ratelimit-limit": "10", "x-ratelimit-reset": reset},
+            )
+            clock.now += 0.02
+    return sent
+
+
+def test_a_window_length_seen_across_an_idle_window_is_put_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One request, a window with none, then a steady stream: the two resets seen first are
+    # two windows apart. Taken as the window's length, the countdown paused the client
+    # through every other window, forever (10 requests in two seconds, not twenty).
+    quota = Quota(slack=64, max_wait=120.0)
+    sent = sent_per_window(monkeypatch, quota, [(0.05, 0.06), (2.05, 9.0)])
+    assert quota.window_s == pytest.approx(1.0, abs=2e-3)
+    assert not quota.moving
+    assert [sent.get(w, 0) for w in range(3, 9)] == [10] * 6
+
+
+def test_idle_windows_between_two_resets_do_not_make_a_fixed_window_moving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A window's length known, a pause rolls the count over to a predicted window, and the
+    # client goes quiet: the next reset it reads is three windows after the predicted one.
+    # That is windows of the clock, not a window that moves (which turned the countdown
+    # off, and took three seconds for the window's length).
+    quota = Quota(slack=4, max_wait=120.0)
+    sent = sent_per_window(monkeypatch, quota, [(0.05, 3.03), (6.05, 10.0)])
+    assert quota.window_s == pytest.approx(1.0, abs=2e-3)
+    assert not quota.moving
+    assert max(sent.values()) == 10  # never more than a window admits
+    assert [sent.get(w, 0) for w in range(7, 10)] == [10] * 3
+
+
 # --- issue 27, every limiter kind: the first wave, pauses, moving windows ---------------------
 
 
