@@ -358,9 +358,12 @@ class AsyncClient:
 
         With another ``api_key`` or ``base_url`` the copy is a client of its own for that
         key or endpoint: its own connection pool (configured as this one's: proxy, TLS,
-        connector factory, size), key header, cooldown and rate-limit window, and request
-        cache identity; its circuit breaker is that of whatever batch runs on it. Close it
-        as any client (``async with``): closing either leaves the other open. The budgets
+        connector factory, size), key header and request cache identity, and the pacing
+        (cooldown, rate-limit window, learned rate) of its key and origin: its own, unless
+        this client or a copy already talks to that key and host (another path on the same
+        host, or back to this client's key), whose pacing it shares; its circuit breaker
+        is that of whatever batch runs on it. Close it as any client (``async with``):
+        closing either leaves the other open. The budgets
         (``rpm``, ``tpm``, ``rate_budget``) are still shared: they are this process's own
         limits, not the server's. Options not given keep this client's values.
 
@@ -481,8 +484,10 @@ class AsyncClient:
 
     @property
     def pacer(self) -> Pacer:
-        """The client's pacing (shared by its ``with_options`` copies): the shared cooldown,
-        the key's window and the learned send rate (``_http/quota.py`` has the rule)."""
+        """The client's pacing: the shared cooldown, the key's window and the learned send
+        rate (``_http/quota.py`` has the rule). One per API key and origin, shared by this
+        client's ``with_options`` copies of that pair; clients made apart share none
+        (``_http/pacing.py``)."""
         return self._transport.pacer
 
     @property

@@ -3,8 +3,18 @@
 It holds the client's shared ``Cooldown`` (tripped by a quota 429, so every request of the
 client waits), the key's window as the server's ``x-ratelimit-*`` headers describe it
 (``Quota``) and the learned send rate. The rule it applies is written once, in
-``_http/quota.py``'s docstring. The request loop holds one (composition: ``Transport.pacer``);
-its copies made by ``with_options`` share it, and ``BatchStats`` reads it.
+``_http/quota.py``'s docstring. The request loop holds one (composition: ``Transport.pacer``),
+and ``BatchStats`` reads it.
+
+One pacer per (key, origin): a client and its ``with_options`` copies share one for each
+pair of API key and scheme, host and port they talk to (a copy with another key has its own;
+one with another path on the same host, or back to an earlier key, takes the pair's). Two
+clients made apart share none, by choice: a pacer's waits belong to one event loop (a sync
+``Client`` runs its own), and a process-wide registry would carry one client's pause (or a
+test's) into another that never asked for it; the library keeps no state of the process.
+To pace every request of a key together, send them through one client or its copies. Ray's
+actors, each with clients of its own, share a pacer's state through their shared actor
+(``reka_async/integrations/ray/_limiter.py``).
 """
 
 from __future__ import annotations
