@@ -215,6 +215,12 @@ class AsyncClient:
             deltas), ``"cumulative"`` or ``"delta"``, for a server whose deltas can look
             cumulative (``"ha"``, ``"ha"``, ``"ha!"``). A call may override it. The OpenAI
             dialect always sends deltas.
+        pacer: the pacing to carry on from another client for the same key and host (its
+            ``client.pacer``, on the same event loop, so not for the sync ``Client``; that
+            client may be closed): the cooldown, the key's window and the learned send
+            rate, so that a client made afresh does not start over (Ray's mapper makes one
+            per run of batches). Default: this client's own; clients made apart share none
+            (``_http/pacing.py``).
 
     Pacing needs no option: the client reads the server's ``x-ratelimit-*`` headers and
     pauses when the key's window is spent, and a 429 that says so pauses every request of
@@ -262,6 +268,7 @@ class AsyncClient:
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         transport: AsyncTransport | None = None,
         stream_mode: StreamMode = "auto",
+        pacer: Pacer | None = None,
     ) -> None:
         configure_from_env()
         key = resolve_api_key(api_key)
@@ -320,6 +327,7 @@ class AsyncClient:
                 on_retry=_retry_hook(on_retry),
                 budget=budget,
                 max_response_bytes=max_response_bytes,
+                pacer=pacer,
             ),
             dialect.name,
         )

@@ -12,9 +12,10 @@ one with another path on the same host, or back to an earlier key, takes the pai
 clients made apart share none, by choice: a pacer's waits belong to one event loop (a sync
 ``Client`` runs its own), and a process-wide registry would carry one client's pause (or a
 test's) into another that never asked for it; the library keeps no state of the process.
-To pace every request of a key together, send them through one client or its copies. Ray's
-actors, each with clients of its own, share a pacer's state through their shared actor
-(``reka_async/integrations/ray/_limiter.py``).
+To pace every request of a key together, send them through one client or its copies, or
+hand a client made later the pacer of an earlier one (``AsyncClient(pacer=...)``, on the
+same event loop). Ray's actors, processes of their own, share a pacer's state through their
+shared actor (``reka_async/integrations/ray/_limiter.py``).
 """
 
 from __future__ import annotations
@@ -413,6 +414,43 @@ class Pacer:
             self.rate = raised
             self._changed_at = now
             self._queued = False
+
+    def adopt(self, rate: float | None, pause_s: float = 0.0) -> None:
+        """Take pacing learned elsewhere: the send ``rate`` of another process's pacer for
+        the same key and host (``None``: none known), and a pause of ``pause_s`` seconds it
+        was asked for. Ray's actors call it with what their shared actor holds
+        (``reka_async/integrations/ray/_limiter.py``); nothing on the request path does.
+
+        A rate taken ends the first wave (the limit is known). A lower one starts the share
+        of 429s afresh, as a cut here does; a higher one keeps what this pacer reads of a
+        moving window (its ``remaining`` over the probe intervals), and one at most a probe
+        above (``_PROBE``) counts as a probe here too, so a 429 here (or a window draining)
+        undoes it. Either holds this pacer's own probes off for ``SHARE_WINDOW_S``, so that
+        the pacers sharing a rate do not probe over each other. The pause holds every
+        request of this client and starts the send slots at its end, as a quota 429's does.
+        """
+        if pause_s > 0.0:
+            self.cooldown.trip(pause_s)
+            self._next = max(self._next, self.cooldown.deadline)
+        if rate is None or rate <= 0.0 or rate == self.rate:
+            return
+        if self._ceiling is not None:
+            rate = min(rate, self._ceiling * MARGIN)
+        if self._wave != _OVER:
+            self._end_wave()
+        before = self.rate
+        now = time.monotonic()
+        if before is None or rate < before:
+            self._set(rate, now)
+            return
+        self.rate = rate
+        self._changed_at = now
+        if rate <= before * _PROBE * (1.0 + 1e-9):
+            self._probed_from = before
+            if self._streak_from is None:
+                self._streak_from = before
+        else:
+            self._probed_from = self._streak_from = None
 
     def report(self, stats: Any) -> None:
         """Copy what pacing did onto a ``BatchStats``: the learned rate (or, before one, the

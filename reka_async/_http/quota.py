@@ -51,6 +51,11 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
    the wave has answered (at most half the time its first answer took), so its share of
    429s sets the rate before a second wave goes out unpaced into a spent limiter.
 
+   **Learned elsewhere.** Pacers in other processes for the same key and host (Ray's
+   actors, through their shared actor) hand each other their rates and pauses
+   (``Pacer.adopt``): a rate taken ends the first wave; a lower one starts the share of
+   429s afresh, as a cut here does; one a probe above counts as a probe here too.
+
    **Probes.** A paced client whose requests are queued at the rate (a rate that is not
    the bottleneck is not raised) probes upward, 2 % at a time, after ``SHARE_WINDOW_S``
    without a rate-limit 429. The first 429 after a probe undoes it, and no probe follows

@@ -140,6 +140,7 @@ class Transport:
         budget: Budget | None = None,
         max_response_bytes: int | None = None,
         pacers: dict[tuple[str, str], Pacer] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
@@ -153,6 +154,8 @@ class Transport:
         # another key or endpoint (``rebind``) takes the one of its pair, made on first use.
         self._pacers = pacers if pacers is not None else {}
         pair = (hashlib.sha256(api_key.encode()).hexdigest(), str(base_url.origin()))
+        if pacer is not None:  # carried on from another client (``AsyncClient(pacer=)``)
+            self._pacers[pair] = pacer
         pacer = self._pacers.get(pair)
         if pacer is None:
             quota = Quota(slack=max_connections, max_wait=retry_policy.max_server_wait)

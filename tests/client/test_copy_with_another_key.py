@@ -123,6 +123,19 @@ async def test_two_clients_made_apart_share_no_pacer(server: MockRekaServer) -> 
         assert two.cooldown_remaining == 0
 
 
+async def test_a_client_made_afresh_carries_on_with_an_earlier_clients_pacer(
+    server: MockRekaServer,
+) -> None:
+    async with AsyncClient(API_KEY, server.base_url, retry_policy=FAST_POLICY) as first:
+        server.inject("rate_limit")
+        with pytest.raises(Exception, match="429"):
+            await first.chat.create(messages=MSGS, model="reka-flash", max_retries=0)
+    async with AsyncClient(API_KEY, server.base_url, pacer=first.pacer) as second:
+        assert second.pacer is first.pacer  # the closed client's pacing goes on here
+        assert second.cooldown_remaining > 0
+        assert second.with_options(max_retries=0).pacer is first.pacer
+
+
 async def test_a_copy_with_the_same_key_still_shares(server: MockRekaServer) -> None:
     async with AsyncClient(API_KEY, server.base_url, retry_policy=FAST_POLICY) as client:
         copy = client.with_options(api_key=API_KEY, base_url=server.base_url + "/")

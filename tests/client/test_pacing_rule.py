@@ -623,3 +623,35 @@ async def test_requests_queued_at_a_rate_take_new_slots_when_it_is_cut(
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(sent[1:])]
     assert sent[0] == pytest.approx(100.0)
     assert gaps == [0.5, 0.5, 0.5]
+
+
+# --- pacing learned elsewhere (Ray's actors) ------------------------------------------------
+
+
+def test_a_rate_learned_elsewhere_ends_the_first_wave_and_a_pause_holds_the_client(
+    clock: FakeTime,
+) -> None:
+    p = pacer()
+    p.adopt(24.0, 0.5)
+    assert p.rate == pytest.approx(24.0)
+    assert p.active
+    assert p._wave == _pacing._OVER  # nothing to learn from a wave: the rate is known
+    assert p.cooldown.deadline > 0  # the pause another pacer took
+    assert p._next >= p.cooldown.deadline  # the slots after it start at its end
+    p.adopt(None, 0.0)
+    assert p.rate == pytest.approx(24.0)  # no rate known elsewhere changes nothing here
+
+
+def test_a_probe_learned_elsewhere_is_undone_by_a_429_here(clock: FakeTime) -> None:
+    p = pacer()
+    p._set(25.0, clock.now)
+    clock.now += 3.0
+    p.adopt(25.5, 0.0)  # another actor's probe of 2 %
+    assert p.rate == pytest.approx(25.5)
+    p.answered(True)
+    assert p.rate == pytest.approx(25.0)  # the first 429 after a probe undoes it
+    p.adopt(50.0, 0.0)  # a larger share (an actor left): no probe, not undone
+    p.answered(True)
+    assert p.rate == pytest.approx(50.0)
+    p.adopt(20.0, 0.0)  # a cut elsewhere: the share of 429s here starts afresh
+    assert (p.rate, p._total) == (pytest.approx(20.0), 0)
