@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 import time
 from collections.abc import Mapping
 from typing import Any, Final, Literal
@@ -381,7 +382,10 @@ class Pacer:
                 return
             mean, previous = total / count, self._prev_mean
             self._prev_mean = mean
-            if mean < previous - 1.0:
+            if mean < previous - 1.0 and mean >= _PROBE_ROOM:
+                # Fallen from room: a bucket drained by a rate above its refill. (Fallen to
+                # its edge, a window is a sliding one, remaining = limit - rate * window,
+                # which a probe takes about one off: the 429 at its edge decides.)
                 if self._probed_from is not None:
                     self._lowered(self._probed_from, now)
                     self.rate = self._probed_from
@@ -481,13 +485,19 @@ class Pacer:
         return Pacer.kind(error) == "quota"
 
     def refused(self, error: APIError, delay: float | None, max_wait: float) -> None:
-        """A quota 429 pauses every request of the client: for ``delay`` when it is retried,
-        or for the server's ``retry-after`` (when no longer than ``max_wait``) when it is
-        not. The send slots after the pause start at its end."""
+        """A quota 429 pauses every request of the client for the server's ``retry-after``
+        (when no longer than ``max_wait``; a few milliseconds on top, never early): when it
+        is retried, for ``delay`` at most. The send slots after the pause start at its end.
+
+        Not for ``delay`` itself: its jitter is the retried request's, and the longest of a
+        wave of 429s' jitters (up to 0.25 s each) would hold every request of the client
+        that long past the server's word; the slots spread the requests the pause held."""
+        wait = error.retry_after if isinstance(error, APIStatusError) else None
         if delay is None:
-            wait = error.retry_after if isinstance(error, APIStatusError) else None
             if wait is not None and wait <= max_wait:
                 self.cooldown.trip(wait)
+        elif wait is not None:
+            self.cooldown.trip(min(delay, wait + random.uniform(0.001, 0.01)))
         else:
             self.cooldown.trip(delay)
         self._next = max(self._next, self.cooldown.deadline)

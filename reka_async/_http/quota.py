@@ -13,7 +13,9 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
 
 1. **Three kinds of rate-limit 429** (the out-of-credits 429 is not one of them: it is never
    retried). A *quota* 429 has a ``remaining`` of 0 in some shape: the key's window is
-   spent, so the whole client pauses (the shared ``Cooldown``) for the server's delay. An
+   spent, so the whole client pauses (the shared ``Cooldown``) for the server's delay (a
+   few milliseconds on top, not the retried request's jitter, the longest of which over a
+   wave of 429s would hold every request past the window's reset). An
    *unlabelled* 429 carries no ``x-ratelimit-*``/``anthropic-ratelimit-*`` header at all,
    only ``retry-after``: a spent quota behind a header-less limiter and an overload answer
    look the same on the wire, so it delays its own request and counts in the share below.
@@ -63,12 +65,14 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
    probe of the streak it ends (a bucket's burst hides a rate above its refill for probe
    after probe, until it is drained). Against a window of the clock, a ``remaining`` of 0
    also holds probes off for ``SHARE_WINDOW_S``. Against a *moving* window (a sliding
-   window or a bucket: its reset moves from answer to answer), the pacer reads
-   ``remaining`` over each probe interval instead, its lowest and its mean: a mean that
-   fell by more than one request since the interval before undoes the probe before it (a
-   bucket drained by a rate above its refill falls long before it refuses) and starts the
-   10 s without probes; a lowest of 2 or more allows a probe; a sliding window at its edge
-   (``remaining = limit - rate * window``) is raised toward a mean of one left,
+   window or a bucket: its reset moves from answer to answer, or moves later while the
+   window it replaces has more than 50 ms to go), the pacer reads ``remaining`` over each
+   probe interval instead, its lowest and its mean: a mean that fell by more than one
+   request since the interval before, to 2 or more, undoes the probe before it (a bucket
+   drained by a rate above its refill falls long before it refuses) and starts the 10 s
+   without probes (a fall to below 2 is a sliding window's edge, which a probe takes about
+   one off: the 429 there decides); a lowest of 2 or more allows a probe; a sliding window
+   at its edge (``remaining = limit - rate * window``) is raised toward a mean of one left,
    ``rate * (limit - 1) / (limit - mean)``, at most 2 % a step; a 429 after such a raise
    undoes it and holds probes off for two intervals (not 10 s: the headers say where the
    edge is).
@@ -121,6 +125,8 @@ __all__ = [
 ]
 
 _EPOCH_THRESHOLD = 1e9  # an x-ratelimit-reset above this is Unix time, else seconds from now
+#: A reset that moves later this long before the window it replaces ends is a moving window's.
+_MOVED_BEFORE_END_S = 0.05
 
 
 def _number(value: str | None) -> float | None:
@@ -345,6 +351,13 @@ class Quota:
         elif reset > self.reset_at:  # a later window than the one we count
             if now >= self.reset_at - 1e-3:
                 self._learn(reset - self.reset_at)  # a window rolled over
+            elif now < self.reset_at - _MOVED_BEFORE_END_S and not self._counting:
+                # A reset that moved later while the window it replaces had a while to go:
+                # a sliding window's (its oldest request left) or a bucket's (when full),
+                # never a window of the clock's, whose next reset comes when it ends (to a
+                # client clock this far behind the server's). A sliding window paced at its
+                # edge shows nothing else: its length is never seen between two resets.
+                self.moving = True
             self._previous_reset = self.reset_at
             self.reset_at = reset
             self.remaining = remaining

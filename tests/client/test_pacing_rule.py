@@ -492,6 +492,28 @@ def test_a_sliding_window_at_its_edge_is_raised_toward_one_left_and_held_there(
         assert p.rate == pytest.approx(49.0, rel=0.005)
 
 
+def test_a_probe_that_leaves_a_sliding_window_at_its_edge_stands_until_a_429(
+    clock: FakeTime,
+) -> None:
+    # A probe from room (3 left: 47/s against 50) to 48/s takes about one off remaining:
+    # remaining = limit - rate * window. That is no bucket draining (which falls from room):
+    # the raise stands (and the edge's own raise toward one left follows); the 429 at the
+    # edge, if it comes, undoes the latest raise.
+    p = pacer()
+    p._set(47.0, clock.now)
+    p._queued = True
+    moving_answers(p, clock, [3, 3], limit=50)
+    raised = p.rate
+    assert raised == pytest.approx(47.0 * 1.02)
+    p._queued = True
+    moving_answers(p, clock, [(1, 2), (1, 2)], limit=50)  # a mean of 1.5: fell by 1.5
+    assert p.rate is not None
+    assert p.rate >= raised
+    before = p.rate
+    p.answered(True)
+    assert p.rate < before
+
+
 def test_a_sliding_window_released_in_bursts_is_told_from_a_fixed_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -655,3 +677,35 @@ def test_a_probe_learned_elsewhere_is_undone_by_a_429_here(clock: FakeTime) -> N
     assert p.rate == pytest.approx(50.0)
     p.adopt(20.0, 0.0)  # a cut elsewhere: the share of 429s here starts afresh
     assert (p.rate, p._total) == (pytest.approx(20.0), 0)
+
+
+def test_a_quota_429s_pause_is_the_servers_word_not_the_retrys_jitter() -> None:
+    # A retried quota 429 waits its delay (the server's 0.5 s and up to 0.1 s of jitter);
+    # the whole client pauses for the server's 0.5 s and a few milliseconds: the longest of
+    # a wave of 429s' jitters would hold every request that long past the window's reset.
+    p = pacer()
+    headers = {"x-ratelimit-remaining": "0", "retry-after": "0.5"}
+    error = RateLimitError(
+        "429", status_code=429, headers=headers, body="{}", request_id=None, retry_after=0.5
+    )
+    p.refused(error, 0.6, 120.0)
+    assert 0.45 < p.cooldown.remaining() <= 0.511
+
+
+def test_a_reset_that_moves_later_within_its_window_is_a_moving_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A sliding window paced at its edge: one left, its reset (when the oldest leaves) a
+    # little later with every answer. Its length is never seen between two resets; that
+    # its reset moved while the window had most of a second to go says what it is.
+    clock = FakeUnixTime(NOW)
+    monkeypatch.setattr(_quota, "time", clock)
+    sliding, fixed = Quota(slack=64, max_wait=120.0), Quota(slack=64, max_wait=120.0)
+    for i in range(20):
+        clock.now = NOW + 0.02 * i
+        sliding.observe(
+            "1", {"x-ratelimit-limit": "50", "x-ratelimit-reset": f"{clock.now + 0.98:.3f}"}
+        )
+        fixed.observe("1", {"x-ratelimit-limit": "50", "x-ratelimit-reset": f"{NOW + 1:.3f}"})
+    assert sliding.moving
+    assert not fixed.moving
