@@ -217,6 +217,12 @@ class AsyncClient:
             deltas), ``"cumulative"`` or ``"delta"``, for a server whose deltas can look
             cumulative (``"ha"``, ``"ha"``, ``"ha!"``). A call may override it. The OpenAI
             dialect always sends deltas.
+        pacer: the pacing to carry on from another client for the same key and host (its
+            ``client.pacer``, on the same event loop, so not for the sync ``Client``; that
+            client may be closed): the cooldown, the key's window and the learned send
+            rate, so that a client made afresh does not start over (Ray's mapper makes one
+            per run of batches). Default: this client's own; clients made apart share none
+            (``_http/pacing.py``).
 
     Pacing needs no option: the client reads the server's ``x-ratelimit-*`` headers and
     pauses when the key's window is spent, and a 429 that says so pauses every request of
@@ -264,6 +270,7 @@ class AsyncClient:
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
         transport: AsyncTransport | None = None,
         stream_mode: StreamMode = "auto",
+        pacer: Pacer | None = None,
     ) -> None:
         configure_from_env()
         key = resolve_api_key(api_key)
@@ -322,6 +329,7 @@ class AsyncClient:
                 on_retry=_retry_hook(on_retry),
                 budget=budget,
                 max_response_bytes=max_response_bytes,
+                pacer=pacer,
             ),
             dialect.name,
         )
@@ -360,9 +368,12 @@ class AsyncClient:
 
         With another ``api_key`` or ``base_url`` the copy is a client of its own for that
         key or endpoint: its own connection pool (configured as this one's: proxy, TLS,
-        connector factory, size), key header, cooldown and rate-limit window, and request
-        cache identity; its circuit breaker is that of whatever batch runs on it. Close it
-        as any client (``async with``): closing either leaves the other open. The budgets
+        connector factory, size), key header and request cache identity, and the pacing
+        (cooldown, rate-limit window, learned rate) of its key and origin: its own, unless
+        this client or a copy already talks to that key and host (another path on the same
+        host, or back to this client's key), whose pacing it shares; its circuit breaker
+        is that of whatever batch runs on it. Close it as any client (``async with``):
+        closing either leaves the other open. The budgets
         (``rpm``, ``tpm``, ``rate_budget``) are still shared: they are this process's own
         limits, not the server's. Options not given keep this client's values.
 
@@ -489,8 +500,10 @@ class AsyncClient:
 
     @property
     def pacer(self) -> Pacer:
-        """The client's pacing (shared by its ``with_options`` copies): the shared cooldown,
-        the key's window and the learned send rate (``_http/quota.py`` has the rule)."""
+        """The client's pacing: the shared cooldown, the key's window and the learned send
+        rate (``_http/quota.py`` has the rule). One per API key and origin, shared by this
+        client's ``with_options`` copies of that pair; clients made apart share none
+        (``_http/pacing.py``)."""
         return self._transport.pacer
 
     @property

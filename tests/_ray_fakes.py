@@ -21,16 +21,40 @@ class Remote:
 
 class LocalLimiter:
     """The shared limiter actor's interface: a TPM budget of 1e6 that grants what is asked,
-    in chunks of 1e5 tokens; ``granted`` counts the tokens handed out."""
+    in chunks of 1e5 tokens; ``granted`` counts the tokens handed out. Its shared pacing is
+    the real actor's."""
 
     def __init__(self) -> None:
+        from reka_async.integrations.ray._limiter import _RateLimiter
+
         self.granted = 0.0
         self.limits = Remote(lambda: (None, 1e6, 1.0, 1e5))
         self.acquire = Remote(self._acquire)
         self.refund = Remote(lambda requests=0.0, tokens=0.0: None)
+        self.actor = _RateLimiter(None, 1e6, 1.0, 1e5)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.pacing = AsyncRemote(self.actor.pacing, self.tasks)
 
     def _acquire(self, requests: float, tokens: float) -> None:
         self.granted += tokens
+
+
+class LocalSharedActor:
+    """The shared actor (``reka_async/integrations/ray/_limiter.py``) run in-process: the
+    real actor class behind ``.remote`` stand-ins, shared by several mappers ("actors"), on
+    ``clock`` (its members' last syncs)."""
+
+    def __init__(
+        self, rpm: float | None = None, tpm: float | None = None, *, clock: Any = None
+    ) -> None:
+        import time
+
+        from reka_async.integrations.ray._limiter import _RateLimiter
+
+        self.actor = _RateLimiter(rpm, tpm, 1.0, 1.0, clock=clock or time.monotonic)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        for name in ("limits", "acquire", "refund", "pacing", "stats"):
+            setattr(self, name, AsyncRemote(getattr(self.actor, name), self.tasks))
 
 
 class AsyncRemote:

@@ -3,8 +3,19 @@
 It holds the client's shared ``Cooldown`` (tripped by a quota 429, so every request of the
 client waits), the key's window as the server's ``x-ratelimit-*`` headers describe it
 (``Quota``) and the learned send rate. The rule it applies is written once, in
-``_http/quota.py``'s docstring. The request loop holds one (composition: ``Transport.pacer``);
-its copies made by ``with_options`` share it, and ``BatchStats`` reads it.
+``_http/quota.py``'s docstring. The request loop holds one (composition: ``Transport.pacer``),
+and ``BatchStats`` reads it.
+
+One pacer per (key, origin): a client and its ``with_options`` copies share one for each
+pair of API key and scheme, host and port they talk to (a copy with another key has its own;
+one with another path on the same host, or back to an earlier key, takes the pair's). Two
+clients made apart share none, by choice: a pacer's waits belong to one event loop (a sync
+``Client`` runs its own), and a process-wide registry would carry one client's pause (or a
+test's) into another that never asked for it; the library keeps no state of the process.
+To pace every request of a key together, send them through one client or its copies, or
+hand a client made later the pacer of an earlier one (``AsyncClient(pacer=...)``, on the
+same event loop). Ray's actors, processes of their own, share a pacer's state through their
+shared actor (``reka_async/integrations/ray/_limiter.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 import time
 from collections.abc import Mapping
 from typing import Any, Final, Literal
@@ -376,7 +388,10 @@ class Pacer:
                 return
             mean, previous = total / count, self._prev_mean
             self._prev_mean = mean
-            if mean < previous - 1.0:
+            if mean < previous - 1.0 and mean >= _PROBE_ROOM:
+                # Fallen from room: a bucket drained by a rate above its refill. (Fallen to
+                # its edge, a window is a sliding one, remaining = limit - rate * window,
+                # which a probe takes about one off: the 429 at its edge decides.)
                 if self._probed_from is not None:
                     self._lowered(self._probed_from, now)
                     self.rate = self._probed_from
@@ -410,6 +425,43 @@ class Pacer:
             self._changed_at = now
             self._queued = False
 
+    def adopt(self, rate: float | None, pause_s: float = 0.0) -> None:
+        """Take pacing learned elsewhere: the send ``rate`` of another process's pacer for
+        the same key and host (``None``: none known), and a pause of ``pause_s`` seconds it
+        was asked for. Ray's actors call it with what their shared actor holds
+        (``reka_async/integrations/ray/_limiter.py``); nothing on the request path does.
+
+        A rate taken ends the first wave (the limit is known). A lower one starts the share
+        of 429s afresh, as a cut here does; a higher one keeps what this pacer reads of a
+        moving window (its ``remaining`` over the probe intervals), and one at most a probe
+        above (``_PROBE``) counts as a probe here too, so a 429 here (or a window draining)
+        undoes it. Either holds this pacer's own probes off for ``SHARE_WINDOW_S``, so that
+        the pacers sharing a rate do not probe over each other. The pause holds every
+        request of this client and starts the send slots at its end, as a quota 429's does.
+        """
+        if pause_s > 0.0:
+            self.cooldown.trip(pause_s)
+            self._next = max(self._next, self.cooldown.deadline)
+        if rate is None or rate <= 0.0 or rate == self.rate:
+            return
+        if self._ceiling is not None:
+            rate = min(rate, self._ceiling * MARGIN)
+        if self._wave != _OVER:
+            self._end_wave()
+        before = self.rate
+        now = time.monotonic()
+        if before is None or rate < before:
+            self._set(rate, now)
+            return
+        self.rate = rate
+        self._changed_at = now
+        if rate <= before * _PROBE * (1.0 + 1e-9):
+            self._probed_from = before
+            if self._streak_from is None:
+                self._streak_from = before
+        else:
+            self._probed_from = self._streak_from = None
+
     def report(self, stats: Any) -> None:
         """Copy what pacing did onto a ``BatchStats``: the learned rate (or, before one, the
         rate of the window the headers describe), cuts and slot waits."""
@@ -439,13 +491,19 @@ class Pacer:
         return Pacer.kind(error) == "quota"
 
     def refused(self, error: APIError, delay: float | None, max_wait: float) -> None:
-        """A quota 429 pauses every request of the client: for ``delay`` when it is retried,
-        or for the server's ``retry-after`` (when no longer than ``max_wait``) when it is
-        not. The send slots after the pause start at its end."""
+        """A quota 429 pauses every request of the client for the server's ``retry-after``
+        (when no longer than ``max_wait``; a few milliseconds on top, never early): when it
+        is retried, for ``delay`` at most. The send slots after the pause start at its end.
+
+        Not for ``delay`` itself: its jitter is the retried request's, and the longest of a
+        wave of 429s' jitters (up to 0.25 s each) would hold every request of the client
+        that long past the server's word; the slots spread the requests the pause held."""
+        wait = error.retry_after if isinstance(error, APIStatusError) else None
         if delay is None:
-            wait = error.retry_after if isinstance(error, APIStatusError) else None
             if wait is not None and wait <= max_wait:
                 self.cooldown.trip(wait)
+        elif wait is not None:
+            self.cooldown.trip(min(delay, wait + random.uniform(0.001, 0.01)))
         else:
             self.cooldown.trip(delay)
         self._next = max(self._next, self.cooldown.deadline)

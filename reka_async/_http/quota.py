@@ -13,7 +13,9 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
 
 1. **Three kinds of rate-limit 429** (the out-of-credits 429 is not one of them: it is never
    retried). A *quota* 429 has a ``remaining`` of 0 in some shape: the key's window is
-   spent, so the whole client pauses (the shared ``Cooldown``) for the server's delay. An
+   spent, so the whole client pauses (the shared ``Cooldown``) for the server's delay (a
+   few milliseconds on top, not the retried request's jitter, the longest of which over a
+   wave of 429s would hold every request past the window's reset). An
    *unlabelled* 429 carries no ``x-ratelimit-*``/``anthropic-ratelimit-*`` header at all,
    only ``retry-after``: a spent quota behind a header-less limiter and an overload answer
    look the same on the wire, so it delays its own request and counts in the share below.
@@ -51,6 +53,11 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
    the wave has answered (at most half the time its first answer took), so its share of
    429s sets the rate before a second wave goes out unpaced into a spent limiter.
 
+   **Learned elsewhere.** Pacers in other processes for the same key and host (Ray's
+   actors, through their shared actor) hand each other their rates and pauses
+   (``Pacer.adopt``): a rate taken ends the first wave; a lower one starts the share of
+   429s afresh, as a cut here does; one a probe above counts as a probe here too.
+
    **Probes.** A paced client whose requests are queued at the rate (a rate that is not
    the bottleneck is not raised) probes upward, 2 % at a time, after ``SHARE_WINDOW_S``
    without a rate-limit 429. The first 429 after a probe undoes it, and no probe follows
@@ -58,12 +65,14 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
    probe of the streak it ends (a bucket's burst hides a rate above its refill for probe
    after probe, until it is drained). Against a window of the clock, a ``remaining`` of 0
    also holds probes off for ``SHARE_WINDOW_S``. Against a *moving* window (a sliding
-   window or a bucket: its reset moves from answer to answer), the pacer reads
-   ``remaining`` over each probe interval instead, its lowest and its mean: a mean that
-   fell by more than one request since the interval before undoes the probe before it (a
-   bucket drained by a rate above its refill falls long before it refuses) and starts the
-   10 s without probes; a lowest of 2 or more allows a probe; a sliding window at its edge
-   (``remaining = limit - rate * window``) is raised toward a mean of one left,
+   window or a bucket: its reset moves from answer to answer, or moves later while the
+   window it replaces has more than 50 ms to go), the pacer reads ``remaining`` over each
+   probe interval instead, its lowest and its mean: a mean that fell by more than one
+   request since the interval before, to 2 or more, undoes the probe before it (a bucket
+   drained by a rate above its refill falls long before it refuses) and starts the 10 s
+   without probes (a fall to below 2 is a sliding window's edge, which a probe takes about
+   one off: the 429 there decides); a lowest of 2 or more allows a probe; a sliding window
+   at its edge (``remaining = limit - rate * window``) is raised toward a mean of one left,
    ``rate * (limit - 1) / (limit - mean)``, at most 2 % a step; a 429 after such a raise
    undoes it and holds probes off for two intervals (not 10 s: the headers say where the
    edge is).
@@ -86,7 +95,9 @@ answers lag behind the requests in flight), each answer corrects it (the lower o
 wins, so other users of the key are accounted for), and when it reaches zero the client
 pauses (the shared ``Cooldown``) until the window resets. After a reset the window's
 ``limit`` is available again; the next reset is predicted from the window length seen
-between two resets.
+between two resets. Two resets with idle windows between them are a whole number of windows
+apart: that number of a known length is no new length (and no moving window), and a length
+learned from such a pair is put right by the next window that ends before its prediction.
 """
 
 from __future__ import annotations
@@ -114,6 +125,8 @@ __all__ = [
 ]
 
 _EPOCH_THRESHOLD = 1e9  # an x-ratelimit-reset above this is Unix time, else seconds from now
+#: A reset that moves later this long before the window it replaces ends is a moving window's.
+_MOVED_BEFORE_END_S = 0.05
 
 
 def _number(value: str | None) -> float | None:
@@ -323,7 +336,7 @@ class Quota:
         if not self.reset_at:  # the current window's end is not known yet: now it is
             previous = self._previous_reset
             if previous and reset > previous + 1e-3:
-                self.window_s = reset - previous
+                self._learn(reset - previous)
             self.reset_at = reset
             self.remaining = min(self.remaining, remaining) if self._counting else remaining
         elif abs(reset - self.reset_at) < max(1e-3, self.window_s / 4):
@@ -335,18 +348,14 @@ class Quota:
             self.reset_at = reset
         elif reset > self.reset_at:  # a later window than the one we count
             if now >= self.reset_at - 1e-3:
-                # A fixed window rolled over. Windows of the clock follow each other a
-                # window's length apart, and the prediction follows the server's: one
-                # more than the header's rounding off a known length is no fixed window,
-                # but a sliding one whose oldest request left (its requests went out
-                # together, as released at the end of a pause, so its reset did not move
-                # within the window).
-                if self.window_s:
-                    if abs(reset - self.reset_at - self.window_s) > 2e-3:
-                        self.moving = True
-                    else:
-                        self.fixed = True
-                self.window_s = reset - self.reset_at
+                self._learn(reset - self.reset_at)  # a window rolled over
+            elif now < self.reset_at - _MOVED_BEFORE_END_S and not self._counting:
+                # A reset that moved later while the window it replaces had a while to go:
+                # a sliding window's (its oldest request left) or a bucket's (when full),
+                # never a window of the clock's, whose next reset comes when it ends (to a
+                # client clock this far behind the server's). A sliding window paced at its
+                # edge shows nothing else: its length is never seen between two resets.
+                self.moving = True
             self._previous_reset = self.reset_at
             self.reset_at = reset
             self.remaining = remaining
@@ -357,12 +366,52 @@ class Quota:
             # by as much, or it would drift by the header's rounding every window until
             # requests go out before the server's window has turned.
             previous = self._previous_reset
-            if previous and not self.moving and abs(reset - previous) < self.window_s / 4:
+            if not previous or self.moving:
+                return
+            if abs(reset - previous) < self.window_s / 4:
                 self.reset_at += reset - previous
                 self._previous_reset = reset
-            return
+                return
+            if reset < previous:
+                return
+            # Or the server's window ends before the predicted one: the length learned was
+            # several windows (idle ones between the two resets it came from). This is the
+            # window being counted, its length the gap from the one before.
+            self._learn(reset - previous)
+            self.reset_at = reset
+            self.remaining = min(self.remaining, remaining)
         self._counting = False
         self.active = self.remaining <= self.slack
+
+    def _learn(self, gap: float) -> None:
+        """A window rolled over ``gap`` seconds after the one before: learn the window's
+        length from it (``window_s``), and whether windows follow the clock (``fixed``) or
+        move (``moving``).
+
+        Windows of the clock follow each other a whole number of windows apart (idle windows
+        between two answers), to the header's rounding; a gap that is a whole fraction of
+        the length learned says that length spanned idle windows, and puts it right. A gap
+        that is neither is no fixed window but a sliding one whose oldest request left (its
+        requests went out together, as released at the end of a pause, so its reset did not
+        move within the window). The length follows the latest gap of one window (the
+        prediction follows the server's rounding).
+        """
+        known = self.window_s
+        if not known:
+            self.window_s = gap
+            return
+        windows = round(gap / known)
+        if windows >= 1 and abs(gap - windows * known) <= 2e-3 * windows:
+            self.fixed = True
+            if windows == 1:
+                self.window_s = gap
+            return
+        fraction = round(known / gap)
+        if 2 <= fraction <= 16 and abs(known - fraction * gap) <= 2e-3 * fraction:
+            self.fixed = True
+        else:
+            self.moving = True
+        self.window_s = gap
 
     def before_send(self) -> float:
         """Count one request about to be sent; returns the seconds to pause first (or 0.0)."""

@@ -139,6 +139,8 @@ class Transport:
         on_retry: RetryHook | None = None,
         budget: Budget | None = None,
         max_response_bytes: int | None = None,
+        pacers: dict[tuple[str, str], Pacer] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
@@ -148,8 +150,19 @@ class Transport:
         self.max_response_bytes = max_response_bytes
         #: The client's rate budget (``AsyncClient(rpm=, tpm=)``), or ``None``.
         self.budget = budget
-        #: The shared cooldown and the key's window, as the server's headers describe it.
-        self.pacer = Pacer(Quota(slack=max_connections, max_wait=retry_policy.max_server_wait))
+        # The pacers of this client and its copies, one per (key, origin): a copy for
+        # another key or endpoint (``rebind``) takes the one of its pair, made on first use.
+        self._pacers = pacers if pacers is not None else {}
+        pair = (hashlib.sha256(api_key.encode()).hexdigest(), str(base_url.origin()))
+        if pacer is not None:  # carried on from another client (``AsyncClient(pacer=)``)
+            self._pacers[pair] = pacer
+        pacer = self._pacers.get(pair)
+        if pacer is None:
+            quota = Quota(slack=max_connections, max_wait=retry_policy.max_server_wait)
+            pacer = self._pacers[pair] = Pacer(quota)
+        #: The shared cooldown, the key's window and the learned send rate: one per (key,
+        #: scheme, host and port) of the client and its ``with_options`` copies.
+        self.pacer = pacer
         self.default_options = RequestOptions(
             timeout=timeout,
             max_retries=retry_policy.max_retries,
@@ -257,7 +270,9 @@ class Transport:
 
     def rebind(self, *, api_key: str, base_url: URL, sender: AsyncTransport) -> Transport:
         """A transport with this one's settings for another key or base URL: its own pool
-        (over ``sender``), key header, pacer (cooldown and window) and request headers.
+        (over ``sender``), key header and request headers, and the pacer (cooldown, window,
+        rate) of its key and origin: a new one, or the one this client or a copy already
+        has for that pair (another path on the same host, or back to an earlier key).
 
         The per-request settings (timeout, retries, extra headers, hooks) and the budgets are
         carried over; closing the new transport closes its own pool and nothing else.
@@ -272,6 +287,7 @@ class Transport:
             default_headers=self._default_headers,
             budget=self.budget,
             max_response_bytes=self.max_response_bytes,
+            pacers=self._pacers,
         )
         new.default_options = self.default_options
         return new

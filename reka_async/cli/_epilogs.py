@@ -193,7 +193,8 @@ Point a client at it with --base-url URL and any non-empty key. Every other opti
   models:      --models-shape {list,openai,strings} (default: each caller's shape, the
                OpenAI list to a Bearer token, [{id}] to X-Api-Key alone)
   faults:      --fault-kinds, --seed, --rpm-limit, --rate-limit N/WINDOW, --retry-after
-  limiter:     --rate-limit-kind {fixed,sliding,bucket,bare} (what --rate-limit models)
+  limiter:     --rate-limit-kind {fixed,sliding,bucket,bare} (what --rate-limit models),
+               --token-limit N/WINDOW (the tokens billed, of the same kind)
   auth:        --api-key (the only key accepted; default: any non-empty key)
   generation:  answers paced like an inference server's, run to max_tokens: --ttft-ms,
                --prefill-ms-per-token, --tpot-ms, --capacity (most generations at once;

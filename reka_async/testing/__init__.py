@@ -36,7 +36,8 @@ match wins:
 4. the optional limiter (``rpm_limit`` or ``rate_limit``, of ``rate_limit_kind``: fixed
    windows, a sliding window, a token bucket, or a bucket without ``x-ratelimit-*``
    headers), which answers rate-limit 429s (fixed windows follow the clock;
-   ``clock=window_start_clock()`` starts one now).
+   ``clock=window_start_clock()`` starts one now), and a ``token_limit`` of the same kind,
+   counted from the usage billed, refused first.
 
 A directive ``[[latency_ms:N]]`` overrides the response latency for that request, and
 ``[[pieces:["ha", "ha", "ha!"]]]`` makes the reply those pieces joined, streamed one content

@@ -54,9 +54,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rate-limit-kind",
         choices=LIMITER_KINDS,
         default="fixed",
-        help="the limiter behind --rate-limit/--rpm-limit: fixed windows aligned to the clock, "
-        "a sliding window, a token bucket (OpenAI's headers) or a bucket with no "
-        "x-ratelimit-* headers (bare); default: fixed",
+        help="the limiter behind --rate-limit, --rpm-limit and --token-limit: fixed windows "
+        "aligned to the clock, a sliding window, a token bucket (OpenAI's headers) or a "
+        "bucket with no x-ratelimit-* headers (bare); default: fixed",
+    )
+    parser.add_argument(
+        "--token-limit",
+        default=None,
+        metavar="N/WINDOW",
+        help="a limit of the tokens billed (input and output), e.g. 5000/s or 100000/min, of "
+        "--rate-limit-kind; its state in x-ratelimit-*-tokens headers (none for bare)",
     )
     parser.add_argument(
         "--retry-after", type=float, default=1.0, help="retry-after of rate-limit 429s (s)"
@@ -159,6 +166,7 @@ async def _serve(args: argparse.Namespace, announce: Callable[[str], None]) -> N
         rpm_limit=args.rpm_limit,
         rate_limit=args.rate_limit,
         rate_limit_kind=args.rate_limit_kind,
+        token_limit=args.token_limit,
         # A long-running server must not grow without bound.
         record_requests=False,
         sse_done=args.sse_done,

@@ -36,7 +36,7 @@ from ._faults import (
 )
 from ._generation import GenerationModel, Generator
 from ._json import loads
-from ._limiters import Limiter, limiter_of
+from ._limiters import Limiter, Limits, limiter_of, token_limiter_of
 from ._native import Dialect, NativeDialect, NativeStream, fault_material
 from ._openai import OpenAIDialect
 from ._replies import Reply, last_text
@@ -85,7 +85,13 @@ class MockRekaServer(Serving):
             ``"fixed"`` (the default: windows aligned to the clock), ``"sliding"`` (at most N
             in any trailing window), ``"bucket"`` (a burst of N refilled continuously, headers
             in OpenAI's model) or ``"bare"`` (that bucket with no ``x-ratelimit-*`` headers,
-            only ``retry-after`` on its 429s); see `_limiters`.
+            only ``retry-after`` on its 429s); see `_limiters`. It applies to
+            ``token_limit`` too.
+        token_limit: A limit of tokens per window, e.g. ``"5000/s"`` or ``"100000/min"``,
+            of ``rate_limit_kind``: the usage billed (input and output tokens) is charged
+            when each answer is billed, a chat request is admitted while a token is left,
+            and the state goes out in OpenAI's ``x-ratelimit-*-tokens`` headers (none for
+            ``bare``); see `_limiters`. None (the default): tokens are not limited.
         record_requests: Whether to keep every request in `requests`.
         sse_done: Append ``data: [DONE]`` after the last event of a stream.
         sse_crlf: Use CRLF line endings in streams.
@@ -142,6 +148,7 @@ class MockRekaServer(Serving):
         rpm_limit: int | None = None,
         rate_limit: str | None = None,
         rate_limit_kind: str = "fixed",
+        token_limit: str | None = None,
         record_requests: bool = True,
         sse_done: bool = False,
         sse_crlf: bool = False,
@@ -159,10 +166,15 @@ class MockRekaServer(Serving):
         self._faults = FaultPicker(rate=fault_rate, kinds=fault_kinds, seed=seed)
         if stream_chunks is not None and stream_chunks < 1:
             raise ValueError("stream_chunks must be at least 1")
-        self._window = limiter_of(rpm_limit, rate_limit, rate_limit_kind, clock)
-        #: The limiter's headers when it refused a request, by the request's id, until the
-        #: 429 is answered a latency later.
-        self._refused_state: dict[int, dict[str, str]] = {}
+        self._window = Limits(
+            limiter_of(rpm_limit, rate_limit, rate_limit_kind, clock, token_limit=token_limit),
+            token_limiter_of(token_limit, rate_limit_kind, clock)
+            if token_limit is not None
+            else None,
+        )
+        #: The limiter that refused a request and the limiters' headers then, by the
+        #: request's id, until the 429 is answered a latency later.
+        self._refused_state: dict[int, tuple[Limiter, dict[str, str]]] = {}
         if latency_s < 0 or chunk_latency_s < 0 or retry_after_s < 0 or slow_first_byte_s < 0:
             raise ValueError("delays must not be negative")
 
@@ -210,8 +222,15 @@ class MockRekaServer(Serving):
 
     @property
     def limiter(self) -> Limiter:
-        """The rate limiter (its kind, and its ``admitted`` and ``refused`` counters)."""
-        return self._window
+        """The rate limiter of requests (its kind, and its ``admitted`` and ``refused``
+        counters)."""
+        return self._window.requests
+
+    @property
+    def token_limiter(self) -> Limiter | None:
+        """The token limiter (``token_limit``; its ``admitted``, ``refused`` and ``charged``
+        counters), or None without one."""
+        return self._window.tokens
 
     @property
     def generation(self) -> Generator | None:
@@ -290,16 +309,21 @@ class MockRekaServer(Serving):
             self.max_in_flight = self.in_flight
 
     def _admit(
-        self, request: web.Request, body: Any, received_at: float, text: str
+        self, request: web.Request, body: Any, received_at: float, text: str, *, chat: bool
     ) -> tuple[str | None, float | None]:
-        """Pick this request's fault (first match wins) and any latency override; record it."""
-        self._window.roll()
+        """Pick this request's fault (first match wins) and any latency override; record it
+        (``chat``: the request bills tokens, so a token limit applies)."""
+        window = self._window
+        window.roll()
         fault, latency = self._faults.pick(text)
-        if fault is None and not self._window.admit():
-            fault = "rpm_limit"  # internal name: a rate_limit answered by the limiter
-            # Why it was refused, as the limiter saw it then (the answer leaves a latency
-            # later, when a window may have rolled: its headers must still say "spent").
-            self._refused_state[id(request)] = self._window.state()
+        if fault is None:
+            refused_by = window.admit(tokens=chat)
+            if refused_by is not None:
+                fault = "rpm_limit"  # internal name: a rate_limit answered by a limiter
+                # Why it was refused, as the limiters saw it then (the answer leaves a
+                # latency later, when a window may have rolled: its headers must still say
+                # "spent").
+                self._refused_state[id(request)] = (refused_by, window.state())
         if self._record:
             recorded = "rate_limit" if fault == "rpm_limit" else fault
             self.requests.append(record(request, body, received_at, recorded))
@@ -349,7 +373,7 @@ class MockRekaServer(Serving):
                     len(raw),
                 )
                 return web.Response(status=400, body=TOO_DEEP_BODY, content_type="application/json")
-            fault, latency = self._admit(request, body, received_at, last_text(body))
+            fault, latency = self._admit(request, body, received_at, last_text(body), chat=True)
             fault = await self._wait(fault, latency)
             if fault is not None:
                 return await self._chat_fault(request, request_id, fault, body, dialect)
@@ -371,6 +395,7 @@ class MockRekaServer(Serving):
                 billed_in, billed_out = self._billing.usage(body)
                 reply = dataclasses.replace(reply, input_tokens=billed_in, output_tokens=billed_out)
             self.billed.append((model, reply.input_tokens, reply.output_tokens))
+            self._window.charge(reply.input_tokens + reply.output_tokens, headers)
             if self._generation is not None:
                 return await self._generate(request, headers, body, dialect, reply)
             if body.get("stream") is True:
@@ -433,7 +458,7 @@ class MockRekaServer(Serving):
         try:
             received_at = time.monotonic()
             request_id = self._ids.request_id()
-            fault, latency = self._admit(request, None, received_at, "")
+            fault, latency = self._admit(request, None, received_at, "", chat=False)
             fault = await self._wait(fault, latency)
             if fault is not None:
                 return await self._fault(request, request_id, fault, lambda: answer()[1])
@@ -482,8 +507,10 @@ class MockRekaServer(Serving):
         done: bool | None = None,
     ) -> web.StreamResponse:
         """Answer with a fault (``events`` is None for non-streams; ``done`` as in ``send``)."""
-        if fault == "rpm_limit":  # the limiter's own 429: its headers tell its state
-            refusal = self._window.refusal(request_id, self._refused_state.pop(id(request), None))
+        if fault == "rpm_limit":  # a limiter's own 429: its headers tell its state
+            window = self._window
+            refused_by, state = self._refused_state.pop(id(request), (window.requests, None))
+            refusal = window.refusal(request_id, refused_by, state)
             return web.Response(status=429, body=RATE_LIMIT_BODY, headers=refusal)
         return await fault_response(
             request,

@@ -29,6 +29,26 @@ async def test_rate_limiting_alone_never_fails_an_item(kind: str) -> None:
     assert runner.stats.rate_limited == limiter.refused
 
 
+@pytest.mark.parametrize("kind", LIMITER_KINDS)
+async def test_a_token_limit_alone_never_fails_an_item(kind: str) -> None:
+    # Each "item N" is billed 7 tokens: 175 tokens a half second admit about 50 requests a
+    # second, the request limit being far away. Unpaced, C=16 would send ~800 a second.
+    async with (
+        MockRekaServer(token_limit="175/0.5s", rate_limit_kind=kind, latency_s=0.02) as server,
+        AsyncClient("k", server.base_url) as client,
+    ):
+        runner = BatchRunner(client, concurrency=16)
+        results = await runner.run([f"item {i}" for i in range(150)])
+    assert [r.error for r in results if not r.ok] == []
+    tokens = server.token_limiter
+    assert tokens is not None
+    assert len(server.billed) == 150  # every item billed once: none lost, none twice
+    assert tokens.charged == 150 * 7
+    assert tokens.refused <= 60, (kind, tokens.refused)
+    assert server.limiter.refused == 0
+    assert runner.stats.rate_limited == tokens.refused
+
+
 async def test_one_percent_of_overload_429s_never_paces_the_client() -> None:
     async with (
         MockRekaServer(fault_rate=0.01, fault_kinds=["overloaded"], retry_after_s=0.01) as server,

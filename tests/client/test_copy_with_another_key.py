@@ -85,6 +85,57 @@ async def test_the_copy_has_its_own_cooldown(server: MockRekaServer) -> None:
         assert client.quota is not copy.quota
 
 
+async def test_one_pacer_per_key_and_origin_among_a_client_and_its_copies(
+    server: MockRekaServer,
+) -> None:
+    async with AsyncClient(API_KEY, server.base_url, retry_policy=FAST_POLICY) as client:
+        other_key = client.with_options(api_key=OTHER)
+        back = other_key.with_options(api_key=API_KEY)  # back to the first key
+        other_path = client.with_options(base_url=server.base_url.replace("/v1", "/v2"))
+        other_port = client.with_options(base_url="http://127.0.0.1:9/v1")
+        assert other_key.pacer is not client.pacer
+        assert back.pacer is client.pacer
+        assert other_path.pacer is client.pacer  # the same key and host: the same limiter
+        assert other_port.pacer is not client.pacer
+        assert client.with_options(max_retries=0).pacer is client.pacer
+        # A quota 429 through the copy that came back pauses the first key's requests.
+        server.inject("rate_limit")
+        with pytest.raises(Exception, match="429"):
+            await back.chat.create(messages=MSGS, model="reka-flash", max_retries=0)
+        assert client.cooldown_remaining > 0
+        assert other_key.cooldown_remaining == 0
+        for copy in (other_key, back, other_path, other_port):
+            await copy.aclose()
+
+
+async def test_two_clients_made_apart_share_no_pacer(server: MockRekaServer) -> None:
+    # The documented choice (``_http/pacing.py``): a pacer belongs to one client and its
+    # copies, never to every client of the process with the same key.
+    async with (
+        AsyncClient(API_KEY, server.base_url, retry_policy=FAST_POLICY) as one,
+        AsyncClient(API_KEY, server.base_url, retry_policy=FAST_POLICY) as two,
+    ):
+        server.inject("rate_limit")
+        with pytest.raises(Exception, match="429"):
+            await one.chat.create(messages=MSGS, model="reka-flash", max_retries=0)
+        assert one.pacer is not two.pacer
+        assert one.cooldown_remaining > 0
+        assert two.cooldown_remaining == 0
+
+
+async def test_a_client_made_afresh_carries_on_with_an_earlier_clients_pacer(
+    server: MockRekaServer,
+) -> None:
+    async with AsyncClient(API_KEY, server.base_url, retry_policy=FAST_POLICY) as first:
+        server.inject("rate_limit")
+        with pytest.raises(Exception, match="429"):
+            await first.chat.create(messages=MSGS, model="reka-flash", max_retries=0)
+    async with AsyncClient(API_KEY, server.base_url, pacer=first.pacer) as second:
+        assert second.pacer is first.pacer  # the closed client's pacing goes on here
+        assert second.cooldown_remaining > 0
+        assert second.with_options(max_retries=0).pacer is first.pacer
+
+
 async def test_a_copy_with_the_same_key_still_shares(server: MockRekaServer) -> None:
     async with AsyncClient(API_KEY, server.base_url, retry_policy=FAST_POLICY) as client:
         copy = client.with_options(api_key=API_KEY, base_url=server.base_url + "/")

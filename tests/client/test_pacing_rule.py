@@ -290,6 +290,61 @@ def test_the_predicted_window_end_follows_the_servers_and_never_drifts_early(
     assert len(windows) >= 38
 
 
+def sent_per_window(
+    monkeypatch: pytest.MonkeyPatch, quota: Quota, busy: list[tuple[float, float]]
+) -> dict[int, int]:
+    """Requests a client sends, one every 20 ms through ``busy`` spans (seconds from a
+    window edge), against fixed windows of 10 per second whose answers carry only
+    ``x-ratelimit-limit``/``reset`` beside ``remaining`` (answered at once). The quota is
+    asked before each request while it is active, as the pacer does. Returns the requests
+    sent in each window."""
+    clock = FakeUnixTime(NOW)
+    monkeypatch.setattr(_quota, "time", clock)
+    sent: dict[int, int] = {}
+    for start, end in busy:
+        clock.now = NOW + start
+        while clock.now < NOW + end:
+            if quota.active:
+                clock.now += quota.before_send()
+            window = math.floor(clock.now - NOW)
+            sent[window] = sent.get(window, 0) + 1
+            reset = f"{NOW + window + 1:.3f}"
+            quota.observe(
+                str(max(10 - sent[window], 0)),
+                {"x-ratelimit-limit": "10", "x-ratelimit-reset": reset},
+            )
+            clock.now += 0.02
+    return sent
+
+
+def test_a_window_length_seen_across_an_idle_window_is_put_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One request, a window with none, then a steady stream: the two resets seen first are
+    # two windows apart. Taken as the window's length, the countdown paused the client
+    # through every other window, forever (10 requests in two seconds, not twenty).
+    quota = Quota(slack=64, max_wait=120.0)
+    sent = sent_per_window(monkeypatch, quota, [(0.05, 0.06), (2.05, 9.0)])
+    assert quota.window_s == pytest.approx(1.0, abs=2e-3)
+    assert not quota.moving
+    assert [sent.get(w, 0) for w in range(3, 9)] == [10] * 6
+
+
+def test_idle_windows_between_two_resets_do_not_make_a_fixed_window_moving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A window's length known, a pause rolls the count over to a predicted window, and the
+    # client goes quiet: the next reset it reads is three windows after the predicted one.
+    # That is windows of the clock, not a window that moves (which turned the countdown
+    # off, and took three seconds for the window's length).
+    quota = Quota(slack=4, max_wait=120.0)
+    sent = sent_per_window(monkeypatch, quota, [(0.05, 3.03), (6.05, 10.0)])
+    assert quota.window_s == pytest.approx(1.0, abs=2e-3)
+    assert not quota.moving
+    assert max(sent.values()) == 10  # never more than a window admits
+    assert [sent.get(w, 0) for w in range(7, 10)] == [10] * 3
+
+
 # --- issue 27, every limiter kind: the first wave, pauses, moving windows ---------------------
 
 
@@ -437,6 +492,28 @@ def test_a_sliding_window_at_its_edge_is_raised_toward_one_left_and_held_there(
         assert p.rate == pytest.approx(49.0, rel=0.005)
 
 
+def test_a_probe_that_leaves_a_sliding_window_at_its_edge_stands_until_a_429(
+    clock: FakeTime,
+) -> None:
+    # A probe from room (3 left: 47/s against 50) to 48/s takes about one off remaining:
+    # remaining = limit - rate * window. That is no bucket draining (which falls from room):
+    # the raise stands (and the edge's own raise toward one left follows); the 429 at the
+    # edge, if it comes, undoes the latest raise.
+    p = pacer()
+    p._set(47.0, clock.now)
+    p._queued = True
+    moving_answers(p, clock, [3, 3], limit=50)
+    raised = p.rate
+    assert raised == pytest.approx(47.0 * 1.02)
+    p._queued = True
+    moving_answers(p, clock, [(1, 2), (1, 2)], limit=50)  # a mean of 1.5: fell by 1.5
+    assert p.rate is not None
+    assert p.rate >= raised
+    before = p.rate
+    p.answered(True)
+    assert p.rate < before
+
+
 def test_a_sliding_window_released_in_bursts_is_told_from_a_fixed_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -568,3 +645,67 @@ async def test_requests_queued_at_a_rate_take_new_slots_when_it_is_cut(
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(sent[1:])]
     assert sent[0] == pytest.approx(100.0)
     assert gaps == [0.5, 0.5, 0.5]
+
+
+# --- pacing learned elsewhere (Ray's actors) ------------------------------------------------
+
+
+def test_a_rate_learned_elsewhere_ends_the_first_wave_and_a_pause_holds_the_client(
+    clock: FakeTime,
+) -> None:
+    p = pacer()
+    p.adopt(24.0, 0.5)
+    assert p.rate == pytest.approx(24.0)
+    assert p.active
+    assert p._wave == _pacing._OVER  # nothing to learn from a wave: the rate is known
+    assert p.cooldown.deadline > 0  # the pause another pacer took
+    assert p._next >= p.cooldown.deadline  # the slots after it start at its end
+    p.adopt(None, 0.0)
+    assert p.rate == pytest.approx(24.0)  # no rate known elsewhere changes nothing here
+
+
+def test_a_probe_learned_elsewhere_is_undone_by_a_429_here(clock: FakeTime) -> None:
+    p = pacer()
+    p._set(25.0, clock.now)
+    clock.now += 3.0
+    p.adopt(25.5, 0.0)  # another actor's probe of 2 %
+    assert p.rate == pytest.approx(25.5)
+    p.answered(True)
+    assert p.rate == pytest.approx(25.0)  # the first 429 after a probe undoes it
+    p.adopt(50.0, 0.0)  # a larger share (an actor left): no probe, not undone
+    p.answered(True)
+    assert p.rate == pytest.approx(50.0)
+    p.adopt(20.0, 0.0)  # a cut elsewhere: the share of 429s here starts afresh
+    assert (p.rate, p._total) == (pytest.approx(20.0), 0)
+
+
+def test_a_quota_429s_pause_is_the_servers_word_not_the_retrys_jitter() -> None:
+    # A retried quota 429 waits its delay (the server's 0.5 s and up to 0.1 s of jitter);
+    # the whole client pauses for the server's 0.5 s and a few milliseconds: the longest of
+    # a wave of 429s' jitters would hold every request that long past the window's reset.
+    p = pacer()
+    headers = {"x-ratelimit-remaining": "0", "retry-after": "0.5"}
+    error = RateLimitError(
+        "429", status_code=429, headers=headers, body="{}", request_id=None, retry_after=0.5
+    )
+    p.refused(error, 0.6, 120.0)
+    assert 0.45 < p.cooldown.remaining() <= 0.511
+
+
+def test_a_reset_that_moves_later_within_its_window_is_a_moving_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A sliding window paced at its edge: one left, its reset (when the oldest leaves) a
+    # little later with every answer. Its length is never seen between two resets; that
+    # its reset moved while the window had most of a second to go says what it is.
+    clock = FakeUnixTime(NOW)
+    monkeypatch.setattr(_quota, "time", clock)
+    sliding, fixed = Quota(slack=64, max_wait=120.0), Quota(slack=64, max_wait=120.0)
+    for i in range(20):
+        clock.now = NOW + 0.02 * i
+        sliding.observe(
+            "1", {"x-ratelimit-limit": "50", "x-ratelimit-reset": f"{clock.now + 0.98:.3f}"}
+        )
+        fixed.observe("1", {"x-ratelimit-limit": "50", "x-ratelimit-reset": f"{NOW + 1:.3f}"})
+    assert sliding.moving
+    assert not fixed.moving

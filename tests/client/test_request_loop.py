@@ -245,6 +245,34 @@ async def test_a_quota_429_trips_the_shared_cooldown() -> None:
     assert retries[0].quota_spent
 
 
+async def test_a_429_whose_tokens_are_spent_pauses_the_client_until_the_tokens_reset() -> None:
+    # Requests remain, tokens do not (OpenAI's token headers, no retry-after): a quota 429.
+    # Its wait is the token window's reset, and it is the whole client's (the cooldown).
+    spent = {
+        "x-ratelimit-limit": "100",
+        "x-ratelimit-remaining": "40",
+        "x-ratelimit-reset": "0.9",
+        "x-ratelimit-limit-tokens": "2000",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "50ms",
+    }
+    transport = answers(
+        MockResponse(429, json={"error": {"type": "rate_limit_error"}}, headers=spent),
+        MockResponse(json=native()),
+    )
+    seen: list[tuple[RetryEvent, float]] = []
+    async with client_over(transport, max_retries=1) as client:
+
+        def on_retry(event: RetryEvent) -> None:
+            seen.append((event, client.cooldown_remaining))
+
+        await client.with_options(on_retry=on_retry).chat.create(model="reka-flash", messages=HI)
+    [(event, paused)] = seen
+    assert (event.rate_limit_kind, event.quota_spent, event.counted) == ("quota", True, False)
+    assert event.delay >= 0.05  # the token window's reset, jitter on top
+    assert paused >= 0.045  # the client's pause, not only this request's wait
+
+
 async def test_an_overload_429_out_of_retries_is_raised() -> None:
     # Headers that say quota remains: an overload answer about this request, which spends a
     # retry as any retryable error does.

@@ -127,3 +127,21 @@ async def test_ray_s_entry_point_closes_the_client_when_its_last_batch_ends(
     finally:
         await mapper.aclose()
     assert [t.column("ok").to_pylist() for t in seen] == [[True], [True]]
+
+
+async def test_the_next_client_carries_on_with_the_pacing_of_the_one_before(
+    server: MockRekaServer,
+) -> None:
+    mapper = RekaChatMapper(api_key=API_KEY, base_url=server.base_url)
+    try:
+        first = [t async for t in mapper({"prompt": ["a"]})]
+        assert mapper._engine is None  # Ray's entry point closed the client
+        paced = mapper._pacer
+        assert paced is not None
+        paced.cooldown.trip(30.0)  # say a spent window paused it
+        engine = await mapper._get_engine()  # the client of the next batch
+        assert engine.client.pacer is paced
+        assert engine.client.cooldown_remaining > 29
+    finally:
+        await mapper.aclose()
+    assert first[0].column("ok").to_pylist() == [True]

@@ -34,7 +34,7 @@ from reka_async.integrations.ray import (  # noqa: E402
     map_chat,
     run_ray_job,
 )
-from reka_async.testing import MockServerProcess  # noqa: E402
+from reka_async.testing import MockRekaServer, MockServerProcess  # noqa: E402
 
 pytestmark = [
     # Ray Data's DataContext() assigns its own deprecated fields (use_push_based_shuffle,
@@ -481,6 +481,36 @@ def test_shared_limiter_holds_the_global_rpm(mock_url: str) -> None:
     stats = ray.get(limiter.stats.remote())
     assert stats["granted_requests"] >= 66
     assert stats["acquire_calls"] >= 33  # chunks of two requests at this budget
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_two_actors_pace_one_token_bucket_through_the_shared_actor() -> None:
+    """No budget: the shared actor carries the pacing alone. Two actors of 32 connections
+    each (200 ms) would send about 320 a second unpaced against a bucket of 20 a second;
+    paced together, every row ends ok and the refusals stay a small part of the admissions
+    (the mock's own counters: it runs in this process, the actors reach it over TCP)."""
+    limiter = create_rate_limiter()
+    items = [{"custom_id": f"b{i}", "prompt": f"bucket {i}"} for i in range(300)]
+    with MockRekaServer.in_thread(
+        api_key=API_KEY, rate_limit="20/s", rate_limit_kind="bucket", latency_s=0.2
+    ) as server:
+        rows = rows_of(
+            map_chat(
+                ray.data.from_items(items, override_num_blocks=4),
+                num_actors=2,
+                limiter=limiter,
+                api_key=API_KEY,
+                base_url=server.base_url,
+            )
+        )
+        admitted, refused = server.limiter.admitted, server.limiter.refused
+    assert sorted(r["custom_id"] for r in rows) == sorted(i["custom_id"] for i in items)
+    assert all(r["ok"] for r in rows)
+    assert admitted == 300  # none lost, none sent twice after an answer
+    assert refused <= admitted // 2, refused
+    stats = ray.get(limiter.stats.remote())
+    assert stats["pacing_reports"] >= 1  # an actor's learned rate went through the actor
+    assert 0.0 < stats["pacing_rate"] <= 20 * 1.5
 
 
 @pytest.mark.usefixtures("ray_cluster")

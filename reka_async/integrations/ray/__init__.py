@@ -37,14 +37,22 @@ to split it, both built here:
 Either way the buckets start full, as in ``BatchRunner``: up to one minute of budget may go
 out at once before the steady rate applies.
 
+Shared pacing. Without a budget too, the actors pace against the server's own limit: each
+client learns the send rate the server allows (its headers and 429s, ``_http/quota.py``),
+and with more than one actor `map_chat` starts the shared actor for it (``shared_limiter``),
+through which every actor's pacer syncs four times a second: the job's learned rate, split
+over the actors syncing, and the pauses one of them takes. A client started afresh between
+an actor's batches starts at its share (``_limiter``'s docstring).
+
 Secrets: the API key travels to the actors as a constructor argument wrapped in `Secret`
 (never in the dataset, never in ``runtime_env`` environment variables, which the Ray
 dashboard shows), and neither `Secret` nor `RekaChatMapper` shows it in its ``repr``.
 
 Modules, in the order of the data flow: ``_secrets`` (`Secret`), ``_limiter`` (the shared
-limiter actor and a worker's budget), ``_rows`` (Ray batches to items, results to tables),
-``_engine`` (one runner and stream per actor loop), ``_mapper`` (`RekaChatMapper`,
-`map_chat`) and ``_job`` (`run_ray_job`, on the JSONL format of ``reka_async.jobs``).
+actor, a worker's budget and its link to the shared pacing), ``_rows`` (Ray batches to
+items, results to tables), ``_engine`` (one runner and stream per actor loop), ``_mapper``
+(`RekaChatMapper`, `map_chat`) and ``_job`` (`run_ray_job`, on the JSONL format of
+``reka_async.jobs``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from ...batch import BatchResult, BatchRunner, BudgetExceededError
 from ...batch.breaker import fatal_reason
 from ...jobs import prepare_line
 from ._cost import SharedCostBudget
-from ._limiter import SharedBudget
+from ._limiter import SharedBudget, SharedPacing
 from ._rows import Row
 
 __all__ = ["Engine"]
@@ -77,6 +77,8 @@ class Engine:
         client: the client the runner sends through (closed by `aclose`).
         budget: the worker's share of a shared limiter (the client's ``rate_budget``), or
             ``None``; its unused balance goes back on `aclose`.
+        pacing: the link of the client's pacer with the shared actor's pacing, or ``None``:
+            synced before the first request and then every ``SYNC_PERIOD_S`` until `aclose`.
         cost: the job's ``max_cost`` budget, shared by every actor (``_cost.py``), or
             ``None``. When it stops the job (a request does not fit, or an answer broke its
             bound), the stream ends and every row not answered gets a not-sent
@@ -97,10 +99,17 @@ class Engine:
         model: str,
         params: Mapping[str, Any],
         cost: SharedCostBudget | None = None,
+        pacing: SharedPacing | None = None,
         **runner_options: Any,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.client = client
+        self.pacing = pacing
+        self.pacing_task = (
+            self.loop.create_task(pacing.run(client.pacer), name="reka-ray-pacing")
+            if pacing is not None
+            else None
+        )
         self.model = model
         self.params = params
         self.runner = BatchRunner(
@@ -132,6 +141,8 @@ class Engine:
         """Run one batch's rows through the shared stream; results in row order."""
         if self.failure is not None:
             raise RuntimeError("RekaChatMapper: the request stream failed") from self.failure
+        if self.pacing is not None:
+            await self.pacing.ready()  # a client started afresh starts at the job's rate
         ticket = _Ticket(len(rows), self.loop)
         for position, row in enumerate(rows):
             if self.stopped is not None and row.item is not None:
@@ -249,11 +260,13 @@ class Engine:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is self.loop:
-            self.task.cancel()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                self.loop.call_soon_threadsafe(self.task.cancel)
+        tasks = [self.task] if self.pacing_task is None else [self.task, self.pacing_task]
+        for task in tasks:
+            if running is self.loop:
+                task.cancel()
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    self.loop.call_soon_threadsafe(task.cancel)
 
     async def aclose(self) -> None:
         """Stop the stream, give the unused budget back and close the client."""
@@ -261,6 +274,10 @@ class Engine:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+        if self.pacing_task is not None:
+            self.pacing_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.pacing_task
         if self.budget is not None:
             await self.budget.give_back()
         await self.client.aclose()

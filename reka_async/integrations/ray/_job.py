@@ -225,7 +225,8 @@ def run_ray_job(
         tpm: the job's tokens per minute (likewise).
         api_key: the key (default ``REKA_API_KEY``); never written into the dataset.
         base_url: API base URL.
-        shared_limiter: ``False`` splits ``rpm``/``tpm`` evenly across actors instead.
+        shared_limiter: ``False`` splits ``rpm``/``tpm`` evenly across actors instead, and
+            each actor paces alone (no shared pacing; see `map_chat`).
         batch_size: rows per batch (see `map_chat`).
         max_retries: retries per request.
         timeout_s: total seconds per request.

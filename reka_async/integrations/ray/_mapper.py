@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from ..._client import AsyncClient
 from ..._exceptions import InvalidRequestError
 from ..._http.options import check_max_retries
+from ..._http.pacing import Pacer
 from ...batch import BatchStats, CostBudget, PriceTable
 from ...batch.bound import DEFAULT_MESSAGE_OVERHEAD
 from ._common import (
@@ -23,7 +25,7 @@ from ._common import (
 )
 from ._cost import SharedCostBudget, create_cost_ledger
 from ._engine import Engine
-from ._limiter import SharedBudget, create_rate_limiter
+from ._limiter import SharedBudget, SharedPacing, create_rate_limiter
 from ._rows import batch_columns, input_table, parse_rows, results_table
 from ._secrets import Secret, resolve_key
 
@@ -61,7 +63,9 @@ class RekaChatMapper:
     loop Ray runs the actor's async batches on, and are shared by all batches the actor runs
     at once: at most ``concurrency_per_actor`` requests are in flight per actor. Through
     Ray's entry point (``__call__``) the client is closed whenever the actor's last batch in
-    flight ends; `process` leaves it open until `aclose`.
+    flight ends; `process` leaves it open until `aclose`. The next client carries on with
+    the pacing of the one before (``AsyncClient(pacer=...)``: the rate learned from the
+    server, the key's window, a pause), and with a shared actor, with the job's.
 
     Args:
         model: model for rows naming none.
@@ -72,7 +76,9 @@ class RekaChatMapper:
             ``rpm / num_actors``.
         tpm: the job's tokens per minute, split the same way.
         num_actors: how many actors share ``rpm``/``tpm``.
-        limiter: a shared limiter from `create_rate_limiter` (instead of ``rpm``/``tpm``).
+        limiter: a shared actor from `create_rate_limiter` (instead of ``rpm``/``tpm``):
+            its budget, if it holds one, and the pacing learned from the server, shared
+            with every actor using it (its rate and pauses; see ``_limiter``).
         max_retries: retries per request.
         timeout_s: total seconds per request (default: the client's timeout).
         adaptive: AIMD concurrency per actor (see ``BatchRunner``).
@@ -177,6 +183,13 @@ class RekaChatMapper:
             self._cost = (cost_ledger, float(max_cost), media_tokens, message_overhead)
         self._engine: Engine | None = None
         self._calls = 0  # batches in flight through __call__ (the last one closes the client)
+        # The shared limiter's budget (rpm, tpm), asked once; and this actor's name among
+        # those sharing the pacing (one per mapper, whatever clients it makes).
+        self._limits: tuple[Any, ...] | None = None
+        self._member = uuid.uuid4().hex
+        # The pacing of this actor's clients: each client made afresh carries on with it
+        # (the rate learned, the window, the pause), instead of starting over unpaced.
+        self._pacer: Pacer | None = None
 
     def __repr__(self) -> str:
         if self._limiter is not None:
@@ -215,7 +228,7 @@ class RekaChatMapper:
         pa = require("pyarrow")
         columns = batch_columns(batch)
         rows = parse_rows(columns) if columns else []
-        results = await self._get_engine().run(rows) if rows else []
+        results = await (await self._get_engine()).run(rows) if rows else []
         table = results_table(pa, results, rows, self._include_record)
         if self._keep_input_columns and columns:
             inputs = input_table(pa, batch, columns)
@@ -224,9 +237,14 @@ class RekaChatMapper:
                     table = table.append_column(name, inputs.column(name))
         return table
 
-    def _get_engine(self) -> Engine:
+    async def _get_engine(self) -> Engine:
         loop = asyncio.get_running_loop()
         engine = self._engine
+        if engine is None and self._limiter is not None and self._limits is None:
+            # Whether the shared actor holds a budget (or the pacing alone), asked once: a
+            # client reserves from a budget on every attempt, and from none it need not.
+            self._limits = tuple(await self._limiter.limits.remote())
+            engine = self._engine  # another batch may have made it meanwhile
         if engine is not None:
             if engine.loop is not loop:
                 raise RuntimeError(
@@ -237,15 +255,28 @@ class RekaChatMapper:
         options: dict[str, Any] = {}
         if self._timeout_s is not None:
             options["timeout"] = self._timeout_s
-        budget = SharedBudget(self._limiter) if self._limiter is not None else None
+        budget = None
+        pacing = None
+        if self._limiter is not None:
+            pacing = SharedPacing(self._limiter, self._member)
+            limits = self._limits
+            if limits is None:
+                budget = SharedBudget(self._limiter)
+            elif limits[0] or limits[1]:
+                rpm, tpm, request_chunk, token_chunk = limits
+                budget = SharedBudget(
+                    self._limiter, (rpm, tpm, float(request_chunk), float(token_chunk))
+                )
         client = AsyncClient(
             self._key.get_secret_value(),
             self._base_url,
             max_retries=self._max_retries,
             max_connections=self._concurrency,
             rate_budget=budget,
+            pacer=self._pacer,
             **options,
         )
+        self._pacer = client.pacer
         cost = None
         if self._cost is not None:
             ledger, max_cost, media_tokens, message_overhead = self._cost
@@ -260,6 +291,7 @@ class RekaChatMapper:
             client,
             budget=budget,
             cost=cost,
+            pacing=pacing,
             circuit_breaker=self._circuit_breaker,
             model=self._model,
             params=self._params,
@@ -342,7 +374,11 @@ def map_chat(
             actor) a limiter actor shares it; otherwise each actor gets ``1 / num_actors``
             of it.
         tpm: the job's tokens per minute, shared or split the same way.
-        shared_limiter: use a shared limiter actor for ``rpm``/``tpm``.
+        shared_limiter: with more than one actor, start a shared actor: for ``rpm``/``tpm``
+            when given, and in any case for the pacing each actor's client learns from the
+            server's headers and 429s (the send rate and the pauses, shared by every
+            actor; a client started afresh between an actor's batches starts at its share).
+            ``False``: each actor paces alone.
         limiter: an existing limiter from `create_rate_limiter` (then no ``rpm``/``tpm``).
         api_key: the key; default ``REKA_API_KEY`` of the driver. It reaches the actors as a
             `Secret` constructor argument, never through the dataset or the environment.
@@ -375,7 +411,9 @@ def map_chat(
     if batch_size is not None:
         check_positive_int("batch_size", batch_size)
     key = resolve_key(api_key)
-    if limiter is None and shared_limiter and num_actors > 1 and (rpm or tpm):
+    if limiter is None and shared_limiter and num_actors > 1:
+        # The shared actor: the budget, when there is one, and the pacing the actors learn
+        # from the server (its rate and its pauses shared by all of them) in any case.
         limiter = create_rate_limiter(rpm, tpm)
         rpm = tpm = None
     if max_cost is not None and cost_ledger is None:
