@@ -37,6 +37,7 @@ _OPENAI_LIMIT, _ANTHROPIC_LIMIT = PER_MINUTE  # (observe() looks both up before 
 __all__ = [
     "CUT_SHARE",
     "MARGIN",
+    "MAX_SHARE_WINDOW_S",
     "MIN_ANSWERS",
     "PACED_CUT_SHARE",
     "SHARE_WINDOW_S",
@@ -46,8 +47,14 @@ __all__ = [
 
 #: The answers the share of 429s is measured over: those of the last this many seconds.
 SHARE_WINDOW_S: Final = 2.0
-#: The fewest answers in that window for the share to count.
+#: The fewest answers in that window for the share to count. A client answered fewer times
+#: than this over ``SHARE_WINDOW_S`` (paced below 25 requests a second) has its share read
+#: over as many of the answers before as make up ``MIN_ANSWERS``, back at most
+#: ``MAX_SHARE_WINDOW_S``.
 MIN_ANSWERS: Final = 50
+#: The furthest back the share of 429s is read, for a client answered too seldom for
+#: ``SHARE_WINDOW_S`` to hold ``MIN_ANSWERS``.
+MAX_SHARE_WINDOW_S: Final = 8.0
 #: The share of rate-limit 429s above which an unpaced client starts pacing.
 CUT_SHARE: Final = 0.10
 #: The share above which a paced client cuts its rate again.
@@ -56,7 +63,8 @@ PACED_CUT_SHARE: Final = 0.03
 MARGIN: Final = 0.97
 _PROBE: Final = 1.02  # a quiet, queued client raises its rate by this factor
 _BUCKET_S: Final = 0.25  # answers are counted in buckets this long (no per-answer objects)
-_BUCKETS: Final = int(SHARE_WINDOW_S / _BUCKET_S)
+_BUCKETS: Final = int(SHARE_WINDOW_S / _BUCKET_S)  # the share window's buckets
+_RING: Final = int(MAX_SHARE_WINDOW_S / _BUCKET_S)  # the buckets kept (the longest read-back)
 #: A moving window (sliding or bucket) must show at least this many ``remaining`` at its
 #: lowest over a probe's interval, and no fall from the interval before, to be probed.
 _PROBE_ROOM: Final = 2.0
@@ -126,14 +134,16 @@ class Pacer:
         self._ceiling: float | None = None  # a declared rate: never probed above
         self._next = 0.0  # monotonic time of the next free send slot
         self._epoch = 0  # counts rate decreases: a slot taken before one is taken again
-        # Answers of the last SHARE_WINDOW_S, in a ring of _BUCKETS counts (answers, and
-        # rate-limit 429s among them) indexed by the bucket number of their time.
-        self._counts = [0] * _BUCKETS
-        self._refusals = [0] * _BUCKETS
+        # Answers of the last MAX_SHARE_WINDOW_S, in a ring of _RING counts (answers, and
+        # rate-limit 429s among them) indexed by the bucket number of their time; the
+        # share is read over its last _BUCKETS (SHARE_WINDOW_S), or further back when those
+        # hold fewer than MIN_ANSWERS (``_refusal``).
+        self._counts = [0] * _RING
+        self._refusals = [0] * _RING
         self._bucket = 0  # the bucket number (monotonic time / _BUCKET_S) of the latest
-        self._total = 0  # answers in the ring
-        self._slot = 0  # its place in the ring (_bucket % _BUCKETS)
-        self._refused = 0  # rate-limit 429s in the ring
+        self._total = 0  # answers in the share window (the ring's last _BUCKETS)
+        self._slot = 0  # its place in the ring (_bucket % _RING)
+        self._refused = 0  # rate-limit 429s in the share window
         self._first_at = 0.0  # the time of the ring's oldest answer (0.0: empty)
         self._prev_mean = -math.inf  # the mean remaining of the probe interval before
         self._checked_at = -float("inf")  # the end of the latest probe interval
@@ -269,7 +279,7 @@ class Pacer:
         self._probed_from = self._streak_from = None
         self._changed_at = now
         counts, refusals = self._counts, self._refusals
-        for i in range(_BUCKETS):
+        for i in range(_RING):
             counts[i] = refusals[i] = 0
         self._total = self._refused = 0
         self._first_at = 0.0
@@ -308,19 +318,23 @@ class Pacer:
             self._probe(self.rate, now)
 
     def _roll(self, bucket: int, now: float) -> None:
-        """A new bucket: empty those that fell out of the window (at most all of them)."""
+        """A new bucket (at most four times a second): empty those that fell out of the
+        ring, and count the share window's answers afresh from its last ``_BUCKETS``."""
         counts, refusals = self._counts, self._refusals
-        for number in range(max(self._bucket + 1, bucket - _BUCKETS + 1), bucket + 1):
-            i = number % _BUCKETS
-            self._total -= counts[i]
-            self._refused -= refusals[i]
+        for number in range(max(self._bucket + 1, bucket - _RING + 1), bucket + 1):
+            i = number % _RING
             counts[i] = refusals[i] = 0
         self._bucket = bucket
-        self._slot = bucket % _BUCKETS
-        if not self._total:
-            self._first_at = now  # the answer being counted is the window's first
-        elif self._first_at < (bucket - _BUCKETS + 1) * _BUCKET_S:
-            self._first_at = (bucket - _BUCKETS + 1) * _BUCKET_S
+        self._slot = bucket % _RING
+        total = refused = 0
+        for number in range(bucket - _BUCKETS + 1, bucket + 1):
+            total += counts[number % _RING]
+            refused += refusals[number % _RING]
+        self._total, self._refused = total, refused
+        if not any(counts):
+            self._first_at = now  # the answer being counted is the ring's first
+        elif self._first_at < (bucket - _RING + 1) * _BUCKET_S:
+            self._first_at = (bucket - _RING + 1) * _BUCKET_S
 
     def _refusal(self, i: int, now: float) -> None:
         """A rate-limit 429 counted in bucket ``i``: undo a probe it answers, cut by the share."""
@@ -343,16 +357,24 @@ class Pacer:
         if now - self._changed_at < SHARE_WINDOW_S:
             return
         rate = self.rate
-        count = self._total
-        share = self._refused / count
+        count, refused, start = self._total, self._refused, self._bucket - _BUCKETS + 1
+        if count < MIN_ANSWERS:
+            # Answered too seldom for the share window (paced below MIN_ANSWERS /
+            # SHARE_WINDOW_S): the answers before it, back to MIN_ANSWERS or the ring's end.
+            counts, refusals = self._counts, self._refusals
+            while count < MIN_ANSWERS and start > self._bucket - _RING + 1:
+                start -= 1
+                count += counts[start % _RING]
+                refused += refusals[start % _RING]
+        share = refused / count
         if count >= MIN_ANSWERS and share > (CUT_SHARE if rate is None else PACED_CUT_SHARE):
-            self._cut(rate, share, count, now)
+            self._cut(rate, share, count, max(self._first_at, start * _BUCKET_S), now)
 
-    def _cut(self, rate: float | None, share: float, count: int, now: float) -> None:
+    def _cut(self, rate: float | None, share: float, count: int, since: float, now: float) -> None:
         # The send rate times the share the server admitted of it; unpaced, the answers
-        # over the window (at least a second: the first answers of an unpaced client
+        # over the window read (at least a second: the first answers of an unpaced client
         # arrive together, and a burst is admitted at once).
-        span = max(now - self._first_at, 1.0)
+        span = max(now - since, 1.0)
         sent = rate if rate is not None else count / span
         cut = sent * (1.0 - share)
         if rate is None or not self.quota.moving:

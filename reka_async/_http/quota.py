@@ -38,8 +38,10 @@ The rule (``Pacer`` in ``pacing.py`` applies it; the request loop calls it):
      probes above it (a bare ``x-ratelimit-limit`` is a window's allowance, the window's
      length unknown: it declares no rate, and ``Quota`` below paces against it);
    * the share of rate-limit 429s (of any kind) among the answers of the last
-     ``SHARE_WINDOW_S`` (2 s, counted in quarter-second buckets), once at least
-     ``MIN_ANSWERS`` (50) are in, exceeds ``CUT_SHARE`` (10 %) while the client is not
+     ``SHARE_WINDOW_S`` (2 s, counted in quarter-second buckets; a client answered fewer
+     than ``MIN_ANSWERS`` (50) times in it, one paced below 25 requests a second, reads
+     back over as many answers before as make up 50, at most ``MAX_SHARE_WINDOW_S``, 8 s),
+     once at least ``MIN_ANSWERS`` are in, exceeds ``CUT_SHARE`` (10 %) while the client is not
      paced yet, or ``PACED_CUT_SHARE`` (3 %) once it is: the rate becomes the send rate
      times ``1 - share`` (what the server admitted; unpaced, the answers per second over
      the window, taken as at least a second long) times ``MARGIN`` (not for a paced client

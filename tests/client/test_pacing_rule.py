@@ -360,6 +360,32 @@ def test_answers_older_than_the_share_window_fall_out_of_the_share(clock: FakeTi
     assert p._refused == 0
 
 
+def test_a_client_paced_below_25_a_second_reads_its_share_further_back_and_cuts(
+    clock: FakeTime,
+) -> None:
+    # Paced at 20/s against a limiter admitting half of it: 40 answers in the share window,
+    # too few to count, so the share is read back to 50 answers; the rate is cut to what
+    # was admitted. Before the read-back it was never cut at all.
+    p = pacer()
+    p._set(20.0, clock.now)
+    feed(p, clock, 60, 2, 0.05)  # 3 s at 20 answers a second, every other one a 429
+    assert p.cuts == 1
+    assert p.rate == pytest.approx(20 * 0.5 * MARGIN, rel=0.05)
+
+
+def test_the_read_back_never_reaches_past_the_ring_or_before_a_cut(clock: FakeTime) -> None:
+    # 45 refusals long ago (older than MAX_SHARE_WINDOW_S), then 10 answers a second with
+    # no 429 but one: 1 in about 50 read back is under the paced share, so nothing is cut.
+    p = pacer()
+    p._set(10.0, clock.now)
+    feed(p, clock, 45, 1, 0.001)
+    clock.now += _pacing.MAX_SHARE_WINDOW_S + 1.0
+    feed(p, clock, 49, 10**9, 0.1)
+    p.answered(True)
+    assert p.rate == 10.0
+    assert p.cuts == 0
+
+
 class VirtualClock:
     """``time`` and ``asyncio`` for ``pacing`` and ``retry``: ``sleep`` waits until ``run``
     moves the clock to its end, the earliest first (a loop's virtual time)."""
