@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiohttp
 import attrs
@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_TIMEOUT",
     "RequestOptions",
+    "Slot",
     "Timeout",
     "TimeoutLike",
     "chain_retry_hooks",
@@ -157,6 +158,20 @@ def resolve_api_key(api_key: str | None) -> str:
     return key
 
 
+class Slot(Protocol):
+    """A caller's share of a concurrency limit, held while a request's attempts run and
+    given up while it waits out a retry's delay (a ``BatchRunner`` worker's: its slot goes
+    to another item meanwhile, ``batch/stream.py``)."""
+
+    def leave(self) -> None:
+        """Give the slot up: the request is about to wait before its next attempt."""
+        ...
+
+    async def rejoin(self) -> None:
+        """Take a slot again before the next attempt (waiting for one to free)."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class RequestOptions:
     """Per-request settings resolved against the client's defaults.
@@ -173,6 +188,9 @@ class RequestOptions:
     #: caller's (a ``BatchRunner``'s rate and cost budgets).
     budgets: tuple[Budget, ...] = ()
     hooks: Hooks | None = None
+    #: Given up during each retry's wait and taken again before the next attempt (``None``:
+    #: nothing to give up; a ``BatchRunner`` sets it).
+    slot: Slot | None = None
 
     def override(
         self,
@@ -213,6 +231,7 @@ class RequestOptions:
             on_retry=chain_retry_hooks(self.on_retry, on_retry),
             hooks=self.hooks.plus(hooks) if self.hooks is not None else hooks,
             budgets=self.budgets + budgets,
+            slot=self.slot,
         )
 
 

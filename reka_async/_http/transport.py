@@ -13,7 +13,9 @@ Each attempt goes through the same steps, in this order, in ``Transport.send``:
    settled by its outcome, the ``on_response`` hooks called;
 6. a 2xx plain answer is parsed and returned; a 2xx stream is returned as soon as its
    headers are in (``StreamBody``, which carries its reservations to the stream); anything
-   else goes to the retry decision and its wait (``_retry_wait``), or is raised.
+   else goes to the retry decision and its wait (``_retry_wait``), or is raised. During the
+   wait the caller's ``RequestOptions.slot`` (a batch worker's share of its concurrency) is
+   given up, and taken again before the next attempt.
 
 A reused keep-alive connection that fails before any answer is retried once, at once
 (``_http/retry.py``). A stream whose body breaks before its first event comes back to the
@@ -541,7 +543,15 @@ class Transport:
                     counted=not free,
                 )
             )
-        await pacer.wait_retry(delay, spent)
+        slot = opts.slot
+        if slot is None:
+            await pacer.wait_retry(delay, spent)
+        else:
+            # The wait holds no connection: the caller's concurrency slot serves another
+            # request meanwhile (a batch's next item), and is taken again before the retry.
+            slot.leave()
+            await pacer.wait_retry(delay, spent)
+            await slot.rejoin()
         call.attempt += 1
         if free:
             call.rate_limit_wait += delay

@@ -19,6 +19,9 @@ _SHARE_WEIGHT = 0.02  # the exponential average's weight: about the last 50 outc
 class AdaptiveLimit:
     """A concurrency gate whose limit follows AIMD: +1 per window of successes, halved on overload.
 
+    A batch holds its requests in flight to ``concurrency`` with one, adaptive or not (a
+    fixed one is never told of successes or overloads).
+
     The limit moves between 1 and ``maximum``; a decrease happens at most once per
     ``decrease_interval`` seconds so one burst of 429s counts as one signal. With a
     ``tolerance`` above 0, an overload signal decreases the limit only while the share of
@@ -65,6 +68,18 @@ class AdaptiveLimit:
 
     def __repr__(self) -> str:
         return f"<AdaptiveLimit limit={self.limit:.1f}/{self.maximum} in_use={self.in_use}>"
+
+    def try_acquire(self) -> bool:
+        """Take a free slot if there is one and nobody is queued for it (no await)."""
+        if self.in_use < int(self.limit) and not self._waiters:
+            self.in_use += 1
+            return True
+        return False
+
+    @property
+    def spare(self) -> bool:
+        """Whether a slot is free with nobody queued for it."""
+        return self.in_use < int(self.limit) and not self._waiters
 
     async def acquire(self) -> None:
         """Take a slot, waiting (first come, first served) while ``limit`` are in use."""

@@ -32,12 +32,14 @@ class ItemRetries:
     request's whole latency.
     """
 
-    __slots__ = ("_client_retry", "attempts", "charge", "opts", "stream")
+    __slots__ = ("_client_retry", "attempts", "charge", "held", "opts", "stream")
 
     def __init__(self, stream: BatchStream) -> None:
         runner = stream._runner
         self.stream = stream
         self.attempts = 1
+        #: Whether this worker holds one of the batch's slots (a request in flight).
+        self.held = False
         #: What the cost budget charged the item being sent (``None``: no ``max_cost``).
         self.charge = ItemCharge(runner.cost_budget) if runner.cost_budget is not None else None
         # The runner's rate and cost budgets are reserved before every attempt, and settled
@@ -60,6 +62,7 @@ class ItemRetries:
         self.opts = attrs.evolve(
             opts,
             on_retry=self.on_retry,
+            slot=self,
             hooks=None
             if hooks is None
             else Hooks(
@@ -67,6 +70,24 @@ class ItemRetries:
                 [guard_hook(stream, "on_response", h) for h in hooks.on_response],
             ),
         )
+
+    def give(self) -> None:
+        """Give this worker's slot back, if it holds one."""
+        if self.held:
+            self.held = False
+            self.stream._slots.release_nowait()
+
+    def leave(self) -> None:
+        """The request waits before a retry: its slot goes to the next item meanwhile
+        (``RequestOptions.slot``; the request loop calls it)."""
+        self.give()
+        self.stream._lend()
+
+    async def rejoin(self) -> None:
+        """Take a slot before the next attempt, waiting for one (first come, first served:
+        the item that waited queues as any other)."""
+        await self.stream._slots.acquire()
+        self.held = True
 
     def on_retry(self, event: RetryEvent) -> None:
         if self._client_retry is not None:

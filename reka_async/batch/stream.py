@@ -90,6 +90,12 @@ class BatchStream:
             if runner.adaptive
             else None
         )
+        # The requests in flight: at most ``concurrency`` (or the adaptive limit). An item
+        # waiting out a retry's delay gives its slot up meanwhile (``ItemRetries.leave``)
+        # and an extra worker sends the next item in it (``_lend``); so up to
+        # ``concurrency`` more items may be held, waiting, beside those in flight.
+        self._slots = self._limit or AdaptiveLimit(runner.concurrency)
+        self._extras = 0  # extra workers alive
         self._hook_failed = False
         #: The (hook kind, exception type) pairs a raising client hook was logged for.
         self.hook_errors_logged: set[tuple[str, type[BaseException]]] = set()
@@ -258,7 +264,26 @@ class BatchStream:
         self._next_index += 1
         return index, item
 
-    async def _worker(self) -> None:
+    def _lend(self) -> None:
+        """An item gave its slot up to wait before a retry: while a slot is spare, an extra
+        worker sends the next items in it (at most ``concurrency`` extras at a time); it
+        stops once no slot is spare (the item that waited takes its slot back first)."""
+        if (
+            self._closed
+            or self._exhausted
+            or not self._slots.spare
+            or self._extras >= self._runner.concurrency
+        ):
+            return
+        self._extras += 1
+        self._alive += 1
+        workers = self._workers
+        if len(workers) >= 4 * self._runner.concurrency:  # drop the extras that stopped
+            workers[:] = [task for task in workers if not task.done()]
+        extra = asyncio.create_task(self._worker(extra=True), name="reka-batch-worker-extra")
+        workers.append(extra)
+
+    async def _worker(self, extra: bool = False) -> None:
         runner = self._runner
         retries = ItemRetries(self)  # this worker's retry hook and options, for every item
         pacer = runner.client.pacer
@@ -330,7 +355,11 @@ class BatchStream:
                             )
                         )
                         return
+                if extra and not self._slots.spare:
+                    return  # the slot it was lent is wanted back (or taken)
         finally:
+            if extra:
+                self._extras -= 1
             self._alive -= 1
             if self._alive == 0:
                 self._out.put_nowait(_END)
@@ -422,8 +451,10 @@ class BatchStream:
             )
             return BatchResult(index=index, custom_id=custom_id, request=body, error=not_sent)
         limit = self._limit
-        if limit is not None:
-            await limit.acquire()
+        if self._slots.try_acquire():
+            retries.held = True
+        else:
+            await retries.rejoin()
         retries.attempts = 1
         charge = retries.charge
         if charge is not None:
@@ -451,8 +482,7 @@ class BatchStream:
             elif isinstance(exc, NotFoundError) and unknown_model(exc, body.get("model")):
                 self._missing_models[body["model"]] = exc
         finally:
-            if limit is not None:
-                limit.release_nowait()
+            retries.give()
         if response is not None and limit is not None:
             limit.on_success()
             stats.concurrency_limit = limit.limit
