@@ -94,8 +94,12 @@ async def test_a_client_budget_holds_across_calls_streams_and_batches() -> None:
         )
     stamps = [r.received_at for r in server.requests]
     assert len(stamps) == 32
+    # The bucket admits its burst of 10 plus 10 a second. The server's arrival times are a
+    # little later than the client's admissions, by a loaded loop's delay, and two
+    # admitted apart may arrive together: 2 requests of slack for that. Budgets that did
+    # not hold across the two runners and the direct calls would send three times the rate.
     for width in (0.0, 0.5, 1.0, 2.0):
-        assert most_in_any_window(stamps, width) <= rpm * width / 60 + 10
+        assert most_in_any_window(stamps, width) <= rpm * width / 60 + 10 + 2
 
 
 async def test_a_runner_budget_is_shared_by_its_runs_even_concurrent_ones() -> None:
