@@ -19,7 +19,9 @@ counts instead: each side runs in a child process under valgrind's callgrind (De
 ``valgrind``), once with few requests and once with many, and the difference of the two
 instruction counts over the difference of the requests is the instructions one request (or
 chunk) costs, whatever else the machine runs; repeated ``--repeat`` times (the rounds differ
-only by how the event loop happens to batch the answers):
+only by how the event loop happens to batch the answers). Each child collects and freezes
+(``gc.freeze``) what its imports left before its requests: otherwise one full collection
+falling in one run and not the other moved a count by 15,000 instructions a request:
 
     python -m benchmarks.budget --before /tmp/before --instructions --repeat 5
 
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import os
 import re
@@ -217,10 +220,74 @@ def drive(side: str, url: str, api: str, count: int) -> None:
     """The child of ``--instructions``: ``count`` requests (or streams, for ``chunk``) of
     one side, nothing else."""
     pkg = load_before(side) if side != "after" else importlib.import_module("reka_async")
+    # No automatic collection while counting: under callgrind, a collection or two more in
+    # the run of many requests than in the run of few (their timing follows the event
+    # loop's, which the slowed process changes) moved a side's count by 15,000 instructions
+    # a request, in either direction. Outside valgrind the collector costs 0.2-0.5 µs of a
+    # request's 90-140, on either side (``--gc`` times it through ``gc.callbacks``).
+    gc.collect()
+    gc.freeze()
+    report = os.environ.get("BUDGET_GC") == "1"
+    if report:
+        spent = [0.0, 0.0, 0.0]  # seconds collecting, collections, the current one's start
+
+        def timed(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                spent[2] = time.perf_counter()
+            else:
+                spent[0] += time.perf_counter() - spent[2]
+                spent[1] += 1
+
+        gc.callbacks.append(timed)
+    else:
+        gc.disable()
     if api == "chunk":
         asyncio.run(_run_streams(pkg, url, count))
     else:
         asyncio.run(_run_requests(pkg, url, api, count, 64))
+    if report:
+        print(f"gc {spent[0] / count * 1e6:.4f} {spent[1] / count * 1000:.2f}")
+
+
+def gc_cost(before: str, repeat: int, only: Sequence[str]) -> int:
+    """``--gc``: the collector's CPU µs per request (or stream), timed through
+    ``gc.callbacks`` in children that run 6,000 requests (100 streams) outside valgrind."""
+    from reka_async.testing import MockServerProcess
+
+    server = MockServerProcess()
+    url = server.start()
+    try:
+        for api in only:
+            count = 100 if api == "chunk" else 6000
+            for round_ in range(repeat):
+                sides = (("before", before), ("after", "after"))
+                for side, path in sides if round_ % 2 == 0 else sides[::-1]:
+                    done = subprocess.run(
+                        [
+                            sys.executable,
+                            "-m",
+                            "benchmarks.budget",
+                            "--drive",
+                            path,
+                            url,
+                            api,
+                            str(count),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        cwd=Path(__file__).resolve().parent.parent,
+                        env={**os.environ, "PYTHONHASHSEED": "0", "BUDGET_GC": "1"},
+                    )
+                    us, per_1000 = done.stdout.split()[-2:]
+                    unit = "stream" if api == "chunk" else "request"
+                    print(
+                        f"{api:>6} round {round_ + 1} {side:>6}: the collector {float(us):.3f} µs"
+                        f" per {unit}, {float(per_1000):.2f} collections per 1,000"
+                    )
+    finally:
+        server.stop()
+    return 0
 
 
 def _instructions(side: str, url: str, api: str, count: int) -> int:
@@ -335,7 +402,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="with --instructions: answer through MockTransport, no sockets (the client's code)",
     )
+    parser.add_argument(
+        "--gc",
+        action="store_true",
+        help="time the garbage collector's share of a request instead (outside valgrind)",
+    )
     args = parser.parse_args(argv)
+    if args.gc:
+        return gc_cost(args.before, args.repeat, args.only.split(","))
     if args.instructions:
         return instructions(args.before, args.repeat, args.only.split(","), args.in_process)
     import reka_async
