@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from reka_async import AsyncClient, BatchRunner
-from reka_async.testing import MockRekaServer
+from reka_async.testing import Billing, MockRekaServer
 from reka_async.testing._limiters import LIMITER_KINDS
 
 
@@ -59,3 +59,32 @@ async def test_one_percent_of_overload_429s_never_paces_the_client() -> None:
     assert all(r.ok for r in results)
     assert client.pacer.rate is None
     assert runner.stats.rate_cuts == 0
+
+
+@pytest.mark.parametrize("kind", LIMITER_KINDS)
+async def test_a_token_limit_counting_above_the_clients_estimate_never_fails_an_item(
+    kind: str,
+) -> None:
+    # The batch is given the server's token limit as its tpm, but the server bills each
+    # request 200 input tokens more than its text: the client's budget, by its estimate,
+    # admits more than ten times what the server's window holds. The server's 429s (and,
+    # where it sends them, its token headers) pace the rest; no item fails, none is billed
+    # twice.
+    async with (
+        MockRekaServer(
+            token_limit="6000/0.5s",
+            rate_limit_kind=kind,
+            latency_s=0.02,
+            billing=Billing(extra_input=200),
+        ) as server,
+        AsyncClient("k", server.base_url) as client,
+    ):
+        runner = BatchRunner(client, concurrency=16, tpm=6000 * 120, max_tokens=8)
+        results = await runner.run([f"item {i}" for i in range(60)])
+    assert [r.error for r in results if not r.ok] == []
+    tokens = server.token_limiter
+    assert tokens is not None
+    assert len(server.billed) == 60  # every item billed once: none lost, none twice
+    assert server.limiter.refused == 0
+    assert runner.stats.rate_limited == tokens.refused
+    assert tokens.refused <= 60, (kind, tokens.refused)
