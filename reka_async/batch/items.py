@@ -42,7 +42,9 @@ class BatchOptions(ChatParams, total=False):
     ``ChatParams`` every item gets (an item's own values win).
 
     Keys:
-        concurrency: most requests in flight at once (default 64).
+        concurrency: most requests in flight at once (default 64). An item waiting out a
+            retry's delay is not in flight: its slot serves the next item meanwhile (at most
+            ``concurrency`` items wait so beside those in flight).
         model: model for items that name none (default ``"reka-flash"``).
         rpm: requests-per-minute budget of this runner (client-side), shared by all its runs
             and streams, concurrent ones included; every attempt counts. ``None``: none
