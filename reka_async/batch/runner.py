@@ -2,9 +2,10 @@
 
 A fixed pool of ``concurrency`` worker tasks pulls items lazily from the input (never one task
 per item), so memory stays flat however long the input is; while items wait out a retry's
-delay, as many extra workers (at most ``concurrency``) send the next items in their slots. Each item ends as exactly one
-``BatchResult`` (a response or an error). Rate limits (RPM/TPM token buckets), the client's
-shared cooldown after a 429, and an AIMD concurrency gate sit between the input and the API.
+delay, as many extra workers (at most ``concurrency``) send the next items in their slots.
+Each item ends as exactly one ``BatchResult`` (a response or an error). Rate limits (RPM/TPM
+token buckets), the client's shared cooldown after a 429, and an AIMD concurrency gate sit
+between the input and the API.
 """
 
 from __future__ import annotations
