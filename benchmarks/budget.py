@@ -262,23 +262,7 @@ def gc_cost(before: str, repeat: int, only: Sequence[str]) -> int:
             for round_ in range(repeat):
                 sides = (("before", before), ("after", "after"))
                 for side, path in sides if round_ % 2 == 0 else sides[::-1]:
-                    done = subprocess.run(
-                        [
-                            sys.executable,
-                            "-m",
-                            "benchmarks.budget",
-                            "--drive",
-                            path,
-                            url,
-                            api,
-                            str(count),
-                        ],
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                        cwd=Path(__file__).resolve().parent.parent,
-                        env={**os.environ, "PYTHONHASHSEED": "0", "BUDGET_GC": "1"},
-                    )
+                    done = _child([], path, url, api, count, {"BUDGET_GC": "1"})
                     us, per_1000 = done.stdout.split()[-2:]
                     unit = "stream" if api == "chunk" else "request"
                     print(
@@ -290,29 +274,25 @@ def gc_cost(before: str, repeat: int, only: Sequence[str]) -> int:
     return 0
 
 
-def _instructions(side: str, url: str, api: str, count: int) -> int:
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-m",
-            "benchmarks.budget",
-            "--drive",
-            side,
-            url,
-            api,
-            str(count),
-        ],
+def _child(
+    prefix: list[str], side: str, url: str, api: str, count: int, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """One ``--drive`` child of ``side`` (under ``prefix``, e.g. valgrind), its output kept."""
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "benchmarks.budget", "--drive", side, url, api, str(count)],
         capture_output=True,
         text=True,
         check=True,
         cwd=Path(__file__).resolve().parent.parent,
         # One string hash for every run: a random seed moves dict and set work by about
         # 2,000 instructions a request from run to run (measured in-process).
-        env={**os.environ, "PYTHONHASHSEED": "0"},
+        env={**os.environ, "PYTHONHASHSEED": "0", **env},
     )
+
+
+def _instructions(side: str, url: str, api: str, count: int) -> int:
+    callgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    done = _child(callgrind, side, url, api, count, {})
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
         raise SystemExit(f"valgrind printed no count:\n{done.stderr[-2000:]}")
