@@ -70,7 +70,8 @@ class AdaptiveLimit:
         return f"<AdaptiveLimit limit={self.limit:.1f}/{self.maximum} in_use={self.in_use}>"
 
     def try_acquire(self) -> bool:
-        """Take a free slot if there is one and nobody is queued for it (no await)."""
+        """Take a free slot if there is one and nobody is queued for it (no await: the
+        batch's hot path, once per item)."""
         if self.in_use < int(self.limit) and not self._waiters:
             self.in_use += 1
             return True
@@ -83,8 +84,7 @@ class AdaptiveLimit:
 
     async def acquire(self) -> None:
         """Take a slot, waiting (first come, first served) while ``limit`` are in use."""
-        if self.in_use < int(self.limit) and not self._waiters:
-            self.in_use += 1  # the hot path: a free slot, nobody queued before us
+        if self.try_acquire():  # a free slot, nobody queued before us
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)

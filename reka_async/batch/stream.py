@@ -267,7 +267,8 @@ class BatchStream:
     def _lend(self) -> None:
         """An item gave its slot up to wait before a retry: while a slot is spare, an extra
         worker sends the next items in it (at most ``concurrency`` extras at a time); it
-        stops once no slot is spare (the item that waited takes its slot back first)."""
+        stops after an item once no slot is spare (the item that waited queues for one in
+        ``rejoin``, and the extra gives its slot to it)."""
         if (
             self._closed
             or self._exhausted

@@ -373,7 +373,7 @@ def test_a_client_paced_below_25_a_second_reads_its_share_further_back_and_cuts(
     assert p.rate == pytest.approx(20 * 0.5 * MARGIN, rel=0.05)
 
 
-def test_the_read_back_never_reaches_past_the_ring_or_before_a_cut(clock: FakeTime) -> None:
+def test_the_read_back_never_reaches_past_the_ring(clock: FakeTime) -> None:
     # 45 refusals long ago (older than MAX_SHARE_WINDOW_S), then 10 answers a second with
     # no 429 but one: 1 in about 50 read back is under the paced share, so nothing is cut.
     p = pacer()
